@@ -1,0 +1,94 @@
+/**
+ * The core benchmark: indexing throughput, single-query latency (embed + search) and
+ * search-only time, with a plain per-item JavaScript loop as the baseline, in one run.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { buildIndex } from '../indexing/build.js';
+import { Lookalike } from '../lookalike.js';
+import { topK } from '../search/kernel.js';
+
+export interface CoreBenchResult {
+  catalogItems: number;
+  indexing: { items: number; seconds: number; imagesPerSecond: number; batch: number };
+  query: { runs: number; p50ms: number; p95ms: number };
+  searchOnly: { runs: number; kernelMs: number; baselineMs: number; speedup: number; sameResults: boolean };
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (!sorted.length) return Number.NaN;
+  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[idx];
+}
+
+/** The naive approach this product replaces: objects, per-item cosine with norms, full sort. */
+export function baselineSearch(items: Array<{ id: string; vector: number[] }>, query: number[], k: number): Array<{ id: string; score: number }> {
+  const scored = items.map((item) => {
+    let dot = 0, na = 0, nb = 0;
+    for (let j = 0; j < query.length; j++) {
+      dot += item.vector[j] * query[j];
+      na += item.vector[j] * item.vector[j];
+      nb += query[j] * query[j];
+    }
+    return { id: item.id, score: dot / (Math.sqrt(na) * Math.sqrt(nb)) };
+  });
+  scored.sort((a, b) => b.score - a.score);
+  return scored.slice(0, k);
+}
+
+export async function runCoreBench(options: {
+  indexDir: string; catalogDir: string; indexItems?: number; queries?: number; batch?: number; log?: (m: string) => void;
+}): Promise<CoreBenchResult> {
+  const log = options.log ?? (() => {});
+  // 1. Indexing throughput on a fresh temporary index (the real index is not touched).
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'lookalike-bench-'));
+  const indexItems = options.indexItems ?? 400;
+  log(`indexing ${indexItems} items into a temporary index...`);
+  const report = await buildIndex({ catalogDir: options.catalogDir, indexDir: tmp, limit: indexItems, batchSize: options.batch ?? 16 });
+  rmSync(tmp, { recursive: true, force: true });
+
+  const lookalike = await Lookalike.open(options.indexDir);
+  try {
+    const { engine } = lookalike;
+    const space = lookalike.space();
+    const { data, dim } = engine.matrix(space);
+    const runs = options.queries ?? 50;
+    const step = Math.max(1, Math.floor(engine.size / runs));
+    const sample = Array.from({ length: runs }, (_, i) => engine.items[(i * step) % engine.size]);
+
+    // 2. Single-query latency: decode + embed + search, from a file on disk.
+    log(`timing ${runs} image queries...`);
+    await lookalike.searchByImage(sample[0].image, { k: 5 }); // warm-up: loads the model
+    const latencies: number[] = [];
+    for (const item of sample) {
+      const t = performance.now();
+      await lookalike.searchByImage(item.image, { k: 5 });
+      latencies.push(performance.now() - t);
+    }
+    latencies.sort((a, b) => a - b);
+
+    // 3. Search only: the kernel against a plain per-item loop over objects.
+    log(`timing search only (kernel vs per-item loop) over ${engine.size} items...`);
+    const objects = engine.items.map((item, r) => ({ id: item.id, vector: Array.from(data.subarray(r * dim, (r + 1) * dim)) }));
+    const queries = sample.map((item) => engine.vectorOf(space, item.id));
+    let sameResults = true;
+    const t0 = performance.now();
+    const kernelResults = queries.map((q) => topK(data, dim, q, { k: 5 }));
+    const kernelMs = (performance.now() - t0) / runs;
+    const t1 = performance.now();
+    const baselineResults = queries.map((q) => baselineSearch(objects, Array.from(q), 5));
+    const baselineMs = (performance.now() - t1) / runs;
+    kernelResults.forEach((hits, i) => {
+      if (hits.map((h) => engine.items[h.row].id).join() !== baselineResults[i].map((h) => h.id).join()) sameResults = false;
+    });
+    return {
+      catalogItems: engine.size,
+      indexing: { items: report.added, seconds: report.seconds, imagesPerSecond: report.imagesPerSecond, batch: options.batch ?? 16 },
+      query: { runs, p50ms: percentile(latencies, 50), p95ms: percentile(latencies, 95) },
+      searchOnly: { runs, kernelMs, baselineMs, speedup: baselineMs / kernelMs, sameResults },
+    };
+  } finally {
+    await lookalike.close();
+  }
+}

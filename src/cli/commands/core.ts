@@ -1,0 +1,239 @@
+/**
+ * The core commands: index, query, similar, export, recommend, info.
+ * Each is a thin layer over the library (buildIndex, Lookalike).
+ */
+import { createWriteStream } from 'node:fs';
+import { Option } from 'commander';
+import { stringify } from 'csv-stringify';
+import { buildIndex } from '../../indexing/build.js';
+import { summarizeProblems } from '../../catalog/index.js';
+import { parseFilters } from '../../search/filters.js';
+import type { SearchResponse } from '../../lookalike.js';
+import type { ResizeMode, Pooling } from '../../model/registry.js';
+import { action, badOption, collect, floatArg, indexOption, intArg, print, printJson, progressBar, table, withIndex, type Command } from '../shared.js';
+
+const searchOptions = (cmd: Command) => cmd
+  .addOption(indexOption())
+  .option('-k, --k <n>', 'number of similar products to return', intArg('k', 1, 1000), 5)
+  .option('-t, --threshold <cosine>', 'minimum cosine similarity (-1..1); fewer results is fine', floatArg('threshold', -1, 1))
+  .option('-f, --filter <field=value>', 'keep only products whose field matches (repeatable; a,b = either)', collect, [])
+  .addOption(new Option('--pooling <kind>', 'pooling of the backbone features (default: the index\'s)').choices(['max', 'avg']))
+  .option('--mode <mode>', 'notion of similarity when the index has a trained head: style, colour or balanced')
+  .option('--json', 'print machine-readable JSON');
+
+interface SearchFlags { index: string; k: number; threshold?: number; filter: string[]; pooling?: Pooling; mode?: string; json?: boolean }
+
+function printResponse(response: SearchResponse, json: boolean | undefined, columns: string[]): void {
+  if (json) {
+    printJson({
+      query: response.query,
+      space: response.space,
+      results: response.results.map((r) => ({ id: r.id, rank: r.rank, score: r.score, ...r.metadata, image: r.image })),
+    });
+    return;
+  }
+  if (!response.results.length) {
+    print('No products above the threshold. Lower --threshold or loosen --filter.');
+    return;
+  }
+  const shown = ['articleType', 'baseColour', 'gender', 'productDisplayName'].filter((c) => columns.includes(c));
+  const cols = shown.length ? shown : columns.slice(0, 3);
+  print(table([
+    ['rank', 'id', 'score', ...cols],
+    ...response.results.map((r) => [String(r.rank), r.id, r.score.toFixed(4), ...cols.map((c) => r.metadata[c] ?? '')]),
+  ]));
+}
+
+export function registerCoreCommands(program: Command): void {
+  program.command('index')
+    .description('Embed a catalog (styles.csv + images/, or a folder of images) into an index. Incremental and resumable: rerun it after changes or an interruption.')
+    .argument('<catalog>', 'catalog folder (read only; never written)')
+    .addOption(indexOption())
+    .option('--batch <n>', 'images per inference batch', intArg('batch', 1, 256), 16)
+    .option('--size <WxH>', 'network input size, e.g. 224x224 or 224x168 (only when creating the index)')
+    .addOption(new Option('--resize <mode>', 'how photos become the input size: stretch (reference), pad to square, crop').choices(['stretch', 'pad', 'crop']))
+    .addOption(new Option('--pooling <kind>', 'default pooling for search (both are stored)').choices(['max', 'avg']))
+    .option('--limit <n>', 'embed at most n new items in this run', intArg('limit'))
+    .option('--json', 'print the report as JSON')
+    .addHelpText('after', '\nExamples:\n  lookalike index ../shared/datasets/fashion-small\n  lookalike index ./photos --index ./photos-index --resize pad')
+    .action(action(async (catalog: string, flags: { index: string; batch: number; size?: string; resize?: ResizeMode; pooling?: Pooling; limit?: number; json?: boolean }) => {
+      const settings: Record<string, unknown> = {};
+      if (flags.size) {
+        const m = /^(\d+)x(\d+)$/.exec(flags.size);
+        if (!m) badOption(`--size must look like 224x224, not "${flags.size}".`);
+        settings.width = Number(m[1]);
+        settings.height = Number(m[2]);
+      }
+      if (flags.resize) settings.resize = flags.resize;
+      if (flags.pooling) settings.pooling = flags.pooling;
+      const bar = progressBar('indexing', 'img');
+      let started = false;
+      const controller = new AbortController();
+      const onSigint = () => {
+        process.stderr.write('\nstopping after the current batch (everything embedded so far is kept; rerun to continue)...\n');
+        controller.abort();
+      };
+      process.once('SIGINT', onSigint);
+      const report = await buildIndex({
+        catalogDir: catalog,
+        indexDir: flags.index,
+        settings,
+        batchSize: flags.batch,
+        limit: flags.limit,
+        signal: controller.signal,
+        log: (m) => process.stderr.write(`${m}\n`),
+        onProgress: (p) => {
+          if (!started) { bar.start(p.total); started = true; }
+          bar.update(p.done, p.rate);
+        },
+      });
+      bar.stop();
+      process.off('SIGINT', onSigint);
+      if (flags.json) {
+        printJson(report);
+        return;
+      }
+      print(`catalog: ${report.catalog.root} (${report.catalog.kind}, ${report.catalog.items} items)`);
+      if (report.catalog.problems.length) print(summarizeProblems(report.catalog.problems));
+      print(`index: ${flags.index}: ${report.total} items embedded (+${report.added} new, -${report.removed} removed) in ${report.seconds.toFixed(1)} s` +
+        (report.added ? `, ${report.imagesPerSecond.toFixed(1)} images/s` : ''));
+      if (report.failed.length) {
+        print(`skipped ${report.failed.length} unreadable image(s):`);
+        for (const f of report.failed.slice(0, 10)) print(`  ${f.id}: ${f.reason}`);
+        if (report.failed.length > 10) print(`  ... and ${report.failed.length - 10} more (see --json)`);
+      }
+      if (report.interrupted || report.pending) print(`${report.pending} item(s) still to embed: rerun the same command to continue.`);
+    }));
+
+  searchOptions(program.command('query')
+    .description('Find catalog products that look like a photo.')
+    .argument('<image>', 'a photo (jpg, png, webp)')
+    .addHelpText('after', '\nExamples:\n  lookalike query photo.jpg -k 5\n  lookalike query photo.jpg --filter gender=Women --threshold 0.6 --json'))
+    .action(action(async (image: string, flags: SearchFlags) => {
+      await withIndex(flags.index, async (lookalike) => {
+        const response = await lookalike.searchByImage(image, {
+          label: image, k: flags.k, threshold: flags.threshold, pooling: flags.pooling, mode: flags.mode,
+          filters: parseFilters(flags.filter, lookalike.manifest.catalog.columns),
+        });
+        printResponse(response, flags.json, lookalike.manifest.catalog.columns);
+      });
+    }));
+
+  searchOptions(program.command('similar')
+    .description('More like this: products that look like a catalog item (the item itself is excluded).')
+    .argument('<id>', 'catalog item id')
+    .addHelpText('after', '\nExample:\n  lookalike similar 15970 -k 5'))
+    .action(action(async (id: string, flags: SearchFlags) => {
+      await withIndex(flags.index, async (lookalike) => {
+        const response = lookalike.searchById(id, {
+          k: flags.k, threshold: flags.threshold, pooling: flags.pooling, mode: flags.mode,
+          filters: parseFilters(flags.filter, lookalike.manifest.catalog.columns),
+        });
+        printResponse(response, flags.json, lookalike.manifest.catalog.columns);
+      });
+    }));
+
+  program.command('export')
+    .description('Write the index as CSV: embeddings (id, then one column per dimension) and/or metadata (all columns). "-" writes to stdout.')
+    .addOption(indexOption())
+    .option('--embeddings <file>', 'embeddings CSV (the vectors search uses, L2-normalised)')
+    .option('--metadata <file>', 'metadata CSV')
+    .option('--raw', 'export raw backbone features instead of the normalised search vectors')
+    .addOption(new Option('--pooling <kind>', 'pooling of the exported features').choices(['max', 'avg']))
+    .option('--mode <mode>', 'similarity mode when the index has a trained head')
+    .addHelpText('after', '\nExample:\n  lookalike export --embeddings emb.csv --metadata meta.csv')
+    .action(action(async (flags: { index: string; embeddings?: string; metadata?: string; raw?: boolean; pooling?: Pooling; mode?: string }) => {
+      if (!flags.embeddings && !flags.metadata) badOption('say what to export: --embeddings FILE and/or --metadata FILE.');
+      await withIndex(flags.index, async (lookalike) => {
+        const { engine, manifest } = lookalike;
+        if (flags.metadata) {
+          const columns = manifest.catalog.columns;
+          await writeCsv(flags.metadata, ['id', ...columns, 'image'], engine.items.map((i) => [i.id, ...columns.map((c) => i.metadata[c] ?? ''), i.image]));
+        }
+        if (flags.embeddings) {
+          let data: Float32Array, dim: number;
+          if (flags.raw) {
+            const raw = engine.rawVectors();
+            data = (flags.pooling ?? lookalike.settings.pooling) === 'avg' ? raw.avg : raw.max;
+            dim = raw.dim;
+          } else {
+            ({ data, dim } = engine.matrix(lookalike.space({ pooling: flags.pooling, mode: flags.mode })));
+          }
+          const header = ['id', ...Array.from({ length: dim }, (_, j) => `e${j}`)];
+          await writeCsv(flags.embeddings, header, engine.items.map((item, r) => {
+            const row: string[] = [item.id];
+            // Shortest decimal that reads back to the same float32: full precision, no noise.
+            for (let j = 0; j < dim; j++) row.push(String(data[r * dim + j]));
+            return row;
+          }));
+        }
+        if (flags.embeddings !== '-' && flags.metadata !== '-') process.stderr.write(`exported ${engine.size} items\n`);
+      });
+    }));
+
+  program.command('recommend')
+    .description('Top-k similar products for every catalog item, as CSV (query_id, rank, id, score).')
+    .addOption(indexOption())
+    .option('-k, --k <n>', 'recommendations per item', intArg('k', 1, 1000), 5)
+    .option('-o, --out <file>', 'output CSV ("-" for stdout)', 'recommendations.csv')
+    .addOption(new Option('--pooling <kind>', 'pooling of the backbone features').choices(['max', 'avg']))
+    .option('--mode <mode>', 'similarity mode when the index has a trained head')
+    .addHelpText('after', '\nExample:\n  lookalike recommend -k 5 --out recommendations.csv')
+    .action(action(async (flags: { index: string; k: number; out: string; pooling?: Pooling; mode?: string }) => {
+      await withIndex(flags.index, async (lookalike) => {
+        const bar = progressBar('recommending', 'items');
+        bar.start(lookalike.engine.size);
+        const started = performance.now();
+        const rec = await lookalike.recommendAll(flags.k, {
+          pooling: flags.pooling, mode: flags.mode,
+          onProgress: (done) => bar.update(done, done / ((performance.now() - started) / 1000)),
+        });
+        bar.stop();
+        const rows: string[][] = [];
+        for (let q = 0; q < rec.ids.length; q++) {
+          for (let j = 0; j < rec.k; j++) {
+            const row = rec.rows[q * rec.k + j];
+            if (row < 0) continue;
+            rows.push([rec.ids[q], String(j + 1), rec.ids[row], String(rec.scores[q * rec.k + j])]);
+          }
+        }
+        await writeCsv(flags.out, ['query_id', 'rank', 'id', 'score'], rows);
+        if (flags.out !== '-') process.stderr.write(`wrote ${rows.length} recommendations for ${rec.ids.length} items to ${flags.out} in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+      });
+    }));
+
+  program.command('info')
+    .description('Describe an index: catalog, model settings, counts, skipped items.')
+    .addOption(indexOption())
+    .option('--json', 'print JSON')
+    .action(action(async (flags: { index: string; json?: boolean }) => {
+      await withIndex(flags.index, async (lookalike) => {
+        const counts = lookalike.store.count();
+        const info = { index: flags.index, manifest: lookalike.manifest, counts, failures: lookalike.store.failures() };
+        if (flags.json) return printJson(info);
+        const s = lookalike.settings;
+        print(`index:    ${flags.index}`);
+        print(`catalog:  ${lookalike.manifest.catalog.root} (${lookalike.manifest.catalog.kind})`);
+        print(`model:    ${lookalike.manifest.weightsId}, input ${s.width}x${s.height} ${s.resize}, ${s.pooling} pooling, ${lookalike.manifest.dimension}-d`);
+        print(`items:    ${counts.items} (${counts.embedded} embedded, ${counts.failed} unreadable)`);
+        print(`updated:  ${lookalike.manifest.updatedAt}`);
+      });
+    }));
+}
+
+/** Writes rows as RFC 4180 CSV to a file, or to stdout for "-". */
+export async function writeCsv(file: string, header: string[], rows: Iterable<string[]>): Promise<void> {
+  const out = file === '-' ? process.stdout : createWriteStream(file);
+  const csv = stringify({ header: true, columns: header });
+  csv.pipe(out, { end: file !== '-' });
+  for (const row of rows) {
+    if (!csv.write(row)) await new Promise((resolve) => csv.once('drain', resolve));
+  }
+  csv.end();
+  await new Promise<void>((resolve, reject) => {
+    if (file === '-') csv.on('end', resolve);
+    else (out as NodeJS.WritableStream).on('finish', resolve);
+    csv.on('error', reject);
+    out.on('error', reject);
+  });
+}

@@ -1,0 +1,96 @@
+/**
+ * What every CLI command shares: the --index option, number parsing, progress bars,
+ * and turning errors into one line on stderr with a non-zero exit code.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import cliProgress from 'cli-progress';
+import { isLookalikeError, LookalikeError } from '../errors.js';
+import { defaultIndexDir } from '../paths.js';
+import { Lookalike } from '../lookalike.js';
+
+export function indexOption(): Option {
+  return new Option('--index <dir>', 'index folder').default(defaultIndexDir(), '.lookalike/ under the current directory');
+}
+
+export function intArg(name: string, min = 1, max = Number.MAX_SAFE_INTEGER) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}.`);
+    return n;
+  };
+}
+
+export function floatArg(name: string, min = -Infinity, max = Infinity) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a number from ${min} to ${max}.`);
+    return n;
+  };
+}
+
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+/** Runs a command body; Lookalike errors become one line on stderr and exit code 1. */
+export function action<A extends unknown[]>(body: (...args: A) => Promise<void> | void) {
+  return async (...args: A): Promise<void> => {
+    try {
+      await body(...args);
+    } catch (err) {
+      if (isLookalikeError(err)) {
+        process.stderr.write(`lookalike: ${err.message}\n`);
+        process.exitCode = 1;
+        return;
+      }
+      throw err;
+    }
+  };
+}
+
+export async function withIndex<T>(dir: string, body: (lookalike: Lookalike) => Promise<T>): Promise<T> {
+  const lookalike = await Lookalike.open(dir);
+  try {
+    return await body(lookalike);
+  } finally {
+    await lookalike.close();
+  }
+}
+
+/** A progress bar on stderr (hidden when stderr is not a terminal, or with --quiet). */
+export function progressBar(label: string, unit: string, enabled = process.stderr.isTTY === true) {
+  if (!enabled) {
+    return { start: (_t: number) => {}, update: (_v: number, _rate?: number) => {}, stop: () => {} };
+  }
+  const bar = new cliProgress.SingleBar({
+    format: `${label} [{bar}] {percentage}% | {value}/{total} ${unit} | {rate} ${unit}/s | ETA {eta_formatted}`,
+    stream: process.stderr,
+    etaBuffer: 200,
+    hideCursor: true,
+  }, cliProgress.Presets.shades_classic);
+  return {
+    start: (total: number) => bar.start(total, 0, { rate: '-' }),
+    update: (value: number, rate?: number) => bar.update(value, { rate: rate === undefined ? '-' : rate.toFixed(1) }),
+    stop: () => bar.stop(),
+  };
+}
+
+export function print(line = ''): void {
+  process.stdout.write(`${line}\n`);
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Pads columns of a small table for the terminal. */
+export function table(rows: string[][]): string {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]))).join('  ')).join('\n');
+}
+
+export function badOption(message: string): never {
+  throw new LookalikeError('BAD_OPTION', { message });
+}
+
+export type { Command };

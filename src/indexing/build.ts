@@ -1,0 +1,171 @@
+/**
+ * Building and updating an index from a catalog.
+ *
+ * Incremental and resumable by construction: every run compares the catalog with the
+ * store (new ids are embedded, removed ids dropped, metadata refreshed), and vectors are
+ * committed batch by batch, so an interrupted run continues where it stopped.
+ *
+ * Pipelined: while onnxruntime runs batch i on its threads, sharp (libvips threads)
+ * decodes and resizes batch i+1.
+ */
+import { readCatalog, type Catalog } from '../catalog/index.js';
+import { LookalikeError } from '../errors.js';
+import { Embedder } from '../model/embedder.js';
+import { defaultSettings, imageFingerprint, type EmbeddingSettings } from '../model/registry.js';
+import { prepareImage, type PreparedImage } from '../image/prepare.js';
+import { prepareOptionsFor } from '../image/options.js';
+import { COLOUR_DIMENSION } from '../image/colour.js';
+import { SqliteStore } from '../store/sqlite.js';
+import type { IndexManifest, ItemFailure, ItemVectors, Store } from '../store/types.js';
+
+export const FORMAT_VERSION = 1;
+
+export interface IndexProgress {
+  done: number;
+  total: number;
+  failed: number;
+  /** items per second over the run so far */
+  rate: number;
+}
+
+export interface BuildOptions {
+  catalogDir: string;
+  indexDir: string;
+  settings?: Partial<EmbeddingSettings>;
+  batchSize?: number;
+  /** Embed at most this many new items (tests, samples); the rest waits for the next run. */
+  limit?: number;
+  /** Only index catalog items whose id passes (fixed subsets in tests). */
+  select?: (id: string) => boolean;
+  onProgress?: (p: IndexProgress) => void;
+  log?: (message: string) => void;
+  signal?: AbortSignal;
+  /** Reuse a loaded backbone (tests, tuning); by default one is created and released. */
+  embedder?: Embedder;
+}
+
+export interface BuildReport {
+  catalog: { root: string; kind: string; items: number; problems: Catalog['problems'] };
+  added: number;
+  removed: number;
+  failed: ItemFailure[];
+  total: number;
+  pending: number;
+  seconds: number;
+  imagesPerSecond: number;
+  interrupted: boolean;
+}
+
+export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
+  const started = performance.now();
+  const log = options.log ?? (() => {});
+  // Read the catalog before touching the index: a bad catalog leaves the index intact.
+  const catalog = await readCatalog(options.catalogDir);
+  const items = options.select ? catalog.items.filter((i) => options.select!(i.id)) : catalog.items;
+  const store = SqliteStore.open(options.indexDir, { create: true });
+  try {
+    const existing = store.getManifest();
+    const settings = defaultSettings({ ...(existing?.settings ?? {}), ...options.settings });
+    if (existing && imageFingerprint(existing.settings) !== imageFingerprint(settings)) {
+      throw new LookalikeError('MODEL_MISMATCH', { index: options.indexDir, indexed: imageFingerprint(existing.settings), requested: imageFingerprint(settings) });
+    }
+    const embedder = options.embedder ?? await Embedder.create(settings.backbone, { log });
+    if (existing && existing.weightsId !== embedder.weightsId) {
+      throw new LookalikeError('MODEL_MISMATCH', { index: options.indexDir, indexed: existing.weightsId, requested: embedder.weightsId });
+    }
+    const now = new Date().toISOString();
+    const manifest: IndexManifest = {
+      formatVersion: FORMAT_VERSION,
+      settings,
+      weightsId: embedder.weightsId,
+      dimension: embedder.dimension,
+      colourDimension: COLOUR_DIMENSION,
+      catalog: { root: catalog.root, kind: catalog.kind, columns: catalog.columns },
+      createdAt: existing?.createdAt ?? now,
+      updatedAt: now,
+      extensions: existing?.extensions,
+    };
+    store.setManifest(manifest);
+
+    const wanted = new Set(items.map((i) => i.id));
+    const stale = store.listItems().filter((i) => !wanted.has(i.id)).map((i) => i.id);
+    store.deleteItems(stale);
+    store.upsertItems(items.map((i) => ({ id: i.id, image: i.imagePath, metadata: i.metadata })));
+
+    const embedded = store.embeddedIds();
+    let todo = items.filter((i) => !embedded.has(i.id));
+    const pendingBeyondLimit = options.limit !== undefined ? Math.max(0, todo.length - options.limit) : 0;
+    if (options.limit !== undefined) todo = todo.slice(0, options.limit);
+    if (todo.length) log(`embedding ${todo.length} of ${items.length} items (${embedded.size} already in the index)`);
+
+    const result = await embedAll(store, embedder, settings, todo.map((i) => ({ id: i.id, image: i.imagePath })), options);
+    if (!options.embedder) await embedder.release();
+    const seconds = (performance.now() - started) / 1000;
+    return {
+      catalog: { root: catalog.root, kind: catalog.kind, items: catalog.items.length, problems: catalog.problems },
+      added: result.added,
+      removed: stale.length,
+      failed: store.failures(),
+      total: store.count().embedded,
+      pending: pendingBeyondLimit + (todo.length - result.added - result.failed),
+      seconds,
+      imagesPerSecond: result.seconds > 0 ? result.added / result.seconds : 0,
+      interrupted: result.interrupted,
+    };
+  } finally {
+    store.close();
+  }
+}
+
+interface Job { id: string; image: string }
+
+async function embedAll(store: Store, embedder: Embedder, settings: EmbeddingSettings, jobs: Job[], options: BuildOptions) {
+  const batchSize = options.batchSize ?? 16;
+  const prep = prepareOptionsFor(settings);
+  const plane = 3 * settings.width * settings.height;
+  const started = performance.now();
+  let added = 0, failed = 0, interrupted = false;
+
+  const prepareBatch = async (batch: Job[]) => {
+    const prepared = await Promise.all(batch.map(async (job) => {
+      try {
+        return { job, image: await prepareImage(job.image, { ...prep, label: job.image }) };
+      } catch (err) {
+        return { job, error: err instanceof Error ? err.message : String(err) };
+      }
+    }));
+    const ok = prepared.filter((p): p is { job: Job; image: PreparedImage } => 'image' in p && !!p.image);
+    const failures: ItemFailure[] = prepared.filter((p) => 'error' in p).map((p) => ({ id: p.job.id, reason: (p as { error: string }).error }));
+    const pixels = new Float32Array(ok.length * plane);
+    ok.forEach((p, i) => pixels.set(p.image.tensor, i * plane));
+    return { ok, failures, pixels };
+  };
+
+  const batches: Job[][] = [];
+  for (let i = 0; i < jobs.length; i += batchSize) batches.push(jobs.slice(i, i + batchSize));
+  let next = batches.length ? prepareBatch(batches[0]) : undefined;
+  for (let b = 0; b < batches.length; b++) {
+    if (options.signal?.aborted) { interrupted = true; break; }
+    const current = await next!;
+    // Start decoding the next batch before running the network on this one.
+    next = b + 1 < batches.length ? prepareBatch(batches[b + 1]) : undefined;
+    const vectors: ItemVectors[] = [];
+    if (current.ok.length) {
+      const dim = embedder.dimension;
+      const out = await embedder.run(current.pixels, current.ok.length, settings.height, settings.width);
+      current.ok.forEach((p, i) => vectors.push({
+        id: p.job.id,
+        max: out.max.slice(i * dim, (i + 1) * dim),
+        avg: out.avg.slice(i * dim, (i + 1) * dim),
+        colour: p.image.colour,
+      }));
+    }
+    store.putVectors(vectors, current.failures);
+    added += vectors.length;
+    failed += current.failures.length;
+    const elapsed = (performance.now() - started) / 1000;
+    options.onProgress?.({ done: added + failed, total: jobs.length, failed, rate: elapsed > 0 ? (added + failed) / elapsed : 0 });
+  }
+  if (next) await next.catch(() => {});
+  return { added, failed, interrupted, seconds: (performance.now() - started) / 1000 };
+}

@@ -1,0 +1,131 @@
+/**
+ * The library's front door: an opened index that answers "which products look like
+ * this?". The CLI, the HTTP server, evaluation and training all go through it.
+ */
+import { LookalikeError } from './errors.js';
+import { Embedder } from './model/embedder.js';
+import { imageFingerprint, type EmbeddingSettings, type Pooling } from './model/registry.js';
+import { prepareImage } from './image/prepare.js';
+import { prepareOptionsFor } from './image/options.js';
+import { SqliteStore } from './store/sqlite.js';
+import type { IndexManifest, Store } from './store/types.js';
+import { SearchEngine, type SearchHit, type SearchOptions } from './search/engine.js';
+import { backboneSpace, type EmbeddingSpace, type RawVectors } from './search/space.js';
+import { batchTopK } from './search/kernel.js';
+
+export interface QueryOptions extends SearchOptions {
+  /** Override the index's pooling (both are stored). */
+  pooling?: Pooling;
+  /** Settings the caller expects; refused when they differ from the index's. */
+  expect?: Partial<EmbeddingSettings>;
+  /** Which notion of similarity to use, when the index has spaces beyond the backbone. */
+  mode?: string;
+}
+
+export interface SearchResponse {
+  query: { kind: 'image' | 'item'; id?: string; label?: string };
+  space: string;
+  results: SearchHit[];
+}
+
+/** Builds extra embedding spaces for an index (a trained head registers one). */
+export type SpaceProvider = (lookalike: Lookalike, mode: string | undefined) => EmbeddingSpace | undefined;
+const spaceProviders: SpaceProvider[] = [];
+export function registerSpaceProvider(provider: SpaceProvider): void {
+  spaceProviders.push(provider);
+}
+
+export class Lookalike {
+  readonly engine: SearchEngine;
+  private embedder?: Promise<Embedder>;
+
+  private constructor(readonly store: Store, readonly manifest: IndexManifest, readonly indexDir: string) {
+    this.engine = new SearchEngine(store, manifest.catalog.columns);
+  }
+
+  static async open(indexDir: string, options: { readonly?: boolean } = {}): Promise<Lookalike> {
+    const store = SqliteStore.open(indexDir, { readonly: options.readonly });
+    const manifest = store.getManifest();
+    if (!manifest || store.count().embedded === 0) {
+      store.close();
+      throw new LookalikeError('INDEX_EMPTY', { path: indexDir });
+    }
+    return new Lookalike(store, manifest, indexDir);
+  }
+
+  get settings(): EmbeddingSettings {
+    return this.manifest.settings;
+  }
+
+  /** The space searches use: a registered provider's (e.g. a trained head), else the backbone's. */
+  space(options: { pooling?: Pooling; mode?: string } = {}): EmbeddingSpace {
+    if (!options.pooling) {
+      for (const provider of spaceProviders) {
+        const space = provider(this, options.mode);
+        if (space) return space;
+      }
+    }
+    return backboneSpace(options.pooling ?? this.settings.pooling, this.manifest.dimension);
+  }
+
+  private checkSettings(expect: Partial<EmbeddingSettings> | undefined): void {
+    if (!expect) return;
+    const wanted = { ...this.settings, ...Object.fromEntries(Object.entries(expect).filter(([, v]) => v !== undefined)) } as EmbeddingSettings;
+    if (imageFingerprint(wanted) !== imageFingerprint(this.settings)) {
+      throw new LookalikeError('MODEL_MISMATCH', { index: this.indexDir, indexed: imageFingerprint(this.settings), requested: imageFingerprint(wanted) });
+    }
+  }
+
+  private loadEmbedder(): Promise<Embedder> {
+    this.embedder ??= Embedder.create(this.settings.backbone).then((e) => {
+      if (e.weightsId !== this.manifest.weightsId) {
+        throw new LookalikeError('MODEL_MISMATCH', { index: this.indexDir, indexed: this.manifest.weightsId, requested: e.weightsId });
+      }
+      return e;
+    });
+    return this.embedder;
+  }
+
+  /** Warms the backbone up so the first query is not slow (server start). */
+  async warmUp(): Promise<void> {
+    await this.loadEmbedder();
+  }
+
+  /** Raw vectors of an image that is not in the catalog, as the index would store them. */
+  async embedImage(input: string | Buffer, label?: string, maxPixels?: number): Promise<RawVectors> {
+    const prepared = await prepareImage(input, { ...prepareOptionsFor(this.settings), label, maxPixels });
+    const embedder = await this.loadEmbedder();
+    const out = await embedder.run(prepared.tensor, 1, this.settings.height, this.settings.width);
+    return { n: 1, max: out.max, avg: out.avg, colour: prepared.colour, dim: embedder.dimension, colourDim: prepared.colour.length };
+  }
+
+  async searchByImage(input: string | Buffer, options: QueryOptions & { label?: string; maxPixels?: number } = {}): Promise<SearchResponse> {
+    this.checkSettings(options.expect);
+    const raw = await this.embedImage(input, options.label, options.maxPixels);
+    const space = this.space(options);
+    const results = this.engine.search(space, space.embed(raw), options);
+    return { query: { kind: 'image', label: options.label }, space: space.id, results };
+  }
+
+  searchById(id: string, options: QueryOptions = {}): SearchResponse {
+    this.checkSettings(options.expect);
+    const space = this.space(options);
+    const results = this.engine.search(space, this.engine.vectorOf(space, id), { ...options, excludeId: id });
+    return { query: { kind: 'item', id }, space: space.id, results };
+  }
+
+  /** Top-k neighbours of every catalog item (itself excluded), batched. */
+  async recommendAll(k: number, options: { pooling?: Pooling; mode?: string; onProgress?: (done: number, total: number) => void } = {}) {
+    const space = this.space(options);
+    const { data, dim } = this.engine.matrix(space);
+    const n = this.engine.size;
+    const self = new Int32Array(n).map((_, i) => i);
+    const hits = await batchTopK(data, dim, data, n, k, { excludeSelf: self, onProgress: options.onProgress });
+    return { space: space.id, ids: this.engine.items.map((i) => i.id), ...hits };
+  }
+
+  async close(): Promise<void> {
+    if (this.embedder) await (await this.embedder.catch(() => undefined))?.release();
+    this.store.close();
+  }
+}

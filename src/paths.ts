@@ -1,0 +1,24 @@
+/**
+ * Where Lookalike keeps derived files. Nothing here is committed: model conversions go
+ * to a git-ignored cache, indexes to `.lookalike/` under the current directory.
+ */
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+/** The package root (the folder holding package.json), from src/ or dist/. */
+export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Derived model files (ONNX conversions). Override with LOOKALIKE_CACHE. */
+export function cacheDir(): string {
+  return process.env.LOOKALIKE_CACHE ?? path.join(PACKAGE_ROOT, '.cache');
+}
+
+/** Default index folder: `.lookalike/` under the current directory. */
+export function defaultIndexDir(): string {
+  return path.resolve(process.env.LOOKALIKE_INDEX ?? '.lookalike');
+}
+
+/** The dev catalog beside the project (tests, benchmarks). Override with LOOKALIKE_DATASET. */
+export function devCatalogDir(): string {
+  return process.env.LOOKALIKE_DATASET ?? path.resolve(PACKAGE_ROOT, '..', 'shared', 'datasets', 'fashion-small');
+}
