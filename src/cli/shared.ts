@@ -57,10 +57,27 @@ export async function withIndex<T>(dir: string, body: (lookalike: Lookalike) => 
   }
 }
 
-/** A progress bar on stderr (hidden when stderr is not a terminal, or with --quiet). */
-export function progressBar(label: string, unit: string, enabled = process.stderr.isTTY === true) {
-  if (!enabled) {
-    return { start: (_t: number) => {}, update: (_v: number, _rate?: number) => {}, stop: () => {} };
+/**
+ * A progress bar on stderr. `show`: true draws the bar, false shows nothing, and by default
+ * the bar is drawn on a terminal while other stderr (CI logs, pipes) gets a plain line
+ * every 15 s, so long runs still show they are alive.
+ */
+export function progressBar(label: string, unit: string, show?: boolean) {
+  if (show === false) return { start: (_t: number) => {}, update: (_v: number, _r?: number) => {}, stop: () => {} };
+  if (show === undefined && process.stderr.isTTY !== true) {
+    let total = 0, last = 0, started = 0;
+    return {
+      start: (t: number) => { total = t; started = last = Date.now(); },
+      update: (value: number, rate?: number) => {
+        const now = Date.now();
+        if (now - last < 15_000 && value < total) return;
+        last = now;
+        const r = rate ?? value / Math.max(1e-3, (now - started) / 1000);
+        const eta = r > 0 ? Math.round((total - value) / r) : 0;
+        process.stderr.write(`${label}: ${value}/${total} ${unit} (${Math.floor((100 * value) / Math.max(1, total))}%), ${r.toFixed(1)} ${unit}/s, ETA ${Math.floor(eta / 60)}m${String(eta % 60).padStart(2, '0')}s\n`);
+      },
+      stop: () => {},
+    };
   }
   const bar = new cliProgress.SingleBar({
     format: `${label} [{bar}] {percentage}% | {value}/{total} ${unit} | {rate} ${unit}/s | ETA {eta_formatted}`,
