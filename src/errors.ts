@@ -41,6 +41,17 @@ export const ERRORS = {
 
   HEAD_MISMATCH: { status: 409, message: 'the head in {path} was trained on {trained}, but this index uses {indexed}. Train a head for this backbone with `lookalike train`.' },
   TRAIN_NO_LABELS: { status: 400, message: '{message}' },
+
+  INVALID_REQUEST: { status: 400, message: '{message}' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'this route does not take {type} bodies. Send the photo as multipart/form-data in the field "image", or JSON such as {"id": "15970"}.' },
+  ROUTE_NOT_FOUND: { status: 404, message: 'nothing at {method} {url}. The API routes are listed at /api/openapi.json.' },
+  CATALOG_IMAGE_MISSING: { status: 404, message: 'the photo of item "{id}" is no longer in the catalog folder. Put it back, or re-run `lookalike index` after changing the catalog.' },
+  MAP_NOT_FOUND: { status: 404, message: 'this index has no map yet. Make one with `lookalike map --index {path}`, then reload.' },
+  MAP_UNREADABLE: { status: 500, message: 'the map file {path} cannot be read ({reason}). Make it again with `lookalike map --index {index}`.' },
+  PORT_IN_USE: { status: 409, message: 'port {port} on {host} is already in use. Stop the other server, or pick another port with --port.' },
+  INTERNAL: { status: 500, message: 'the server failed while answering. This is a bug: the server log has the details; try again, or report it.' },
+
+  HEAD_UNREADABLE: { status: 400, message: '{path} is not a usable Lookalike head ({reason}). Write one with `lookalike train --save FILE`, or train again with `lookalike train`.' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

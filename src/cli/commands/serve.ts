@@ -1,0 +1,117 @@
+/**
+ * `lookalike serve`: the web page and the HTTP API over an index, from one process; and
+ * `lookalike bench-api`: latency of POST /api/search and the server's peak memory.
+ */
+import { Option } from 'commander';
+import { buildIndex } from '../../indexing/build.js';
+import { Lookalike } from '../../lookalike.js';
+import { LookalikeError } from '../../errors.js';
+import { createServer, DEFAULT_MAX_UPLOAD_BYTES } from '../../server/app.js';
+import { runApiBench } from '../../bench/api.js';
+import { action, indexOption, intArg, print, printJson, progressBar, table, type Command } from '../shared.js';
+
+interface ServeFlags {
+  index: string;
+  catalog?: string;
+  port: number;
+  host: string;
+  concurrency: number;
+  queue: number;
+  maxUploadMb: number;
+  log?: boolean;
+}
+
+export function registerServeCommands(program: Command): void {
+  program.command('serve')
+    .description('Serve the web page and the HTTP API (/api, OpenAPI at /api/openapi.json) over an index. Works offline: everything is bundled.')
+    .addOption(indexOption())
+    .option('--catalog <dir>', 'index this catalog first (incremental: only new or changed items are embedded), then serve it')
+    .option('-p, --port <n>', 'TCP port (0 picks a free one)', intArg('port', 0, 65535), 3000)
+    .option('--host <address>', 'address to listen on (0.0.0.0 for every interface)', '127.0.0.1')
+    .option('--concurrency <n>', 'image searches running at once', intArg('concurrency', 1, 16), 1)
+    .option('--queue <n>', 'image searches allowed to wait; more get 503 + Retry-After', intArg('queue', 0, 1000), 8)
+    .option('--max-upload-mb <n>', 'largest upload, MB', intArg('max-upload-mb', 1, 1024), DEFAULT_MAX_UPLOAD_BYTES / 1024 / 1024)
+    .addOption(new Option('--log', 'log every request (JSON lines on stdout)'))
+    .addHelpText('after', '\nExamples:\n  lookalike serve --index .lookalike\n  lookalike serve --catalog ../shared/datasets/fashion-small --port 8080')
+    .action(action(async (flags: ServeFlags) => {
+      if (flags.catalog) await indexFirst(flags.catalog, flags.index);
+      const lookalike = await Lookalike.open(flags.index);
+      const app = await createServer(lookalike, {
+        queue: { concurrency: flags.concurrency, maxWaiting: flags.queue },
+        maxUploadBytes: flags.maxUploadMb * 1024 * 1024,
+        logger: flags.log ? true : false,
+      });
+      let address: string;
+      try {
+        address = await app.listen({ port: flags.port, host: flags.host });
+      } catch (err) {
+        await app.close();
+        await lookalike.close();
+        if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new LookalikeError('PORT_IN_USE', { port: flags.port, host: flags.host });
+        throw err;
+      }
+      // performance.now() counts from process start: this is the honest start-up time.
+      const url = address.replace('://[::1]', '://localhost').replace(/\/?$/, '/');
+      print(`Lookalike: ${lookalike.engine.size.toLocaleString('en-US')} items from ${lookalike.indexDir}`);
+      print(`Listening on ${url} (started in ${(performance.now() / 1000).toFixed(2)} s)`);
+      print(`API: ${url}api  OpenAPI: ${url}api/openapi.json  Stop: Ctrl+C`);
+      void readyLine(app).then((line) => print(line));
+
+      const stop = async (signal: string) => {
+        process.stderr.write(`\n${signal}: stopping...\n`);
+        await app.close();
+        await lookalike.close();
+        process.exit(0);
+      };
+      process.once('SIGINT', () => void stop('SIGINT'));
+      process.once('SIGTERM', () => void stop('SIGTERM'));
+    }));
+
+  program.command('bench-api')
+    .description('Latency of POST /api/search (photo upload to JSON) against a real server in a child process, and the peak memory of that server.')
+    .addOption(indexOption())
+    .option('--requests <n>', 'searches to time', intArg('requests', 1, 100_000), 200)
+    .option('--concurrency <n>', 'requests in flight at once', intArg('concurrency', 1, 64), 1)
+    .option('--k <n>', 'results per search', intArg('k', 1, 200), 10)
+    .option('--json', 'print JSON')
+    .action(action(async (flags: { index: string; requests: number; concurrency: number; k: number; json?: boolean }) => {
+      const r = await runApiBench({ indexDir: flags.index, requests: flags.requests, concurrency: flags.concurrency, k: flags.k, log: (m) => process.stderr.write(`${m}\n`) });
+      if (flags.json) return printJson(r);
+      print(`index: ${r.indexDir} (${r.items.toLocaleString('en-US')} items); ${r.requests} uploads of catalog photos, concurrency ${r.concurrency}, k=${r.k}`);
+      print(table([
+        ['measure', 'value'],
+        ['server start-up (process start to listening)', `${r.startup.listeningSeconds.toFixed(2)} s`],
+        ['server ready (model + vectors loaded)', `${r.startup.readySeconds.toFixed(2)} s`],
+        ['POST /api/search latency p50', `${r.latency.p50ms.toFixed(1)} ms`],
+        ['POST /api/search latency p90', `${r.latency.p90ms.toFixed(1)} ms`],
+        ['POST /api/search latency p99', `${r.latency.p99ms.toFixed(1)} ms`],
+        ['POST /api/search latency max', `${r.latency.maxMs.toFixed(1)} ms`],
+        ['throughput', `${r.throughput.toFixed(1)} searches/s`],
+        ['server peak RSS during the run (sampled every 50 ms)', `${r.memory.peakRssDuringRunMiB.toFixed(0)} MiB`],
+        ['server peak RSS over its life (VmHWM)', `${r.memory.vmHwmMiB.toFixed(0)} MiB`],
+        ['answers other than 200', String(r.errors)],
+      ]));
+    }));
+}
+
+async function indexFirst(catalog: string, indexDir: string): Promise<void> {
+  const bar = progressBar('indexing', 'img');
+  let started = false;
+  const report = await buildIndex({
+    catalogDir: catalog,
+    indexDir,
+    log: (m) => process.stderr.write(`${m}\n`),
+    onProgress: (p) => {
+      if (!started) { bar.start(p.total); started = true; }
+      bar.update(p.done, p.rate);
+    },
+  });
+  bar.stop();
+  print(`index: ${indexDir}: ${report.total} items (+${report.added} new, -${report.removed} removed) in ${report.seconds.toFixed(1)} s`);
+}
+
+async function readyLine(app: Awaited<ReturnType<typeof createServer>>): Promise<string> {
+  const model = await app.modelReady;
+  if (model.state === 'failed') return `lookalike: the model could not be loaded: ${model.message} Searches by item still work; searches by photo will fail.`;
+  return `Model ready in ${(performance.now() / 1000).toFixed(2)} s since start: photo searches now answer at full speed.`;
+}

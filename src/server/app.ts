@@ -1,0 +1,215 @@
+/**
+ * The HTTP application: the web page and the JSON API over one opened index, in one
+ * Fastify app. Routes (routes/*.ts) only translate HTTP to library calls; validation is
+ * the JSON schemas in schemas.ts, errors are mapped in http-errors.ts, and image searches
+ * go through the bounded inference queue in queue.ts.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import multipart from '@fastify/multipart';
+import fastifyStatic from '@fastify/static';
+import swagger from '@fastify/swagger';
+import sharp from 'sharp';
+import type { Lookalike } from '../lookalike.js';
+import { DEFAULT_MAX_PIXELS } from '../image/prepare.js';
+import { PACKAGE_ROOT } from '../paths.js';
+import type { ModelState, ServerContext } from './context.js';
+import { installErrorHandling } from './http-errors.js';
+import { InferenceQueue, type QueueOptions } from './queue.js';
+import { addSharedSchemas, UPLOAD_KEYWORD } from './schemas.js';
+import { searchRoutes } from './routes/search.js';
+import { itemRoutes } from './routes/items.js';
+import { imageRoutes } from './routes/images.js';
+import { metaRoutes } from './routes/meta.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Settles when the background warm-up is over, with the model's state (never rejects). */
+    modelReady: Promise<ModelState>;
+  }
+}
+
+export const DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024;
+/** The fields a fashion catalog is browsed by, in the order the page shows them. */
+export const DEFAULT_FACET_FIELDS = ['gender', 'masterCategory', 'subCategory', 'articleType', 'baseColour', 'season', 'usage'];
+
+export interface ServerOptions {
+  /** Largest upload in bytes (default 10 MB). */
+  maxUploadBytes?: number;
+  /** Largest decoded image in pixels (default 40 megapixels). */
+  maxPixels?: number;
+  /** The inference queue, or its sizes (default: 1 running, 8 waiting). */
+  queue?: InferenceQueue | QueueOptions;
+  /** Folder of the built page (default web/dist of the package); false serves the API only. */
+  webRoot?: string | false;
+  /** Fields offered as filters (default: the fashion fields the catalog has). */
+  facetFields?: string[];
+  /** Fastify's logger (default off). */
+  logger?: FastifyServerOptions['logger'];
+  /** Load the model and the search matrix in the background right away (default true). */
+  warmUp?: boolean;
+}
+
+export function defaultWebRoot(): string {
+  return path.join(PACKAGE_ROOT, 'web', 'dist');
+}
+
+export async function createServer(lookalike: Lookalike, options: ServerOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: options.logger ?? false,
+    // Uploads have their own limit (multipart); JSON bodies are tiny.
+    bodyLimit: 64 * 1024,
+    requestTimeout: 120_000,
+    ajv: {
+      // Unknown parameters are errors, not silently dropped: a typo gets an answer.
+      customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true },
+      plugins: [uploadKeyword],
+    },
+  });
+  const ctx: ServerContext = {
+    lookalike,
+    queue: options.queue instanceof InferenceQueue ? options.queue : new InferenceQueue(options.queue),
+    limits: { maxUploadBytes: options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES, maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS },
+    facetFields: options.facetFields ?? facetFieldsOf(lookalike),
+    model: { state: 'loading' },
+    startedAt: performance.now(),
+  };
+
+  installErrorHandling(app, ctx);
+  // Only JSON and multipart bodies exist in this API; anything else is a 415, not a guess.
+  app.removeContentTypeParser('text/plain');
+  app.addHook('onSend', async (_request, reply, payload) => {
+    reply.header('X-Content-Type-Options', 'nosniff');
+    if (String(reply.getHeader('Content-Type') ?? '').startsWith('text/html')) {
+      // Everything is bundled and same-origin: no CDN, no inline script.
+      reply.header('Content-Security-Policy', "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'");
+      reply.header('Referrer-Policy', 'no-referrer');
+    }
+    return payload;
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'Lookalike API',
+        version: packageVersion(),
+        description: 'Visually similar fashion products. Every error answers `{ "error": { "code", "message" } }` with a message a person can act on.',
+      },
+      tags: [
+        { name: 'search', description: 'similar products' },
+        { name: 'catalog', description: 'items, photos, filters, map' },
+        { name: 'service', description: 'health' },
+      ],
+    },
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
+    transformObject: (doc) => markUploads('openapiObject' in doc ? doc.openapiObject : doc.swaggerObject),
+  });
+  addSharedSchemas(app);
+  await app.register(multipart, {
+    attachFieldsToBody: 'keyValues',
+    limits: { fileSize: ctx.limits.maxUploadBytes, files: 1, fields: 40, parts: 42, fieldSize: 4096 },
+  });
+
+  await app.register(searchRoutes, { ctx });
+  await app.register(itemRoutes, { ctx });
+  await app.register(imageRoutes, { ctx });
+  await app.register(metaRoutes, { ctx });
+  await registerPage(app, options.webRoot === undefined ? defaultWebRoot() : options.webRoot);
+
+  if (options.warmUp !== false) {
+    const warming = warmUp(ctx);
+    // Closing must not release the model under a warm-up that is still running.
+    app.addHook('onClose', async () => { await warming; });
+    app.decorate('modelReady', warming.then(() => ctx.model));
+  } else {
+    ctx.model = { state: 'ready', message: 'loaded on the first image search' };
+    app.decorate('modelReady', Promise.resolve(ctx.model));
+  }
+  return app;
+}
+
+/**
+ * Loads the backbone, builds the search matrix and runs one inference (through the queue,
+ * so a first real request simply waits its turn), so that the first search is not slow.
+ */
+async function warmUp(ctx: ServerContext): Promise<void> {
+  const { lookalike } = ctx;
+  try {
+    await lookalike.warmUp();
+    lookalike.engine.matrix(lookalike.space());
+    const blank = await sharp({ create: { width: 32, height: 32, channels: 3, background: '#ffffff' } }).png().toBuffer();
+    await ctx.queue.run(() => lookalike.embedImage(blank, 'warm-up'));
+    ctx.model = { state: 'ready' };
+  } catch (err) {
+    ctx.model = { state: 'failed', message: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+async function registerPage(app: FastifyInstance, webRoot: string | false): Promise<void> {
+  if (webRoot && existsSync(path.join(webRoot, 'index.html'))) {
+    await app.register(fastifyStatic, {
+      root: webRoot,
+      wildcard: false,
+      setHeaders: (res, file) => {
+        // Vite puts a content hash in every asset name: those never change.
+        res.setHeader('Cache-Control', file.includes(`${path.sep}assets${path.sep}`) ? 'public, max-age=31536000, immutable' : 'no-cache');
+      },
+    });
+    return;
+  }
+  // /images/ needs reply.sendFile even when there is no page to serve.
+  await app.register(fastifyStatic, { root: PACKAGE_ROOT, serve: false });
+  if (webRoot) {
+    app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.type('text/html').send(
+      '<!doctype html><meta charset="utf-8"><title>Lookalike</title><p>The web page is not built yet: run <code>npm run build</code> and restart. The API is up: see <a href="/api/openapi.json">/api/openapi.json</a>.</p>',
+    ));
+  }
+}
+
+/** Catalog fields worth filtering on: the fashion ones, else any with a handful of values. */
+function facetFieldsOf(lookalike: Lookalike): string[] {
+  const columns = lookalike.manifest.catalog.columns;
+  const known = DEFAULT_FACET_FIELDS.filter((f) => columns.includes(f));
+  if (known.length) return known;
+  const facets = lookalike.engine.facets(columns);
+  return columns.filter((c) => facets[c].length >= 2 && facets[c].length <= 100);
+}
+
+/** Ajv keyword for multipart file fields: @fastify/multipart hands files over as Buffers. */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- Ajv is fastify's, not ours to import
+function uploadKeyword<A extends { addKeyword: Function }>(ajv: A): A {
+  ajv.addKeyword({
+    keyword: UPLOAD_KEYWORD,
+    schemaType: 'boolean',
+    compile: (wanted: boolean) => (data: unknown) => !wanted || Buffer.isBuffer(data),
+    errors: false,
+  });
+  return ajv;
+}
+
+/** In the OpenAPI document an upload field is a binary string (on a copy: the route schemas stay as they are). */
+function markUploads<T>(original: T): T {
+  const doc = JSON.parse(JSON.stringify(original)) as T;
+  const visit = (node: unknown): void => {
+    if (!node || typeof node !== 'object') return;
+    const record = node as Record<string, unknown>;
+    if (record[UPLOAD_KEYWORD] === true) {
+      delete record[UPLOAD_KEYWORD];
+      record.type = 'string';
+      record.format = 'binary';
+    }
+    for (const value of Object.values(record)) visit(value);
+  };
+  visit(doc);
+  return doc;
+}
+
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return '0.0.0';
+  }
+}

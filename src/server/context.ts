@@ -1,0 +1,54 @@
+/**
+ * What the routes share: the opened index, the inference queue, the limits, and how the
+ * library's objects are shown over HTTP (ids and image URLs, never file paths).
+ */
+import type { Lookalike } from '../lookalike.js';
+import type { StoredItem } from '../store/types.js';
+import type { SearchHit } from '../search/engine.js';
+import { parseFilters, type Filters } from '../search/filters.js';
+import type { InferenceQueue } from './queue.js';
+
+export interface ServerLimits {
+  /** Largest upload, bytes. */
+  maxUploadBytes: number;
+  /** Largest decoded image, pixels (width x height). */
+  maxPixels: number;
+}
+
+export interface ModelState {
+  state: 'loading' | 'ready' | 'failed';
+  message?: string;
+}
+
+export interface ServerContext {
+  lookalike: Lookalike;
+  queue: InferenceQueue;
+  limits: ServerLimits;
+  /** Catalog fields offered as filters (facets), in display order. */
+  facetFields: string[];
+  model: ModelState;
+  startedAt: number;
+}
+
+export function imageUrl(id: string): string {
+  return `/images/${encodeURIComponent(id)}`;
+}
+
+export function presentItem(item: StoredItem) {
+  return { id: item.id, metadata: item.metadata, imageUrl: imageUrl(item.id) };
+}
+
+export function presentHit(hit: SearchHit) {
+  return { id: hit.id, rank: hit.rank, score: hit.score, metadata: hit.metadata, imageUrl: imageUrl(hit.id) };
+}
+
+/** `filter=field=value` query values as library filters (unknown fields are refused). */
+export function filtersOf(ctx: ServerContext, specs: string[] | undefined): Filters {
+  return parseFilters(specs, ctx.lookalike.manifest.catalog.columns);
+}
+
+/** The stored item of an embedded id, or ITEM_NOT_FOUND. */
+export function itemOf(ctx: ServerContext, id: string): StoredItem {
+  const { engine } = ctx.lookalike;
+  return engine.items[engine.rowOf(id)];
+}

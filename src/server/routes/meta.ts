@@ -1,0 +1,82 @@
+/**
+ * About the service: health (liveness plus readiness details), the OpenAPI document,
+ * and the 2-D map of the catalog when `lookalike map` has made one.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { LookalikeError } from '../../errors.js';
+import { ACCEPTED_FORMATS } from '../../image/prepare.js';
+import type { ServerContext } from '../context.js';
+import { MAX_K, MODES, responses } from '../schemas.js';
+
+export const MAP_FILE = 'map.json';
+
+interface MapFile { method: string; attribute?: string; createdAt: string; points: Array<{ id: string; x: number; y: number }> }
+
+export async function metaRoutes(app: FastifyInstance, { ctx }: { ctx: ServerContext }): Promise<void> {
+  const { lookalike } = ctx;
+  const mapPath = path.join(lookalike.indexDir, MAP_FILE);
+
+  app.get('/api/health', {
+    schema: { summary: 'Whether the server is up, and whether the model is ready', tags: ['service'], response: responses.health },
+  }, async () => ({
+    status: 'ok',
+    ready: ctx.model.state === 'ready',
+    model: { ...ctx.model, weightsId: lookalike.manifest.weightsId },
+    index: {
+      items: lookalike.engine.size,
+      columns: lookalike.manifest.catalog.columns,
+      facetFields: ctx.facetFields,
+      settings: { ...lookalike.settings },
+      updatedAt: lookalike.manifest.updatedAt,
+      hasMap: await stat(mapPath).then((s) => s.isFile(), () => false),
+    },
+    queue: ctx.queue.stats(),
+    limits: { ...ctx.limits, formats: [...ACCEPTED_FORMATS], maxK: MAX_K },
+    modes: lookalike.head ? [...MODES] : [],
+    uptimeSeconds: Math.round((performance.now() - ctx.startedAt) / 100) / 10,
+  }));
+
+  app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  // The map file is written by another process at any time: re-read it when it changes.
+  let cached: { mtimeMs: number; body: unknown } | undefined;
+  app.get('/api/map', {
+    schema: {
+      summary: 'The catalog laid out in 2-D (t-SNE or PCA of the embeddings), made by `lookalike map`',
+      tags: ['catalog'],
+      response: responses.map,
+    },
+  }, async () => {
+    const info = await stat(mapPath).catch(() => undefined);
+    if (!info?.isFile()) throw new LookalikeError('MAP_NOT_FOUND', { path: lookalike.indexDir });
+    if (cached?.mtimeMs !== info.mtimeMs) {
+      let map: MapFile;
+      try {
+        map = JSON.parse(await readFile(mapPath, 'utf8')) as MapFile;
+        if (!Array.isArray(map.points)) throw new Error('no "points" list');
+      } catch (err) {
+        throw new LookalikeError('MAP_UNREADABLE', { path: mapPath, index: lookalike.indexDir, reason: err instanceof Error ? err.message : String(err) });
+      }
+      cached = { mtimeMs: info.mtimeMs, body: { ...map, attributes: attributeCodes(ctx, map.points) } };
+    }
+    return cached.body;
+  });
+}
+
+/** Per facet field: distinct values (most common first) and each point's value index. */
+function attributeCodes(ctx: ServerContext, points: MapFile['points']) {
+  const { engine } = ctx.lookalike;
+  const out: Record<string, { values: string[]; codes: number[] }> = {};
+  for (const field of ctx.facetFields) {
+    const values = engine.facets([field])[field].map((f) => f.value);
+    const index = new Map(values.map((v, i) => [v, i]));
+    const codes = points.map((p) => {
+      if (!engine.has(p.id)) return -1;
+      return index.get(engine.items[engine.rowOf(p.id)].metadata[field] ?? '') ?? -1;
+    });
+    out[field] = { values, codes };
+  }
+  return out;
+}

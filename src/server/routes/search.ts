@@ -1,0 +1,57 @@
+/**
+ * POST /api/search: by photo (multipart, field "image") or by catalog item (JSON {"id"}).
+ * The photo is sniffed from its bytes before it may wait for the backbone, so a text file
+ * renamed .jpg is refused at once, even when the server is busy.
+ */
+import type { FastifyInstance } from 'fastify';
+import { inspectImage } from '../../image/prepare.js';
+import type { Pooling } from '../../model/registry.js';
+import { filtersOf, presentHit, type ServerContext } from '../context.js';
+import { responses, searchBody } from '../schemas.js';
+
+interface SearchBody {
+  image?: Buffer;
+  id?: string;
+  k?: number;
+  threshold?: number;
+  filter?: string[];
+  mode?: string;
+  pooling?: Pooling;
+}
+
+export async function searchRoutes(app: FastifyInstance, { ctx }: { ctx: ServerContext }): Promise<void> {
+  app.post('/api/search', {
+    schema: {
+      summary: 'Products that look like a photo, or like a catalog item',
+      description: 'multipart/form-data with the photo in "image" (JPEG, PNG or WebP; at most the upload limit in /api/health), or JSON {"id": ...} for "more like this". '
+        + 'Image searches wait in a bounded queue; when it is full the answer is 503 with Retry-After.',
+      tags: ['search'],
+      body: searchBody,
+      response: responses.search,
+    },
+  }, async (request, reply) => {
+    const started = performance.now();
+    const body = request.body as SearchBody;
+    const { lookalike, queue, limits } = ctx;
+    const options = { k: body.k ?? 10, threshold: body.threshold, filters: filtersOf(ctx, body.filter), mode: body.mode, pooling: body.pooling };
+    if (body.image) {
+      const image = body.image;
+      const source = await inspectImage(image, 'the upload', limits.maxPixels);
+      // A client that gives up while waiting loses its place instead of costing an inference.
+      const gone = new AbortController();
+      reply.raw.once('close', () => { if (!reply.raw.writableFinished) gone.abort(); });
+      const response = await queue.run(
+        () => lookalike.searchByImage(image, { ...options, label: 'the upload', maxPixels: limits.maxPixels }),
+        gone.signal,
+      );
+      return {
+        query: { kind: 'image', ...source },
+        space: response.space,
+        tookMs: performance.now() - started,
+        results: response.results.map(presentHit),
+      };
+    }
+    const response = lookalike.searchById(body.id!, options);
+    return { query: response.query, space: response.space, tookMs: performance.now() - started, results: response.results.map(presentHit) };
+  });
+}

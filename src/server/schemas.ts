@@ -1,0 +1,273 @@
+/**
+ * JSON schemas of the HTTP API: they validate every request (query, params, body), shape
+ * every response (fast serialisation, nothing internal such as file paths leaks out) and
+ * are the OpenAPI document. Shared shapes are registered once and referenced by $id.
+ */
+import type { FastifyInstance } from 'fastify';
+import { ACCEPTED_FORMATS } from '../image/prepare.js';
+
+export const MAX_K = 200;
+export const MAX_PAGE = 200;
+
+/** Marks a multipart field that must be an uploaded file (see the ajv keyword in app.ts). */
+export const UPLOAD_KEYWORD = 'x-upload';
+
+export const idParam = {
+  type: 'string',
+  minLength: 1,
+  maxLength: 256,
+  description: 'catalog item id, as in the catalog (styles.csv "id" column, or the image-folder path)',
+} as const;
+
+const filterParam = {
+  type: 'array',
+  maxItems: 32,
+  items: { type: 'string', minLength: 1, maxLength: 300 },
+  description:
+    'metadata filter `field=value`, repeatable: `filter=gender=Women&filter=articleType=Shirts`. ' +
+    'Different fields must all match; `field=a,b` (or repeating the field) accepts either value. Matching ignores case. ' +
+    'The fields and their values are listed by GET /api/facets.',
+} as const;
+
+const kParam = { type: 'integer', minimum: 1, maximum: MAX_K, default: 10, description: 'how many similar products to return' } as const;
+const thresholdParam = { type: 'number', minimum: -1, maximum: 1, description: 'minimum cosine similarity; fewer than k results is fine' } as const;
+/** Similarity modes of a trained head (`lookalike train`); "color" is accepted for "colour". */
+export const MODES = ['balanced', 'style', 'colour'] as const;
+const modeParam = {
+  type: 'string',
+  enum: [...MODES, 'color'],
+  description: 'notion of similarity when the index has a trained head; without one the backbone is used and this is ignored',
+} as const;
+const poolingParam = { type: 'string', enum: ['max', 'avg'], description: "pooling of the backbone features (default: the index's)" } as const;
+
+/** Query-string / body properties shared by every search. */
+export const searchProperties = { k: kParam, threshold: thresholdParam, filter: filterParam, mode: modeParam, pooling: poolingParam } as const;
+
+export const searchQuerystring = { type: 'object', additionalProperties: false, properties: searchProperties } as const;
+
+export const listQuerystring = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    filter: filterParam,
+    offset: { type: 'integer', minimum: 0, default: 0, description: 'items to skip' },
+    limit: { type: 'integer', minimum: 1, maximum: MAX_PAGE, default: 24, description: 'items per page' },
+  },
+} as const;
+
+export const facetsQuerystring = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    filter: filterParam,
+    field: {
+      type: 'array',
+      maxItems: 64,
+      items: { type: 'string', minLength: 1, maxLength: 100 },
+      description: 'fields to count (repeatable); default: the catalog fields worth filtering on',
+    },
+  },
+} as const;
+
+export const idParams = { type: 'object', required: ['id'], additionalProperties: false, properties: { id: idParam } } as const;
+
+export const searchBody = {
+  content: {
+    'multipart/form-data': {
+      schema: {
+        type: 'object',
+        required: ['image'],
+        additionalProperties: false,
+        properties: {
+          image: { [UPLOAD_KEYWORD]: true, description: `the photo: ${ACCEPTED_FORMATS.join(', ')} (sniffed from the bytes, not the name)` },
+          ...searchProperties,
+        },
+      },
+    },
+    'application/json': {
+      schema: {
+        type: 'object',
+        required: ['id'],
+        additionalProperties: false,
+        properties: { id: idParam, ...searchProperties },
+      },
+    },
+  },
+} as const;
+
+const ref = (id: string) => ({ $ref: `${id}#` });
+
+export const errorResponse = ref('Error');
+
+/** Registers the shared shapes; call before the routes. */
+export function addSharedSchemas(app: FastifyInstance): void {
+  app.addSchema({
+    $id: 'Error',
+    type: 'object',
+    description: 'every error: a stable code for programs, a message for people',
+    properties: {
+      error: {
+        type: 'object',
+        required: ['code', 'message'],
+        properties: {
+          code: { type: 'string', description: 'stable, e.g. IMAGE_UNSUPPORTED, SERVER_BUSY' },
+          message: { type: 'string', description: 'what went wrong and what to do, in plain words' },
+        },
+      },
+    },
+  });
+  app.addSchema({
+    $id: 'Metadata',
+    type: 'object',
+    description: 'the catalog row of the item (styles.csv columns, or "folder")',
+    additionalProperties: { type: 'string' },
+  });
+  app.addSchema({
+    $id: 'Item',
+    type: 'object',
+    required: ['id', 'metadata', 'imageUrl'],
+    properties: {
+      id: { type: 'string' },
+      metadata: ref('Metadata'),
+      imageUrl: { type: 'string', description: 'GET this for the product photo' },
+    },
+  });
+  app.addSchema({
+    $id: 'Hit',
+    type: 'object',
+    required: ['id', 'rank', 'score', 'metadata', 'imageUrl'],
+    properties: {
+      id: { type: 'string' },
+      rank: { type: 'integer', description: '1 = most similar' },
+      score: { type: 'number', description: 'cosine similarity, higher is more similar' },
+      metadata: ref('Metadata'),
+      imageUrl: { type: 'string' },
+    },
+  });
+  app.addSchema({
+    $id: 'SearchResponse',
+    type: 'object',
+    required: ['query', 'space', 'results', 'tookMs'],
+    properties: {
+      query: {
+        type: 'object',
+        properties: {
+          kind: { type: 'string', enum: ['image', 'item'] },
+          id: { type: 'string' },
+          width: { type: 'integer' },
+          height: { type: 'integer' },
+          format: { type: 'string' },
+        },
+      },
+      space: { type: 'string', description: 'the embedding space searched, e.g. backbone:max' },
+      tookMs: { type: 'number', description: 'time spent answering, in milliseconds' },
+      results: { type: 'array', items: ref('Hit') },
+    },
+  });
+  app.addSchema({
+    $id: 'ItemPage',
+    type: 'object',
+    required: ['total', 'offset', 'limit', 'items'],
+    properties: {
+      total: { type: 'integer', description: 'items matching the filters' },
+      offset: { type: 'integer' },
+      limit: { type: 'integer' },
+      items: { type: 'array', items: ref('Item') },
+    },
+  });
+  app.addSchema({
+    $id: 'Facets',
+    type: 'object',
+    required: ['total', 'fields'],
+    properties: {
+      total: { type: 'integer', description: 'items matching all the filters' },
+      fields: {
+        type: 'object',
+        description: "per field, its values with counts, most common first. A field's counts apply every filter except the field's own, so they say what choosing that value would give.",
+        additionalProperties: {
+          type: 'array',
+          items: { type: 'object', properties: { value: { type: 'string' }, count: { type: 'integer' } } },
+        },
+      },
+    },
+  });
+  app.addSchema({
+    $id: 'Health',
+    type: 'object',
+    properties: {
+      status: { type: 'string', enum: ['ok'] },
+      ready: { type: 'boolean', description: 'the model is loaded: image searches answer at full speed' },
+      model: {
+        type: 'object',
+        properties: {
+          state: { type: 'string', enum: ['loading', 'ready', 'failed'] },
+          weightsId: { type: 'string' },
+          message: { type: 'string' },
+        },
+      },
+      index: {
+        type: 'object',
+        properties: {
+          items: { type: 'integer' },
+          columns: { type: 'array', items: { type: 'string' } },
+          facetFields: { type: 'array', items: { type: 'string' } },
+          settings: { type: 'object', additionalProperties: true },
+          updatedAt: { type: 'string' },
+          hasMap: { type: 'boolean' },
+        },
+      },
+      queue: {
+        type: 'object',
+        properties: {
+          running: { type: 'integer' },
+          waiting: { type: 'integer' },
+          concurrency: { type: 'integer' },
+          maxWaiting: { type: 'integer' },
+          averageMs: { type: 'number' },
+        },
+      },
+      limits: {
+        type: 'object',
+        properties: {
+          maxUploadBytes: { type: 'integer' },
+          maxPixels: { type: 'integer' },
+          formats: { type: 'array', items: { type: 'string' } },
+          maxK: { type: 'integer' },
+        },
+      },
+      modes: { type: 'array', items: { type: 'string' }, description: 'values of `mode` that change the results (empty: the index has no trained head)' },
+      uptimeSeconds: { type: 'number' },
+    },
+  });
+  app.addSchema({
+    $id: 'Map',
+    type: 'object',
+    required: ['method', 'createdAt', 'points'],
+    properties: {
+      method: { type: 'string', description: 'how the 2-D layout was made (e.g. tsne, pca)' },
+      attribute: { type: 'string', description: 'the attribute the map suggests colouring by' },
+      createdAt: { type: 'string' },
+      points: {
+        type: 'array',
+        items: { type: 'object', properties: { id: { type: 'string' }, x: { type: 'number' }, y: { type: 'number' } } },
+      },
+      attributes: {
+        type: 'object',
+        description: "per facet field, the distinct values and each point's value as an index into them (-1: none), so the page can colour 30k points without 30k rows of metadata",
+        additionalProperties: {
+          type: 'object',
+          properties: { values: { type: 'array', items: { type: 'string' } }, codes: { type: 'array', items: { type: 'integer' } } },
+        },
+      },
+    },
+  });
+}
+
+export const responses = {
+  search: { 200: ref('SearchResponse'), '4xx': errorResponse, '5xx': errorResponse },
+  page: { 200: ref('ItemPage'), '4xx': errorResponse, '5xx': errorResponse },
+  item: { 200: ref('Item'), '4xx': errorResponse, '5xx': errorResponse },
+  facets: { 200: ref('Facets'), '4xx': errorResponse, '5xx': errorResponse },
+  health: { 200: ref('Health'), '5xx': errorResponse },
+  map: { 200: ref('Map'), '4xx': errorResponse, '5xx': errorResponse },
+} as const;

@@ -1,0 +1,147 @@
+// The page's client of the Lookalike HTTP API (same origin). Every failure becomes an
+// ApiError with a message a shopper can act on.
+
+export type Metadata = Record<string, string>;
+
+export interface Item {
+  id: string;
+  metadata: Metadata;
+  imageUrl: string;
+}
+
+export interface Hit extends Item {
+  rank: number;
+  score: number;
+}
+
+export interface SearchResponse {
+  query: { kind: 'image' | 'item'; id?: string; width?: number; height?: number; format?: string };
+  space: string;
+  tookMs: number;
+  results: Hit[];
+}
+
+export interface ItemPage {
+  total: number;
+  offset: number;
+  limit: number;
+  items: Item[];
+}
+
+export interface Facets {
+  total: number;
+  fields: Record<string, Array<{ value: string; count: number }>>;
+}
+
+export interface Health {
+  ready: boolean;
+  model: { state: 'loading' | 'ready' | 'failed'; message?: string };
+  index: { items: number; columns: string[]; facetFields: string[]; hasMap: boolean };
+  limits: { maxUploadBytes: number; maxPixels: number; formats: string[]; maxK: number };
+  /** Similarity modes of a trained head; empty without one. */
+  modes: string[];
+}
+
+export interface MapData {
+  method: string;
+  attribute?: string;
+  createdAt: string;
+  points: Array<{ id: string; x: number; y: number }>;
+  attributes: Record<string, { values: string[]; codes: number[] }>;
+}
+
+/** One value per field: the page offers one choice per filter. */
+export type Filters = Record<string, string>;
+
+export interface SearchParams {
+  k: number;
+  threshold: number;
+  filters: Filters;
+  mode?: string;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    /** Seconds, from Retry-After on a 503. */
+    readonly retryAfter?: number,
+  ) {
+    super(message);
+  }
+}
+
+function filterParams(params: URLSearchParams, filters: Filters): void {
+  for (const [field, value] of Object.entries(filters)) if (value) params.append('filter', `${field}=${value}`);
+}
+
+function searchQuery(p: SearchParams): URLSearchParams {
+  const q = new URLSearchParams({ k: String(p.k) });
+  if (p.threshold > 0) q.set('threshold', String(p.threshold));
+  if (p.mode) q.set('mode', p.mode);
+  filterParams(q, p.filters);
+  return q;
+}
+
+async function call<T>(url: string, init: RequestInit = {}): Promise<T> {
+  let res: Response;
+  try {
+    res = await fetch(url, { ...init, headers: { accept: 'application/json', ...init.headers } });
+  } catch (err) {
+    if ((err as Error).name === 'AbortError') throw err;
+    throw new ApiError(0, 'NETWORK', 'Cannot reach the Lookalike server. Check that it is still running and try again.');
+  }
+  if (res.ok) return (await res.json()) as T;
+  let code = 'HTTP_' + res.status;
+  let message = `The server answered ${res.status} ${res.statusText}.`;
+  try {
+    const body = (await res.json()) as { error?: { code?: string; message?: string } };
+    if (body.error?.message) {
+      code = body.error.code ?? code;
+      message = sentence(body.error.message);
+    }
+  } catch {
+    // Not JSON (a proxy's error page): keep the generic message.
+  }
+  const retry = Number(res.headers.get('retry-after'));
+  throw new ApiError(res.status, code, message, Number.isFinite(retry) && retry > 0 ? retry : undefined);
+}
+
+/** API messages start lower-case (they also end CLI lines); on the page they are sentences. */
+export function sentence(message: string): string {
+  return message.charAt(0).toUpperCase() + message.slice(1);
+}
+
+export const api = {
+  health: () => call<Health>('/api/health'),
+
+  facets(filters: Filters, signal?: AbortSignal): Promise<Facets> {
+    const q = new URLSearchParams();
+    filterParams(q, filters);
+    return call<Facets>(`/api/facets?${q}`, { signal });
+  },
+
+  items(filters: Filters, offset: number, limit: number, signal?: AbortSignal): Promise<ItemPage> {
+    const q = new URLSearchParams({ offset: String(offset), limit: String(limit) });
+    filterParams(q, filters);
+    return call<ItemPage>(`/api/items?${q}`, { signal });
+  },
+
+  item: (id: string, signal?: AbortSignal) => call<Item>(`/api/items/${encodeURIComponent(id)}`, { signal }),
+
+  similar: (id: string, p: SearchParams, signal?: AbortSignal) =>
+    call<SearchResponse>(`/api/items/${encodeURIComponent(id)}/similar?${searchQuery(p)}`, { signal }),
+
+  searchPhoto(photo: Blob, name: string, p: SearchParams, signal?: AbortSignal): Promise<SearchResponse> {
+    const form = new FormData();
+    form.append('image', photo, name);
+    form.append('k', String(p.k));
+    if (p.threshold > 0) form.append('threshold', String(p.threshold));
+    if (p.mode) form.append('mode', p.mode);
+    for (const [field, value] of Object.entries(p.filters)) if (value) form.append('filter', `${field}=${value}`);
+    return call<SearchResponse>('/api/search', { method: 'POST', body: form, signal });
+  },
+
+  map: (signal?: AbortSignal) => call<MapData>('/api/map', { signal }),
+};

@@ -1,0 +1,73 @@
+// Product cards in a grid. Each card is a link to "more like this", so it works with the
+// keyboard, opens in a new tab and can be copied; arrow keys move between cards.
+import type { Hit, Item } from './api';
+import { h } from './dom';
+
+export interface CardOptions {
+  href: (id: string) => string;
+  onOpen: (id: string) => void;
+}
+
+export function card(item: Item | Hit, options: CardOptions): HTMLLIElement {
+  const m = item.metadata;
+  const name = m.productDisplayName || m.folder || item.id;
+  const details = [m.articleType, m.baseColour].filter(Boolean).join(' · ');
+  const score = 'score' in item ? item.score : undefined;
+  const link = h('a', {
+    class: 'card',
+    href: options.href(item.id),
+    'data-id': item.id,
+    onclick: ((event: MouseEvent) => {
+      // Plain clicks stay in the page; modified clicks (new tab, ...) keep the browser's way.
+      if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+      event.preventDefault();
+      options.onOpen(item.id);
+    }) as EventListener,
+  },
+  h('span', { class: 'card-image' },
+    h('img', { src: item.imageUrl, alt: '', loading: 'lazy', decoding: 'async', width: 60, height: 80 })),
+  h('span', { class: 'card-body' },
+    h('span', { class: 'visually-hidden' }, 'More like this: '),
+    h('span', { class: 'card-name' }, name),
+    details ? h('span', { class: 'card-details' }, details) : null,
+    m.gender ? h('span', { class: 'card-details' }, m.gender) : null,
+    score !== undefined
+      ? h('span', { class: 'card-score' },
+        h('span', { class: 'score-bar', 'aria-hidden': 'true' }, scoreFill(score)),
+        h('span', {}, `similarity ${score.toFixed(3)}`))
+      : null));
+  return h('li', {}, link);
+}
+
+function scoreFill(score: number): HTMLElement {
+  const fill = h('span', { class: 'score-fill' });
+  fill.style.width = `${Math.round(Math.max(0, Math.min(1, score)) * 100)}%`;
+  return fill;
+}
+
+export function renderGrid(list: HTMLElement, items: Array<Item | Hit>, options: CardOptions): void {
+  list.replaceChildren(...items.map((item) => card(item, options)));
+}
+
+/** Arrow keys, Home and End move focus between the cards of a grid. */
+export function gridKeyboard(list: HTMLElement): void {
+  list.addEventListener('keydown', (event) => {
+    const cards = [...list.querySelectorAll<HTMLAnchorElement>('a.card')];
+    const at = cards.indexOf(document.activeElement as HTMLAnchorElement);
+    if (at < 0) return;
+    const top = cards[0].offsetTop;
+    const columns = Math.max(1, cards.findIndex((c) => c.offsetTop !== top) === -1 ? cards.length : cards.findIndex((c) => c.offsetTop !== top));
+    const moves: Record<string, number> = {
+      ArrowRight: at + 1,
+      ArrowLeft: at - 1,
+      ArrowDown: at + columns,
+      ArrowUp: at - columns,
+      Home: 0,
+      End: cards.length - 1,
+    };
+    const to = moves[event.key];
+    if (to === undefined) return;
+    event.preventDefault();
+    cards[Math.max(0, Math.min(cards.length - 1, to))].focus();
+  });
+}
