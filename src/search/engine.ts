@@ -2,7 +2,7 @@
  * The in-memory search engine over one index: items with their metadata, and per
  * embedding space a contiguous normalised matrix of the embedded items.
  */
-import type { Store, StoredItem } from '../store/types.js';
+import type { Store, StoredItem, VectorKind, VectorMatrix } from '../store/types.js';
 import { LookalikeError } from '../errors.js';
 import { topK } from './kernel.js';
 import { filterMask, type Filters } from './filters.js';
@@ -56,13 +56,25 @@ export class SearchEngine {
     return this.rowById.has(id);
   }
 
-  /** Raw stored vectors of every embedded item, loaded once. */
+  /**
+   * Raw stored vectors of every embedded item. Each kind loads on first use only (256 MB
+   * per pooling for the dev catalog), so a server searching max-pooled vectors never holds
+   * the average-pooled ones.
+   */
   rawVectors(): RawVectors {
     if (!this.raw) {
-      const max = this.store.loadMatrix('max');
-      const avg = this.store.loadMatrix('avg');
-      const colour = this.store.loadMatrix('colour');
-      this.raw = { n: max.ids.length, max: max.data, avg: avg.data, colour: colour.data, dim: max.dim, colourDim: colour.dim };
+      const store = this.store;
+      const loaded: Partial<Record<VectorKind, VectorMatrix>> = {};
+      const load = (kind: VectorKind) => (loaded[kind] ??= store.loadMatrix(kind));
+      const n = this.items.length;
+      this.raw = {
+        n,
+        get max() { return load('max').data; },
+        get avg() { return load('avg').data; },
+        get colour() { return load('colour').data; },
+        get dim() { return load('max').dim; },
+        get colourDim() { return load('colour').dim; },
+      };
     }
     return this.raw;
   }

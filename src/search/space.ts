@@ -27,6 +27,6 @@ export function backboneSpace(pooling: Pooling, dim: number): EmbeddingSpace {
   return {
     id: `backbone:${pooling}`,
     dim,
-    embed: (raw) => normaliseRows(Float32Array.from(pooling === 'max' ? raw.max : raw.avg), raw.dim),
+    embed: (raw) => normaliseRows(Float32Array.from(pooling === 'max' ? raw.max : raw.avg), dim),
   };
 }
