@@ -4,7 +4,7 @@
  */
 import type { Store, StoredItem, VectorKind, VectorMatrix } from '../store/types.js';
 import { LookalikeError } from '../errors.js';
-import { topK } from './kernel.js';
+import { topK, topKAsync, type Hit, type TopKOptions } from './kernel.js';
 import { filterMask, type Filters } from './filters.js';
 import type { EmbeddingSpace, RawVectors } from './space.js';
 
@@ -97,13 +97,25 @@ export class SearchEngine {
   /** Searches with a query vector already in `space` (normalised). */
   search(space: EmbeddingSpace, query: Float32Array, options: SearchOptions & { excludeId?: string } = {}): SearchHit[] {
     const { data, dim } = this.matrix(space);
-    const mask = filterMask(this.metadata, options.filters, this.columns);
-    const hits = topK(data, dim, query, {
+    return this.toResults(topK(data, dim, query, this.topKOptions(options)));
+  }
+
+  /** Same as search; large catalogs are scored by onnxruntime (several times faster). */
+  async searchAsync(space: EmbeddingSpace, query: Float32Array, options: SearchOptions & { excludeId?: string } = {}): Promise<SearchHit[]> {
+    const { data, dim } = this.matrix(space);
+    return this.toResults(await topKAsync(data, dim, query, this.topKOptions(options)));
+  }
+
+  private topKOptions(options: SearchOptions & { excludeId?: string }): TopKOptions {
+    return {
       k: options.k ?? 5,
       threshold: options.threshold,
-      mask,
+      mask: filterMask(this.metadata, options.filters, this.columns),
       exclude: options.excludeId !== undefined ? this.rowById.get(options.excludeId) : undefined,
-    });
+    };
+  }
+
+  private toResults(hits: Hit[]): SearchHit[] {
     return hits.map((h, i) => {
       const item = this.items[h.row];
       return { id: item.id, rank: i + 1, score: h.score, metadata: item.metadata, image: item.image };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { batchTopK, normaliseRows, topK } from '../../src/search/kernel.js';
+import { batchTopK, normaliseRows, topK, topKAsync } from '../../src/search/kernel.js';
 import { filterMask, parseFilters } from '../../src/search/filters.js';
 import { isLookalikeError } from '../../src/errors.js';
 
@@ -50,6 +50,19 @@ describe('exact cosine top-k', () => {
   it('returns fewer results when few pass the threshold, and none for k larger than the catalog', () => {
     expect(topK(m, dim, q, { k: 10, threshold: 0.99 }).map((h) => h.row)).toEqual([7]);
     expect(topK(m, dim, q, { k: 1000 })).toHaveLength(500);
+  });
+
+  it('scores large catalogs with onnxruntime and ranks exactly like the JavaScript kernel', async () => {
+    const bigDim = 2048, n = 2100; // above the size where onnxruntime takes over
+    const big = randomMatrix(n, bigDim, 7);
+    const query = big.slice(3 * bigDim, 4 * bigDim);
+    const mask = new Uint8Array(n).map((_, r) => (r % 2 ? 1 : 0));
+    for (const opts of [{ k: 10 }, { k: 10, exclude: 3, mask, threshold: 0.01 }]) {
+      const fast = await topKAsync(big, bigDim, query, opts);
+      const plain = topK(big, bigDim, query, opts);
+      expect(fast.map((h) => h.row)).toEqual(plain.map((h) => h.row));
+      fast.forEach((h, i) => expect(h.score).toBeCloseTo(plain[i].score, 4));
+    }
   });
 
   it('answers many queries at once like one query at a time, leaving each query out', async () => {
