@@ -1,0 +1,178 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { buildIndex } from '../../src/indexing/build.js';
+import { Lookalike } from '../../src/lookalike.js';
+import { Embedder } from '../../src/model/embedder.js';
+import { SqliteStore } from '../../src/store/sqlite.js';
+import { applyTuned, rebuildCommand, tune, type TuneResult } from '../../src/tune/tune.js';
+import { writeTuneReport } from '../../src/tune/report.js';
+import { stratifiedSample } from '../../src/tune/sample.js';
+import { fitForSizes, projectNormalised } from '../../src/tune/reduce.js';
+import { suggestThreshold } from '../../src/eval/evaluate.js';
+import { projectPca } from '../../src/math/pca.js';
+import { normaliseRows } from '../../src/search/kernel.js';
+import { Random } from '../../src/math/random.js';
+import { defaultItems, makeCatalog, tempDir } from '../helpers/fixtures.js';
+import { runCli } from '../helpers/cli.js';
+
+describe('stratified samples', () => {
+  const items = [
+    ...Array.from({ length: 60 }, (_, i) => ({ id: `t${i}`, value: 'Tshirts' })),
+    ...Array.from({ length: 30 }, (_, i) => ({ id: `w${i}`, value: 'Watches' })),
+    ...Array.from({ length: 10 }, (_, i) => ({ id: `b${i}`, value: 'Bags' })),
+  ];
+
+  it('keep each class in proportion and always pick the same ids', () => {
+    const sample = stratifiedSample(items, 20);
+    expect(sample).toHaveLength(20);
+    expect(sample.filter((id) => id.startsWith('t'))).toHaveLength(12);
+    expect(sample.filter((id) => id.startsWith('w'))).toHaveLength(6);
+    expect(sample.filter((id) => id.startsWith('b'))).toHaveLength(2);
+    expect(stratifiedSample([...items].reverse(), 20).sort()).toEqual([...sample].sort());
+  });
+
+  it('take everything when the sample is as large as the catalog', () => {
+    expect(stratifiedSample(items, 500)).toHaveLength(100);
+  });
+});
+
+describe('threshold suggestion', () => {
+  it('picks the lowest threshold whose kept neighbours are still precise enough', () => {
+    // Sorted by score: 0.9 s, 0.8 s, 0.7 d, 0.6 s, 0.5 d, 0.4 d -> precision 1, 1, .67, .75, .6, .5
+    const r = suggestThreshold([0.9, 0.8, 0.6], [0.7, 0.5, 0.4], 0.75);
+    expect(r.suggested).toBeCloseTo(0.6, 6);
+    expect(r.precisionAtSuggested).toBeCloseTo(0.75, 6);
+    expect(r.keptAtSuggested).toBeCloseTo(4 / 6, 6);
+    expect(suggestThreshold([0.5], [0.9], 0.9).suggested).toBeUndefined();
+  });
+});
+
+describe('PCA projection for the size sweep', () => {
+  it('matches the PCA library\'s projection, normalised', async () => {
+    const rng = new Random(3);
+    const n = 300, d = 64;
+    const data = new Float32Array(n * d).map(() => rng.normal() * rng.next() + 2);
+    const pca = fitForSizes(data, n, d, [16, 8])!;
+    expect(pca.k).toBe(16);
+    const ours = await projectNormalised(pca, data, n, 8);
+    const full = projectPca(pca, data, n);
+    const first8 = new Float32Array(n * 8);
+    for (let i = 0; i < n; i++) first8.set(full.subarray(i * 16, i * 16 + 8), i * 8);
+    normaliseRows(first8, 8);
+    for (let i = 0; i < n * 8; i++) expect(ours[i]).toBeCloseTo(first8[i], 4);
+  });
+});
+
+describe('tuning an index', () => {
+  let embedder: Embedder;
+  let catalog: string;
+  let indexDir: string;
+  let result: TuneResult;
+
+  beforeAll(async () => {
+    embedder = await Embedder.create('resnet50-imagenet');
+    catalog = await makeCatalog(defaultItems());
+    indexDir = path.join(tempDir(), 'index');
+    await buildIndex({ catalogDir: catalog, indexDir, embedder, batchSize: 8 });
+    const lookalike = await Lookalike.open(indexDir);
+    try {
+      result = await tune(lookalike, {
+        dims: [2048, 8], ks: [1, 3], compareK: 3, targetPrecision: 0.5, sample: 16,
+        imageSettings: [{ width: 224, height: 224, resize: 'stretch' }, { width: 128, height: 128, resize: 'pad' }],
+      });
+    } finally {
+      await lookalike.close();
+    }
+  });
+
+  afterAll(async () => {
+    await embedder?.release();
+  });
+
+  it('sweeps pooling, size and k on the stored vectors', () => {
+    expect(result.items).toBe(16);
+    const combos = result.vector.map((r) => `${r.pooling}/${r.dims}/${r.k}`).sort();
+    expect(combos).toEqual(['avg/2048/1', 'avg/2048/3', 'avg/8/1', 'avg/8/3', 'max/2048/1', 'max/2048/3', 'max/8/1', 'max/8/3']);
+    for (const r of result.vector) {
+      expect(r.metrics.articleType.precisionAtK).toBeGreaterThanOrEqual(0);
+      expect(r.metrics.articleType.precisionAtK).toBeLessThanOrEqual(1);
+      expect(r.matrixBytes).toBe(16 * r.dims * 4);
+    }
+    expect(['max', 'avg']).toContain(result.best.pooling);
+    expect(result.ks).toContain(result.best.k);
+    expect(result.threshold.same + result.threshold.different).toBe(16 * 3);
+  });
+
+  it('re-embeds a sample for image settings and reuses the stored vectors for the index\'s own', () => {
+    const rows = result.image!.rows;
+    expect(rows.map((r) => `${r.width}x${r.height} ${r.resize}`)).toEqual(['224x224 stretch', '128x128 pad']);
+    expect(rows[0].current).toBe(true);
+    expect(rows[1].current).toBe(false);
+    expect(rows[1].items).toBe(16);
+    expect(rows[1].imagesPerSecond).toBeGreaterThan(0);
+    expect(rows[1].relativeCost).toBeCloseTo((128 * 128) / (224 * 224), 6);
+    for (const r of rows) expect(r.queryMs).toBeGreaterThan(0);
+    expect(rebuildCommand(catalog, indexDir, rows[1])).toContain('--size 128x128 --resize pad');
+  });
+
+  it('writes a report with tuning curves and CSV tables', async () => {
+    const dir = tempDir('lookalike-tune-report-');
+    const report = await writeTuneReport(dir, result);
+    const html = readFileSync(report.html, 'utf8');
+    expect(html).toContain('sample of 16 items');
+    for (const name of ['tune-precision-vs-dims', 'tune-precision-vs-k', 'tune-threshold-histogram', 'tune-quality-vs-speed']) {
+      expect(existsSync(path.join(dir, 'charts', `${name}.png`)), name).toBe(true);
+    }
+    expect(readFileSync(path.join(dir, 'tune-vectors.csv'), 'utf8').split('\n')[0]).toContain('pooling,dims,k');
+    expect(existsSync(path.join(dir, 'tune-images.csv'))).toBe(true);
+  });
+
+  it('--apply stores pooling, k and threshold, and searches then use them', async () => {
+    const dir = path.join(tempDir(), 'index');
+    await buildIndex({ catalogDir: catalog, indexDir: dir, embedder });
+    const lookalike = await Lookalike.open(dir);
+    const fake: TuneResult = { ...result, best: { pooling: 'avg', k: 2, threshold: 0.123456 }, attribute: 'articleType' };
+    try {
+      const applied = applyTuned(lookalike, fake);
+      expect(applied).toMatchObject({ pooling: 'avg', k: 2, threshold: 0.1234, space: 'backbone:avg' });
+    } finally {
+      await lookalike.close();
+    }
+    const store = SqliteStore.open(dir, { readonly: true });
+    const manifest = store.getManifest()!;
+    store.close();
+    expect(manifest.settings.pooling).toBe('avg');
+    expect(manifest.extensions?.tuned).toMatchObject({ k: 2, threshold: 0.1234 });
+
+    const reopened = await Lookalike.open(dir);
+    try {
+      expect(reopened.defaults()).toEqual({ k: 2, threshold: 0.1234 });
+      const response = reopened.searchById('1000');
+      expect(response.space).toBe('backbone:avg');
+      expect(response.results).toHaveLength(2);
+      // The tuned threshold is a cosine of the avg space: it does not carry over to max.
+      expect(reopened.defaults(reopened.space({ pooling: 'max' }))).toEqual({ k: 2, threshold: undefined });
+      expect(reopened.searchById('1000', { k: 4 }).results).toHaveLength(4);
+    } finally {
+      await reopened.close();
+    }
+  });
+
+  it('runs from the command line and applies the result', () => {
+    const dir = path.join(tempDir(), 'index');
+    const built = runCli(['index', catalog, '--index', dir, '--json']);
+    expect(built.code).toBe(0);
+    const r = runCli(['tune', '--index', dir, '--sample', '0', '--dims', '2048,8', '--k', '1,3', '--compare-k', '3', '--target-precision', '0.5', '--apply']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('suggested:');
+    expect(r.stdout).toContain('pooling:');
+    expect(r.stderr).toContain('applied to');
+    const store = SqliteStore.open(dir, { readonly: true });
+    expect(store.getManifest()!.extensions?.tuned).toBeTruthy();
+    store.close();
+    const bad = runCli(['tune', '--index', dir, '--sizes', '224by224']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('224x224');
+  });
+});
