@@ -14,7 +14,7 @@ import { action, badOption, collect, floatArg, indexOption, intArg, print, print
 
 const searchOptions = (cmd: Command) => cmd
   .addOption(indexOption())
-  .option('-k, --k <n>', 'number of similar products to return', intArg('k', 1, 1000), 5)
+  .option('-k, --k <n>', 'number of similar products to return (default: 5, or the value `lookalike tune --apply` chose)', intArg('k', 1, 1000))
   .option('-t, --threshold <cosine>', 'minimum cosine similarity (-1..1); fewer results is fine', floatArg('threshold', -1, 1))
   .option('-f, --filter <field=value>', 'keep only products whose field matches (repeatable; a,b = either)', collect, [])
   .addOption(new Option('--pooling <kind>', 'pooling of the backbone features (default: the index\'s)').choices(['max', 'avg']))
@@ -54,9 +54,10 @@ export function registerCoreCommands(program: Command): void {
     .addOption(new Option('--resize <mode>', 'how photos become the input size: stretch (reference), pad to square, crop').choices(['stretch', 'pad', 'crop']))
     .addOption(new Option('--pooling <kind>', 'default pooling for search (both are stored)').choices(['max', 'avg']))
     .option('--limit <n>', 'embed at most n new items in this run', intArg('limit'))
+    .option('--head <file>', 'search with a head trained on another catalog (`lookalike train --save FILE`)')
     .option('--json', 'print the report as JSON')
-    .addHelpText('after', '\nExamples:\n  lookalike index ../shared/datasets/fashion-small\n  lookalike index ./photos --index ./photos-index --resize pad')
-    .action(action(async (catalog: string, flags: { index: string; batch: number; size?: string; resize?: ResizeMode; pooling?: Pooling; limit?: number; json?: boolean }) => {
+    .addHelpText('after', '\nExamples:\n  lookalike index ../shared/datasets/fashion-small\n  lookalike index ./photos --index ./photos-index --resize pad\n  lookalike index ./next-season --index ./next-index --head head.lkhead')
+    .action(action(async (catalog: string, flags: { index: string; batch: number; size?: string; resize?: ResizeMode; pooling?: Pooling; limit?: number; head?: string; json?: boolean }) => {
       const settings: Record<string, unknown> = {};
       if (flags.size) {
         const m = /^(\d+)x(\d+)$/.exec(flags.size);
@@ -80,6 +81,7 @@ export function registerCoreCommands(program: Command): void {
         settings,
         batchSize: flags.batch,
         limit: flags.limit,
+        head: flags.head,
         signal: controller.signal,
         log: (m) => process.stderr.write(`${m}\n`),
         onProgress: (p) => {
@@ -102,6 +104,7 @@ export function registerCoreCommands(program: Command): void {
         for (const f of report.failed.slice(0, 10)) print(`  ${f.id}: ${f.reason}`);
         if (report.failed.length > 10) print(`  ... and ${report.failed.length - 10} more (see --json)`);
       }
+      if (flags.head) print(`search uses the head from ${flags.head}`);
       if (report.interrupted || report.pending) print(`${report.pending} item(s) still to embed: rerun the same command to continue.`);
     }));
 
