@@ -3,6 +3,7 @@
  * explicit offsets and leading dimensions, so callers can work on sub-blocks without
  * copying.
  */
+import { LookalikeError } from '../errors.js';
 import type { Random } from './random.js';
 
 /**
@@ -148,5 +149,17 @@ export function orthonormalizeRows(V: Float64Array, rows: number, cols: number, 
       if (++attempts > 10) throw new Error('orthonormalizeRows: could not complete the basis');
       for (let p = 0; p < cols; p++) V[off + p] = rng.normal();
     }
+  }
+}
+
+/** Refuses a flat matrix whose length is not n x d, naming the function the caller used. */
+export function checkShape(data: Float32Array, n: number, d: number, fn: string): void {
+  if (!Number.isInteger(n) || n < 0 || !Number.isInteger(d) || d < 1) {
+    throw new LookalikeError('BAD_OPTION', { message: `${fn}: bad shape n=${n}, d=${d}.` });
+  }
+  if (data.length !== n * d) {
+    throw new LookalikeError('BAD_OPTION', {
+      message: `${fn}: data has ${data.length} values, but n x d = ${n} x ${d} = ${n * d}.`,
+    });
   }
 }

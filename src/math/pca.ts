@@ -24,7 +24,7 @@
  */
 import { LookalikeError } from '../errors.js';
 import { symmetricEigen } from './eigen.js';
-import { gemmNT, orthonormalizeRows } from './linalg.js';
+import { checkShape, gemmNT, orthonormalizeRows } from './linalg.js';
 import { Random, sampleWithoutReplacement } from './random.js';
 
 export interface Pca {
@@ -159,16 +159,6 @@ export function projectPca(pca: Pca, data: Float32Array, n: number): Float32Arra
   return out;
 }
 
-function checkShape(data: Float32Array, n: number, d: number, fn: string): void {
-  if (!Number.isInteger(n) || n < 0 || !Number.isInteger(d) || d < 1) {
-    throw new LookalikeError('BAD_OPTION', { message: `${fn}: bad shape n=${n}, d=${d}.` });
-  }
-  if (data.length !== n * d) {
-    throw new LookalikeError('BAD_OPTION', {
-      message: `${fn}: data has ${data.length} values, but n x d = ${n} x ${d} = ${n * d}.`,
-    });
-  }
-}
 
 function columnMean(data: Float32Array, n: number, d: number): Float64Array {
   const mean = new Float64Array(d);

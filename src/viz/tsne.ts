@@ -19,6 +19,7 @@
  */
 import { LookalikeError } from '../errors.js';
 import { exactKnn } from '../math/knn.js';
+import { checkShape } from '../math/linalg.js';
 import { fitPca, projectPca } from '../math/pca.js';
 import { Random } from '../math/random.js';
 
@@ -198,16 +199,6 @@ export function klDivergence(
 // ---------------------------------------------------------------------------------
 // Options
 
-function checkShape(data: Float32Array, n: number, d: number, fn: string): void {
-  if (!Number.isInteger(n) || n < 0 || !Number.isInteger(d) || d < 1) {
-    throw new LookalikeError('BAD_OPTION', { message: `${fn}: bad shape n=${n}, d=${d}.` });
-  }
-  if (data.length !== n * d) {
-    throw new LookalikeError('BAD_OPTION', {
-      message: `${fn}: data has ${data.length} values, but n x d = ${n} x ${d} = ${n * d}.`,
-    });
-  }
-}
 
 function settings(n: number, o: TsneOptions): Settings {
   const bad = (message: string): never => {
