@@ -51,7 +51,7 @@ export const ERRORS = {
   PORT_IN_USE: { status: 409, message: 'port {port} on {host} is already in use. Stop the other server, or pick another port with --port.' },
   INTERNAL: { status: 500, message: 'the server failed while answering. This is a bug: the server log has the details; try again, or report it.' },
 
-  HEAD_UNREADABLE: { status: 400, message: '{path} is not a usable Lookalike head ({reason}). Write one with `lookalike train --save FILE`, or train again with `lookalike train`.' },
+  HEAD_UNREADABLE: { status: 400, message: '{path} is not a usable Lookalike head ({reason}). Write one with `lookalike train --save FILE`; for an index, train again with `lookalike train` or go back to plain features with `lookalike train --off`.' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -12,6 +12,7 @@ import type { IndexManifest, Store } from './store/types.js';
 import { SearchEngine, type SearchHit, type SearchOptions } from './search/engine.js';
 import { backboneSpace, type EmbeddingSpace, type RawVectors } from './search/space.js';
 import { batchTopK } from './search/kernel.js';
+import { HeadSpaces } from './train/index-head.js';
 
 export interface QueryOptions extends SearchOptions {
   /** Override the index's pooling (both are stored). */
@@ -28,16 +29,11 @@ export interface SearchResponse {
   results: SearchHit[];
 }
 
-/** Builds extra embedding spaces for an index (a trained head registers one). */
-export type SpaceProvider = (lookalike: Lookalike, mode: string | undefined) => EmbeddingSpace | undefined;
-const spaceProviders: SpaceProvider[] = [];
-export function registerSpaceProvider(provider: SpaceProvider): void {
-  spaceProviders.push(provider);
-}
-
 export class Lookalike {
   readonly engine: SearchEngine;
   private embedder?: Promise<Embedder>;
+  /** The trained head's spaces, when the index has a head (`lookalike train`). */
+  head?: HeadSpaces;
 
   private constructor(readonly store: Store, readonly manifest: IndexManifest, readonly indexDir: string) {
     this.engine = new SearchEngine(store, manifest.catalog.columns);
@@ -50,21 +46,26 @@ export class Lookalike {
       store.close();
       throw new LookalikeError('INDEX_EMPTY', { path: indexDir });
     }
-    return new Lookalike(store, manifest, indexDir);
+    const lookalike = new Lookalike(store, manifest, indexDir);
+    try {
+      lookalike.head = await HeadSpaces.open(indexDir, manifest, store, lookalike.engine);
+    } catch (err) {
+      store.close();
+      throw err;
+    }
+    return lookalike;
   }
 
   get settings(): EmbeddingSettings {
     return this.manifest.settings;
   }
 
-  /** The space searches use: a registered provider's (e.g. a trained head), else the backbone's. */
+  /**
+   * The space searches use: the trained head's (in `mode`) when the index has one and no
+   * pooling is asked for, else the backbone's.
+   */
   space(options: { pooling?: Pooling; mode?: string } = {}): EmbeddingSpace {
-    if (!options.pooling) {
-      for (const provider of spaceProviders) {
-        const space = provider(this, options.mode);
-        if (space) return space;
-      }
-    }
+    if (this.head && !options.pooling) return this.head.space(options.mode);
     return backboneSpace(options.pooling ?? this.settings.pooling, this.manifest.dimension);
   }
 
@@ -99,18 +100,30 @@ export class Lookalike {
     return { n: 1, max: out.max, avg: out.avg, colour: prepared.colour, dim: embedder.dimension, colourDim: prepared.colour.length };
   }
 
+  /**
+   * Search defaults for what a query leaves unset: the k and threshold stored by
+   * `lookalike tune --apply` (manifest.extensions.tuned), else k = 5 and no threshold.
+   * The tuned threshold is a cosine in the space it was tuned in, so it only applies there.
+   */
+  defaults(space: EmbeddingSpace = this.space()): { k: number; threshold?: number } {
+    const tuned = this.manifest.extensions?.tuned as { k?: number; threshold?: number; space?: string } | undefined;
+    return { k: tuned?.k ?? 5, threshold: tuned?.space === space.id ? tuned.threshold : undefined };
+  }
+
   async searchByImage(input: string | Buffer, options: QueryOptions & { label?: string; maxPixels?: number } = {}): Promise<SearchResponse> {
     this.checkSettings(options.expect);
     const raw = await this.embedImage(input, options.label, options.maxPixels);
     const space = this.space(options);
-    const results = this.engine.search(space, space.embed(raw), options);
+    const defaults = this.defaults(space);
+    const results = await this.engine.searchAsync(space, space.embed(raw), { ...options, k: options.k ?? defaults.k, threshold: options.threshold ?? defaults.threshold });
     return { query: { kind: 'image', label: options.label }, space: space.id, results };
   }
 
   searchById(id: string, options: QueryOptions = {}): SearchResponse {
     this.checkSettings(options.expect);
     const space = this.space(options);
-    const results = this.engine.search(space, this.engine.vectorOf(space, id), { ...options, excludeId: id });
+    const defaults = this.defaults(space);
+    const results = this.engine.search(space, this.engine.vectorOf(space, id), { ...options, k: options.k ?? defaults.k, threshold: options.threshold ?? defaults.threshold, excludeId: id });
     return { query: { kind: 'item', id }, space: space.id, results };
   }
 

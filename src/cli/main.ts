@@ -5,6 +5,11 @@
 import { Command } from 'commander';
 import { registerCoreCommands } from './commands/core.js';
 import { registerBenchCommand } from './commands/bench.js';
+import { registerServeCommands } from './commands/serve.js';
+import { registerEvalCommand } from './commands/eval.js';
+import { registerMapCommand } from './commands/map.js';
+import { registerTuneCommand } from './commands/tune.js';
+import { registerTrainCommand } from './commands/train.js';
 
 const program = new Command()
   .name('lookalike')
@@ -20,5 +25,10 @@ Typical session:
 
 registerCoreCommands(program);
 registerBenchCommand(program);
+registerServeCommands(program);
+registerEvalCommand(program);
+registerMapCommand(program);
+registerTuneCommand(program);
+registerTrainCommand(program);
 
 await program.parseAsync(process.argv);

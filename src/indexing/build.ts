@@ -17,6 +17,7 @@ import { prepareOptionsFor } from '../image/options.js';
 import { COLOUR_DIMENSION } from '../image/colour.js';
 import { SqliteStore } from '../store/sqlite.js';
 import type { IndexManifest, ItemFailure, ItemVectors, Store } from '../store/types.js';
+import { adoptHeadFile } from '../train/index-head.js';
 
 export const FORMAT_VERSION = 1;
 
@@ -42,6 +43,8 @@ export interface BuildOptions {
   signal?: AbortSignal;
   /** Reuse a loaded backbone (tests, tuning); by default one is created and released. */
   embedder?: Embedder;
+  /** A head file (`lookalike train --save`) to search this index with; refused (HEAD_MISMATCH) when trained on another backbone. */
+  head?: string;
 }
 
 export interface BuildReport {
@@ -73,6 +76,16 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
     if (existing && existing.weightsId !== embedder.weightsId) {
       throw new LookalikeError('MODEL_MISMATCH', { index: options.indexDir, indexed: existing.weightsId, requested: embedder.weightsId });
     }
+    // Checked before the index is touched: a refused head leaves it as it was.
+    let head: Awaited<ReturnType<typeof adoptHeadFile>> | undefined;
+    if (options.head) {
+      try {
+        head = await adoptHeadFile(options.head, options.indexDir, embedder.weightsId, settings);
+      } catch (err) {
+        if (!options.embedder) await embedder.release();
+        throw err;
+      }
+    }
     const now = new Date().toISOString();
     const manifest: IndexManifest = {
       formatVersion: FORMAT_VERSION,
@@ -83,7 +96,7 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
       catalog: { root: catalog.root, kind: catalog.kind, columns: catalog.columns },
       createdAt: existing?.createdAt ?? now,
       updatedAt: now,
-      extensions: existing?.extensions,
+      extensions: head ? { ...existing?.extensions, head } : existing?.extensions,
     };
     store.setManifest(manifest);
 

@@ -1,0 +1,213 @@
+/**
+ * A head inside an index: the file `head.lkhead` in the index folder, named by the
+ * manifest's `extensions.head`; and the search spaces it gives a Lookalike.
+ *
+ * The catalog's embedding under a head is computed in batches (onnxruntime) when an index
+ * is opened, then cached as `cache/head-<head id>-g<store generation>.f32`, so that a CLI
+ * query after the first costs a file read. Items added later change the generation and
+ * are projected on the next open: the head works from the stored raw vectors, the CNN is
+ * never re-run.
+ */
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { mkdir, readFile, rename, writeFile, copyFile } from 'node:fs/promises';
+import path from 'node:path';
+import { LookalikeError } from '../errors.js';
+import { imageFingerprint, type EmbeddingSettings } from '../model/registry.js';
+import type { IndexManifest, Store } from '../store/types.js';
+import type { SearchEngine } from '../search/engine.js';
+import type { EmbeddingSpace, RawVectors } from '../search/space.js';
+import { SqliteStore } from '../store/sqlite.js';
+import { backboneKey, readHeadFile, writeHeadFile, type Head, type Mode } from './head.js';
+
+export const HEAD_FILE = 'head.lkhead';
+
+/** What the manifest records about the index's head. */
+export interface HeadRef {
+  file: string;
+  id: string;
+  defaultMode: Mode;
+  labels: string[];
+  trainedAt: string;
+  /** The catalog the head learnt from (another one when attached with `index --head`). */
+  trainedOn: string;
+  holdout: number;
+}
+
+export function headRefOf(manifest: IndexManifest | undefined): HeadRef | undefined {
+  const ref = manifest?.extensions?.head as HeadRef | undefined;
+  return ref && typeof ref.file === 'string' ? ref : undefined;
+}
+
+/** Refuses a head whose raw vectors would come from another backbone or image preparation. */
+export function checkHeadFits(head: Head, weightsId: string, settings: EmbeddingSettings, label: string): void {
+  const indexed = backboneKey(weightsId, imageFingerprint(settings));
+  const trained = backboneKey(head.meta.backbone.weightsId, head.meta.backbone.fingerprint);
+  if (indexed !== trained) throw new LookalikeError('HEAD_MISMATCH', { path: label, trained, indexed });
+}
+
+function refFor(head: Head): HeadRef {
+  return {
+    file: HEAD_FILE,
+    id: head.id,
+    defaultMode: head.meta.defaultMode,
+    labels: head.meta.tasks.map((t) => t.column),
+    trainedAt: head.meta.trained.at,
+    trainedOn: head.meta.trained.catalog,
+    holdout: head.meta.holdout.fraction,
+  };
+}
+
+/** Writes the head into the index folder and returns the manifest entry naming it. */
+export async function storeHeadFile(indexDir: string, head: Head): Promise<HeadRef> {
+  await mkdir(indexDir, { recursive: true });
+  await writeHeadFile(head, path.join(indexDir, HEAD_FILE));
+  return refFor(head);
+}
+
+/**
+ * `index --head FILE`: reads and checks the head against the index's backbone, copies it
+ * into the index folder and returns the manifest entry. Nothing is written on refusal.
+ */
+export async function adoptHeadFile(file: string, indexDir: string, weightsId: string, settings: EmbeddingSettings): Promise<HeadRef> {
+  const head = readHeadFile(file);
+  checkHeadFits(head, weightsId, settings, file);
+  await mkdir(indexDir, { recursive: true });
+  const target = path.join(indexDir, HEAD_FILE);
+  if (path.resolve(file) !== path.resolve(target)) {
+    await copyFile(file, `${target}.${process.pid}.tmp`);
+    await rename(`${target}.${process.pid}.tmp`, target);
+  }
+  return refFor(head);
+}
+
+/** Makes `head` the index's embedding (the store must be writable). */
+export async function installHead(indexDir: string, head: Head): Promise<HeadRef> {
+  const store = SqliteStore.open(indexDir);
+  try {
+    const manifest = store.getManifest();
+    if (!manifest) throw new LookalikeError('INDEX_EMPTY', { path: indexDir });
+    checkHeadFits(head, manifest.weightsId, manifest.settings, 'the new head');
+    const ref = await storeHeadFile(indexDir, head);
+    store.setManifest({ ...manifest, extensions: { ...manifest.extensions, head: ref }, updatedAt: new Date().toISOString() });
+    return ref;
+  } finally {
+    store.close();
+  }
+}
+
+/** Back to plain backbone features: forgets the head. Returns whether there was one. */
+export function removeHead(indexDir: string): boolean {
+  const store = SqliteStore.open(indexDir);
+  try {
+    const manifest = store.getManifest();
+    const had = !!headRefOf(manifest);
+    if (manifest && had) {
+      const extensions = { ...manifest.extensions };
+      delete extensions.head;
+      store.setManifest({ ...manifest, extensions, updatedAt: new Date().toISOString() });
+    }
+    rmSync(path.join(indexDir, HEAD_FILE), { force: true });
+    removeHeadCaches(indexDir);
+    return had;
+  } finally {
+    store.close();
+  }
+}
+
+/** The index's head, read from its folder (undefined when it has none). */
+export function loadIndexHead(indexDir: string, manifest: IndexManifest): Head | undefined {
+  const ref = headRefOf(manifest);
+  if (!ref) return undefined;
+  const file = path.join(indexDir, path.basename(ref.file));
+  const head = readHeadFile(file);
+  checkHeadFits(head, manifest.weightsId, manifest.settings, file);
+  return head;
+}
+
+function removeHeadCaches(indexDir: string, keep?: string): void {
+  const dir = path.join(indexDir, 'cache');
+  if (!existsSync(dir)) return;
+  for (const f of readdirSync(dir)) if (f.startsWith('head-') && f !== keep) rmSync(path.join(dir, f), { force: true });
+}
+
+/**
+ * The spaces of an opened index with a head: one per mode, over the catalog's two parts
+ * computed once. `space(mode).embed(raw)` takes the cached catalog parts when `raw` is the
+ * engine's own catalog, and projects anything else (a query photo) in plain JS.
+ */
+export class HeadSpaces {
+  private style?: Float32Array;
+  private colour?: Float32Array;
+  private readonly spaces = new Map<Mode, EmbeddingSpace>();
+
+  private constructor(readonly head: Head, private readonly indexDir: string, private readonly store: Store, private readonly engine: SearchEngine) {}
+
+  /** The head spaces of an index, or undefined when the index has no head. */
+  static async open(indexDir: string, manifest: IndexManifest, store: Store, engine: SearchEngine): Promise<HeadSpaces | undefined> {
+    const head = loadIndexHead(indexDir, manifest);
+    if (!head) return undefined;
+    const spaces = new HeadSpaces(head, indexDir, store, engine);
+    await spaces.prepareCatalog();
+    return spaces;
+  }
+
+  private async prepareCatalog(): Promise<void> {
+    const n = this.engine.size;
+    const sd = this.head.meta.net.styleDim, cd = this.head.colourDim;
+    const name = `head-${this.head.id}-g${this.store.generation()}.f32`;
+    const file = path.join(this.indexDir, 'cache', name);
+    if (existsSync(file)) {
+      const bytes = await readFile(file);
+      if (bytes.byteLength === n * (sd + cd) * 4) {
+        const all = new Float32Array(n * (sd + cd));
+        Buffer.from(all.buffer).set(bytes);
+        this.style = all.subarray(0, n * sd);
+        this.colour = all.subarray(n * sd);
+        return;
+      }
+    }
+    const parts = await this.head.embedParts(this.engine.rawVectors());
+    this.style = parts.style;
+    this.colour = parts.colour;
+    try {
+      await mkdir(path.dirname(file), { recursive: true });
+      const all = new Float32Array(n * (sd + cd));
+      all.set(parts.style);
+      all.set(parts.colour, n * sd);
+      await writeFile(`${file}.tmp`, all);
+      await rename(`${file}.tmp`, file);
+      removeHeadCaches(this.indexDir, name);
+    } catch { /* read-only index folder: recomputed on the next open */ }
+  }
+
+  space(modeName?: string): EmbeddingSpace {
+    const mode = this.head.mode(modeName);
+    let space = this.spaces.get(mode);
+    if (!space) {
+      const head = this.head;
+      space = {
+        id: `head:${head.id}:${mode}`,
+        dim: head.dim(mode),
+        embed: (raw: RawVectors) => {
+          if (raw.n === this.engine.size && this.style && this.colour && raw === this.engine.rawVectors()) {
+            return head.combine(this.style, this.colour, raw.n, mode);
+          }
+          return embedSync(head, raw, mode);
+        },
+      };
+      this.spaces.set(mode, space);
+    }
+    return space;
+  }
+}
+
+/** Any raw vectors in plain JS, row by row (queries; small batches). */
+export function embedSync(head: Head, raw: RawVectors, mode: Mode): Float32Array {
+  const dim = head.dim(mode);
+  const out = new Float32Array(raw.n * dim);
+  for (let r = 0; r < raw.n; r++) {
+    const { style, colour } = head.embedPartsOne(raw, r);
+    out.set(head.combine(style, colour, 1, mode), r * dim);
+  }
+  return out;
+}
