@@ -50,7 +50,8 @@ describe('the command line', () => {
     expect(json.results[0]).toMatchObject({ rank: 1, articleType: 'Shirts' });
     expect(typeof json.results[0].score).toBe('number');
     const s = runCli(['similar', '1000', '--index', index, '-k', '2', '--filter', 'baseColour=Blue', '--json']);
-    expect(JSON.parse(s.stdout).results.map((r: { baseColour: string }) => r.baseColour)).toEqual(['Blue']);
+    // The fixture's two blue items (a shirt and trousers), and nothing else.
+    expect(JSON.parse(s.stdout).results.map((r: { baseColour: string }) => r.baseColour)).toEqual(['Blue', 'Blue']);
   });
 
   it('exports embeddings, metadata and recommendations as CSV', () => {
