@@ -234,7 +234,7 @@ export function backboneFeatures(raw: RawVectors, start: number, count: number, 
       let s = 0;
       for (let j = 0; j < d; j++) {
         const v = src[so + j];
-        const p = power === 1 ? v : Math.sign(v) * Math.abs(v) ** power;
+        const p = power === 0.5 ? (v >= 0 ? Math.sqrt(v) : -Math.sqrt(-v)) : power === 1 ? v : Math.sign(v) * Math.abs(v) ** power;
         out[o + j] = p;
         s += p * p;
       }

@@ -3,6 +3,7 @@
  * quality of the index against the catalog's own labels, as a terminal table, JSON, and
  * a report folder with charts and CSV tables.
  */
+import { headRefOf } from '../../train/index-head.js';
 import { Option } from 'commander';
 import path from 'node:path';
 import { evaluateIndex, type IndexEvalResult } from '../../eval/evaluate-index.js';
@@ -57,6 +58,12 @@ export function registerEvalCommand(program: Command): void {
     .action(action(async (flags: EvalFlags) => {
       const started = performance.now();
       await withIndex(flags.index, async (lookalike) => {
+        const head = headRefOf(lookalike.manifest);
+        // A head trained on this catalog has seen every item outside its hold-out share:
+        // figures over those items flatter it.
+        if (head && !flags.pooling && head.trainedOn === lookalike.manifest.catalog.root && flags.queries !== head.holdout) {
+          process.stderr.write(`note: this index's head was trained on all items but a held-out share of ${head.holdout}; for honest figures run with --queries ${head.holdout}.\n`);
+        }
         const bar = progressBar('evaluating', 'queries', process.stderr.isTTY === true && !flags.json);
         let barStarted = false;
         const result = await evaluateIndex(lookalike, {

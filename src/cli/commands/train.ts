@@ -26,7 +26,7 @@ export function registerTrainCommand(program: Command): void {
   program.command('train')
     .description('Learn a fashion head from the catalog\'s own labels over the stored backbone vectors (no CNN re-run, minutes on a CPU) and make it the index\'s embedding. --off goes back to plain ImageNet features.')
     .addOption(indexOption())
-    .option('--labels <columns>', `label columns to learn, comma-separated, each with an optional loss weight (column:2); default: those of ${DEFAULT_LABELS.join(',')} the catalog has, gender weighted 2. Colour columns shape the colour part`)
+    .option('--labels <columns>', `label columns to learn, comma-separated, each with an optional loss weight (column:2); default: those of ${DEFAULT_LABELS.join(',')} the catalog has (gender weighted 2, subCategory and masterCategory 0.5). Colour columns shape the colour part`)
     .option('--dim <n>', 'width of the style part of the embedding', intArg('dim', 8, 1024))
     .option('--epochs <n>', 'most epochs (training stops earlier when held-out figures stop improving)', intArg('epochs', 1, 500))
     .option('--holdout <share>', 'share of items (by id hash) never trained on: validation, early stopping and the reported figures', floatArg('holdout', 0.01, 0.9), 0.2)
