@@ -9,6 +9,7 @@
 import * as ort from 'onnxruntime-node';
 import onnxProto from 'onnx-proto';
 import os from 'node:os';
+import { dotAt } from '../math/linalg.js';
 
 export interface Hit { row: number; score: number }
 
@@ -41,20 +42,8 @@ export interface TopKOptions {
 export function topK(matrix: Float32Array, dim: number, query: Float32Array, opts: TopKOptions): Hit[] {
   const n = matrix.length / dim;
   const select = new TopKSelector(n, opts);
-  const tail = dim & ~3;
   for (let r = 0; r < n; r++) {
-    if (!select.wants(r)) continue;
-    const off = r * dim;
-    let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    for (let j = 0; j < tail; j += 4) {
-      s0 += matrix[off + j] * query[j];
-      s1 += matrix[off + j + 1] * query[j + 1];
-      s2 += matrix[off + j + 2] * query[j + 2];
-      s3 += matrix[off + j + 3] * query[j + 3];
-    }
-    let s = s0 + s1 + s2 + s3;
-    for (let j = tail; j < dim; j++) s += matrix[off + j] * query[j];
-    select.offer(r, s);
+    if (select.wants(r)) select.offer(r, dotAt(matrix, r * dim, query, dim));
   }
   return select.hits();
 }

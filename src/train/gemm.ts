@@ -10,6 +10,7 @@
  * and well under a millisecond per layer.
  */
 import * as ort from 'onnxruntime-node';
+import { dotAt } from '../math/linalg.js';
 import onnxProto from 'onnx-proto';
 import os from 'node:os';
 
@@ -80,19 +81,6 @@ export async function gemm(a: Mat, b: Mat, options: { transA?: boolean; transB?:
 
 /** y = W x + b for one vector (W: rows x cols, row-major). Plain JS: a query at a time. */
 export function matVec(w: Float32Array, rows: number, cols: number, x: Float32Array, bias?: Float32Array, out = new Float32Array(rows)): Float32Array {
-  const tail = cols & ~3;
-  for (let r = 0; r < rows; r++) {
-    const off = r * cols;
-    let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    for (let j = 0; j < tail; j += 4) {
-      s0 += w[off + j] * x[j];
-      s1 += w[off + j + 1] * x[j + 1];
-      s2 += w[off + j + 2] * x[j + 2];
-      s3 += w[off + j + 3] * x[j + 3];
-    }
-    let s = s0 + s1 + s2 + s3;
-    for (let j = tail; j < cols; j++) s += w[off + j] * x[j];
-    out[r] = s + (bias ? bias[r] : 0);
-  }
+  for (let r = 0; r < rows; r++) out[r] = dotAt(w, r * cols, x, cols) + (bias ? bias[r] : 0);
   return out;
 }
