@@ -15,6 +15,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import onnxProto from 'onnx-proto';
+import { modelBytes, valueInfo } from './onnx-graph.js';
 
 const { onnx } = onnxProto;
 
@@ -250,14 +251,7 @@ export function layersModelToOnnx(model: LayersModel): Uint8Array {
     input: [valueInfo('input', ['batch', 3, 'height', 'width'])],
     output: graphOutputs,
   });
-  const modelProto = onnx.ModelProto.create({
-    irVersion: 8,
-    producerName: 'lookalike',
-    producerVersion: '1',
-    opsetImport: [onnx.OperatorSetIdProto.create({ domain: '', version: 13 })],
-    graph,
-  });
-  return onnx.ModelProto.encode(modelProto).finish();
+  return modelBytes(graph);
 }
 
 function addPadNode(node: (op: string, i: string[], o: string[], a?: any[]) => void, initializers: any[], input: string, output: string, [t, b, l, r]: number[]) {
@@ -270,20 +264,4 @@ function addPadNode(node: (op: string, i: string[], o: string[], a?: any[]) => v
 function findLastConv(layers: KerasLayer[]): string {
   for (let i = layers.length - 1; i >= 0; i--) if (layers[i].class_name === 'Conv2D') return layers[i].name;
   return '';
-}
-
-function valueInfo(name: string, dims: Array<number | string>) {
-  return onnx.ValueInfoProto.create({
-    name,
-    type: onnx.TypeProto.create({
-      tensorType: onnx.TypeProto.Tensor.create({
-        elemType: onnx.TensorProto.DataType.FLOAT,
-        shape: onnx.TensorShapeProto.create({
-          dim: dims.map((d) => (typeof d === 'number'
-            ? onnx.TensorShapeProto.Dimension.create({ dimValue: d })
-            : onnx.TensorShapeProto.Dimension.create({ dimParam: d }))),
-        }),
-      }),
-    }),
-  });
 }

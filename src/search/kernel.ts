@@ -8,8 +8,8 @@
  */
 import * as ort from 'onnxruntime-node';
 import onnxProto from 'onnx-proto';
-import os from 'node:os';
 import { dotAt } from '../math/linalg.js';
+import { cpuSession, INT64, intAttribute, valueInfo } from '../model/onnx-graph.js';
 
 export interface Hit { row: number; score: number }
 
@@ -153,30 +153,21 @@ function gemmSession(kind: 'topk' | 'scores'): Promise<ort.InferenceSession> {
   let session = sessions.get(kind);
   if (!session) {
     const { onnx } = onnxProto;
-    const dim = (p: string) => onnx.TensorShapeProto.Dimension.create({ dimParam: p });
-    const info = (name: string, elemType: number, dims: string[]) => onnx.ValueInfoProto.create({
-      name, type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({ elemType, shape: onnx.TensorShapeProto.create({ dim: dims.map(dim) }) }) }),
-    });
-    const F = onnx.TensorProto.DataType.FLOAT, I64 = onnx.TensorProto.DataType.INT64;
-    const gemm = onnx.NodeProto.create({ opType: 'Gemm', input: ['queries', 'matrix'], output: ['scores'], attribute: [onnx.AttributeProto.create({ name: 'transB', type: onnx.AttributeProto.AttributeType.INT, i: 1 })] });
+    const gemm = onnx.NodeProto.create({ opType: 'Gemm', input: ['queries', 'matrix'], output: ['scores'], attribute: [intAttribute('transB', 1)] });
     const graph = kind === 'scores'
       ? onnx.GraphProto.create({
         name: 'cosine_scores',
         node: [gemm],
-        input: [info('queries', F, ['q', 'd']), info('matrix', F, ['n', 'd'])],
-        output: [info('scores', F, ['q', 'n'])],
+        input: [valueInfo('queries', ['q', 'd']), valueInfo('matrix', ['n', 'd'])],
+        output: [valueInfo('scores', ['q', 'n'])],
       })
       : onnx.GraphProto.create({
         name: 'cosine_topk',
-        node: [gemm, onnx.NodeProto.create({ opType: 'TopK', input: ['scores', 'k'], output: ['values', 'indices'], attribute: [onnx.AttributeProto.create({ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 })] })],
-        input: [info('queries', F, ['q', 'd']), info('matrix', F, ['n', 'd']), info('k', I64, ['one'])],
-        output: [info('values', F, ['q', 'k']), info('indices', I64, ['q', 'k'])],
+        node: [gemm, onnx.NodeProto.create({ opType: 'TopK', input: ['scores', 'k'], output: ['values', 'indices'], attribute: [intAttribute('axis', 1)] })],
+        input: [valueInfo('queries', ['q', 'd']), valueInfo('matrix', ['n', 'd']), valueInfo('k', ['one'], INT64)],
+        output: [valueInfo('values', ['q', 'k']), valueInfo('indices', ['q', 'k'], INT64)],
       });
-    const model = onnx.ModelProto.create({ irVersion: 8, producerName: 'lookalike', opsetImport: [onnx.OperatorSetIdProto.create({ domain: '', version: 13 })], graph });
-    session = ort.InferenceSession.create(onnx.ModelProto.encode(model).finish(), {
-      intraOpNumThreads: Math.max(1, os.availableParallelism()),
-      executionProviders: ['cpu'],
-    });
+    session = cpuSession(graph);
     sessions.set(kind, session);
   }
   return session;

@@ -11,8 +11,8 @@
  */
 import * as ort from 'onnxruntime-node';
 import { dotAt } from '../math/linalg.js';
+import { cpuSession, intAttribute, valueInfo } from '../model/onnx-graph.js';
 import onnxProto from 'onnx-proto';
-import os from 'node:os';
 
 const sessions = new Map<string, Promise<ort.InferenceSession>>();
 
@@ -21,24 +21,14 @@ function gemmSession(transA: boolean, transB: boolean, bias: boolean): Promise<o
   let session = sessions.get(key);
   if (!session) {
     const { onnx } = onnxProto;
-    const dim = (p: string) => onnx.TensorShapeProto.Dimension.create({ dimParam: p });
-    const info = (name: string, dims: string[]) => onnx.ValueInfoProto.create({
-      name, type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({ elemType: onnx.TensorProto.DataType.FLOAT, shape: onnx.TensorShapeProto.create({ dim: dims.map(dim) }) }) }),
-    });
-    const int = (name: string, i: number) => onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.INT, i });
-    const inputs = [info('a', ['a0', 'a1']), info('b', ['b0', 'b1'])];
-    if (bias) inputs.push(info('c', ['c0']));
-    const graph = onnx.GraphProto.create({
+    const inputs = [valueInfo('a', ['a0', 'a1']), valueInfo('b', ['b0', 'b1'])];
+    if (bias) inputs.push(valueInfo('c', ['c0']));
+    session = cpuSession(onnx.GraphProto.create({
       name: 'gemm',
-      node: [onnx.NodeProto.create({ opType: 'Gemm', input: bias ? ['a', 'b', 'c'] : ['a', 'b'], output: ['y'], attribute: [int('transA', +transA), int('transB', +transB)] })],
+      node: [onnx.NodeProto.create({ opType: 'Gemm', input: bias ? ['a', 'b', 'c'] : ['a', 'b'], output: ['y'], attribute: [intAttribute('transA', +transA), intAttribute('transB', +transB)] })],
       input: inputs,
-      output: [info('y', ['m', 'n'])],
-    });
-    const model = onnx.ModelProto.create({ irVersion: 8, producerName: 'lookalike', opsetImport: [onnx.OperatorSetIdProto.create({ domain: '', version: 13 })], graph });
-    session = ort.InferenceSession.create(onnx.ModelProto.encode(model).finish(), {
-      intraOpNumThreads: Math.max(1, os.availableParallelism()),
-      executionProviders: ['cpu'],
-    });
+      output: [valueInfo('y', ['m', 'n'])],
+    }));
     sessions.set(key, session);
   }
   return session;
