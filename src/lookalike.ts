@@ -12,7 +12,7 @@ import type { IndexManifest, Store } from './store/types.js';
 import { SearchEngine, type SearchHit, type SearchOptions } from './search/engine.js';
 import { backboneSpace, type EmbeddingSpace, type RawVectors } from './search/space.js';
 import { batchTopK } from './search/kernel.js';
-import { HeadSpaces } from './train/index-head.js';
+import { HeadSpaces } from './head/index-head.js';
 
 export interface QueryOptions extends SearchOptions {
   /** Override the index's pooling (both are stored). */

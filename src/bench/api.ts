@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { PACKAGE_ROOT } from '../paths.js';
+import { percentile } from '../math/stats.js';
 
 export interface ApiBenchOptions {
   indexDir: string;
@@ -111,11 +112,6 @@ export async function runApiBench(options: ApiBenchOptions): Promise<ApiBenchRep
   }
 }
 
-/** Nearest-rank percentile of sorted values. */
-export function percentile(sorted: number[], p: number): number {
-  if (!sorted.length) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
-}
 
 interface RunningServer {
   url: string;

@@ -8,18 +8,13 @@ import path from 'node:path';
 import { buildIndex } from '../indexing/build.js';
 import { Lookalike } from '../lookalike.js';
 import { topK, topKAsync } from '../search/kernel.js';
+import { percentile } from '../math/stats.js';
 
 export interface CoreBenchResult {
   catalogItems: number;
   indexing: { items: number; seconds: number; imagesPerSecond: number; batch: number };
   query: { runs: number; p50ms: number; p95ms: number };
   searchOnly: { runs: number; kernelMs: number; onnxMs: number; baselineMs: number; speedup: number; onnxSpeedup: number; sameResults: boolean };
-}
-
-export function percentile(sorted: number[], p: number): number {
-  if (!sorted.length) return Number.NaN;
-  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[idx];
 }
 
 /** The naive approach this product replaces: objects, per-item cosine with norms, full sort. */

@@ -4,7 +4,7 @@
  */
 import { promises as fs, type Dirent } from 'node:fs';
 import path from 'node:path';
-import type { CatalogItem } from './index.js';
+import type { CatalogItem } from './types.js';
 
 /** In order of preference: when `123.jpg` and `123.png` both exist, `123.jpg` wins. */
 export const IMAGE_EXTENSIONS: readonly string[] = Object.freeze(['.jpg', '.jpeg', '.png', '.webp']);

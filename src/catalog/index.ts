@@ -8,37 +8,10 @@ import path from 'node:path';
 import { LookalikeError } from '../errors.js';
 import { readImageFolder } from './image-folder.js';
 import { readStylesCatalog } from './styles-csv.js';
+import type { Catalog, CatalogProblem, CatalogProblemKind } from './types.js';
 
 export { IMAGE_EXTENSIONS } from './image-folder.js';
-
-export interface CatalogItem {
-  id: string;
-  /** absolute path */
-  imagePath: string;
-  metadata: Record<string, string>;
-}
-
-export type CatalogProblemKind = 'malformed-row' | 'empty-id' | 'duplicate-id' | 'missing-image' | 'unlisted-image';
-
-export interface CatalogProblem {
-  kind: CatalogProblemKind;
-  id?: string;
-  /** 1-based line in styles.csv */
-  line?: number;
-  file?: string;
-  detail: string;
-}
-
-export interface Catalog {
-  /** absolute */
-  root: string;
-  kind: 'styles-csv' | 'image-folder';
-  /** metadata columns in CSV order, without "id" (image-folder: ['folder']) */
-  columns: string[];
-  /** in CSV order, then unlisted images by id (image-folder: sorted by id) */
-  items: CatalogItem[];
-  problems: CatalogProblem[];
-}
+export type { Catalog, CatalogItem, CatalogProblem, CatalogProblemKind } from './types.js';
 
 export async function readCatalog(dir: string): Promise<Catalog> {
   const root = path.resolve(dir);

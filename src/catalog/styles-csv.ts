@@ -8,7 +8,7 @@ import path from 'node:path';
 import { parse, type CsvError } from 'csv-parse/sync';
 import { LookalikeError } from '../errors.js';
 import { compareIds, IMAGE_EXTENSIONS, listImagesById } from './image-folder.js';
-import type { Catalog, CatalogItem, CatalogProblem } from './index.js';
+import type { Catalog, CatalogItem, CatalogProblem } from './types.js';
 
 export interface CsvRow {
   fields: string[];

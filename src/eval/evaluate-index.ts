@@ -7,7 +7,7 @@ import { LookalikeError } from '../errors.js';
 import type { Lookalike } from '../lookalike.js';
 import type { Pooling } from '../model/registry.js';
 import { findNeighbours, neighbourScores, summarise, type EvalResult } from './evaluate.js';
-import { scoreHistogram, type Histogram } from '../viz/charts.js';
+import { scoreHistogram, type Histogram } from '../math/stats.js';
 
 /** The attributes evaluated by default, when the catalog has them. */
 export const DEFAULT_ATTRIBUTES = ['articleType', 'subCategory', 'masterCategory', 'gender', 'baseColour', 'usage'];

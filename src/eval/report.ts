@@ -11,8 +11,9 @@ import path from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import {
   categoryChart, confusionChart, mapChart, perClassChart, scoreHistogramChart, writeChart,
-  type ChartSpec, type Histogram, type WrittenChart,
+  type ChartSpec, type WrittenChart,
 } from '../viz/charts.js';
+import type { Histogram } from '../math/stats.js';
 import type { EvalResult } from './evaluate.js';
 
 export interface ReportTable {

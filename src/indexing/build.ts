@@ -17,7 +17,7 @@ import { prepareOptionsFor } from '../image/options.js';
 import { COLOUR_DIMENSION } from '../image/colour.js';
 import { SqliteStore } from '../store/sqlite.js';
 import type { IndexManifest, ItemFailure, ItemVectors, Store } from '../store/types.js';
-import { adoptHeadFile } from '../train/index-head.js';
+import { adoptHeadFile } from '../head/index-head.js';
 
 export const FORMAT_VERSION = 1;
 

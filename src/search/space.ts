@@ -1,7 +1,7 @@
 /**
  * An embedding space turns an item's stored raw vectors (both poolings of the backbone and
  * the colour descriptor) into the normalised vector that search compares. The plain
- * backbone spaces are here; a trained head (train/) registers spaces of its own.
+ * backbone spaces are here; a trained head (head/, learnt by train/) registers spaces of its own.
  */
 import { normaliseRows } from './kernel.js';
 import type { Pooling } from '../model/registry.js';

@@ -11,7 +11,9 @@
  * (Shirts/Skirts, Kurtas/Kurtis, Leggings/Jeggings in the dev catalog).
  */
 
-export type TaskKind = 'style' | 'colour';
+import type { TaskKind } from '../head/head.js';
+
+export type { TaskKind };
 
 export interface LabelTask {
   column: string;

@@ -17,10 +17,10 @@ import { batchTopK, normaliseRows } from '../search/kernel.js';
 import type { RawVectors } from '../search/space.js';
 import { Random } from '../math/random.js';
 import { DEFAULT_LABELS, classWeights, planLabels, type LabelPlan, type LabelTask } from './labels.js';
-import { applyReducer, fitReducer } from './reduce.js';
-import { AdamW, DEFAULT_HYPER, forward, initParams, inputWidth, step, type Hyper, type NetShape, type Params, type TaskSpec } from './network.js';
-import { backboneFeatures, Head, headId, MODES, type HeadMeta, type Mode, type ModeWeights } from './head.js';
-import { installHead, type HeadRef } from './index-head.js';
+import { applyReducer, fitReducer } from '../head/reduce.js';
+import { AdamW, DEFAULT_HYPER, forward, initParams, inputWidth, step, type Hyper, type NetShape, type Params, type TaskSpec } from '../head/network.js';
+import { backboneFeatures, Head, headId, MODES, type HeadMeta, type Mode, type ModeWeights } from '../head/head.js';
+import { installHead, type HeadRef } from '../head/index-head.js';
 
 export interface TrainOptions {
   indexDir: string;

@@ -29,8 +29,7 @@ import { evaluate, findNeighbours, neighbourScores, suggestThreshold, summarise,
 import { evaluateIndex, labelsOf, resolveAttributes } from '../eval/evaluate-index.js';
 import { Random, sampleWithoutReplacement } from '../math/random.js';
 import { topK } from '../search/kernel.js';
-import { percentile } from '../bench/core.js';
-import { scoreHistogram, type Histogram } from '../viz/charts.js';
+import { percentile, scoreHistogram, type Histogram } from '../math/stats.js';
 import { fitForSizes, projectNormalised } from './reduce.js';
 import { stratifiedSample } from './sample.js';
 

@@ -12,6 +12,7 @@ import path from 'node:path';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import { Resvg, type ResvgRenderOptions } from '@resvg/resvg-js';
+import type { Histogram } from '../math/stats.js';
 
 export type { TopLevelSpec };
 
@@ -132,24 +133,6 @@ export function perClassChart(attribute: string, k: number, rows: Array<{ value:
       },
     } as TopLevelSpec,
   };
-}
-
-export interface Histogram { bins: number[]; same: number[]; different: number[] }
-
-/** Bins similarity scores of same-class and different-class neighbours on a shared grid. */
-export function scoreHistogram(same: ArrayLike<number>, different: ArrayLike<number>, binCount = 40): Histogram {
-  let lo = Infinity, hi = -Infinity;
-  for (const list of [same, different]) for (let i = 0; i < list.length; i++) { lo = Math.min(lo, list[i]); hi = Math.max(hi, list[i]); }
-  if (!Number.isFinite(lo)) { lo = 0; hi = 1; }
-  if (hi - lo < 1e-6) { lo -= 0.01; hi += 0.01; }
-  const width = (hi - lo) / binCount;
-  const bins = Array.from({ length: binCount + 1 }, (_, i) => lo + i * width);
-  const count = (list: ArrayLike<number>) => {
-    const out = new Array<number>(binCount).fill(0);
-    for (let i = 0; i < list.length; i++) out[Math.min(binCount - 1, Math.floor((list[i] - lo) / width))]++;
-    return out;
-  };
-  return { bins, same: count(same), different: count(different) };
 }
 
 /** Overlaid histograms (share of each group per bin), with an optional threshold rule. */

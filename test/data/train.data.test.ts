@@ -5,7 +5,7 @@ import path from 'node:path';
 import { mkdtempSync } from 'node:fs';
 import { DEV_CATALOG, HAS_DEV_CATALOG, devIndex, devSubsetIds } from './dev-index.js';
 import { trainHead, type TrainReport } from '../../src/train/train.js';
-import { writeHeadFile } from '../../src/train/head.js';
+import { writeHeadFile } from '../../src/head/head.js';
 import { Lookalike } from '../../src/lookalike.js';
 import { buildIndex } from '../../src/indexing/build.js';
 import { evaluateIndex } from '../../src/eval/evaluate-index.js';

@@ -3,9 +3,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import {
-  categoryChart, confusionChart, lineChart, mapChart, perClassChart, renderSvg, scoreHistogram, scoreHistogramChart,
+  categoryChart, confusionChart, lineChart, mapChart, perClassChart, renderSvg, scoreHistogramChart,
   svgToPng, topClasses, tradeOffChart, writeChart, type ChartSpec,
 } from '../../src/viz/charts.js';
+import { scoreHistogram } from '../../src/math/stats.js';
 import { tempDir } from '../helpers/fixtures.js';
 
 /** Share of pixels that are not (near) white: the chart drew something. */

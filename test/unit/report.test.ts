@@ -5,7 +5,7 @@ import { chromium, type Browser } from 'playwright-core';
 import { parse } from 'csv-parse/sync';
 import { evaluate, findNeighbours, neighbourScores } from '../../src/eval/evaluate.js';
 import { writeEvalReport } from '../../src/eval/report.js';
-import { scoreHistogram } from '../../src/viz/charts.js';
+import { scoreHistogram } from '../../src/math/stats.js';
 import { normaliseRows } from '../../src/search/kernel.js';
 import { Random } from '../../src/math/random.js';
 import { tempDir } from '../helpers/fixtures.js';

@@ -11,11 +11,11 @@ import { isHeldOut } from '../../src/eval/split.js';
 import { Random } from '../../src/math/random.js';
 import { classWeights, editKind, planLabels } from '../../src/train/labels.js';
 import { parseLabelSpec, trainHead, type TrainOptions } from '../../src/train/train.js';
-import { decodeHead, encodeHead, readHeadFile, writeHeadFile, MODES } from '../../src/train/head.js';
-import { adoptHeadFile, embedSync, HEAD_FILE, removeHead } from '../../src/train/index-head.js';
-import { gemm, mat } from '../../src/train/gemm.js';
-import { fitReducer, applyReducer } from '../../src/train/reduce.js';
-import { AdamW, DEFAULT_HYPER, initParams, step, type NetShape, type TaskSpec } from '../../src/train/network.js';
+import { decodeHead, encodeHead, readHeadFile, writeHeadFile, MODES } from '../../src/head/head.js';
+import { adoptHeadFile, embedSync, HEAD_FILE, removeHead } from '../../src/head/index-head.js';
+import { gemm, mat } from '../../src/head/gemm.js';
+import { fitReducer, applyReducer } from '../../src/head/reduce.js';
+import { AdamW, DEFAULT_HYPER, initParams, step, type NetShape, type TaskSpec } from '../../src/head/network.js';
 import { makeCatalog, tempDir } from '../helpers/fixtures.js';
 
 const DIM = 32;

@@ -3,7 +3,7 @@
  * quality of the index against the catalog's own labels, as a terminal table, JSON, and
  * a report folder with charts and CSV tables.
  */
-import { headRefOf } from '../../train/index-head.js';
+import { headRefOf } from '../../head/index-head.js';
 import { Option } from 'commander';
 import path from 'node:path';
 import { evaluateIndex, type IndexEvalResult } from '../../eval/evaluate-index.js';

@@ -4,8 +4,8 @@
  */
 import { Option } from 'commander';
 import { parseLabelSpec, trainHead, type TrainReport } from '../../train/train.js';
-import { removeHead } from '../../train/index-head.js';
-import { MODES, writeHeadFile, type Mode } from '../../train/head.js';
+import { removeHead } from '../../head/index-head.js';
+import { MODES, writeHeadFile, type Mode } from '../../head/head.js';
 import { DEFAULT_LABELS } from '../../train/labels.js';
 import { action, badOption, floatArg, indexOption, intArg, print, printJson, table, type Command } from '../shared.js';
 

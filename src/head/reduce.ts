@@ -4,7 +4,7 @@
  * each training epoch costs a second, not ten.
  *
  * PCA by subspace iteration on the covariance of a row sample, with every large product
- * in onnxruntime's GEMM (train/gemm.ts). math/pca.ts (plain-JS randomized SVD) does the
+ * in onnxruntime's GEMM (head/gemm.ts). math/pca.ts (plain-JS randomized SVD) does the
  * same job; measured on this machine for 25,000 x 4,096 rows, 8,000 sampled, it took 95 s
  * for 256 components and 223 s for 512; this takes ~10 s. The components only need to
  * span the high-variance subspace well (the network learns what to do with it), so a few

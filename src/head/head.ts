@@ -3,9 +3,9 @@
  * and the colour histogram) into the search embedding, and its file format.
  *
  *   features  both poolings, each square-rooted and L2-normalised, side by side (4,096)
- *   reduce    whitened PCA to `reduced` dimensions (train/reduce.ts)
+ *   reduce    whitened PCA to `reduced` dimensions (head/reduce.ts)
  *   colour    the 144-bin Lab histogram, standardised
- *   network   train/network.ts: a style part and a colour part, each L2-normalised
+ *   network   head/network.ts: a style part and a colour part, each L2-normalised
  *   mode      the search vector is [√a · style | √b · colour] with a + b = 1, so its cosine
  *             is a · cos(style) + b · cos(colour): the mode picks a and b
  *
@@ -21,7 +21,8 @@ import type { RawVectors } from '../search/space.js';
 import { applyReducer, type Reducer } from './reduce.js';
 import { forward, inputWidth, type Hyper, type NetShape, type Params } from './network.js';
 import { matVec } from './gemm.js';
-import type { TaskKind } from './labels.js';
+/** Which part of the embedding a label column shapes. */
+export type TaskKind = 'style' | 'colour';
 
 export const MODES = ['style', 'balanced', 'colour'] as const;
 export type Mode = (typeof MODES)[number];

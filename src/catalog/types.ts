@@ -1,0 +1,30 @@
+/** What a catalog reader returns; shared by both layouts' readers (index.ts, image-folder.ts, styles-csv.ts). */
+
+export interface CatalogItem {
+  id: string;
+  /** absolute path */
+  imagePath: string;
+  metadata: Record<string, string>;
+}
+
+export type CatalogProblemKind = 'malformed-row' | 'empty-id' | 'duplicate-id' | 'missing-image' | 'unlisted-image';
+
+export interface CatalogProblem {
+  kind: CatalogProblemKind;
+  id?: string;
+  /** 1-based line in styles.csv */
+  line?: number;
+  file?: string;
+  detail: string;
+}
+
+export interface Catalog {
+  /** absolute */
+  root: string;
+  kind: 'styles-csv' | 'image-folder';
+  /** metadata columns in CSV order, without "id" (image-folder: ['folder']) */
+  columns: string[];
+  /** in CSV order, then unlisted images by id (image-folder: sorted by id) */
+  items: CatalogItem[];
+  problems: CatalogProblem[];
+}

@@ -1,0 +1,129 @@
+import { describe, expect, it } from 'vitest';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import ts from 'typescript';
+
+/**
+ * Dependencies point down. Every folder of src/ (and every top-level file) has a layer;
+ * a module may import its own folder and lower layers, never its own layer's neighbours
+ * nor anything higher. The order is the data flow of the README's design section: what
+ * stores and searches vectors knows nothing of training, evaluation or HTTP.
+ * A new folder must be given a layer here, on purpose.
+ */
+const LAYERS: string[][] = [
+  ['errors', 'defaults'],
+  ['paths'],
+  ['math'],
+  ['catalog', 'model'],
+  ['image'],
+  ['store'],
+  ['search'],
+  ['head'],
+  ['indexing'],
+  ['lookalike'],
+  ['viz'],
+  ['eval'],
+  ['tune', 'train'],
+  ['bench', 'index'],
+  ['server'],
+  ['cli'],
+];
+
+const SRC = path.resolve(import.meta.dirname, '../../src');
+const rank = new Map(LAYERS.flatMap((names, i) => names.map((n) => [n, i] as const)));
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const full = path.join(dir, e.name);
+    if (e.isDirectory()) return sourceFiles(full);
+    return e.name.endsWith('.ts') && !e.name.endsWith('.d.ts') ? [full] : [];
+  });
+}
+
+/** The src/ files a file imports (static, dynamic and type-only imports, and re-exports). */
+function importsOf(file: string): string[] {
+  const info = ts.preProcessFile(readFileSync(file, 'utf8'), true, true);
+  return info.importedFiles
+    .map((f) => f.fileName)
+    .filter((spec) => spec.startsWith('.'))
+    .map((spec) => path.resolve(path.dirname(file), spec.replace(/\.js$/, '.ts')));
+}
+
+/** Import graph keyed by paths relative to src/ ("search/engine.ts"). */
+type Graph = Map<string, string[]>;
+
+/** `search/engine.ts` -> `search`; `lookalike.ts` -> `lookalike`. */
+function moduleOfPath(file: string): string {
+  return file.split('/')[0].replace(/\.ts$/, '');
+}
+
+function upwardImports(graph: Graph): string[] {
+  const upward: string[] = [];
+  for (const [from, tos] of graph) {
+    const source = moduleOfPath(from);
+    for (const to of tos) {
+      const target = moduleOfPath(to);
+      if (target === source) continue;
+      if ((rank.get(target) ?? Infinity) >= (rank.get(source) ?? -Infinity)) upward.push(`${from} -> ${to} (${source} may not import ${target})`);
+    }
+  }
+  return upward;
+}
+
+function importCycles(graph: Graph): string[] {
+  const cycles: string[] = [];
+  const state = new Map<string, 'open' | 'done'>();
+  const stack: string[] = [];
+  const visit = (f: string) => {
+    state.set(f, 'open');
+    stack.push(f);
+    for (const to of graph.get(f) ?? []) {
+      if (state.get(to) === 'open') cycles.push([...stack.slice(stack.indexOf(to)), to].join(' -> '));
+      else if (!state.has(to) && graph.has(to)) visit(to);
+    }
+    stack.pop();
+    state.set(f, 'done');
+  };
+  for (const f of graph.keys()) if (!state.has(f)) visit(f);
+  return cycles;
+}
+
+const rel = (f: string) => path.relative(SRC, f).split(path.sep).join('/');
+const files = sourceFiles(SRC);
+const graph: Graph = new Map(files.map((f) => [rel(f), importsOf(f).map(rel)]));
+
+describe('src/ architecture', () => {
+  it('gives every folder and top-level file of src/ a layer', () => {
+    const unknown = [...new Set([...graph.keys()].map(moduleOfPath))].filter((m) => !rank.has(m));
+    expect(unknown, 'add these to LAYERS in test/unit/architecture.test.ts').toEqual([]);
+  });
+
+  it('resolves every relative import to a file in src/', () => {
+    const missing = [...graph].flatMap(([from, tos]) => tos.filter((to) => !graph.has(to)).map((to) => `${from} -> ${to}`));
+    expect(missing).toEqual([]);
+  });
+
+  it('has no import from a lower layer into a higher one, nor between folders of one layer', () => {
+    expect(upwardImports(graph)).toEqual([]);
+  });
+
+  it('has no import cycle between files, type-only imports included', () => {
+    expect(importCycles(graph)).toEqual([]);
+  });
+
+  it('reports an upward import, an import within one layer and a cycle when they are written', () => {
+    const bad: Graph = new Map([
+      ['search/engine.ts', ['search/space.ts', 'train/train.ts']],
+      ['search/space.ts', ['model/registry.ts']],
+      ['train/train.ts', ['search/engine.ts', 'eval/evaluate.ts']],
+      ['tune/tune.ts', ['train/train.ts']],
+      ['model/registry.ts', []],
+      ['eval/evaluate.ts', []],
+    ]);
+    expect(upwardImports(bad)).toEqual([
+      'search/engine.ts -> train/train.ts (search may not import train)',
+      'tune/tune.ts -> train/train.ts (tune may not import train)',
+    ]);
+    expect(importCycles(bad)).toEqual(['search/engine.ts -> train/train.ts -> search/engine.ts']);
+  });
+});
