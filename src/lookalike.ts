@@ -2,6 +2,7 @@
  * The library's front door: an opened index that answers "which products look like
  * this?". The CLI, the HTTP server, evaluation and training all go through it.
  */
+import { DEFAULT_K, DEFAULT_THRESHOLD } from './defaults.js';
 import { LookalikeError } from './errors.js';
 import { Embedder } from './model/embedder.js';
 import { imageFingerprint, type EmbeddingSettings, type Pooling } from './model/registry.js';
@@ -102,12 +103,12 @@ export class Lookalike {
 
   /**
    * Search defaults for what a query leaves unset: the k and threshold stored by
-   * `lookalike tune --apply` (manifest.extensions.tuned), else k = 5 and no threshold.
+   * `lookalike tune --apply` (manifest.extensions.tuned), else DEFAULT_K and DEFAULT_THRESHOLD (none).
    * The tuned threshold is a cosine in the space it was tuned in, so it only applies there.
    */
   defaults(space: EmbeddingSpace = this.space()): { k: number; threshold?: number } {
     const tuned = this.manifest.extensions?.tuned as { k?: number; threshold?: number; space?: string } | undefined;
-    return { k: tuned?.k ?? 5, threshold: tuned?.space === space.id ? tuned.threshold : undefined };
+    return { k: tuned?.k ?? DEFAULT_K, threshold: tuned?.space === space.id ? tuned.threshold : DEFAULT_THRESHOLD };
   }
 
   async searchByImage(input: string | Buffer, options: QueryOptions & { label?: string; maxPixels?: number } = {}): Promise<SearchResponse> {

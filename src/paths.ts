@@ -4,21 +4,22 @@
  */
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { DEFAULT_CACHE_DIR, DEFAULT_INDEX_DIR, ENV } from './defaults.js';
 
 /** The package root (the folder holding package.json), from src/ or dist/. */
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /** Derived model files (ONNX conversions). Override with LOOKALIKE_CACHE. */
 export function cacheDir(): string {
-  return process.env.LOOKALIKE_CACHE ?? path.join(PACKAGE_ROOT, '.cache');
+  return process.env[ENV.cache] ?? path.join(PACKAGE_ROOT, DEFAULT_CACHE_DIR);
 }
 
 /** Default index folder: `.lookalike/` under the current directory. */
 export function defaultIndexDir(): string {
-  return path.resolve(process.env.LOOKALIKE_INDEX ?? '.lookalike');
+  return path.resolve(process.env[ENV.index] ?? DEFAULT_INDEX_DIR);
 }
 
 /** The dev catalog beside the project (tests, benchmarks). Override with LOOKALIKE_DATASET. */
 export function devCatalogDir(): string {
-  return process.env.LOOKALIKE_DATASET ?? path.resolve(PACKAGE_ROOT, '..', 'shared', 'datasets', 'fashion-small');
+  return process.env[ENV.dataset] ?? path.resolve(PACKAGE_ROOT, '..', 'shared', 'datasets', 'fashion-small');
 }

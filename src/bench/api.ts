@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { PACKAGE_ROOT } from '../paths.js';
+import { DEFAULT_K } from '../defaults.js';
 import { percentile } from '../math/stats.js';
 
 export interface ApiBenchOptions {
@@ -52,7 +53,7 @@ export interface ApiBenchReport {
 export async function runApiBench(options: ApiBenchOptions): Promise<ApiBenchReport> {
   const requests = options.requests ?? 200;
   const concurrency = options.concurrency ?? 1;
-  const k = options.k ?? 10;
+  const k = options.k ?? DEFAULT_K;
   const log = options.log ?? (() => {});
   const server = await startServer(options.indexDir, Math.max(8, concurrency), options.startTimeoutMs ?? 180_000, log);
   try {

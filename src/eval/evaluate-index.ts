@@ -3,6 +3,7 @@
  * a trained head's space through `lookalike.space({mode})`), with the catalog's metadata
  * columns as labels.
  */
+import { DEFAULT_K, FASHION_LABELS } from '../defaults.js';
 import { LookalikeError } from '../errors.js';
 import type { Lookalike } from '../lookalike.js';
 import type { Pooling } from '../model/registry.js';
@@ -10,7 +11,7 @@ import { findNeighbours, neighbourScores, summarise, type EvalResult } from './e
 import { scoreHistogram, type Histogram } from '../math/stats.js';
 
 /** The attributes evaluated by default, when the catalog has them. */
-export const DEFAULT_ATTRIBUTES = ['articleType', 'subCategory', 'masterCategory', 'gender', 'baseColour', 'usage'];
+export const DEFAULT_ATTRIBUTES: readonly string[] = FASHION_LABELS;
 
 export interface IndexEvalOptions {
   k?: number;
@@ -60,7 +61,7 @@ export async function evaluateIndex(lookalike: Lookalike, options: IndexEvalOpti
   const { data, dim } = lookalike.engine.matrix(space);
   const ids = lookalike.engine.items.map((i) => i.id);
   const labels = labelsOf(lookalike, attributes);
-  const k = options.k ?? 5;
+  const k = options.k ?? DEFAULT_K;
   const neighbours = await findNeighbours(data, dim, ids, k, { queries: options.queries, onProgress: options.onProgress });
   const result = summarise(neighbours, { ids, labels, dim, queries: options.queries, confusionClasses: options.confusionClasses }, k, started);
   const { same, different } = neighbourScores(neighbours, labels[attributes[0]], k);

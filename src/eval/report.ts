@@ -13,6 +13,7 @@ import {
   categoryChart, confusionChart, mapChart, perClassChart, scoreHistogramChart, writeChart,
   type ChartSpec, type WrittenChart,
 } from '../viz/charts.js';
+import { CATEGORY_CHART_COLUMNS } from '../defaults.js';
 import type { Histogram } from '../math/stats.js';
 import type { EvalResult } from './evaluate.js';
 
@@ -134,7 +135,7 @@ export interface EvalReportInput {
   map?: MapData;
 }
 
-export const CATEGORY_FIELDS = ['masterCategory', 'subCategory', 'articleType', 'baseColour'];
+export const CATEGORY_FIELDS: readonly string[] = CATEGORY_CHART_COLUMNS;
 
 /** Metric table rows, shared by the terminal, the CSV and the page. */
 export function metricRows(result: EvalResult): Array<Array<string | number>> {

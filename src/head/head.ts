@@ -17,6 +17,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import { LookalikeError } from '../errors.js';
+import { SEARCH_MODES as MODES, type SearchMode as Mode } from '../defaults.js';
 import type { RawVectors } from '../search/space.js';
 import { applyReducer, type Reducer } from './reduce.js';
 import { forward, inputWidth, type Hyper, type NetShape, type Params } from './network.js';
@@ -24,8 +25,7 @@ import { matVec } from './gemm.js';
 /** Which part of the embedding a label column shapes. */
 export type TaskKind = 'style' | 'colour';
 
-export const MODES = ['style', 'balanced', 'colour'] as const;
-export type Mode = (typeof MODES)[number];
+export { SEARCH_MODES as MODES, type SearchMode as Mode } from '../defaults.js';
 
 /** Share of the cosine given to the style part and the colour part (they sum to 1). */
 export interface ModeWeights { style: number; colour: number }

@@ -11,6 +11,7 @@
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile, copyFile } from 'node:fs/promises';
 import path from 'node:path';
+import { INDEX_FILES } from '../defaults.js';
 import { LookalikeError } from '../errors.js';
 import { imageFingerprint, type EmbeddingSettings } from '../model/registry.js';
 import type { IndexManifest, Store } from '../store/types.js';
@@ -19,7 +20,7 @@ import type { EmbeddingSpace, RawVectors } from '../search/space.js';
 import { SqliteStore } from '../store/sqlite.js';
 import { backboneKey, readHeadFile, writeHeadFile, type Head, type Mode } from './head.js';
 
-export const HEAD_FILE = 'head.lkhead';
+export const HEAD_FILE = INDEX_FILES.head;
 
 /** What the manifest records about the index's head. */
 export interface HeadRef {
@@ -125,7 +126,7 @@ export function loadIndexHead(indexDir: string, manifest: IndexManifest): Head |
 }
 
 function removeHeadCaches(indexDir: string, keep?: string): void {
-  const dir = path.join(indexDir, 'cache');
+  const dir = path.join(indexDir, INDEX_FILES.cache);
   if (!existsSync(dir)) return;
   for (const f of readdirSync(dir)) if (f.startsWith('head-') && f !== keep) rmSync(path.join(dir, f), { force: true });
 }
@@ -155,7 +156,7 @@ export class HeadSpaces {
     const n = this.engine.size;
     const sd = this.head.meta.net.styleDim, cd = this.head.colourDim;
     const name = `head-${this.head.id}-g${this.store.generation()}.f32`;
-    const file = path.join(this.indexDir, 'cache', name);
+    const file = path.join(this.indexDir, INDEX_FILES.cache, name);
     if (existsSync(file)) {
       const bytes = await readFile(file);
       if (bytes.byteLength === n * (sd + cd) * 4) {

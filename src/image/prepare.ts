@@ -4,13 +4,14 @@
  * network's input tensor (Keras "caffe" preprocessing) and the colour descriptor.
  */
 import sharp from 'sharp';
+import { MAX_PIXELS } from '../defaults.js';
 import { LookalikeError } from '../errors.js';
 import type { ResizeMode } from '../model/registry.js';
 import { colourHistogram } from './colour.js';
 
 export const ACCEPTED_FORMATS = ['jpeg', 'png', 'webp'] as const;
 /** 40 megapixels: far above any product photo, far below what would exhaust memory. */
-export const DEFAULT_MAX_PIXELS = 40_000_000;
+export const DEFAULT_MAX_PIXELS = MAX_PIXELS;
 
 export interface PrepareOptions {
   width: number;

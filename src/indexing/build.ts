@@ -9,6 +9,7 @@
  * decodes and resizes batch i+1.
  */
 import { readCatalog, type Catalog } from '../catalog/index.js';
+import { INDEX_BATCH_SIZE } from '../defaults.js';
 import { LookalikeError } from '../errors.js';
 import { Embedder } from '../model/embedder.js';
 import { defaultSettings, imageFingerprint, type EmbeddingSettings } from '../model/registry.js';
@@ -133,7 +134,7 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
 interface Job { id: string; image: string }
 
 async function embedAll(store: Store, embedder: Embedder, settings: EmbeddingSettings, jobs: Job[], options: BuildOptions) {
-  const batchSize = options.batchSize ?? 16;
+  const batchSize = options.batchSize ?? INDEX_BATCH_SIZE;
   const prep = prepareOptionsFor(settings);
   const plane = 3 * settings.width * settings.height;
   const started = performance.now();

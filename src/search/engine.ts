@@ -3,6 +3,7 @@
  * embedding space a contiguous normalised matrix of the embedded items.
  */
 import type { Store, StoredItem, VectorKind, VectorMatrix } from '../store/types.js';
+import { DEFAULT_K } from '../defaults.js';
 import { LookalikeError } from '../errors.js';
 import { topK, topKAsync, type Hit, type TopKOptions } from './kernel.js';
 import { filterMask, type Filters } from './filters.js';
@@ -108,7 +109,7 @@ export class SearchEngine {
 
   private topKOptions(options: SearchOptions & { excludeId?: string }): TopKOptions {
     return {
-      k: options.k ?? 5,
+      k: options.k ?? DEFAULT_K,
       threshold: options.threshold,
       mask: filterMask(this.metadata, options.filters, this.columns),
       exclude: options.excludeId !== undefined ? this.rowById.get(options.excludeId) : undefined,

@@ -13,6 +13,7 @@ import swagger from '@fastify/swagger';
 import sharp from 'sharp';
 import type { Lookalike } from '../lookalike.js';
 import { DEFAULT_MAX_PIXELS } from '../image/prepare.js';
+import { FACET_COLUMNS, MAX_UPLOAD_BYTES } from '../defaults.js';
 import { PACKAGE_ROOT } from '../paths.js';
 import type { ModelState, ServerContext } from './context.js';
 import { installErrorHandling } from './http-errors.js';
@@ -30,9 +31,9 @@ declare module 'fastify' {
   }
 }
 
-export const DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024;
+export const DEFAULT_MAX_UPLOAD_BYTES = MAX_UPLOAD_BYTES;
 /** The fields a fashion catalog is browsed by, in the order the page shows them. */
-export const DEFAULT_FACET_FIELDS = ['gender', 'masterCategory', 'subCategory', 'articleType', 'baseColour', 'season', 'usage'];
+export const DEFAULT_FACET_FIELDS: readonly string[] = FACET_COLUMNS;
 
 export interface ServerOptions {
   /** Largest upload in bytes (default 10 MB). */

@@ -4,6 +4,7 @@
  * few run, a few wait, and the rest are told to come back (503 + Retry-After) at once,
  * which keeps latency bounded and the process alive under a burst.
  */
+import { QUEUE_CONCURRENCY, QUEUE_MAX_WAITING } from '../defaults.js';
 import { LookalikeError } from '../errors.js';
 
 export interface QueueOptions {
@@ -35,8 +36,8 @@ export class InferenceQueue {
   private averageMs = 0;
 
   constructor(options: QueueOptions = {}) {
-    this.concurrency = Math.max(1, Math.floor(options.concurrency ?? 1));
-    this.maxWaiting = Math.max(0, Math.floor(options.maxWaiting ?? 8));
+    this.concurrency = Math.max(1, Math.floor(options.concurrency ?? QUEUE_CONCURRENCY));
+    this.maxWaiting = Math.max(0, Math.floor(options.maxWaiting ?? QUEUE_MAX_WAITING));
   }
 
   /**

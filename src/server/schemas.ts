@@ -5,9 +5,10 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { ACCEPTED_FORMATS } from '../image/prepare.js';
+import { DEFAULT_K, MAX_K_HTTP, MAX_PAGE_SIZE, PAGE_SIZE, SEARCH_MODES } from '../defaults.js';
 
-export const MAX_K = 200;
-export const MAX_PAGE = 200;
+export const MAX_K = MAX_K_HTTP;
+export const MAX_PAGE = MAX_PAGE_SIZE;
 
 /** Marks a multipart field that must be an uploaded file (see the ajv keyword in app.ts). */
 export const UPLOAD_KEYWORD = 'x-upload';
@@ -29,10 +30,11 @@ const filterParam = {
     'The fields and their values are listed by GET /api/facets.',
 } as const;
 
-const kParam = { type: 'integer', minimum: 1, maximum: MAX_K, default: 10, description: 'how many similar products to return' } as const;
+// No schema default for k: a missing k means the index's default (`lookalike tune --apply`, else DEFAULT_K).
+const kParam = { type: 'integer', minimum: 1, maximum: MAX_K, description: `how many similar products to return (default: the k stored by \`lookalike tune --apply\`, else ${DEFAULT_K})` } as const;
 const thresholdParam = { type: 'number', minimum: -1, maximum: 1, description: 'minimum cosine similarity; fewer than k results is fine' } as const;
 /** Similarity modes of a trained head (`lookalike train`); "color" is accepted for "colour". */
-export const MODES = ['balanced', 'style', 'colour'] as const;
+export const MODES = SEARCH_MODES;
 const modeParam = {
   type: 'string',
   enum: [...MODES, 'color'],
@@ -51,7 +53,7 @@ export const listQuerystring = {
   properties: {
     filter: filterParam,
     offset: { type: 'integer', minimum: 0, default: 0, description: 'items to skip' },
-    limit: { type: 'integer', minimum: 1, maximum: MAX_PAGE, default: 24, description: 'items per page' },
+    limit: { type: 'integer', minimum: 1, maximum: MAX_PAGE, default: PAGE_SIZE, description: 'items per page' },
   },
 } as const;
 
@@ -236,6 +238,12 @@ export function addSharedSchemas(app: FastifyInstance): void {
         },
       },
       modes: { type: 'array', items: { type: 'string' }, description: 'values of `mode` that change the results (empty: the index has no trained head)' },
+      defaults: {
+        type: 'object',
+        required: ['k'],
+        description: 'what a search that leaves k or threshold out gets: the values `lookalike tune --apply` stored, else the built-in defaults',
+        properties: { k: { type: 'integer' }, threshold: { type: 'number' } },
+      },
       uptimeSeconds: { type: 'number' },
     },
   });

@@ -9,10 +9,11 @@
 import Database from 'better-sqlite3';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync, renameSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { INDEX_FILES } from '../defaults.js';
 import { LookalikeError } from '../errors.js';
 import type { IndexManifest, ItemFailure, ItemVectors, Store, StoredItem, VectorKind, VectorMatrix } from './types.js';
 
-const DB_FILE = 'index.sqlite';
+const DB_FILE = INDEX_FILES.database;
 
 export function indexExists(dir: string): boolean {
   return existsSync(path.join(dir, DB_FILE));
@@ -140,7 +141,7 @@ export class SqliteStore implements Store {
 
   loadMatrix(kind: VectorKind): VectorMatrix {
     const gen = this.generation();
-    const cacheDir = path.join(this.location, 'cache');
+    const cacheDir = path.join(this.location, INDEX_FILES.cache);
     const base = path.join(cacheDir, `${kind}-g${gen}`);
     if (existsSync(`${base}.f32`) && existsSync(`${base}.ids.json`)) {
       const ids = JSON.parse(readFileSync(`${base}.ids.json`, 'utf8')) as string[];

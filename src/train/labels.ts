@@ -11,6 +11,7 @@
  * (Shirts/Skirts, Kurtas/Kurtis, Leggings/Jeggings in the dev catalog).
  */
 
+import { HEAD_LABELS } from '../defaults.js';
 import type { TaskKind } from '../head/head.js';
 
 export type { TaskKind };
@@ -48,7 +49,7 @@ export interface LabelOptions {
  * without them, held-out masterCategory precision@5 fell from 0.957 to 0.908; with them
  * 0.947, and article type rose further).
  */
-export const DEFAULT_LABELS = ['articleType', 'gender', 'baseColour', 'usage', 'subCategory', 'masterCategory'];
+export const DEFAULT_LABELS: readonly string[] = HEAD_LABELS;
 
 const MISSING = new Set(['', 'na', 'n/a', 'nan', 'null', 'none', 'nil', '-', '--', '?', 'unknown', 'undefined']);
 

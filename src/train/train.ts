@@ -7,6 +7,7 @@
  * uses) is never trained on: it drives early stopping and gives the before/after figures,
  * measured as held-out items querying the training items.
  */
+import { DEFAULT_MODE, FASHION_LABELS } from '../defaults.js';
 import { LookalikeError } from '../errors.js';
 import { SqliteStore } from '../store/sqlite.js';
 import type { IndexManifest } from '../store/types.js';
@@ -144,7 +145,7 @@ export function parseLabelSpec(spec: string): { labels: string[]; weights: Recor
 }
 
 /** Columns the before/after table reports besides the learnt ones, when the catalog has them. */
-const REPORTED = ['masterCategory', 'subCategory', 'articleType', 'gender', 'baseColour', 'usage'];
+const REPORTED: readonly string[] = FASHION_LABELS;
 
 interface Loaded { manifest: IndexManifest; ids: string[]; metadata: Array<Record<string, string>>; raw: RawVectors }
 
@@ -329,7 +330,7 @@ export async function trainHead(options: TrainOptions): Promise<TrainReport> {
     net: shape,
     tasks: plan.tasks.map((t) => ({ column: t.column, kind: t.kind, classes: t.classes })),
     modes,
-    defaultMode: options.defaultMode ?? 'balanced',
+    defaultMode: options.defaultMode ?? DEFAULT_MODE,
     holdout: { fraction: holdout },
     trained: {
       at: new Date().toISOString(),

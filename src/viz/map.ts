@@ -6,13 +6,14 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { INDEX_FILES } from '../defaults.js';
 import type { Lookalike } from '../lookalike.js';
 import type { Pooling } from '../model/registry.js';
 import { fitPca, projectPca } from '../math/pca.js';
 import { Random, sampleWithoutReplacement } from '../math/random.js';
 import { tsne } from './tsne.js';
 
-export const MAP_FILE = 'map.json';
+export const MAP_FILE = INDEX_FILES.map;
 
 /** <indexDir>/map.json. `method`, `attribute`, `createdAt` and `points` are the contract with the web page. */
 export interface MapFile {

@@ -60,7 +60,8 @@ describe.skipIf(!HAS_DEV_CATALOG || !HAS_CHROMIUM)('the web page on the dev cata
   });
 
   it('finds mostly shirts for a photo of a shirt', async () => {
-    await page.goto(base);
+    // Ten results, more than the default k, so that the share of shirts means something.
+    await page.goto(`${base}?k=10`);
     await page.setInputFiles('#file', shirtPhoto);
     await page.locator('#results a.card').first().waitFor();
     await settled();

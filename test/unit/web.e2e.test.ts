@@ -6,6 +6,8 @@ import type { FastifyInstance } from 'fastify';
 import type { Browser, Page } from 'playwright-core';
 import { buildIndex } from '../../src/indexing/build.js';
 import { Lookalike } from '../../src/lookalike.js';
+import { DEFAULT_K } from '../../src/defaults.js';
+import { applyTuned, tune } from '../../src/tune/tune.js';
 import { createServer } from '../../src/server/app.js';
 import { PACKAGE_ROOT } from '../../src/paths.js';
 import { defaultItems, drawProduct, makeCatalog, tempDir } from '../helpers/fixtures.js';
@@ -116,7 +118,9 @@ describe.skipIf(!HAS_CHROMIUM)('the web page in chromium', () => {
     expect(await page.locator('#query-image').isVisible()).toBe(true);
     expect(await page.locator('#query-caption').textContent()).toContain('Your photo');
     const ids = await resultIds();
-    expect(ids).toHaveLength(10);
+    // No k in the address: the page sends none and the server's default applies.
+    expect(ids).toHaveLength(DEFAULT_K);
+    expect(await page.locator('#k').inputValue()).toBe(String(DEFAULT_K));
     expect(ids.slice(0, 4).map((id) => byId.get(id)!.shape)).toEqual(['shirt', 'shirt', 'shirt', 'shirt']);
     const first = page.locator('#results a.card').first();
     expect(await first.textContent()).toMatch(/Test \w+ Shirts.*Shirts · \w+.*similarity 0\.\d{3}/);
@@ -130,7 +134,7 @@ describe.skipIf(!HAS_CHROMIUM)('the web page in chromium', () => {
     await expect.poll(async () => (await resultIds()).every((id) => byId.get(id)!.metadata!.gender === 'Women')).toBe(true);
     await settled();
     const ids = await resultIds();
-    expect(ids).toHaveLength(8);
+    expect(ids).toHaveLength(DEFAULT_K);
     expect(byId.get(ids[0])!.shape).toBe('shirt');
     expect(await page.locator('#query-note').textContent()).toContain('not part of the link');
     await shot('03-filtered-women');
@@ -262,6 +266,40 @@ describe.skipIf(!HAS_CHROMIUM)('the web page in chromium', () => {
     } finally {
       await phone.close();
     }
+  });
+
+  it('uses the k stored by `tune --apply` in the API and on the page when none is asked for', async () => {
+    // The real tuning on the stored vectors, told to try k = 3 only, then --apply's write.
+    const result = await tune(lookalike, { ks: [3], compareK: 3, dims: [2048], sample: 0, targetPrecision: 0.01 });
+    const tuned = applyTuned(lookalike, result);
+    expect(tuned.k).toBe(3);
+    expect(tuned.k).not.toBe(DEFAULT_K);
+
+    const health = await (await fetch(`${base}api/health`)).json() as { defaults: { k: number } };
+    expect(health.defaults.k).toBe(3);
+    const similar = await (await fetch(`${base}api/items/${items[0].id}/similar`)).json() as { results: unknown[] };
+    expect(similar.results).toHaveLength(3);
+    const byItem = await fetch(`${base}api/search`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: items[0].id }) });
+    expect(((await byItem.json()) as { results: unknown[] }).results).toHaveLength(3);
+    // A photo: the tuned threshold is switched off so that only k limits the answer.
+    const form = new FormData();
+    form.append('image', new Blob([new Uint8Array(await drawProduct('shirt', '#e90'))], { type: 'image/jpeg' }), 'shirt.jpg');
+    form.append('threshold', '-1');
+    const byPhoto = await fetch(`${base}api/search`, { method: 'POST', body: form });
+    expect(((await byPhoto.json()) as { results: unknown[] }).results).toHaveLength(3);
+    // An explicit k still wins (with the tuned threshold off, as above).
+    expect(((await (await fetch(`${base}api/items/${items[0].id}/similar?k=7&threshold=-1`)).json()) as { results: unknown[] }).results).toHaveLength(7);
+
+    const requests: string[] = [];
+    page.on('request', (r) => { if (r.url().includes('/similar')) requests.push(r.url()); });
+    await page.goto(`${base}?id=${items[0].id}`);
+    await page.locator('#results a.card').first().waitFor();
+    await settled();
+    expect(await resultIds()).toHaveLength(3);
+    expect(await page.locator('#k').inputValue()).toBe('3');
+    expect(requests.length).toBeGreaterThan(0);
+    for (const url of requests) expect(new URL(url).searchParams.has('k')).toBe(false);
+    await shot('13-tuned-k');
   });
 
   it('loads nothing from outside the app, and raises no script errors', () => {

@@ -40,6 +40,8 @@ export interface Health {
   limits: { maxUploadBytes: number; maxPixels: number; formats: string[]; maxK: number };
   /** Similarity modes of a trained head; empty without one. */
   modes: string[];
+  /** What a search without k (or threshold) gets. */
+  defaults: { k: number; threshold?: number };
 }
 
 export interface MapData {
@@ -54,7 +56,8 @@ export interface MapData {
 export type Filters = Record<string, string>;
 
 export interface SearchParams {
-  k: number;
+  /** Absent: the server uses the index's default k (the one `lookalike tune --apply` stored). */
+  k?: number;
   threshold: number;
   filters: Filters;
   mode?: string;
@@ -77,7 +80,8 @@ function filterParams(params: URLSearchParams, filters: Filters): void {
 }
 
 function searchQuery(p: SearchParams): URLSearchParams {
-  const q = new URLSearchParams({ k: String(p.k) });
+  const q = new URLSearchParams();
+  if (p.k !== undefined) q.set('k', String(p.k));
   if (p.threshold > 0) q.set('threshold', String(p.threshold));
   if (p.mode) q.set('mode', p.mode);
   filterParams(q, p.filters);
@@ -136,7 +140,7 @@ export const api = {
   searchPhoto(photo: Blob, name: string, p: SearchParams, signal?: AbortSignal): Promise<SearchResponse> {
     const form = new FormData();
     form.append('image', photo, name);
-    form.append('k', String(p.k));
+    if (p.k !== undefined) form.append('k', String(p.k));
     if (p.threshold > 0) form.append('threshold', String(p.threshold));
     if (p.mode) form.append('mode', p.mode);
     for (const [field, value] of Object.entries(p.filters)) if (value) form.append('filter', `${field}=${value}`);

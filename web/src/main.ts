@@ -7,6 +7,7 @@ import { byId, debounce, fieldLabel, h, megabytes, numberFormat } from './dom';
 import { gridKeyboard, renderGrid } from './grid';
 import { MapView } from './map';
 import { K_CHOICES, parseState, similarHref, stateQuery, type State, type View } from './state';
+import { DEFAULT_K, DEFAULT_MODE, MAX_K_HTTP, MAX_UPLOAD_BYTES } from '../../src/defaults';
 
 const PAGE_SIZE = 24;
 const EXAMPLES = 6;
@@ -53,7 +54,7 @@ const $ = {
 
 let health: Health | undefined;
 let facetFields: string[] = [];
-let state: State = parseState('', [], 200);
+let state: State = parseState('', [], MAX_K_HTTP);
 /** The uploaded photo, kept for re-running the search when a control changes. */
 let photo: { blob: Blob; name: string; url: string } | undefined;
 let running: AbortController | undefined;
@@ -196,7 +197,7 @@ function renderEmpty(): void {
 
 function usePhoto(blob: Blob, name: string): void {
   clearError();
-  const limit = health?.limits.maxUploadBytes ?? 10 * 1024 * 1024;
+  const limit = health?.limits.maxUploadBytes ?? MAX_UPLOAD_BYTES;
   if (blob.size > limit) {
     showError(new ApiError(413, 'UPLOAD_TOO_LARGE', `This photo is ${megabytes(blob.size)}, over the limit of ${megabytes(limit)}. Choose a smaller photo, or save it at a smaller size first.`));
     return;
@@ -303,20 +304,23 @@ async function runBrowse(signal: AbortSignal): Promise<void> {
 // ---------------------------------------------------------------- controls
 
 function renderControls(): void {
-  const ks = K_CHOICES.includes(state.k) ? K_CHOICES : [...K_CHOICES, state.k].sort((a, b) => a - b);
-  if ($.k.options.length !== ks.length) $.k.replaceChildren(...ks.map((k) => h('option', { value: k }, `${k} results`)));
-  $.k.value = String(state.k);
+  // Without a k in the address the index's default applies (the one `tune --apply` stored).
+  const defaultK = health?.defaults.k ?? DEFAULT_K;
+  const k = state.k ?? defaultK;
+  const ks = [...new Set([...K_CHOICES, defaultK, k])].sort((a, b) => a - b);
+  if ($.k.options.length !== ks.length) $.k.replaceChildren(...ks.map((n) => h('option', { value: n }, `${n} results`)));
+  $.k.value = String(k);
   $.threshold.value = String(state.threshold);
   $.thresholdValue.textContent = state.threshold > 0 ? state.threshold.toFixed(2) : 'off';
-  $.mode.value = state.mode ?? 'balanced';
+  $.mode.value = state.mode ?? DEFAULT_MODE;
   for (const select of $.filters.querySelectorAll('select')) select.value = state.filters[select.name] ?? '';
   $.clearFilters.hidden = !Object.values(state.filters).some(Boolean);
 }
 
 function setupControls(): void {
   $.controls.addEventListener('submit', (event) => event.preventDefault());
-  $.k.addEventListener('change', () => navigate({ k: Number($.k.value) }, 'replace'));
-  $.mode.addEventListener('change', () => navigate({ mode: $.mode.value === 'balanced' ? undefined : $.mode.value }, 'replace'));
+  $.k.addEventListener('change', () => navigate({ k: Number($.k.value) === (health?.defaults.k ?? DEFAULT_K) ? undefined : Number($.k.value) }, 'replace'));
+  $.mode.addEventListener('change', () => navigate({ mode: $.mode.value === DEFAULT_MODE ? undefined : $.mode.value }, 'replace'));
   const applyThreshold = debounce(() => navigate({ threshold: Number($.threshold.value) }, 'replace'), 250);
   $.threshold.addEventListener('input', () => {
     const t = Number($.threshold.value);

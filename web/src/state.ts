@@ -9,7 +9,8 @@ export interface State {
   view: View;
   /** Catalog item searched by ("more like this"); absent for a photo or no query. */
   id?: string;
-  k: number;
+  /** Results wanted; absent: the index's default (GET /api/health `defaults.k`). */
+  k?: number;
   /** Minimum similarity; 0 means none. */
   threshold: number;
   filters: Filters;
@@ -22,7 +23,6 @@ export interface State {
 }
 
 export const K_CHOICES = [5, 10, 20, 30, 50, 100];
-export const DEFAULTS: State = { view: 'search', k: 10, threshold: 0, filters: {}, page: 1 };
 const VIEWS: View[] = ['search', 'browse', 'map'];
 
 /** Reads the state from a query string; filter fields are the catalog's facet fields. */
@@ -42,7 +42,7 @@ export function parseState(search: string, facetFields: string[], maxK: number, 
   return {
     view: VIEWS.includes(view) ? view : 'search',
     id: q.get('id') || undefined,
-    k: int('k', DEFAULTS.k, 1, maxK),
+    k: q.has('k') ? int('k', 0, 1, maxK) || undefined : undefined,
     threshold: Number.isFinite(threshold) && threshold > 0 && threshold <= 1 ? threshold : 0,
     filters,
     page: int('page', 1, 1, 1_000_000),
@@ -56,7 +56,7 @@ export function stateQuery(s: State): string {
   const q = new URLSearchParams();
   if (s.view !== 'search') q.set('view', s.view);
   if (s.id && s.view === 'search') q.set('id', s.id);
-  if (s.k !== DEFAULTS.k) q.set('k', String(s.k));
+  if (s.k !== undefined) q.set('k', String(s.k));
   if (s.threshold > 0) q.set('threshold', s.threshold.toFixed(2));
   if (s.mode && s.view === 'search') q.set('mode', s.mode);
   for (const [field, value] of Object.entries(s.filters)) if (value) q.set(field, value);

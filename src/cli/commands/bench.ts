@@ -1,3 +1,4 @@
+import { INDEX_BATCH_SIZE } from '../../defaults.js';
 import { runCoreBench } from '../../bench/core.js';
 import { devCatalogDir } from '../../paths.js';
 import { action, indexOption, intArg, print, printJson, table, type Command } from '../shared.js';
@@ -9,7 +10,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--catalog <dir>', 'catalog to time indexing on (a temporary index is used)', devCatalogDir())
     .option('--items <n>', 'items to index for the throughput figure', intArg('items'), 400)
     .option('--queries <n>', 'queries to time', intArg('queries'), 50)
-    .option('--batch <n>', 'inference batch size', intArg('batch', 1, 256), 16)
+    .option('--batch <n>', 'inference batch size', intArg('batch', 1, 256), INDEX_BATCH_SIZE)
     .option('--json', 'print JSON')
     .action(action(async (flags: { index: string; catalog: string; items: number; queries: number; batch: number; json?: boolean }) => {
       const r = await runCoreBench({ indexDir: flags.index, catalogDir: flags.catalog, indexItems: flags.items, queries: flags.queries, batch: flags.batch, log: (m) => process.stderr.write(`${m}\n`) });

@@ -5,6 +5,7 @@
 import { createWriteStream } from 'node:fs';
 import { Option } from 'commander';
 import { stringify } from 'csv-stringify';
+import { DEFAULT_K, INDEX_BATCH_SIZE, SEARCH_MODES, SHOWN_COLUMNS } from '../../defaults.js';
 import { buildIndex } from '../../indexing/build.js';
 import { summarizeProblems } from '../../catalog/index.js';
 import { parseFilters } from '../../search/filters.js';
@@ -14,11 +15,11 @@ import { action, badOption, collect, floatArg, indexOption, intArg, print, print
 
 const searchOptions = (cmd: Command) => cmd
   .addOption(indexOption())
-  .option('-k, --k <n>', 'number of similar products to return (default: 5, or the value `lookalike tune --apply` chose)', intArg('k', 1, 1000))
+  .option('-k, --k <n>', `number of similar products to return (default: ${DEFAULT_K}, or the value \`lookalike tune --apply\` chose)`, intArg('k', 1, 1000))
   .option('-t, --threshold <cosine>', 'minimum cosine similarity (-1..1); fewer results is fine', floatArg('threshold', -1, 1))
   .option('-f, --filter <field=value>', 'keep only products whose field matches (repeatable; a,b = either)', collect, [])
   .addOption(new Option('--pooling <kind>', 'pooling of the backbone features (default: the index\'s)').choices(['max', 'avg']))
-  .option('--mode <mode>', 'notion of similarity when the index has a trained head: style, colour or balanced')
+  .option('--mode <mode>', `notion of similarity when the index has a trained head: ${SEARCH_MODES.join(', ')}`)
   .option('--json', 'print machine-readable JSON');
 
 interface SearchFlags { index: string; k: number; threshold?: number; filter: string[]; pooling?: Pooling; mode?: string; json?: boolean }
@@ -36,7 +37,7 @@ function printResponse(response: SearchResponse, json: boolean | undefined, colu
     print('No products above the threshold. Lower --threshold or loosen --filter.');
     return;
   }
-  const shown = ['articleType', 'baseColour', 'gender', 'productDisplayName'].filter((c) => columns.includes(c));
+  const shown = SHOWN_COLUMNS.filter((c) => columns.includes(c));
   const cols = shown.length ? shown : columns.slice(0, 3);
   print(table([
     ['rank', 'id', 'score', ...cols],
@@ -49,7 +50,7 @@ export function registerCoreCommands(program: Command): void {
     .description('Embed a catalog (styles.csv + images/, or a folder of images) into an index. Incremental and resumable: rerun it after changes or an interruption.')
     .argument('<catalog>', 'catalog folder (read only; never written)')
     .addOption(indexOption())
-    .option('--batch <n>', 'images per inference batch', intArg('batch', 1, 256), 16)
+    .option('--batch <n>', 'images per inference batch', intArg('batch', 1, 256), INDEX_BATCH_SIZE)
     .option('--size <WxH>', 'network input size, e.g. 224x224 or 224x168 (only when creating the index)')
     .addOption(new Option('--resize <mode>', 'how photos become the input size: stretch (reference), pad to square, crop').choices(['stretch', 'pad', 'crop']))
     .addOption(new Option('--pooling <kind>', 'default pooling for search (both are stored)').choices(['max', 'avg']))
@@ -177,7 +178,7 @@ export function registerCoreCommands(program: Command): void {
   program.command('recommend')
     .description('Top-k similar products for every catalog item, as CSV (query_id, rank, id, score).')
     .addOption(indexOption())
-    .option('-k, --k <n>', 'recommendations per item', intArg('k', 1, 1000), 5)
+    .option('-k, --k <n>', 'recommendations per item', intArg('k', 1, 1000), DEFAULT_K)
     .option('-o, --out <file>', 'output CSV ("-" for stdout)', 'recommendations.csv')
     .addOption(new Option('--pooling <kind>', 'pooling of the backbone features').choices(['max', 'avg']))
     .option('--mode <mode>', 'similarity mode when the index has a trained head')

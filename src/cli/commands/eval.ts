@@ -4,6 +4,7 @@
  * a report folder with charts and CSV tables.
  */
 import { headRefOf } from '../../head/index-head.js';
+import { DEFAULT_K, SEARCH_MODES } from '../../defaults.js';
 import { Option } from 'commander';
 import path from 'node:path';
 import { evaluateIndex, type IndexEvalResult } from '../../eval/evaluate-index.js';
@@ -46,11 +47,11 @@ export function registerEvalCommand(program: Command): void {
   program.command('eval')
     .description('Measure recommendation quality: every item (or a held-out share) queries the rest, and its neighbours are scored against the catalog\'s labels (precision@1, precision@k, mAP@k, kNN accuracy and macro-F1 per attribute).')
     .addOption(indexOption())
-    .option('-k, --k <n>', 'neighbours per query', intArg('k', 1, 1000), 5)
+    .option('-k, --k <n>', 'neighbours per query', intArg('k', 1, 1000), DEFAULT_K)
     .option('--attr <column>', 'attribute (CSV column) to score against; repeatable (default: articleType, subCategory, masterCategory, gender, baseColour, usage)', collect, [])
     .option('--queries <fraction>', 'evaluate a held-out share of items (stable split by id hash) against the other items only, e.g. 0.2', floatArg('queries', 0, 1))
     .addOption(new Option('--pooling <kind>', 'pooling of the backbone features (default: the index\'s)').choices(['max', 'avg']))
-    .option('--mode <mode>', 'notion of similarity when the index has a trained head: style, colour or balanced')
+    .option('--mode <mode>', `notion of similarity when the index has a trained head: ${SEARCH_MODES.join(', ')}`)
     .option('--per-class', 'also print per-class tables and confusion matrices (10 most frequent classes)')
     .option('--json', 'print the full result as JSON')
     .option('--report <dir>', 'write a report folder: index.html with charts, PNG/SVG charts, CSV tables')

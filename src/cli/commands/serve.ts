@@ -3,6 +3,7 @@
  * `lookalike bench-api`: latency of POST /api/search and the server's peak memory.
  */
 import { Option } from 'commander';
+import { DEFAULT_K, MAX_K_HTTP, QUEUE_CONCURRENCY, QUEUE_MAX_WAITING } from '../../defaults.js';
 import { buildIndex } from '../../indexing/build.js';
 import { Lookalike } from '../../lookalike.js';
 import { LookalikeError } from '../../errors.js';
@@ -28,8 +29,8 @@ export function registerServeCommands(program: Command): void {
     .option('--catalog <dir>', 'index this catalog first (incremental: only new or changed items are embedded), then serve it')
     .option('-p, --port <n>', 'TCP port (0 picks a free one)', intArg('port', 0, 65535), 3000)
     .option('--host <address>', 'address to listen on (0.0.0.0 for every interface)', '127.0.0.1')
-    .option('--concurrency <n>', 'image searches running at once', intArg('concurrency', 1, 16), 1)
-    .option('--queue <n>', 'image searches allowed to wait; more get 503 + Retry-After', intArg('queue', 0, 1000), 8)
+    .option('--concurrency <n>', 'image searches running at once', intArg('concurrency', 1, 16), QUEUE_CONCURRENCY)
+    .option('--queue <n>', 'image searches allowed to wait; more get 503 + Retry-After', intArg('queue', 0, 1000), QUEUE_MAX_WAITING)
     .option('--max-upload-mb <n>', 'largest upload, MB', intArg('max-upload-mb', 1, 1024), DEFAULT_MAX_UPLOAD_BYTES / 1024 / 1024)
     .addOption(new Option('--log', 'log every request (JSON lines on stdout)'))
     .addHelpText('after', '\nExamples:\n  lookalike serve --index .lookalike\n  lookalike serve --catalog ../shared/datasets/fashion-small --port 8080')
@@ -72,7 +73,7 @@ export function registerServeCommands(program: Command): void {
     .addOption(indexOption())
     .option('--requests <n>', 'searches to time', intArg('requests', 1, 100_000), 200)
     .option('--concurrency <n>', 'requests in flight at once', intArg('concurrency', 1, 64), 1)
-    .option('--k <n>', 'results per search', intArg('k', 1, 200), 10)
+    .option('--k <n>', 'results per search', intArg('k', 1, MAX_K_HTTP), DEFAULT_K)
     .option('--json', 'print JSON')
     .action(action(async (flags: { index: string; requests: number; concurrency: number; k: number; json?: boolean }) => {
       const r = await runApiBench({ indexDir: flags.index, requests: flags.requests, concurrency: flags.concurrency, k: flags.k, log: (m) => process.stderr.write(`${m}\n`) });

@@ -5,6 +5,7 @@
 import { Option } from 'commander';
 import { parseLabelSpec, trainHead, type TrainReport } from '../../train/train.js';
 import { removeHead } from '../../head/index-head.js';
+import { DEFAULT_MODE } from '../../defaults.js';
 import { MODES, writeHeadFile, type Mode } from '../../head/head.js';
 import { DEFAULT_LABELS } from '../../train/labels.js';
 import { action, badOption, floatArg, indexOption, intArg, print, printJson, table, type Command } from '../shared.js';
@@ -30,7 +31,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--dim <n>', 'width of the style part of the embedding', intArg('dim', 8, 1024))
     .option('--epochs <n>', 'most epochs (training stops earlier when held-out figures stop improving)', intArg('epochs', 1, 500))
     .option('--holdout <share>', 'share of items (by id hash) never trained on: validation, early stopping and the reported figures', floatArg('holdout', 0.01, 0.9), 0.2)
-    .addOption(new Option('--default-mode <mode>', 'similarity used when a search names no --mode').choices([...MODES]).default('balanced'))
+    .addOption(new Option('--default-mode <mode>', 'similarity used when a search names no --mode').choices([...MODES]).default(DEFAULT_MODE))
     .option('--save <file>', 'also write the head to a file, to apply to another catalog: lookalike index OTHER --head FILE')
     .option('--off', 'remove the head: search plain ImageNet features again')
     .option('--seed <n>', 'random seed', intArg('seed', 0), 1)

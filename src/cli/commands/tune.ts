@@ -4,6 +4,7 @@
  */
 import path from 'node:path';
 import { InvalidArgumentError } from 'commander';
+import { DEFAULT_K } from '../../defaults.js';
 import { applyTuned, rebuildCommand, tune, DEFAULT_IMAGE_SETTINGS, type ImageSetting } from '../../tune/tune.js';
 import { bestLines, imageTable, vectorTable, writeTuneReport } from '../../tune/report.js';
 import type { Pooling, ResizeMode } from '../../model/registry.js';
@@ -54,7 +55,7 @@ export function registerTuneCommand(program: Command): void {
     .option('--dims <list>', 'embedding sizes to try (PCA fitted on the catalog)', list('dims', intArg('dims', 2, 8192)), [2048, 1024, 512, 256, 128])
     .option('--k <list>', 'numbers of neighbours to try', list('k', intArg('k', 1, 200)), [1, 5, 10, 20])
     .option('--pooling <list>', 'poolings to try', list('pooling', oneOf('pooling', ['max', 'avg'] as const)), ['max', 'avg'] as Pooling[])
-    .option('--compare-k <n>', 'the k at which settings are compared', intArg('compare-k', 1, 200), 5)
+    .option('--compare-k <n>', 'the k at which settings are compared', intArg('compare-k', 1, 200), DEFAULT_K)
     .option('--attr <column>', 'attribute that defines a good neighbour (first one; default articleType) and others to report; repeatable', collect, [])
     .option('--target-precision <p>', 'precision that k and the threshold must keep', floatArg('target-precision', 0.01, 1), 0.8)
     .option('--query-sample <n>', 'query items for the stored-vector sweep, each searching the whole index; 0 = every item', intArg('query-sample', 0), 8000)

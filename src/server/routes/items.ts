@@ -38,7 +38,7 @@ export async function itemRoutes(app: FastifyInstance, { ctx }: { ctx: ServerCon
     const started = performance.now();
     const { id } = request.params as { id: string };
     const q = request.query as SearchQuery;
-    const response = lookalike.searchById(id, { k: q.k ?? 10, threshold: q.threshold, filters: filtersOf(ctx, q.filter), mode: q.mode, pooling: q.pooling });
+    const response = lookalike.searchById(id, { k: q.k, threshold: q.threshold, filters: filtersOf(ctx, q.filter), mode: q.mode, pooling: q.pooling });
     return { query: response.query, space: response.space, tookMs: performance.now() - started, results: response.results.map(presentHit) };
   });
 

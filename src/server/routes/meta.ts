@@ -5,12 +5,13 @@
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { INDEX_FILES } from '../../defaults.js';
 import { LookalikeError } from '../../errors.js';
 import { ACCEPTED_FORMATS } from '../../image/prepare.js';
 import type { ServerContext } from '../context.js';
 import { MAX_K, MODES, responses } from '../schemas.js';
 
-export const MAP_FILE = 'map.json';
+export const MAP_FILE = INDEX_FILES.map;
 
 interface MapFile { method: string; attribute?: string; createdAt: string; points: Array<{ id: string; x: number; y: number }> }
 
@@ -35,6 +36,7 @@ export async function metaRoutes(app: FastifyInstance, { ctx }: { ctx: ServerCon
     queue: ctx.queue.stats(),
     limits: { ...ctx.limits, formats: [...ACCEPTED_FORMATS], maxK: MAX_K },
     modes: lookalike.head ? [...MODES] : [],
+    defaults: lookalike.defaults(),
     uptimeSeconds: Math.round((performance.now() - ctx.startedAt) / 100) / 10,
   }));
 

@@ -33,7 +33,7 @@ export async function searchRoutes(app: FastifyInstance, { ctx }: { ctx: ServerC
     const started = performance.now();
     const body = request.body as SearchBody;
     const { lookalike, queue, limits } = ctx;
-    const options = { k: body.k ?? 10, threshold: body.threshold, filters: filtersOf(ctx, body.filter), mode: body.mode, pooling: body.pooling };
+    const options = { k: body.k, threshold: body.threshold, filters: filtersOf(ctx, body.filter), mode: body.mode, pooling: body.pooling };
     if (body.image) {
       const image = body.image;
       const source = await inspectImage(image, 'the upload', limits.maxPixels);

@@ -1,0 +1,114 @@
+/**
+ * Every default and every name Lookalike relies on, in one place: search defaults, the
+ * fashion catalog's columns, queue and batch sizes, file names and environment variables.
+ * The library, the CLI, the HTTP server and the web page all read them from here, so a
+ * default changes in one line and the CLI's --help, the OpenAPI document and the page
+ * agree.
+ *
+ * This module imports nothing and touches neither Node nor the DOM: the web page bundles it
+ * too (web/src/api.ts).
+ */
+
+// --- Search ------------------------------------------------------------------------------
+
+/**
+ * Results per search when the caller names no k and the index has no tuned k
+ * (`lookalike tune --apply` stores one; the library, CLI, API and page then use it).
+ */
+export const DEFAULT_K = 5;
+
+/** The most results one HTTP search may ask for (the CLI allows more, for exports). */
+export const MAX_K_HTTP = 200;
+
+/**
+ * Minimum cosine similarity when the caller names none and the index has no tuned one:
+ * none, so a search always returns k results.
+ */
+export const DEFAULT_THRESHOLD: number | undefined = undefined;
+
+/**
+ * Notions of similarity of a trained head, from shape to colour (`lookalike train`; the
+ * head weighs its style and colour parts by mode). Without a head the backbone is used.
+ */
+export const SEARCH_MODES = ['style', 'balanced', 'colour'] as const;
+export type SearchMode = (typeof SEARCH_MODES)[number];
+
+/** The mode used when a search names none (a head may store another: train --default-mode). */
+export const DEFAULT_MODE: SearchMode = 'balanced';
+
+/** Items per page when browsing the catalog over HTTP, and the most a page may hold. */
+export const PAGE_SIZE = 24;
+export const MAX_PAGE_SIZE = 200;
+
+// --- The fashion catalog's columns (Kaggle "Fashion Product Images" styles.csv) ----------
+
+/**
+ * The label columns quality is measured against, the main one first: `lookalike eval`
+ * scores them (articleType defines a good neighbour), training reports them.
+ */
+export const FASHION_LABELS = ['articleType', 'subCategory', 'masterCategory', 'gender', 'baseColour', 'usage'] as const;
+
+/**
+ * The columns `lookalike train` learns by default. The order is the head's task order (the
+ * first is the balanced main task), which the measured head figures were trained with.
+ */
+export const HEAD_LABELS = ['articleType', 'gender', 'baseColour', 'usage', 'subCategory', 'masterCategory'] as const;
+
+/** Columns the page and GET /api/facets offer as filters, when the catalog has them. */
+export const FACET_COLUMNS = ['gender', 'masterCategory', 'subCategory', 'articleType', 'baseColour', 'season', 'usage'] as const;
+
+/** Columns drawn as category charts in evaluation reports, coarse to fine, then colour. */
+export const CATEGORY_CHART_COLUMNS = ['masterCategory', 'subCategory', 'articleType', 'baseColour'] as const;
+
+/** Columns the CLI prints beside each result (`query`, `similar`), when present. */
+export const SHOWN_COLUMNS = ['articleType', 'baseColour', 'gender', 'productDisplayName'] as const;
+
+// --- Work sizes ---------------------------------------------------------------------------
+
+/** Images per inference batch when indexing (each batch is also one store transaction). */
+export const INDEX_BATCH_SIZE = 16;
+
+/**
+ * The server's inference queue: image searches running at once (inference already uses
+ * every core) and searches allowed to wait before the answer is 503 + Retry-After.
+ */
+export const QUEUE_CONCURRENCY = 1;
+export const QUEUE_MAX_WAITING = 8;
+
+/** The largest upload the server accepts, in bytes. */
+export const MAX_UPLOAD_BYTES = 10 * 1024 * 1024;
+
+/** The largest image, in pixels, checked from the header before decoding. */
+export const MAX_PIXELS = 40_000_000;
+
+// --- Files and folders --------------------------------------------------------------------
+
+/** Names of the files inside an index folder. */
+export const INDEX_FILES = {
+  /** The SQLite store: items, metadata, vectors, manifest. */
+  database: 'index.sqlite',
+  /** A trained head (`lookalike train`). */
+  head: 'head.lkhead',
+  /** The 2-D map for the page (`lookalike map`). */
+  map: 'map.json',
+  /** Derived, rebuildable files (flat vector matrices, the head's projections). */
+  cache: 'cache',
+} as const;
+
+/** The index folder, under the current directory, when neither --index nor LOOKALIKE_INDEX says. */
+export const DEFAULT_INDEX_DIR = '.lookalike';
+
+/** The folder for converted models, under the package root, unless LOOKALIKE_CACHE says. */
+export const DEFAULT_CACHE_DIR = '.cache';
+
+/** Environment variables Lookalike reads. */
+export const ENV = {
+  /** Where converted models (ONNX) are kept. */
+  cache: 'LOOKALIKE_CACHE',
+  /** The default index folder. */
+  index: 'LOOKALIKE_INDEX',
+  /** The dev catalog for the data suite and benchmarks. */
+  dataset: 'LOOKALIKE_DATASET',
+  /** The chromium the page's browser tests drive. */
+  chromium: 'LOOKALIKE_CHROMIUM',
+} as const;
