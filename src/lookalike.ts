@@ -33,10 +33,9 @@ export interface SearchResponse {
 export class Lookalike {
   readonly engine: SearchEngine;
   private embedder?: Promise<Embedder>;
-  /** The trained head's spaces, when the index has a head (`lookalike train`). */
-  head?: HeadSpaces;
+  private headSpaces?: HeadSpaces;
 
-  private constructor(readonly store: Store, readonly manifest: IndexManifest, readonly indexDir: string) {
+  private constructor(readonly store: Store, readonly manifest: Readonly<IndexManifest>, readonly indexDir: string) {
     this.engine = new SearchEngine(store, manifest.catalog.columns);
   }
 
@@ -49,12 +48,17 @@ export class Lookalike {
     }
     const lookalike = new Lookalike(store, manifest, indexDir);
     try {
-      lookalike.head = await HeadSpaces.open(indexDir, manifest, store, lookalike.engine);
+      lookalike.headSpaces = await HeadSpaces.open(indexDir, manifest, store, lookalike.engine);
     } catch (err) {
       store.close();
       throw err;
     }
     return lookalike;
+  }
+
+  /** The trained head's spaces, when the index has a head (`lookalike train`). */
+  get head(): HeadSpaces | undefined {
+    return this.headSpaces;
   }
 
   get settings(): EmbeddingSettings {

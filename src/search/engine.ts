@@ -27,7 +27,7 @@ export interface SpaceMatrix { space: EmbeddingSpace; data: Float32Array; dim: n
 
 export class SearchEngine {
   /** Embedded items, in matrix row order. */
-  readonly items: StoredItem[];
+  readonly items: readonly StoredItem[];
   readonly columns: string[];
   private readonly rowById = new Map<string, number>();
   private readonly metadata: Array<Record<string, string>>;

@@ -1,0 +1,20 @@
+/**
+ * Lookalike as a library: `import { Lookalike, buildIndex } from 'lookalike'`.
+ *
+ * Everything a Node service needs is named here and nowhere deeper: build or update an
+ * index from a catalog folder, open it, search it by photo or by item, and tell errors
+ * apart by their code. Other modules of the package are internal and may change.
+ */
+export { Lookalike, type QueryOptions, type SearchResponse } from './lookalike.js';
+export { buildIndex, type BuildOptions, type BuildReport, type IndexProgress } from './indexing/build.js';
+export { ERRORS, LookalikeError, isLookalikeError, type ErrorCode, type ErrorSpec } from './errors.js';
+export {
+  DEFAULT_K, DEFAULT_MODE, DEFAULT_THRESHOLD, ENV, FASHION_LABELS, INDEX_BATCH_SIZE, INDEX_FILES, MAX_K_HTTP, MAX_PIXELS,
+  SEARCH_MODES, type SearchMode,
+} from './defaults.js';
+export type { SearchHit, SearchOptions } from './search/engine.js';
+export type { Filters } from './search/filters.js';
+export type { EmbeddingSpace, RawVectors } from './search/space.js';
+export type { EmbeddingSettings, Pooling, ResizeMode } from './model/registry.js';
+export type { IndexManifest, StoredItem } from './store/types.js';
+export type { Catalog, CatalogItem, CatalogProblem, CatalogProblemKind } from './catalog/types.js';
