@@ -18,6 +18,9 @@ import onnxProto from 'onnx-proto';
 import { modelBytes, valueInfo } from './onnx-graph.js';
 
 const { onnx } = onnxProto;
+type NodeProto = ReturnType<typeof onnx.NodeProto.create>;
+type TensorProto = ReturnType<typeof onnx.TensorProto.create>;
+type AttributeProto = ReturnType<typeof onnx.AttributeProto.create>;
 
 export const FEATURES_MAX = 'features_max';
 export const FEATURES_AVG = 'features_avg';
@@ -26,6 +29,8 @@ export const CLASSIFIER_OUTPUT = 'classifier';
 interface KerasLayer {
   name: string;
   class_name: string;
+  // Keras layer configs are free-form nested JSON, read field by field by each converter.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   config: Record<string, any>;
   inbound_nodes: Array<Array<[string, number, number, Record<string, unknown>]>>;
 }
@@ -68,13 +73,13 @@ export async function readLayersModel(modelJsonPath: string): Promise<LayersMode
 
 /** Builds the ONNX model bytes for a layers model. */
 export function layersModelToOnnx(model: LayersModel): Uint8Array {
-  const nodes: any[] = [];
-  const initializers: any[] = [];
+  const nodes: NodeProto[] = [];
+  const initializers: TensorProto[] = [];
   /** Keras layer name -> ONNX tensor name holding its output. */
   const outputOf = new Map<string, string>();
   /** Zero paddings waiting to be folded into the next Conv: tensor -> [top, bottom, left, right]. */
   const pendingPad = new Map<string, { source: string; pads: [number, number, number, number] }>();
-  const graphOutputs: any[] = [];
+  const graphOutputs: Array<ReturnType<typeof valueInfo>> = [];
   let backboneOutput: string | undefined;
 
   const weight = (name: string) => {
@@ -92,7 +97,7 @@ export function layersModelToOnnx(model: LayersModel): Uint8Array {
   const int = (name: string, value: number) => onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.INT, i: value });
   const float = (name: string, value: number) => onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.FLOAT, f: value });
   const str = (name: string, value: string) => onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.STRING, s: new TextEncoder().encode(value) });
-  const node = (opType: string, inputs: string[], outputs: string[], attribute: any[] = []) => {
+  const node = (opType: string, inputs: string[], outputs: string[], attribute: AttributeProto[] = []) => {
     nodes.push(onnx.NodeProto.create({ opType, input: inputs, output: outputs, name: outputs[0], attribute }));
   };
   const activation = (kind: string, input: string, output: string) => {
@@ -254,7 +259,7 @@ export function layersModelToOnnx(model: LayersModel): Uint8Array {
   return modelBytes(graph);
 }
 
-function addPadNode(node: (op: string, i: string[], o: string[], a?: any[]) => void, initializers: any[], input: string, output: string, [t, b, l, r]: number[]) {
+function addPadNode(node: (op: string, i: string[], o: string[], a?: AttributeProto[]) => void, initializers: TensorProto[], input: string, output: string, [t, b, l, r]: number[]) {
   const padsName = `${output}/pads`;
   // NCHW: begin N,C,H,W then end N,C,H,W
   initializers.push(onnx.TensorProto.create({ name: padsName, dims: [8], dataType: onnx.TensorProto.DataType.INT64, int64Data: [0, 0, t, l, 0, 0, b, r] }));
