@@ -4,6 +4,8 @@
  * are the OpenAPI document. Shared shapes are registered once and referenced by $id.
  */
 import type { FastifyInstance } from 'fastify';
+import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts';
+import type { FromSchema } from 'json-schema-to-ts';
 import { ACCEPTED_FORMATS } from '../image/prepare.js';
 import { DEFAULT_K, MAX_K_HTTP, MAX_PAGE_SIZE, PAGE_SIZE, SEARCH_MODES } from '../defaults.js';
 
@@ -73,29 +75,46 @@ export const facetsQuerystring = {
 
 export const idParams = { type: 'object', required: ['id'], additionalProperties: false, properties: { id: idParam } } as const;
 
-export const searchBody = {
-  content: {
-    'multipart/form-data': {
-      schema: {
-        type: 'object',
-        required: ['image'],
-        additionalProperties: false,
-        properties: {
-          image: { [UPLOAD_KEYWORD]: true, description: `the photo: ${ACCEPTED_FORMATS.join(', ')} (sniffed from the bytes, not the name)` },
-          ...searchProperties,
-        },
-      },
-    },
-    'application/json': {
-      schema: {
-        type: 'object',
-        required: ['id'],
-        additionalProperties: false,
-        properties: { id: idParam, ...searchProperties },
-      },
-    },
+const photoSearchBody = {
+  type: 'object',
+  required: ['image'],
+  additionalProperties: false,
+  properties: {
+    image: { [UPLOAD_KEYWORD]: true, description: `the photo: ${ACCEPTED_FORMATS.join(', ')} (sniffed from the bytes, not the name)` },
+    ...searchProperties,
   },
 } as const;
+
+const itemSearchBody = {
+  type: 'object',
+  required: ['id'],
+  additionalProperties: false,
+  properties: { id: idParam, ...searchProperties },
+} as const;
+
+export const searchBody = {
+  content: {
+    'multipart/form-data': { schema: photoSearchBody },
+    'application/json': { schema: itemSearchBody },
+  },
+} as const;
+
+/**
+ * Request types come from the schemas above (json-schema-to-ts), never written by hand.
+ * A multipart upload reaches a handler as a Buffer (@fastify/multipart, keyValues).
+ */
+interface RequestSchemaOptions {
+  deserialize: [{ pattern: { [UPLOAD_KEYWORD]: true }; output: Buffer }];
+}
+
+/** The type provider every route registers with: `app.withTypeProvider<ApiTypeProvider>()`. */
+export type ApiTypeProvider = JsonSchemaToTsProvider<{ ValidatorSchemaOptions: RequestSchemaOptions }>;
+
+/**
+ * POST /api/search's body: one schema per content type, which the type provider does not
+ * see through, so the union is derived here from the same two schemas.
+ */
+export type SearchBody = FromSchema<typeof photoSearchBody, RequestSchemaOptions> | FromSchema<typeof itemSearchBody, RequestSchemaOptions>;
 
 const ref = (id: string) => ({ $ref: `${id}#` });
 

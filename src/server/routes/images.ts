@@ -8,9 +8,10 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { LookalikeError } from '../../errors.js';
 import { itemOf, type ServerContext } from '../context.js';
-import { errorResponse, idParams } from '../schemas.js';
+import { errorResponse, idParams, type ApiTypeProvider } from '../schemas.js';
 
-export async function imageRoutes(app: FastifyInstance, { ctx }: { ctx: ServerContext }): Promise<void> {
+export async function imageRoutes(fastify: FastifyInstance, { ctx }: { ctx: ServerContext }): Promise<void> {
+  const app = fastify.withTypeProvider<ApiTypeProvider>();
   app.get('/images/:id', {
     schema: {
       summary: 'The photo of a catalog item',
@@ -22,7 +23,7 @@ export async function imageRoutes(app: FastifyInstance, { ctx }: { ctx: ServerCo
       },
     },
   }, async (request, reply) => {
-    const { id } = request.params as { id: string };
+    const { id } = request.params;
     const file = itemOf(ctx, id).image;
     try {
       if (!(await stat(file)).isFile()) throw new Error('not a file');

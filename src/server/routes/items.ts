@@ -4,27 +4,25 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { LookalikeError } from '../../errors.js';
-import type { Pooling } from '../../model/registry.js';
 import type { Filters } from '../../search/filters.js';
 import { filtersOf, itemOf, presentHit, presentItem, type ServerContext } from '../context.js';
-import { facetsQuerystring, idParams, listQuerystring, responses, searchQuerystring } from '../schemas.js';
+import { facetsQuerystring, idParams, listQuerystring, responses, searchQuerystring, type ApiTypeProvider } from '../schemas.js';
 
-interface SearchQuery { k?: number; threshold?: number; filter?: string[]; mode?: string; pooling?: Pooling }
-
-export async function itemRoutes(app: FastifyInstance, { ctx }: { ctx: ServerContext }): Promise<void> {
+export async function itemRoutes(fastify: FastifyInstance, { ctx }: { ctx: ServerContext }): Promise<void> {
+  const app = fastify.withTypeProvider<ApiTypeProvider>();
   const { lookalike } = ctx;
 
   app.get('/api/items', {
     schema: { summary: 'Catalog items, filtered and paginated, in catalog order', tags: ['catalog'], querystring: listQuerystring, response: responses.page },
   }, async (request) => {
-    const q = request.query as { filter?: string[]; offset: number; limit: number };
+    const q = request.query;
     const { total, items } = lookalike.engine.list(filtersOf(ctx, q.filter), q.offset, q.limit);
     return { total, offset: q.offset, limit: q.limit, items: items.map(presentItem) };
   });
 
   app.get('/api/items/:id', {
     schema: { summary: 'One catalog item', tags: ['catalog'], params: idParams, response: responses.item },
-  }, async (request) => presentItem(itemOf(ctx, (request.params as { id: string }).id)));
+  }, async (request) => presentItem(itemOf(ctx, request.params.id)));
 
   app.get('/api/items/:id/similar', {
     schema: {
@@ -36,8 +34,8 @@ export async function itemRoutes(app: FastifyInstance, { ctx }: { ctx: ServerCon
     },
   }, async (request) => {
     const started = performance.now();
-    const { id } = request.params as { id: string };
-    const q = request.query as SearchQuery;
+    const { id } = request.params;
+    const q = request.query;
     const response = lookalike.searchById(id, { k: q.k, threshold: q.threshold, filters: filtersOf(ctx, q.filter), mode: q.mode, pooling: q.pooling });
     return { query: response.query, space: response.space, tookMs: performance.now() - started, results: response.results.map(presentHit) };
   });
@@ -51,7 +49,7 @@ export async function itemRoutes(app: FastifyInstance, { ctx }: { ctx: ServerCon
       response: responses.facets,
     },
   }, async (request) => {
-    const q = request.query as { filter?: string[]; field?: string[] };
+    const q = request.query;
     const columns = lookalike.manifest.catalog.columns;
     const fields = q.field?.length ? q.field.map((f) => resolveField(f, columns)) : ctx.facetFields;
     const filters = filtersOf(ctx, q.filter);

@@ -5,22 +5,12 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { inspectImage } from '../../image/prepare.js';
-import type { Pooling } from '../../model/registry.js';
 import { filtersOf, presentHit, type ServerContext } from '../context.js';
-import { responses, searchBody } from '../schemas.js';
+import { responses, searchBody, type ApiTypeProvider, type SearchBody } from '../schemas.js';
 
-interface SearchBody {
-  image?: Buffer;
-  id?: string;
-  k?: number;
-  threshold?: number;
-  filter?: string[];
-  mode?: string;
-  pooling?: Pooling;
-}
-
-export async function searchRoutes(app: FastifyInstance, { ctx }: { ctx: ServerContext }): Promise<void> {
-  app.post('/api/search', {
+export async function searchRoutes(fastify: FastifyInstance, { ctx }: { ctx: ServerContext }): Promise<void> {
+  const app = fastify.withTypeProvider<ApiTypeProvider>();
+  app.post<{ Body: SearchBody }>('/api/search', {
     schema: {
       summary: 'Products that look like a photo, or like a catalog item',
       description: 'multipart/form-data with the photo in "image" (JPEG, PNG or WebP; at most the upload limit in /api/health), or JSON {"id": ...} for "more like this". '
@@ -31,10 +21,10 @@ export async function searchRoutes(app: FastifyInstance, { ctx }: { ctx: ServerC
     },
   }, async (request, reply) => {
     const started = performance.now();
-    const body = request.body as SearchBody;
+    const body = request.body;
     const { lookalike, queue, limits } = ctx;
     const options = { k: body.k, threshold: body.threshold, filters: filtersOf(ctx, body.filter), mode: body.mode, pooling: body.pooling };
-    if (body.image) {
+    if ('image' in body) {
       const image = body.image;
       const source = await inspectImage(image, 'the upload', limits.maxPixels);
       // A client that gives up while waiting loses its place instead of costing an inference.
@@ -51,7 +41,7 @@ export async function searchRoutes(app: FastifyInstance, { ctx }: { ctx: ServerC
         results: response.results.map(presentHit),
       };
     }
-    const response = lookalike.searchById(body.id!, options);
+    const response = lookalike.searchById(body.id, options);
     return { query: response.query, space: response.space, tookMs: performance.now() - started, results: response.results.map(presentHit) };
   });
 }
