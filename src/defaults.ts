@@ -60,6 +60,9 @@ export const FACET_COLUMNS = ['gender', 'masterCategory', 'subCategory', 'articl
 /** Columns drawn as category charts in evaluation reports, coarse to fine, then colour. */
 export const CATEGORY_CHART_COLUMNS = ['masterCategory', 'subCategory', 'articleType', 'baseColour'] as const;
 
+/** The column samples are stratified by (`lookalike index --sample`, `lookalike tune --sample`). */
+export const SAMPLE_STRATA = 'articleType';
+
 /** Columns the CLI prints beside each result (`query`, `similar`), when present. */
 export const SHOWN_COLUMNS = ['articleType', 'baseColour', 'gender', 'productDisplayName'] as const;
 

@@ -37,6 +37,11 @@ export interface BuildOptions {
   batchSize?: number;
   /** Embed at most this many new items (tests, samples); the rest waits for the next run. */
   limit?: number;
+  /**
+   * Ids to embed before the others, e.g. a representative sample: with `limit`, a first
+   * index that already covers the whole catalog's mix; the next run embeds the rest.
+   */
+  first?: readonly string[];
   /** Only index catalog items whose id passes (fixed subsets in tests). */
   select?: (id: string) => boolean;
   onProgress?: (p: IndexProgress) => void;
@@ -108,6 +113,10 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
 
     const embedded = store.embeddedIds();
     let todo = items.filter((i) => !embedded.has(i.id));
+    if (options.first?.length) {
+      const first = new Set(options.first);
+      todo = [...todo.filter((i) => first.has(i.id)), ...todo.filter((i) => !first.has(i.id))];
+    }
     const pendingBeyondLimit = options.limit !== undefined ? Math.max(0, todo.length - options.limit) : 0;
     if (options.limit !== undefined) todo = todo.slice(0, options.limit);
     if (todo.length) log(`embedding ${todo.length} of ${items.length} items (${embedded.size} already in the index)`);

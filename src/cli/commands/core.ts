@@ -5,9 +5,10 @@
 import { createWriteStream } from 'node:fs';
 import { Option } from 'commander';
 import { stringify } from 'csv-stringify';
-import { DEFAULT_K, INDEX_BATCH_SIZE, SEARCH_MODES, SHOWN_COLUMNS } from '../../defaults.js';
+import { DEFAULT_K, INDEX_BATCH_SIZE, SAMPLE_STRATA, SEARCH_MODES, SHOWN_COLUMNS } from '../../defaults.js';
 import { buildIndex } from '../../indexing/build.js';
-import { summarizeProblems } from '../../catalog/index.js';
+import { readCatalog, summarizeProblems } from '../../catalog/index.js';
+import { stratifiedSample } from '../../tune/sample.js';
 import { parseFilters } from '../../search/filters.js';
 import type { SearchResponse } from '../../lookalike.js';
 import type { ResizeMode, Pooling } from '../../model/registry.js';
@@ -55,10 +56,11 @@ export function registerCoreCommands(program: Command): void {
     .addOption(new Option('--resize <mode>', 'how photos become the input size: stretch (reference), pad to square, crop').choices(['stretch', 'pad', 'crop']))
     .addOption(new Option('--pooling <kind>', 'default pooling for search (both are stored)').choices(['max', 'avg']))
     .option('--limit <n>', 'embed at most n new items in this run', intArg('limit'))
+    .option('--sample <n>', 'quick start: embed a sample of n items with the same share of every articleType (chosen by a stable hash of the id, so always the same ones); run again without --sample for the rest', intArg('sample', 1))
     .option('--head <file>', 'search with a head trained on another catalog (`lookalike train --save FILE`)')
     .option('--json', 'print the report as JSON')
-    .addHelpText('after', '\nExamples:\n  lookalike index ../shared/datasets/fashion-small\n  lookalike index ./photos --index ./photos-index --resize pad\n  lookalike index ./next-season --index ./next-index --head head.lkhead')
-    .action(action(async (catalog: string, flags: { index: string; batch: number; size?: string; resize?: ResizeMode; pooling?: Pooling; limit?: number; head?: string; json?: boolean }) => {
+    .addHelpText('after', '\nExamples:\n  lookalike index ../shared/datasets/fashion-small --sample 1500   # quick start\n  lookalike index ../shared/datasets/fashion-small\n  lookalike index ./photos --index ./photos-index --resize pad\n  lookalike index ./next-season --index ./next-index --head head.lkhead')
+    .action(action(async (catalog: string, flags: { index: string; batch: number; size?: string; resize?: ResizeMode; pooling?: Pooling; limit?: number; sample?: number; head?: string; json?: boolean }) => {
       const settings: Record<string, unknown> = {};
       if (flags.size) {
         const m = /^(\d+)x(\d+)$/.exec(flags.size);
@@ -81,7 +83,8 @@ export function registerCoreCommands(program: Command): void {
         indexDir: flags.index,
         settings,
         batchSize: flags.batch,
-        limit: flags.limit,
+        limit: flags.sample ?? flags.limit,
+        first: flags.sample ? await sampleIds(catalog, flags.sample) : undefined,
         head: flags.head,
         signal: controller.signal,
         log: (m) => process.stderr.write(`${m}\n`),
@@ -240,4 +243,10 @@ export async function writeCsv(file: string, header: string[], rows: Iterable<st
     csv.on('error', reject);
     out.on('error', reject);
   });
+}
+
+/** A stratified sample of the catalog by articleType (the whole catalog's mix, in small). */
+async function sampleIds(catalogDir: string, size: number): Promise<string[]> {
+  const { items } = await readCatalog(catalogDir);
+  return stratifiedSample(items.map((i) => ({ id: i.id, value: i.metadata[SAMPLE_STRATA] ?? '' })), size);
 }
