@@ -172,6 +172,7 @@ export function addSharedSchemas(app: FastifyInstance): void {
     properties: {
       query: {
         type: 'object',
+        required: ['kind'],
         properties: {
           kind: { type: 'string', enum: ['image', 'item'] },
           id: { type: 'string' },
@@ -207,7 +208,7 @@ export function addSharedSchemas(app: FastifyInstance): void {
         description: "per field, its values with counts, most common first. A field's counts apply every filter except the field's own, so they say what choosing that value would give.",
         additionalProperties: {
           type: 'array',
-          items: { type: 'object', properties: { value: { type: 'string' }, count: { type: 'integer' } } },
+          items: { type: 'object', required: ['value', 'count'], properties: { value: { type: 'string' }, count: { type: 'integer' } } },
         },
       },
     },
@@ -215,11 +216,13 @@ export function addSharedSchemas(app: FastifyInstance): void {
   app.addSchema({
     $id: 'Health',
     type: 'object',
+    required: ['status', 'ready', 'model', 'index', 'queue', 'limits', 'modes', 'defaults', 'uptimeSeconds'],
     properties: {
       status: { type: 'string', enum: ['ok'] },
       ready: { type: 'boolean', description: 'the model is loaded: image searches answer at full speed' },
       model: {
         type: 'object',
+        required: ['state', 'weightsId'],
         properties: {
           state: { type: 'string', enum: ['loading', 'ready', 'failed'] },
           weightsId: { type: 'string' },
@@ -228,6 +231,7 @@ export function addSharedSchemas(app: FastifyInstance): void {
       },
       index: {
         type: 'object',
+        required: ['items', 'columns', 'facetFields', 'settings', 'updatedAt', 'hasMap'],
         properties: {
           items: { type: 'integer' },
           columns: { type: 'array', items: { type: 'string' } },
@@ -239,6 +243,7 @@ export function addSharedSchemas(app: FastifyInstance): void {
       },
       queue: {
         type: 'object',
+        required: ['running', 'waiting', 'concurrency', 'maxWaiting', 'averageMs'],
         properties: {
           running: { type: 'integer' },
           waiting: { type: 'integer' },
@@ -249,6 +254,7 @@ export function addSharedSchemas(app: FastifyInstance): void {
       },
       limits: {
         type: 'object',
+        required: ['maxUploadBytes', 'maxPixels', 'formats', 'maxK'],
         properties: {
           maxUploadBytes: { type: 'integer' },
           maxPixels: { type: 'integer' },
@@ -269,20 +275,21 @@ export function addSharedSchemas(app: FastifyInstance): void {
   app.addSchema({
     $id: 'Map',
     type: 'object',
-    required: ['method', 'createdAt', 'points'],
+    required: ['method', 'createdAt', 'points', 'attributes'],
     properties: {
       method: { type: 'string', description: 'how the 2-D layout was made (e.g. tsne, pca)' },
       attribute: { type: 'string', description: 'the attribute the map suggests colouring by' },
       createdAt: { type: 'string' },
       points: {
         type: 'array',
-        items: { type: 'object', properties: { id: { type: 'string' }, x: { type: 'number' }, y: { type: 'number' } } },
+        items: { type: 'object', required: ['id', 'x', 'y'], properties: { id: { type: 'string' }, x: { type: 'number' }, y: { type: 'number' } } },
       },
       attributes: {
         type: 'object',
         description: "per facet field, the distinct values and each point's value as an index into them (-1: none), so the page can colour 30k points without 30k rows of metadata",
         additionalProperties: {
           type: 'object',
+          required: ['values', 'codes'],
           properties: { values: { type: 'array', items: { type: 'string' } }, codes: { type: 'array', items: { type: 'integer' } } },
         },
       },

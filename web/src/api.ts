@@ -1,56 +1,18 @@
 // The page's client of the Lookalike HTTP API (same origin). Every failure becomes an
 // ApiError with a message a shopper can act on.
+import type { components } from './api-schema';
 
-export type Metadata = Record<string, string>;
-
-export interface Item {
-  id: string;
-  metadata: Metadata;
-  imageUrl: string;
-}
-
-export interface Hit extends Item {
-  rank: number;
-  score: number;
-}
-
-export interface SearchResponse {
-  query: { kind: 'image' | 'item'; id?: string; width?: number; height?: number; format?: string };
-  space: string;
-  tookMs: number;
-  results: Hit[];
-}
-
-export interface ItemPage {
-  total: number;
-  offset: number;
-  limit: number;
-  items: Item[];
-}
-
-export interface Facets {
-  total: number;
-  fields: Record<string, Array<{ value: string; count: number }>>;
-}
-
-export interface Health {
-  ready: boolean;
-  model: { state: 'loading' | 'ready' | 'failed'; message?: string };
-  index: { items: number; columns: string[]; facetFields: string[]; hasMap: boolean };
-  limits: { maxUploadBytes: number; maxPixels: number; formats: string[]; maxK: number };
-  /** Similarity modes of a trained head; empty without one. */
-  modes: string[];
-  /** What a search without k (or threshold) gets. */
-  defaults: { k: number; threshold?: number };
-}
-
-export interface MapData {
-  method: string;
-  attribute?: string;
-  createdAt: string;
-  points: Array<{ id: string; x: number; y: number }>;
-  attributes: Record<string, { values: string[]; codes: number[] }>;
-}
+// The shapes of the API's answers, generated from its OpenAPI document (api-schema.ts;
+// test/unit/server.test.ts fails when the two disagree). Never written by hand here.
+type Schemas = components['schemas'];
+export type Metadata = Schemas['Metadata'];
+export type Item = Schemas['Item'];
+export type Hit = Schemas['Hit'];
+export type SearchResponse = Schemas['SearchResponse'];
+export type ItemPage = Schemas['ItemPage'];
+export type Facets = Schemas['Facets'];
+export type Health = Schemas['Health'];
+export type MapData = Schemas['Map'];
 
 /** One value per field: the page offers one choice per filter. */
 export type Filters = Record<string, string>;
