@@ -71,6 +71,21 @@ describe('the command line', () => {
     expect(recLines).toHaveLength(1 + 8 * 2);
   });
 
+  it('indexes a sample with every articleType first (--sample), and the rest on the next run', async () => {
+    const full = await makeCatalog(defaultItems());
+    const sampled = path.join(work, 'sampled');
+    const first = runCli(['index', full, '--index', sampled, '--sample', '4', '--json']);
+    expect(first.code, first.stderr).toBe(0);
+    expect(JSON.parse(first.stdout)).toMatchObject({ added: 4, total: 4, pending: 12 });
+    const meta = runCli(['export', '--metadata', '-', '--index', sampled]);
+    expect(meta.code, meta.stderr).toBe(0);
+    const types = meta.stdout.trim().split('\n').slice(1).map((line) => ['Shirts', 'Trousers', 'Watches', 'Handbags'].find((t) => line.includes(t)));
+    expect(types.sort()).toEqual(['Handbags', 'Shirts', 'Trousers', 'Watches']);
+    const rest = runCli(['index', full, '--index', sampled, '--json']);
+    expect(rest.code, rest.stderr).toBe(0);
+    expect(JSON.parse(rest.stdout)).toMatchObject({ added: 12, total: 16, pending: 0 });
+  });
+
   it('explains every command with --help', () => {
     for (const cmd of ['index', 'query', 'similar', 'export', 'recommend', 'info', 'bench']) {
       const r = runCli([cmd, '--help']);
