@@ -45,7 +45,7 @@ export async function searchRoutes(app: FastifyInstance, { ctx }: { ctx: ServerC
         gone.signal,
       );
       return {
-        query: { kind: 'image', ...source },
+        query: { kind: 'image', ...source, ...(response.query.warnings && { warnings: response.query.warnings }) },
         space: response.space,
         tookMs: performance.now() - started,
         results: response.results.map(presentHit),
