@@ -16,7 +16,10 @@ export function createProgram(): Command {
   const program = new Command()
     .name('lookalike')
     .description('Visually similar fashion products: index a catalog of product photos with ResNet50 embeddings, then search it by photo or by item.')
-    .showHelpAfterError('(run with --help for usage)')
+    // Usage errors (an unknown option, -k 0) end like every other error: one line with its code.
+    .configureOutput({
+      outputError: (message, write) => write(`lookalike: ${message.replace(/^error: /, '').trim()} (run with --help for usage) [BAD_OPTION]\n`),
+    })
     .addHelpText('after', `
 Typical session:
   lookalike index ../shared/datasets/fashion-small     # embed the catalog into .lookalike/

@@ -164,7 +164,8 @@ async function cli(args: string[]): Promise<Outcome> {
     exit = Number(process.exitCode ?? 0);
   } catch (e) {
     exit = (e as { exitCode?: number }).exitCode ?? -1;
-    err.push(String(e));
+    // Commander has already printed its usage errors; anything else escaped the CLI's handling.
+    if (!String((e as { code?: string }).code).startsWith('commander.')) err.push(String(e));
   } finally {
     process.stdout.write = writeOut;
     process.stderr.write = writeErr;
@@ -385,6 +386,8 @@ const CASES: HostileCase[] = [
 
   // The command line.
   { surface: 'cli', kind: 'query --mode weird', defect: 9, expect: { exit: 1, code: 'BAD_OPTION' }, run: () => cli(['similar', '1000', '--index', indexDir, '--mode', 'weird']) },
+  { surface: 'cli', kind: 'k = 0', expect: { exit: 1, code: 'BAD_OPTION' }, run: () => cli(['similar', '1000', '--index', indexDir, '-k', '0']) },
+  { surface: 'cli', kind: 'an unknown option', expect: { exit: 1, code: 'BAD_OPTION' }, run: () => cli(['similar', '1000', '--index', indexDir, '--colour', 'red']) },
   { surface: 'cli', kind: 'an error with --json', defect: 9, expect: { exit: 1, code: 'ITEM_NOT_FOUND' }, run: () => cli(['similar', '999', '--index', indexDir, '--json']) },
   { surface: 'cli', kind: 'an id of 100 kB', defect: 10, expect: { exit: 1, code: 'ITEM_NOT_FOUND' }, run: () => cli(['similar', 'i'.repeat(100_000), '--index', indexDir]), check: (o) => expect(o.message!.length).toBeLessThan(400) },
   { surface: 'cli', kind: 'a folder as the query photo', defect: 10, expect: { exit: 1, code: 'IMAGE_NOT_A_FILE' }, run: () => cli(['query', work, '--index', indexDir]) },
