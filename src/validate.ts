@@ -34,6 +34,13 @@ export function checkK(k: unknown, name = 'k', max = MAX_K): number {
   return k;
 }
 
+/** A count or size: a whole number of at least `min` (undefined: the default). */
+export function checkPositiveInteger(value: unknown, name: string, min = 1): number | undefined {
+  if (value === undefined) return undefined;
+  if (!isInteger(value) || value < min) throw invalidParameterError(name, `a whole number of at least ${min}`, value);
+  return value;
+}
+
 /** A cosine threshold: a finite number from -1 to 1 (undefined: none). */
 export function checkThreshold(threshold: unknown, name = 'threshold'): number | undefined {
   if (threshold === undefined) return undefined;

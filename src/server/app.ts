@@ -14,6 +14,7 @@ import sharp from 'sharp';
 import type { Lookalike } from '../lookalike.js';
 import { DEFAULT_MAX_PIXELS } from '../image/prepare.js';
 import { PACKAGE_ROOT } from '../paths.js';
+import { checkPositiveInteger } from '../validate.js';
 import type { ModelState, ServerContext } from './context.js';
 import { answerClientError, frameworkErrors, installErrorHandling, parseJsonBody } from './http-errors.js';
 import { InferenceQueue, type QueueOptions } from './queue.js';
@@ -56,6 +57,8 @@ export function defaultWebRoot(): string {
 }
 
 export async function createServer(lookalike: Lookalike, options: ServerOptions = {}): Promise<FastifyInstance> {
+  checkPositiveInteger(options.maxUploadBytes, 'maxUploadBytes');
+  checkPositiveInteger(options.maxPixels, 'maxPixels');
   const ctx: ServerContext = {
     lookalike,
     queue: options.queue instanceof InferenceQueue ? options.queue : new InferenceQueue(options.queue),

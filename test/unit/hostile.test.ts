@@ -342,6 +342,7 @@ const CASES: HostileCase[] = [
   { surface: 'library', kind: 'unknown mode', expect: { code: 'BAD_OPTION' }, run: () => library(() => lookalike.searchById('1000', { mode: 'weird' })) },
   { surface: 'library', kind: 'recommendAll with k = 0', expect: { code: 'BAD_OPTION' }, run: () => library(() => lookalike.recommendAll(0)) },
   { surface: 'library', kind: 'searchByImage with k = -1 (refused before inference)', expect: { code: 'BAD_OPTION' }, run: () => library(() => lookalike.searchByImage(jpeg, { k: -1 })) },
+  { surface: 'library', kind: 'a server with a negative upload limit', expect: { code: 'BAD_OPTION' }, run: () => library(() => createServer(lookalike, { maxUploadBytes: -1, warmUp: false, webRoot: false })) },
   { surface: 'library', kind: 'damaged index file', defect: 2, expect: { code: 'INDEX_DAMAGED' }, run: () => { const d = tempDir(); writeFileSync(path.join(d, 'index.sqlite'), Buffer.alloc(8192, 0x5a)); return library(() => Lookalike.open(d)); } },
   {
     surface: 'library', kind: 'a lock held by a live process', defect: 12, expect: { code: 'INDEX_LOCKED' },

@@ -12,12 +12,12 @@ import type { SearchResponse } from '../../lookalike.js';
 import type { ResizeMode, Pooling } from '../../model/registry.js';
 import { SqliteStore } from '../../store/sqlite.js';
 import { LookalikeError } from '../../errors.js';
-import { checkInputSize } from '../../validate.js';
+import { checkInputSize, MAX_K } from '../../validate.js';
 import { action, badOption, collect, floatArg, indexOption, intArg, print, printJson, progressBar, table, withIndex, type Command } from '../shared.js';
 
 const searchOptions = (cmd: Command) => cmd
   .addOption(indexOption())
-  .option('-k, --k <n>', 'number of similar products to return (default: 5, or the value `lookalike tune --apply` chose)', intArg('k', 1, 1000))
+  .option('-k, --k <n>', 'number of similar products to return (default: 5, or the value `lookalike tune --apply` chose)', intArg('k', 1, MAX_K))
   .option('-t, --threshold <cosine>', 'minimum cosine similarity (-1..1); fewer results is fine', floatArg('threshold', -1, 1))
   .option('-f, --filter <field=value>', 'keep only products whose field matches (repeatable; a,b = either)', collect, [])
   .addOption(new Option('--pooling <kind>', 'pooling of the backbone features (default: the index\'s)').choices(['max', 'avg']))
@@ -191,7 +191,7 @@ export function registerCoreCommands(program: Command): void {
   program.command('recommend')
     .description('Top-k similar products for every catalog item, as CSV (query_id, rank, id, score).')
     .addOption(indexOption())
-    .option('-k, --k <n>', 'recommendations per item', intArg('k', 1, 1000), 5)
+    .option('-k, --k <n>', 'recommendations per item', intArg('k', 1, MAX_K), 5)
     .option('-o, --out <file>', 'output CSV ("-" for stdout)', 'recommendations.csv')
     .addOption(new Option('--pooling <kind>', 'pooling of the backbone features').choices(['max', 'avg']))
     .option('--mode <mode>', 'similarity mode when the index has a trained head')
