@@ -114,9 +114,14 @@ export class LookalikeError extends Error {
 
 /** Longest parameter echoed in a message: a 100 kB id must not come back whole. */
 const MAX_PARAM_CHARS = 120;
+/** Parameters that are Lookalike's own text (whole sentences, lists of fields), never cut. */
+const OWN_TEXT = new Set(['message', 'known']);
 
 function fill(template: string, params: Record<string, unknown>): string {
-  return template.replace(/\{(\w+)\}/g, (whole, key: string) => (key in params ? shorten(String(params[key])) : whole));
+  return template.replace(/\{(\w+)\}/g, (whole, key: string) => {
+    if (!(key in params)) return whole;
+    return OWN_TEXT.has(key) ? String(params[key]) : shorten(String(params[key]));
+  });
 }
 
 function shorten(value: string): string {

@@ -160,7 +160,10 @@ async function cli(args: string[]): Promise<Outcome> {
   process.stderr.write = ((chunk: string | Uint8Array) => { err.push(String(chunk)); return true; }) as typeof process.stderr.write;
   let exit: number;
   try {
-    await createProgram().exitOverride().parseAsync(args, { from: 'user' });
+    const program = createProgram();
+    // Usage errors throw instead of exiting this process (subcommands need it set too).
+    for (const command of [program, ...program.commands]) command.exitOverride();
+    await program.parseAsync(args, { from: 'user' });
     exit = Number(process.exitCode ?? 0);
   } catch (e) {
     exit = (e as { exitCode?: number }).exitCode ?? -1;
