@@ -14,6 +14,9 @@ import { SearchEngine, type SearchHit, type SearchOptions } from './search/engin
 import { backboneSpace, type EmbeddingSpace, type RawVectors } from './search/space.js';
 import { batchTopK } from './search/kernel.js';
 import { HeadSpaces } from './head/index-head.js';
+import { MODES } from './head/head.js';
+import { checkFilterFields } from './search/filters.js';
+import { checkChoice, checkK, checkThreshold } from './validate.js';
 
 export interface QueryOptions extends SearchOptions {
   /** Override the index's pooling (both are stored). */
@@ -25,8 +28,11 @@ export interface QueryOptions extends SearchOptions {
 }
 
 export interface SearchResponse {
-  query: { kind: 'image' | 'item'; id?: string; label?: string };
+  /** `warnings`: damage the decoder worked around in the query photo. */
+  query: { kind: 'image' | 'item'; id?: string; label?: string; warnings?: string[] };
   space: string;
+  /** The threshold applied: the caller's, else the tuned default, else none. */
+  threshold?: number;
   results: SearchHit[];
 }
 
@@ -70,6 +76,8 @@ export class Lookalike {
    * pooling is asked for, else the backbone's.
    */
   space(options: { pooling?: Pooling; mode?: string } = {}): EmbeddingSpace {
+    checkChoice(options.mode, 'mode', MODES);
+    checkChoice(options.pooling, 'pooling', ['max', 'avg']);
     if (this.head && !options.pooling) return this.head.space(options.mode);
     return backboneSpace(options.pooling ?? this.settings.pooling, this.manifest.dimension);
   }
@@ -98,11 +106,11 @@ export class Lookalike {
   }
 
   /** Raw vectors of an image that is not in the catalog, as the index would store them. */
-  async embedImage(input: string | Buffer, label?: string, maxPixels?: number): Promise<RawVectors> {
+  async embedImage(input: string | Buffer, label?: string, maxPixels?: number): Promise<RawVectors & { warnings: string[] }> {
     const prepared = await prepareImage(input, { ...prepareOptionsFor(this.settings), label, maxPixels });
     const embedder = await this.loadEmbedder();
     const out = await embedder.run(prepared.tensor, 1, this.settings.height, this.settings.width);
-    return { n: 1, max: out.max, avg: out.avg, colour: prepared.colour, dim: embedder.dimension, colourDim: prepared.colour.length };
+    return { n: 1, max: out.max, avg: out.avg, colour: prepared.colour, dim: embedder.dimension, colourDim: prepared.colour.length, warnings: prepared.warnings };
   }
 
   /**
@@ -115,25 +123,37 @@ export class Lookalike {
     return { k: tuned?.k ?? DEFAULT_K, threshold: tuned?.space === space.id ? tuned.threshold : DEFAULT_THRESHOLD };
   }
 
-  async searchByImage(input: string | Buffer, options: QueryOptions & { label?: string; maxPixels?: number } = {}): Promise<SearchResponse> {
+  /** Refuses bad options before any work (an image search would otherwise embed first). */
+  private checkQuery(options: QueryOptions): void {
+    if (options.k !== undefined) checkK(options.k);
+    checkThreshold(options.threshold);
+    checkFilterFields(options.filters, this.manifest.catalog.columns);
+    this.space(options);
     this.checkSettings(options.expect);
+  }
+
+  async searchByImage(input: string | Buffer, options: QueryOptions & { label?: string; maxPixels?: number } = {}): Promise<SearchResponse> {
+    this.checkQuery(options);
     const raw = await this.embedImage(input, options.label, options.maxPixels);
     const space = this.space(options);
     const defaults = this.defaults(space);
-    const results = await this.engine.searchAsync(space, space.embed(raw), { ...options, k: options.k ?? defaults.k, threshold: options.threshold ?? defaults.threshold });
-    return { query: { kind: 'image', label: options.label }, space: space.id, results };
+    const threshold = options.threshold ?? defaults.threshold;
+    const results = await this.engine.searchAsync(space, space.embed(raw), { ...options, k: options.k ?? defaults.k, threshold });
+    return { query: { kind: 'image', label: options.label, ...(raw.warnings.length && { warnings: raw.warnings }) }, space: space.id, threshold, results };
   }
 
   searchById(id: string, options: QueryOptions = {}): SearchResponse {
-    this.checkSettings(options.expect);
+    this.checkQuery(options);
     const space = this.space(options);
     const defaults = this.defaults(space);
-    const results = this.engine.search(space, this.engine.vectorOf(space, id), { ...options, k: options.k ?? defaults.k, threshold: options.threshold ?? defaults.threshold, excludeId: id });
-    return { query: { kind: 'item', id }, space: space.id, results };
+    const threshold = options.threshold ?? defaults.threshold;
+    const results = this.engine.search(space, this.engine.vectorOf(space, id), { ...options, k: options.k ?? defaults.k, threshold, excludeId: id });
+    return { query: { kind: 'item', id }, space: space.id, threshold, results };
   }
 
   /** Top-k neighbours of every catalog item (itself excluded), batched. */
   async recommendAll(k: number, options: { pooling?: Pooling; mode?: string; onProgress?: (done: number, total: number) => void } = {}) {
+    checkK(k);
     const space = this.space(options);
     const { data, dim } = this.engine.matrix(space);
     const n = this.engine.size;

@@ -12,6 +12,7 @@ import ts from 'typescript';
  */
 const LAYERS: string[][] = [
   ['errors', 'defaults'],
+  ['validate'],
   ['paths'],
   ['math'],
   ['catalog', 'model'],

@@ -35,7 +35,7 @@ export async function searchRoutes(fastify: FastifyInstance, { ctx }: { ctx: Ser
         gone.signal,
       );
       return {
-        query: { kind: 'image', ...source },
+        query: { kind: 'image', ...source, ...(response.query.warnings && { warnings: response.query.warnings }) },
         space: response.space,
         tookMs: performance.now() - started,
         results: response.results.map(presentHit),
