@@ -540,6 +540,8 @@ export interface components {
                 width?: number;
                 height?: number;
                 format?: string;
+                /** @description damage in the photo that was worked around (it was still searched) */
+                warnings?: string[];
             };
             /** @description the embedding space searched, e.g. backbone:max */
             space: string;
