@@ -7,6 +7,7 @@ import sharp from 'sharp';
 import { LookalikeError } from '../errors.js';
 import type { ResizeMode } from '../model/registry.js';
 import { colourHistogram } from './colour.js';
+import type { Region } from '../model/localise.js';
 
 export const ACCEPTED_FORMATS = ['jpeg', 'png', 'webp'] as const;
 /** 40 megapixels: far above any product photo, far below what would exhaust memory. */
@@ -21,6 +22,8 @@ export interface PrepareOptions {
   maxPixels?: number;
   /** Name used in error messages (a path, "the upload", ...). */
   label?: string;
+  /** Only this part of the photo (relative x, y, w, h), e.g. the box a shopper drew. */
+  crop?: Region;
 }
 
 export interface PreparedImage {
@@ -28,6 +31,8 @@ export interface PreparedImage {
   tensor: Float32Array;
   /** colour descriptor of the product's foreground, see colour.ts */
   colour: Float32Array;
+  /** The resized RGB pixels the tensor was built from (width x height x 3). */
+  rgb: Uint8Array;
   source: { width: number; height: number; format: string };
 }
 
@@ -51,14 +56,34 @@ export async function inspectImage(input: string | Buffer, label: string, maxPix
   return { width, height, format };
 }
 
+/** A relative region in pixels of the upright image, at least one pixel wide and high. */
+function cropRect(crop: Region, width: number, height: number): { left: number; top: number; width: number; height: number } {
+  const clamp = (v: number) => Math.min(1, Math.max(0, v));
+  const x0 = clamp(crop.x), y0 = clamp(crop.y), x1 = clamp(crop.x + crop.w), y1 = clamp(crop.y + crop.h);
+  const left = Math.min(width - 1, Math.floor(x0 * width));
+  const top = Math.min(height - 1, Math.floor(y0 * height));
+  return {
+    left, top,
+    width: Math.max(1, Math.min(width - left, Math.round((x1 - x0) * width))),
+    height: Math.max(1, Math.min(height - top, Math.round((y1 - y0) * height))),
+  };
+}
+
 export async function prepareImage(input: string | Buffer, opts: PrepareOptions): Promise<PreparedImage> {
   const label = opts.label ?? (typeof input === 'string' ? input : 'the image');
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
   const source = await inspectImage(input, label, maxPixels);
   let raw: Buffer;
   try {
-    raw = await sharp(input, { failOn: 'truncated', limitInputPixels: maxPixels })
-      .rotate()
+    let pipeline = sharp(input, { failOn: 'truncated', limitInputPixels: maxPixels }).rotate();
+    if (opts.crop) {
+      // Extract after rotate, from the upright pixels, so the crop is in the coordinates
+      // the shopper saw.
+      const upright = await pipeline.raw().toBuffer({ resolveWithObject: true });
+      const { width, height, channels } = upright.info;
+      pipeline = sharp(upright.data, { raw: { width, height, channels } }).extract(cropRect(opts.crop, width, height));
+    }
+    raw = await pipeline
       .flatten({ background: '#ffffff' })
       .resize(opts.width, opts.height, {
         fit: opts.resize === 'stretch' ? 'fill' : opts.resize === 'pad' ? 'contain' : 'cover',
@@ -73,7 +98,7 @@ export async function prepareImage(input: string | Buffer, opts: PrepareOptions)
   } catch (err) {
     throw toImageError(err, label);
   }
-  return { tensor: rgbToTensor(raw, opts), colour: colourHistogram(raw, opts.width, opts.height), source };
+  return { tensor: rgbToTensor(raw, opts), colour: colourHistogram(raw, opts.width, opts.height), rgb: raw, source };
 }
 
 function rgbToTensor(rgb: Uint8Array, opts: PrepareOptions): Float32Array {

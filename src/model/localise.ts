@@ -1,0 +1,127 @@
+/**
+ * Where is the product in a photo? The backbone's last feature map already says: cells
+ * whose channels fire strongly hold the object, cells of a background (white, a wall, a
+ * table) fire weakly. Selective convolutional descriptor aggregation (SCDA, Wei et al.
+ * 2017) keeps the cells whose summed activation is above the map's mean, keeps the
+ * largest connected blob of them, and pools only over it: the query vector then describes
+ * the product rather than the product plus its surroundings. No new model, no second pass.
+ *
+ * The same blobs, ranked, are the regions proposed to a shopper (`proposeRegions`).
+ */
+
+/** How a query photo's vectors are pooled: over the whole map, or over the product's cells. */
+export type Localisation = 'none' | 'scda';
+export const LOCALISATIONS: readonly Localisation[] = ['none', 'scda'];
+
+/** A rectangle relative to the image: x, y, w, h in [0, 1]. */
+export interface Region { x: number; y: number; w: number; h: number }
+
+export interface ProposedRegion extends Region {
+  /** Share of the map's above-mean activation inside the region's blob (0..1). */
+  score: number;
+}
+
+/** One image's feature map: `channels` planes of gridH x gridW, starting at `offset`. */
+export interface FeatureMapView {
+  data: Float32Array;
+  offset: number;
+  channels: number;
+  gridH: number;
+  gridW: number;
+}
+
+/** Summed activation of every cell (gridH x gridW). */
+export function cellActivation(map: FeatureMapView): Float32Array {
+  const cells = map.gridH * map.gridW;
+  const act = new Float32Array(cells);
+  for (let c = 0; c < map.channels; c++) {
+    const base = map.offset + c * cells;
+    for (let p = 0; p < cells; p++) act[p] += map.data[base + p];
+  }
+  return act;
+}
+
+/** Connected blobs (8-neighbourhood) of the cells above the mean activation, biggest first. */
+export function activeBlobs(act: Float32Array, gridH: number, gridW: number): Array<{ cells: number[]; mass: number }> {
+  let mean = 0;
+  for (const v of act) mean += v;
+  mean /= act.length;
+  const label = new Int32Array(act.length).fill(-1);
+  const blobs: Array<{ cells: number[]; mass: number }> = [];
+  for (let start = 0; start < act.length; start++) {
+    if (act[start] <= mean || label[start] >= 0) continue;
+    const cells: number[] = [];
+    let mass = 0;
+    const stack = [start];
+    label[start] = blobs.length;
+    while (stack.length) {
+      const p = stack.pop() as number;
+      cells.push(p);
+      mass += act[p] - mean;
+      const y = Math.floor(p / gridW), x = p % gridW;
+      for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) {
+        const ny = y + dy, nx = x + dx;
+        if (ny < 0 || nx < 0 || ny >= gridH || nx >= gridW) continue;
+        const q = ny * gridW + nx;
+        if (label[q] < 0 && act[q] > mean) { label[q] = blobs.length; stack.push(q); }
+      }
+    }
+    blobs.push({ cells, mass });
+  }
+  // Largest by area, as SCDA does; the summed activation breaks ties.
+  return blobs.sort((a, b) => b.cells.length - a.cells.length || b.mass - a.mass);
+}
+
+/** The SCDA mask: 1 for the cells of the largest above-mean blob (all cells if there is none). */
+export function productMask(map: FeatureMapView): Uint8Array {
+  const act = cellActivation(map);
+  const mask = new Uint8Array(act.length);
+  const [largest] = activeBlobs(act, map.gridH, map.gridW);
+  if (!largest) return mask.fill(1);
+  for (const p of largest.cells) mask[p] = 1;
+  return mask;
+}
+
+/** Max and average pooling over the masked cells only. */
+export function maskedPooling(map: FeatureMapView, mask: Uint8Array): { max: Float32Array; avg: Float32Array } {
+  const cells = map.gridH * map.gridW;
+  const max = new Float32Array(map.channels);
+  const avg = new Float32Array(map.channels);
+  let count = 0;
+  for (let p = 0; p < cells; p++) if (mask[p]) count++;
+  for (let c = 0; c < map.channels; c++) {
+    const base = map.offset + c * cells;
+    let m = -Infinity, s = 0;
+    for (let p = 0; p < cells; p++) {
+      if (!mask[p]) continue;
+      const v = map.data[base + p];
+      if (v > m) m = v;
+      s += v;
+    }
+    max[c] = count ? m : 0;
+    avg[c] = count ? s / count : 0;
+  }
+  return { max, avg };
+}
+
+/** The bounding box of a set of cells, relative to the image. */
+function cellsBox(cells: number[], gridH: number, gridW: number): Region {
+  let x0 = gridW, y0 = gridH, x1 = 0, y1 = 0;
+  for (const p of cells) {
+    const y = Math.floor(p / gridW), x = p % gridW;
+    x0 = Math.min(x0, x); y0 = Math.min(y0, y); x1 = Math.max(x1, x + 1); y1 = Math.max(y1, y + 1);
+  }
+  return { x: x0 / gridW, y: y0 / gridH, w: (x1 - x0) / gridW, h: (y1 - y0) / gridH };
+}
+
+/**
+ * Up to `limit` regions where products are likely to be: the above-mean blobs, biggest
+ * first, as boxes. Blobs of a single cell are dropped unless nothing else is found.
+ */
+export function proposeRegions(map: FeatureMapView, limit = 3): ProposedRegion[] {
+  const act = cellActivation(map);
+  const blobs = activeBlobs(act, map.gridH, map.gridW);
+  const total = blobs.reduce((s, b) => s + b.mass, 0) || 1;
+  const kept = blobs.filter((b, i) => b.cells.length > 1 || i === 0).slice(0, limit);
+  return kept.map((b) => ({ ...cellsBox(b.cells, map.gridH, map.gridW), score: b.mass / total }));
+}
