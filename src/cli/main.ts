@@ -10,6 +10,7 @@ import { registerEvalCommand } from './commands/eval.js';
 import { registerMapCommand } from './commands/map.js';
 import { registerTuneCommand } from './commands/tune.js';
 import { registerTrainCommand } from './commands/train.js';
+import { registerRobustnessCommand } from './commands/robustness.js';
 
 const program = new Command()
   .name('lookalike')
@@ -30,5 +31,6 @@ registerEvalCommand(program);
 registerMapCommand(program);
 registerTuneCommand(program);
 registerTrainCommand(program);
+registerRobustnessCommand(program);
 
 await program.parseAsync(process.argv);
