@@ -34,7 +34,7 @@ export interface PhotoOptions {
 }
 
 /** The query-side default, chosen by `lookalike robustness` (README, "Shopper photos"). */
-export const DEFAULT_LOCALISATION: Localisation = 'scda';
+export const DEFAULT_LOCALISATION: Localisation = 'centred';
 
 /** A photo's raw vectors, and where in it products seem to be. */
 export interface PhotoVectors extends RawVectors {
@@ -57,7 +57,7 @@ export function photoVectors(out: BackboneOutput, row: number, prepared: Prepare
       colour: prepared.colour, dim, colourDim: prepared.colour.length, regions,
     };
   }
-  const mask = productMask(view);
+  const mask = productMask(view, localise === 'centred');
   const { max, avg } = maskedPooling(view, mask);
   const colour = colourHistogram(prepared.rgb, width, height, { mask, gridW: view.gridW, gridH: view.gridH });
   return { n: 1, max, avg, colour, dim, colourDim: colour.length, regions };
@@ -111,6 +111,15 @@ export class Lookalike {
     return backboneSpace(options.pooling ?? this.settings.pooling, this.manifest.dimension);
   }
 
+  /**
+   * The space a photo is searched in: as `space`, except that a head's space is blended with
+   * the plain backbone (train/index-head.ts PHOTO_BLEND), which keeps shopper photos found.
+   */
+  photoSpace(options: { pooling?: Pooling; mode?: string } = {}): EmbeddingSpace {
+    if (this.head && !options.pooling) return this.head.photoSpace(options.mode);
+    return this.space(options);
+  }
+
   private checkSettings(expect: Partial<EmbeddingSettings> | undefined): void {
     if (!expect) return;
     const wanted = { ...this.settings, ...Object.fromEntries(Object.entries(expect).filter(([, v]) => v !== undefined)) } as EmbeddingSettings;
@@ -129,9 +138,10 @@ export class Lookalike {
     return this.embedder;
   }
 
-  /** Warms the backbone up so the first query is not slow (server start). */
+  /** Warms the backbone and the photo search matrix up so the first query is not slow (server start). */
   async warmUp(): Promise<void> {
     await this.loadEmbedder();
+    this.engine.matrix(this.photoSpace());
   }
 
   /**
@@ -164,7 +174,7 @@ export class Lookalike {
   async searchByImage(input: string | Buffer, options: QueryOptions & PhotoOptions & { label?: string; maxPixels?: number } = {}): Promise<SearchResponse> {
     this.checkSettings(options.expect);
     const raw = await this.embedImage(input, options.label, options.maxPixels, { crop: options.crop, localise: options.localise });
-    const space = this.space(options);
+    const space = this.photoSpace(options);
     const defaults = this.defaults(space);
     const results = await this.engine.searchAsync(space, space.embed(raw), { ...options, k: options.k ?? defaults.k, threshold: options.threshold ?? defaults.threshold });
     const regions = options.crop ? raw.regions.map((r) => toWhole(r, options.crop as Region)) : raw.regions;

@@ -78,7 +78,11 @@ function spacesOf(lookalike: Lookalike): NamedSpace[] {
   const spaces: NamedSpace[] = [{ space: backboneSpace('max', lookalike.manifest.dimension), label: 'plain' }];
   if (lookalike.head) {
     const def = lookalike.head.head.meta.defaultMode;
-    for (const mode of MODES) spaces.push({ space: lookalike.head.space(mode), label: `head ${mode}${mode === def ? ' (default)' : ''}` });
+    for (const mode of MODES) {
+      const name = `head ${mode}${mode === def ? ' (default)' : ''}`;
+      spaces.push({ space: lookalike.head.space(mode), label: `${name}, head alone` });
+      spaces.push({ space: lookalike.head.photoSpace(mode), label: `${name}, photo search` });
+    }
   }
   return spaces;
 }

@@ -9,12 +9,27 @@
  * The same blobs, ranked, are the regions proposed to a shopper (`proposeRegions`).
  */
 
+import { LookalikeError } from '../errors.js';
+
 /** How a query photo's vectors are pooled: over the whole map, or over the product's cells. */
-export type Localisation = 'none' | 'scda';
-export const LOCALISATIONS: readonly Localisation[] = ['none', 'scda'];
+export type Localisation = 'none' | 'scda' | 'centred';
+export const LOCALISATIONS: readonly Localisation[] = ['none', 'scda', 'centred'];
 
 /** A rectangle relative to the image: x, y, w, h in [0, 1]. */
 export interface Region { x: number; y: number; w: number; h: number }
+
+/**
+ * "x,y,w,h" (relative to the photo, each 0..1) as a Region; the box must have an area and
+ * lie inside the photo (a rounding overshoot of 0.01 is forgiven).
+ */
+export function parseRegion(text: string, what = 'crop'): Region {
+  const parts = text.split(',').map((p) => Number(p.trim()));
+  const [x, y, w, h] = parts;
+  const ok = parts.length === 4 && parts.every((v) => Number.isFinite(v) && v >= 0 && v <= 1)
+    && w > 0 && h > 0 && x + w <= 1.01 && y + h <= 1.01;
+  if (!ok) throw new LookalikeError('BAD_OPTION', { message: `${what} must be "x,y,w,h" relative to the photo (each between 0 and 1, w and h above 0, the box inside the photo), e.g. 0.1,0.2,0.5,0.6; got "${text}".` });
+  return { x, y, w, h };
+}
 
 export interface ProposedRegion extends Region {
   /** Share of the map's above-mean activation inside the region's blob (0..1). */
@@ -72,13 +87,38 @@ export function activeBlobs(act: Float32Array, gridH: number, gridW: number): Ar
   return blobs.sort((a, b) => b.cells.length - a.cells.length || b.mass - a.mass);
 }
 
-/** The SCDA mask: 1 for the cells of the largest above-mean blob (all cells if there is none). */
-export function productMask(map: FeatureMapView): Uint8Array {
-  const act = cellActivation(map);
+/**
+ * Shoppers frame what they want near the middle: weighting the activation by a broad
+ * Gaussian around the centre (sigma = half the photo) sinks products cut by the photo's
+ * edges below the mean, so they no longer join the wanted product's blob.
+ */
+function centreWeighted(act: Float32Array, gridH: number, gridW: number): Float32Array {
+  const out = new Float32Array(act.length);
+  for (let y = 0; y < gridH; y++) for (let x = 0; x < gridW; x++) {
+    const dy = (y + 0.5) / gridH - 0.5, dx = (x + 0.5) / gridW - 0.5;
+    out[y * gridW + x] = act[y * gridW + x] * Math.exp(-(dx * dx + dy * dy) / (2 * 0.5 * 0.5));
+  }
+  return out;
+}
+
+/**
+ * The SCDA mask: 1 for the cells of the largest above-mean blob (all cells if there is
+ * none); `centred` weighs the activation towards the middle first and leaves out the
+ * photo's left and right edges.
+ */
+export function productMask(map: FeatureMapView, centred = false): Uint8Array {
+  const act = centred ? centreWeighted(cellActivation(map), map.gridH, map.gridW) : cellActivation(map);
   const mask = new Uint8Array(act.length);
   const [largest] = activeBlobs(act, map.gridH, map.gridW);
   if (!largest) return mask.fill(1);
   for (const p of largest.cells) mask[p] = 1;
+  if (centred) {
+    // Products beside the wanted one stand left and right of it, cut by the photo's
+    // edges: drop the outer column of cells on each side (one in 7), when enough is left.
+    const border = Math.max(1, Math.round(map.gridW / 7));
+    const kept = mask.map((m, p) => (m && p % map.gridW >= border && p % map.gridW < map.gridW - border ? 1 : 0));
+    if (kept.reduce((a, b) => a + b, 0) >= 4) return kept;
+  }
   return mask;
 }
 

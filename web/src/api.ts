@@ -14,11 +14,16 @@ export interface Hit extends Item {
   score: number;
 }
 
+/** A rectangle relative to the photo (0..1). */
+export interface Region { x: number; y: number; w: number; h: number; score?: number }
+
 export interface SearchResponse {
-  query: { kind: 'image' | 'item'; id?: string; width?: number; height?: number; format?: string };
+  query: { kind: 'image' | 'item'; id?: string; width?: number; height?: number; format?: string; crop?: Region };
   space: string;
   tookMs: number;
   results: Hit[];
+  /** Photo searches: where products seem to be in the photo, best first. */
+  regions?: Region[];
 }
 
 export interface ItemPage {
@@ -133,9 +138,10 @@ export const api = {
   similar: (id: string, p: SearchParams, signal?: AbortSignal) =>
     call<SearchResponse>(`/api/items/${encodeURIComponent(id)}/similar?${searchQuery(p)}`, { signal }),
 
-  searchPhoto(photo: Blob, name: string, p: SearchParams, signal?: AbortSignal): Promise<SearchResponse> {
+  searchPhoto(photo: Blob, name: string, p: SearchParams, signal?: AbortSignal, crop?: Region): Promise<SearchResponse> {
     const form = new FormData();
     form.append('image', photo, name);
+    if (crop) form.append('crop', [crop.x, crop.y, crop.w, crop.h].map((v) => Math.min(1, Math.max(0, v)).toFixed(4)).join(','));
     form.append('k', String(p.k));
     if (p.threshold > 0) form.append('threshold', String(p.threshold));
     if (p.mode) form.append('mode', p.mode);

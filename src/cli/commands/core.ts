@@ -10,6 +10,7 @@ import { summarizeProblems } from '../../catalog/index.js';
 import { parseFilters } from '../../search/filters.js';
 import type { SearchResponse } from '../../lookalike.js';
 import type { ResizeMode, Pooling } from '../../model/registry.js';
+import { parseRegion } from '../../model/localise.js';
 import { action, badOption, collect, floatArg, indexOption, intArg, print, printJson, progressBar, table, withIndex, type Command } from '../shared.js';
 
 const searchOptions = (cmd: Command) => cmd
@@ -28,6 +29,7 @@ function printResponse(response: SearchResponse, json: boolean | undefined, colu
     printJson({
       query: response.query,
       space: response.space,
+      ...(response.regions ? { regions: response.regions } : {}),
       results: response.results.map((r) => ({ id: r.id, rank: r.rank, score: r.score, ...r.metadata, image: r.image })),
     });
     return;
@@ -109,16 +111,22 @@ export function registerCoreCommands(program: Command): void {
     }));
 
   searchOptions(program.command('query')
-    .description('Find catalog products that look like a photo.')
+    .description('Find catalog products that look like a photo. The product is found in the photo by itself (its cells of the feature map); --crop searches only the box you give.')
     .argument('<image>', 'a photo (jpg, png, webp)')
-    .addHelpText('after', '\nExamples:\n  lookalike query photo.jpg -k 5\n  lookalike query photo.jpg --filter gender=Women --threshold 0.6 --json'))
-    .action(action(async (image: string, flags: SearchFlags) => {
+    .option('--crop <x,y,w,h>', 'search only this part of the photo, relative to it (each 0..1), e.g. 0.1,0.2,0.5,0.6')
+    .addHelpText('after', '\nExamples:\n  lookalike query photo.jpg -k 5\n  lookalike query photo.jpg --crop 0.5,0,0.5,1     # the right half\n  lookalike query photo.jpg --filter gender=Women --threshold 0.6 --json'))
+    .action(action(async (image: string, flags: SearchFlags & { crop?: string }) => {
+      const crop = flags.crop ? parseRegion(flags.crop, '--crop') : undefined;
       await withIndex(flags.index, async (lookalike) => {
         const response = await lookalike.searchByImage(image, {
-          label: image, k: flags.k, threshold: flags.threshold, pooling: flags.pooling, mode: flags.mode,
+          label: image, k: flags.k, threshold: flags.threshold, pooling: flags.pooling, mode: flags.mode, crop,
           filters: parseFilters(flags.filter, lookalike.manifest.catalog.columns),
         });
         printResponse(response, flags.json, lookalike.manifest.catalog.columns);
+        if (!flags.json && response.regions?.length) {
+          const box = (r: { x: number; y: number; w: number; h: number }) => [r.x, r.y, r.w, r.h].map((v) => v.toFixed(2)).join(',');
+          print(`regions found (try --crop): ${response.regions.map(box).join('  ')}`);
+        }
       });
     }));
 

@@ -55,7 +55,7 @@ export function registerRobustnessCommand(program: Command): void {
           print(table([ROBUSTNESS_HEADER, ...robustnessTableRows(result.rows).map((r) => r.map(f3))]));
         }
         if (flags.report) {
-          const def = lookalike.head ? `head ${lookalike.head.head.meta.defaultMode} (default)` : 'plain';
+          const def = lookalike.head ? `head ${lookalike.head.head.meta.defaultMode} (default), photo search` : 'plain';
           const keys = [...new Set(['plain', def])].flatMap((s) => localisations.map((l) => `${s}|${l}`));
           const report = await writeRobustnessReport(flags.report, result, lookalike.engine, keys);
           process.stderr.write(`report: ${path.resolve(report.html)}\n`);

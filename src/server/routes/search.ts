@@ -6,11 +6,13 @@
 import type { FastifyInstance } from 'fastify';
 import { inspectImage } from '../../image/prepare.js';
 import type { Pooling } from '../../model/registry.js';
+import { parseRegion } from '../../model/localise.js';
 import { filtersOf, presentHit, type ServerContext } from '../context.js';
 import { responses, searchBody } from '../schemas.js';
 
 interface SearchBody {
   image?: Buffer;
+  crop?: string;
   id?: string;
   k?: number;
   threshold?: number;
@@ -36,17 +38,19 @@ export async function searchRoutes(app: FastifyInstance, { ctx }: { ctx: ServerC
     const options = { k: body.k ?? 10, threshold: body.threshold, filters: filtersOf(ctx, body.filter), mode: body.mode, pooling: body.pooling };
     if (body.image) {
       const image = body.image;
+      const crop = body.crop ? parseRegion(body.crop) : undefined;
       const source = await inspectImage(image, 'the upload', limits.maxPixels);
       // A client that gives up while waiting loses its place instead of costing an inference.
       const gone = new AbortController();
       reply.raw.once('close', () => { if (!reply.raw.writableFinished) gone.abort(); });
       const response = await queue.run(
-        () => lookalike.searchByImage(image, { ...options, label: 'the upload', maxPixels: limits.maxPixels }),
+        () => lookalike.searchByImage(image, { ...options, crop, label: 'the upload', maxPixels: limits.maxPixels }),
         gone.signal,
       );
       return {
-        query: { kind: 'image', ...source },
+        query: { kind: 'image', ...source, crop },
         space: response.space,
+        regions: response.regions,
         tookMs: performance.now() - started,
         results: response.results.map(presentHit),
       };
