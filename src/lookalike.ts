@@ -15,6 +15,9 @@ import { SearchEngine, type SearchHit, type SearchOptions } from './search/engin
 import { backboneSpace, type EmbeddingSpace, type RawVectors } from './search/space.js';
 import { batchTopK } from './search/kernel.js';
 import { HeadSpaces } from './train/index-head.js';
+import { MODES } from './train/head.js';
+import { checkFilterFields } from './search/filters.js';
+import { checkChoice, checkK, checkThreshold } from './validate.js';
 
 export interface QueryOptions extends SearchOptions {
   /** Override the index's pooling (both are stored). */
@@ -64,8 +67,11 @@ export function photoVectors(out: BackboneOutput, row: number, prepared: Prepare
 }
 
 export interface SearchResponse {
-  query: { kind: 'image' | 'item'; id?: string; label?: string; crop?: Region };
+  /** `warnings`: damage the decoder worked around in the query photo. */
+  query: { kind: 'image' | 'item'; id?: string; label?: string; crop?: Region; warnings?: string[] };
   space: string;
+  /** The threshold applied: the caller's, else the tuned default, else none. */
+  threshold?: number;
   results: SearchHit[];
   /** For a photo: up to 3 regions where products seem to be, relative to the photo. */
   regions?: ProposedRegion[];
@@ -107,6 +113,8 @@ export class Lookalike {
    * pooling is asked for, else the backbone's.
    */
   space(options: { pooling?: Pooling; mode?: string } = {}): EmbeddingSpace {
+    checkChoice(options.mode, 'mode', MODES);
+    checkChoice(options.pooling, 'pooling', ['max', 'avg']);
     if (this.head && !options.pooling) return this.head.space(options.mode);
     return backboneSpace(options.pooling ?? this.settings.pooling, this.manifest.dimension);
   }
@@ -148,12 +156,12 @@ export class Lookalike {
    * Raw vectors of an image that is not in the catalog. With `localise: 'none'` they are
    * what the index would store for it; by default they describe the product found in it.
    */
-  async embedImage(input: string | Buffer, label?: string, maxPixels?: number, photo: PhotoOptions = {}): Promise<PhotoVectors> {
+  async embedImage(input: string | Buffer, label?: string, maxPixels?: number, photo: PhotoOptions = {}): Promise<PhotoVectors & { warnings: string[] }> {
     const { width, height } = this.settings;
     const prepared = await prepareImage(input, { ...prepareOptionsFor(this.settings), label, maxPixels, crop: photo.crop });
     const embedder = await this.loadEmbedder();
     const out = await embedder.run(prepared.tensor, 1, height, width, { featureMap: true });
-    return photoVectors(out, 0, prepared, width, height, embedder.dimension, photo.localise ?? DEFAULT_LOCALISATION);
+    return { ...photoVectors(out, 0, prepared, width, height, embedder.dimension, photo.localise ?? DEFAULT_LOCALISATION), warnings: prepared.warnings };
   }
 
   /** The backbone, loaded once (batched evaluation runs it directly). */
@@ -171,26 +179,41 @@ export class Lookalike {
     return { k: tuned?.k ?? 5, threshold: tuned?.space === space.id ? tuned.threshold : undefined };
   }
 
-  async searchByImage(input: string | Buffer, options: QueryOptions & PhotoOptions & { label?: string; maxPixels?: number } = {}): Promise<SearchResponse> {
+  /** Refuses bad options before any work (an image search would otherwise embed first). */
+  private checkQuery(options: QueryOptions): void {
+    if (options.k !== undefined) checkK(options.k);
+    checkThreshold(options.threshold);
+    checkFilterFields(options.filters, this.manifest.catalog.columns);
+    this.space(options);
     this.checkSettings(options.expect);
+  }
+
+  async searchByImage(input: string | Buffer, options: QueryOptions & PhotoOptions & { label?: string; maxPixels?: number } = {}): Promise<SearchResponse> {
+    this.checkQuery(options);
     const raw = await this.embedImage(input, options.label, options.maxPixels, { crop: options.crop, localise: options.localise });
     const space = this.photoSpace(options);
     const defaults = this.defaults(space);
-    const results = await this.engine.searchAsync(space, space.embed(raw), { ...options, k: options.k ?? defaults.k, threshold: options.threshold ?? defaults.threshold });
+    const threshold = options.threshold ?? defaults.threshold;
+    const results = await this.engine.searchAsync(space, space.embed(raw), { ...options, k: options.k ?? defaults.k, threshold });
     const regions = options.crop ? raw.regions.map((r) => toWhole(r, options.crop as Region)) : raw.regions;
-    return { query: { kind: 'image', label: options.label, crop: options.crop }, space: space.id, results, regions };
+    return {
+      query: { kind: 'image', label: options.label, crop: options.crop, ...(raw.warnings.length && { warnings: raw.warnings }) },
+      space: space.id, threshold, results, regions,
+    };
   }
 
   searchById(id: string, options: QueryOptions = {}): SearchResponse {
-    this.checkSettings(options.expect);
+    this.checkQuery(options);
     const space = this.space(options);
     const defaults = this.defaults(space);
-    const results = this.engine.search(space, this.engine.vectorOf(space, id), { ...options, k: options.k ?? defaults.k, threshold: options.threshold ?? defaults.threshold, excludeId: id });
-    return { query: { kind: 'item', id }, space: space.id, results };
+    const threshold = options.threshold ?? defaults.threshold;
+    const results = this.engine.search(space, this.engine.vectorOf(space, id), { ...options, k: options.k ?? defaults.k, threshold, excludeId: id });
+    return { query: { kind: 'item', id }, space: space.id, threshold, results };
   }
 
   /** Top-k neighbours of every catalog item (itself excluded), batched. */
   async recommendAll(k: number, options: { pooling?: Pooling; mode?: string; onProgress?: (done: number, total: number) => void } = {}) {
+    checkK(k);
     const space = this.space(options);
     const { data, dim } = this.engine.matrix(space);
     const n = this.engine.size;

@@ -4,7 +4,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
-import { isLookalikeError, LookalikeError } from '../errors.js';
+import { asLookalikeError, LookalikeError } from '../errors.js';
 import { defaultIndexDir } from '../paths.js';
 import { Lookalike } from '../lookalike.js';
 
@@ -32,20 +32,28 @@ export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-/** Runs a command body; Lookalike errors become one line on stderr and exit code 1. */
+/**
+ * Runs a command body. Every failure ends the same way: one line on stderr,
+ * `lookalike: <what to do> [CODE]`, or with --json `{"error": {"code", "message"}}` on
+ * stdout, and exit code 1. Failures that are not Lookalike's own are bugs (INTERNAL);
+ * LOOKALIKE_DEBUG=1 adds their stack trace.
+ */
 export function action<A extends unknown[]>(body: (...args: A) => Promise<void> | void) {
   return async (...args: A): Promise<void> => {
     try {
       await body(...args);
     } catch (err) {
-      if (isLookalikeError(err)) {
-        process.stderr.write(`lookalike: ${err.message}\n`);
-        process.exitCode = 1;
-        return;
-      }
-      throw err;
+      const json = args.some((a) => typeof a === 'object' && a !== null && (a as { json?: unknown }).json === true);
+      printError(asLookalikeError(err), json);
+      if (process.env.LOOKALIKE_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+      process.exitCode = 1;
     }
   };
+}
+
+export function printError(err: LookalikeError, json = false): void {
+  if (json) process.stdout.write(`${JSON.stringify({ error: { code: err.code, message: err.message } })}\n`);
+  else process.stderr.write(`lookalike: ${err.message} [${err.code}]\n`);
 }
 
 export async function withIndex<T>(dir: string, body: (lookalike: Lookalike) => Promise<T>): Promise<T> {

@@ -3,11 +3,13 @@
  * flattens transparency onto white, resizes, and hands back raw RGB; from it we build the
  * network's input tensor (Keras "caffe" preprocessing) and the colour descriptor.
  */
+import { stat } from 'node:fs/promises';
 import sharp from 'sharp';
 import { LookalikeError } from '../errors.js';
 import type { ResizeMode } from '../model/registry.js';
 import { colourHistogram } from './colour.js';
 import type { Region } from '../model/localise.js';
+import { isAccepted, readHead, sniffFormat } from './sniff.js';
 
 export const ACCEPTED_FORMATS = ['jpeg', 'png', 'webp'] as const;
 /** 40 megapixels: far above any product photo, far below what would exhaust memory. */
@@ -34,10 +36,23 @@ export interface PreparedImage {
   /** The resized RGB pixels the tensor was built from (width x height x 3). */
   rgb: Uint8Array;
   source: { width: number; height: number; format: string };
+  /** Damage the decoder worked around (the photo was still usable), in plain words. */
+  warnings: string[];
 }
 
 /** Cheap header check: format sniffed from the bytes and pixel count, before decoding. */
 export async function inspectImage(input: string | Buffer, label: string, maxPixels = DEFAULT_MAX_PIXELS): Promise<{ width: number; height: number; format: string }> {
+  if (typeof input === 'string' && (await stat(input).then((s) => s.isDirectory(), () => false))) {
+    throw new LookalikeError('IMAGE_NOT_A_FILE', { path: label });
+  }
+  let head: Uint8Array;
+  try {
+    head = typeof input === 'string' ? await readHead(input) : input;
+  } catch (err) {
+    throw toImageError(err, label, maxPixels);
+  }
+  const sniffed = sniffFormat(head);
+  if (!isAccepted(sniffed)) throw new LookalikeError('IMAGE_UNSUPPORTED', { what: label, detected: sniffed });
   let meta: Awaited<ReturnType<ReturnType<typeof sharp>["metadata"]>>;
   try {
     meta = await sharp(input, { limitInputPixels: false }).metadata();
@@ -73,17 +88,34 @@ export async function prepareImage(input: string | Buffer, opts: PrepareOptions)
   const label = opts.label ?? (typeof input === 'string' ? input : 'the image');
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
   const source = await inspectImage(input, label, maxPixels);
+  const warnings: string[] = [];
   let raw: Buffer;
   try {
-    let pipeline = sharp(input, { failOn: 'truncated', limitInputPixels: maxPixels }).rotate();
-    if (opts.crop) {
-      // Extract after rotate, from the upright pixels, so the crop is in the coordinates
-      // the shopper saw.
-      const upright = await pipeline.raw().toBuffer({ resolveWithObject: true });
-      const { width, height, channels } = upright.info;
-      pipeline = sharp(upright.data, { raw: { width, height, channels } }).extract(cropRect(opts.crop, width, height));
+    raw = await decode(input, opts, maxPixels, 'warning');
+  } catch (strict) {
+    // libvips warns about damage it can work around (a JPEG scan with bad Huffman codes
+    // decodes to noise in places). Such a photo is still used, with the damage reported;
+    // damage it cannot work around (a PNG checksum error, a cut-off file) is refused.
+    try {
+      raw = await decode(input, opts, maxPixels, 'error');
+    } catch (err) {
+      throw toImageError(err, label, maxPixels);
     }
-    raw = await pipeline
+    warnings.push(`${label} is damaged in places (${plainReason(strict)}); it was decoded anyway, so results may be off. Export the photo again if you can.`);
+  }
+  return { tensor: rgbToTensor(raw, opts), colour: colourHistogram(raw, opts.width, opts.height), rgb: raw, source, warnings };
+}
+
+async function decode(input: string | Buffer, opts: PrepareOptions, maxPixels: number, failOn: 'warning' | 'error'): Promise<Buffer> {
+  let pipeline = sharp(input, { failOn, limitInputPixels: maxPixels }).rotate();
+  if (opts.crop) {
+    // Extract after rotate, from the upright pixels, so the crop is in the coordinates
+    // the shopper saw.
+    const upright = await pipeline.raw().toBuffer({ resolveWithObject: true });
+    const { width, height, channels } = upright.info;
+    pipeline = sharp(upright.data, { raw: { width, height, channels } }).extract(cropRect(opts.crop, width, height));
+  }
+  return pipeline
       .flatten({ background: '#ffffff' })
       .resize(opts.width, opts.height, {
         fit: opts.resize === 'stretch' ? 'fill' : opts.resize === 'pad' ? 'contain' : 'cover',
@@ -95,10 +127,6 @@ export async function prepareImage(input: string | Buffer, opts: PrepareOptions)
       .toColourspace('srgb')
       .raw()
       .toBuffer();
-  } catch (err) {
-    throw toImageError(err, label);
-  }
-  return { tensor: rgbToTensor(raw, opts), colour: colourHistogram(raw, opts.width, opts.height), rgb: raw, source };
 }
 
 function rgbToTensor(rgb: Uint8Array, opts: PrepareOptions): Float32Array {
@@ -115,13 +143,26 @@ function rgbToTensor(rgb: Uint8Array, opts: PrepareOptions): Float32Array {
   return tensor;
 }
 
-function toImageError(err: unknown, label: string): LookalikeError {
+function toImageError(err: unknown, label: string, maxPixels = DEFAULT_MAX_PIXELS): LookalikeError {
   if (err instanceof LookalikeError) return err;
   const message = err instanceof Error ? err.message : String(err);
   if (/Input file is missing|ENOENT/i.test(message)) return new LookalikeError('IMAGE_NOT_FOUND', { path: label }, { cause: err });
+  if (/EISDIR/i.test(message)) return new LookalikeError('IMAGE_NOT_A_FILE', { path: label }, { cause: err });
   if (/unsupported image format|bad seek|Input buffer is empty|Input file contains unsupported/i.test(message)) {
     return new LookalikeError('IMAGE_UNSUPPORTED', { what: label, detected: 'unknown' }, { cause: err });
   }
-  if (/pixel limit/i.test(message)) return new LookalikeError('IMAGE_TOO_LARGE', { what: label, width: '?', height: '?', limit: DEFAULT_MAX_PIXELS }, { cause: err });
-  return new LookalikeError('IMAGE_CORRUPT', { what: label, reason: message.split('\n')[0] }, { cause: err });
+  if (/pixel limit/i.test(message)) return new LookalikeError('IMAGE_TOO_LARGE', { what: label, width: '?', height: '?', limit: maxPixels.toLocaleString('en-US') }, { cause: err });
+  return new LookalikeError('IMAGE_CORRUPT', { what: label, reason: plainReason(err) }, { cause: err });
+}
+
+/**
+ * A decoder failure in plain words. libvips' own text (library names, glib detail) means
+ * nothing to a user and tells an API client which libraries the server runs.
+ */
+function plainReason(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  if (/premature end|truncated|unexpected end|end of (file|data|stream)|Not enough data|short read|incomplete/i.test(message)) return 'the file ends early';
+  if (/crc|checksum|adler/i.test(message)) return 'a checksum does not match';
+  if (/huffman|corrupt|invalid|bad|damaged|broken|decode/i.test(message)) return 'the compressed data is damaged';
+  return 'the data is damaged';
 }

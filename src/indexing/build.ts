@@ -16,6 +16,8 @@ import { prepareImage, type PreparedImage } from '../image/prepare.js';
 import { prepareOptionsFor } from '../image/options.js';
 import { COLOUR_DIMENSION } from '../image/colour.js';
 import { SqliteStore } from '../store/sqlite.js';
+import { acquireIndexLock } from '../store/lock.js';
+import { checkInputSize } from '../validate.js';
 import type { IndexManifest, ItemFailure, ItemVectors, Store } from '../store/types.js';
 import { adoptHeadFile } from '../train/index-head.js';
 
@@ -45,7 +47,18 @@ export interface BuildOptions {
   embedder?: Embedder;
   /** A head file (`lookalike train --save`) to search this index with; refused (HEAD_MISMATCH) when trained on another backbone. */
   head?: string;
+  /**
+   * Let this run remove most of the index (items the catalog no longer has). Without it a
+   * run that would drop more than half of an index's items (and more than a handful) is
+   * refused with INDEX_WOULD_REMOVE: usually the wrong catalog, not a smaller one.
+   */
+  allowRemove?: boolean;
 }
+
+/** Removals above this share of the index need `allowRemove`... */
+const REMOVE_SHARE_LIMIT = 0.5;
+/** ...unless they are this few: trimming a small index is normal. */
+const REMOVE_COUNT_FREE = 5;
 
 export interface BuildReport {
   catalog: { root: string; kind: string; items: number; problems: Catalog['problems'] };
@@ -62,15 +75,30 @@ export interface BuildReport {
 export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
   const started = performance.now();
   const log = options.log ?? (() => {});
+  checkInputSize(options.settings?.width, options.settings?.height);
   // Read the catalog before touching the index: a bad catalog leaves the index intact.
   const catalog = await readCatalog(options.catalogDir);
   const items = options.select ? catalog.items.filter((i) => options.select!(i.id)) : catalog.items;
-  const store = SqliteStore.open(options.indexDir, { create: true });
+  // One writer at a time, locked before the store is opened: a refused run changes nothing.
+  const lock = acquireIndexLock(options.indexDir, 'lookalike index');
+  let store: SqliteStore;
+  try {
+    store = SqliteStore.open(options.indexDir, { create: true });
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
   try {
     const existing = store.getManifest();
     const settings = defaultSettings({ ...(existing?.settings ?? {}), ...options.settings });
     if (existing && imageFingerprint(existing.settings) !== imageFingerprint(settings)) {
       throw new LookalikeError('MODEL_MISMATCH', { index: options.indexDir, indexed: imageFingerprint(existing.settings), requested: imageFingerprint(settings) });
+    }
+    const wanted = new Set(items.map((i) => i.id));
+    const stored = store.listItems();
+    const stale = stored.filter((i) => !wanted.has(i.id)).map((i) => i.id);
+    if (!options.allowRemove && stale.length > REMOVE_COUNT_FREE && stale.length > REMOVE_SHARE_LIMIT * stored.length) {
+      throw new LookalikeError('INDEX_WOULD_REMOVE', { catalog: catalog.root, path: options.indexDir, removed: stale.length, total: stored.length });
     }
     const embedder = options.embedder ?? await Embedder.create(settings.backbone, { log });
     if (existing && existing.weightsId !== embedder.weightsId) {
@@ -99,9 +127,6 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
       extensions: head ? { ...existing?.extensions, head } : existing?.extensions,
     };
     store.setManifest(manifest);
-
-    const wanted = new Set(items.map((i) => i.id));
-    const stale = store.listItems().filter((i) => !wanted.has(i.id)).map((i) => i.id);
     store.deleteItems(stale);
     store.upsertItems(items.map((i) => ({ id: i.id, image: i.imagePath, metadata: i.metadata })));
 
@@ -126,7 +151,9 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
       interrupted: result.interrupted,
     };
   } finally {
+    store.settle();
     store.close();
+    lock.release();
   }
 }
 

@@ -4,6 +4,7 @@
  */
 import type { Store, StoredItem, VectorKind, VectorMatrix } from '../store/types.js';
 import { LookalikeError } from '../errors.js';
+import { checkK, checkThreshold } from '../validate.js';
 import { topK, topKAsync, type Hit, type TopKOptions } from './kernel.js';
 import { filterMask, type Filters } from './filters.js';
 import type { EmbeddingSpace, RawVectors } from './space.js';
@@ -108,8 +109,8 @@ export class SearchEngine {
 
   private topKOptions(options: SearchOptions & { excludeId?: string }): TopKOptions {
     return {
-      k: options.k ?? 5,
-      threshold: options.threshold,
+      k: checkK(options.k ?? 5),
+      threshold: checkThreshold(options.threshold),
       mask: filterMask(this.metadata, options.filters, this.columns),
       exclude: options.excludeId !== undefined ? this.rowById.get(options.excludeId) : undefined,
     };

@@ -3,6 +3,7 @@
  * (`articleType=Shirts,Tshirts`), different fields must all match. Matching ignores case.
  */
 import { LookalikeError } from '../errors.js';
+import { checkFilters } from '../validate.js';
 
 export type Filters = Record<string, string[]>;
 
@@ -27,8 +28,13 @@ function resolveField(field: string, known?: string[]): string {
 }
 
 /** 1 for rows whose metadata passes the filters; undefined when there are no filters. */
+/** Checks a library caller's filters (shape and fields) before any work is done. */
+export function checkFilterFields(filters: Filters | undefined, knownFields: string[]): void {
+  for (const field of Object.keys(checkFilters(filters) ?? {})) resolveField(field, knownFields);
+}
+
 export function filterMask(metadata: Array<Record<string, string>>, filters: Filters | undefined, knownFields?: string[]): Uint8Array | undefined {
-  const entries = Object.entries(filters ?? {}).filter(([, values]) => values.length);
+  const entries = Object.entries(checkFilters(filters) ?? {}).filter(([, values]) => values.length);
   if (!entries.length) return undefined;
   const checks = entries.map(([field, values]) => ({ field: resolveField(field, knownFields), values: new Set(values.map((v) => v.toLowerCase())) }));
   const mask = new Uint8Array(metadata.length);

@@ -14,10 +14,11 @@ import sharp from 'sharp';
 import type { Lookalike } from '../lookalike.js';
 import { DEFAULT_MAX_PIXELS } from '../image/prepare.js';
 import { PACKAGE_ROOT } from '../paths.js';
+import { checkPositiveInteger } from '../validate.js';
 import type { ModelState, ServerContext } from './context.js';
-import { installErrorHandling } from './http-errors.js';
+import { answerClientError, frameworkErrors, installErrorHandling, parseJsonBody } from './http-errors.js';
 import { InferenceQueue, type QueueOptions } from './queue.js';
-import { addSharedSchemas, UPLOAD_KEYWORD } from './schemas.js';
+import { addSharedSchemas, JSON_BODY_LIMIT, MAX_ID_CHARS, UPLOAD_KEYWORD } from './schemas.js';
 import { searchRoutes } from './routes/search.js';
 import { itemRoutes } from './routes/items.js';
 import { imageRoutes } from './routes/images.js';
@@ -56,17 +57,8 @@ export function defaultWebRoot(): string {
 }
 
 export async function createServer(lookalike: Lookalike, options: ServerOptions = {}): Promise<FastifyInstance> {
-  const app = Fastify({
-    logger: options.logger ?? false,
-    // Uploads have their own limit (multipart); JSON bodies are tiny.
-    bodyLimit: 64 * 1024,
-    requestTimeout: 120_000,
-    ajv: {
-      // Unknown parameters are errors, not silently dropped: a typo gets an answer.
-      customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true },
-      plugins: [uploadKeyword],
-    },
-  });
+  checkPositiveInteger(options.maxUploadBytes, 'maxUploadBytes');
+  checkPositiveInteger(options.maxPixels, 'maxPixels');
   const ctx: ServerContext = {
     lookalike,
     queue: options.queue instanceof InferenceQueue ? options.queue : new InferenceQueue(options.queue),
@@ -75,10 +67,29 @@ export async function createServer(lookalike: Lookalike, options: ServerOptions 
     model: { state: 'loading' },
     startedAt: performance.now(),
   };
+  const app = Fastify({
+    logger: options.logger ?? false,
+    // Uploads have their own limit (multipart); JSON bodies are tiny.
+    bodyLimit: JSON_BODY_LIMIT,
+    requestTimeout: 120_000,
+    // Ids are checked by the schemas (MAX_ID_CHARS); the router's own default of 100
+    // characters would answer 414 for the long relative paths of image-folder catalogs.
+    // Percent-encoding takes up to 12 characters per character (an emoji).
+    maxParamLength: 12 * MAX_ID_CHARS,
+    // Routing and HTTP-parser errors answer in the API's one error shape too.
+    frameworkErrors: frameworkErrors(ctx),
+    clientErrorHandler: answerClientError,
+    ajv: {
+      // Unknown parameters are errors, not silently dropped: a typo gets an answer.
+      customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true },
+      plugins: [uploadKeyword],
+    },
+  });
 
-  installErrorHandling(app, ctx);
+  installErrorHandling(app, ctx, { logToStderr: !options.logger });
   // Only JSON and multipart bodies exist in this API; anything else is a 415, not a guess.
-  app.removeContentTypeParser('text/plain');
+  app.removeContentTypeParser(['text/plain', 'application/json']);
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody);
   app.addHook('onSend', async (_request, reply, payload) => {
     reply.header('X-Content-Type-Options', 'nosniff');
     if (String(reply.getHeader('Content-Type') ?? '').startsWith('text/html')) {
@@ -159,8 +170,6 @@ async function registerPage(app: FastifyInstance, webRoot: string | false): Prom
     });
     return;
   }
-  // /images/ needs reply.sendFile even when there is no page to serve.
-  await app.register(fastifyStatic, { root: PACKAGE_ROOT, serve: false });
   if (webRoot) {
     app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.type('text/html').send(
       '<!doctype html><meta charset="utf-8"><title>Lookalike</title><p>The web page is not built yet: run <code>npm run build</code> and restart. The API is up: see <a href="/api/openapi.json">/api/openapi.json</a>.</p>',

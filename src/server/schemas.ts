@@ -8,6 +8,10 @@ import { ACCEPTED_FORMATS } from '../image/prepare.js';
 
 export const MAX_K = 200;
 export const MAX_PAGE = 200;
+/** JSON bodies are tiny (an id and a few options); photos come as multipart with their own limit. */
+export const JSON_BODY_LIMIT = 64 * 1024;
+/** Longest item id, in characters (image-folder ids are relative paths, often over 100). */
+export const MAX_ID_CHARS = 1024;
 
 /** Marks a multipart field that must be an uploaded file (see the ajv keyword in app.ts). */
 export const UPLOAD_KEYWORD = 'x-upload';
@@ -15,7 +19,7 @@ export const UPLOAD_KEYWORD = 'x-upload';
 export const idParam = {
   type: 'string',
   minLength: 1,
-  maxLength: 256,
+  maxLength: MAX_ID_CHARS,
   description: 'catalog item id, as in the catalog (styles.csv "id" column, or the image-folder path)',
 } as const;
 
@@ -168,6 +172,7 @@ export function addSharedSchemas(app: FastifyInstance): void {
           height: { type: 'integer' },
           format: { type: 'string' },
           crop: ref('Region'),
+          warnings: { type: 'array', items: { type: 'string' }, description: 'damage in the photo that was worked around (it was still searched)' },
         },
       },
       regions: {

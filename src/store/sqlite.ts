@@ -7,7 +7,7 @@
  * also cached as a flat file keyed by the store's generation; serve starts from it.
  */
 import Database from 'better-sqlite3';
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync, renameSync, readFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readSync, rmSync, statSync, writeFileSync, renameSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { LookalikeError } from '../errors.js';
 import type { IndexManifest, ItemFailure, ItemVectors, Store, StoredItem, VectorKind, VectorMatrix } from './types.js';
@@ -29,38 +29,59 @@ export class SqliteStore implements Store {
     this.readonly = readonly;
   }
 
-  /** Opens an existing index; with `create`, makes the folder and schema when missing. */
+  /**
+   * Opens an existing index; with `create`, makes the folder and schema when missing.
+   * An index that cannot be written (read-only media, another user's folder) is opened
+   * read-only, so it can still be queried; `create` refuses it with INDEX_NOT_WRITABLE.
+   */
   static open(dir: string, options: { create?: boolean; readonly?: boolean } = {}): SqliteStore {
     const file = path.join(dir, DB_FILE);
+    if (isFile(dir)) throw new LookalikeError('INDEX_NOT_A_FOLDER', { path: dir });
     if (!existsSync(file)) {
       if (!options.create) throw new LookalikeError('INDEX_NOT_FOUND', { path: dir });
-      mkdirSync(dir, { recursive: true });
+      try {
+        mkdirSync(dir, { recursive: true });
+      } catch (err) {
+        throw storeError(err, dir);
+      }
     }
-    const db = new Database(file, { readonly: options.readonly ?? false });
-    if (!options.readonly) {
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL');
-      db.exec(`
-        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        CREATE TABLE IF NOT EXISTS items (
-          seq INTEGER PRIMARY KEY AUTOINCREMENT,
-          id TEXT NOT NULL UNIQUE,
-          image TEXT NOT NULL,
-          metadata TEXT NOT NULL
-        );
-        CREATE TABLE IF NOT EXISTS vectors (
-          id TEXT PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,
-          vmax BLOB NOT NULL, vavg BLOB NOT NULL, colour BLOB NOT NULL
-        );
-        CREATE TABLE IF NOT EXISTS failures (
-          id TEXT PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,
-          reason TEXT NOT NULL
-        );
-        INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', '0');
-      `);
-      db.pragma('foreign_keys = ON');
+    const writable = canWrite(dir) && (!existsSync(file) || canWrite(file));
+    if (options.create && !writable) throw new LookalikeError('INDEX_NOT_WRITABLE', { path: dir, reason: 'permission denied' });
+    const readonly = options.readonly === true || !writable;
+    let db: Database.Database | undefined;
+    try {
+      if (existsSync(file)) checkNotTruncated(file);
+      db = readonly ? openReadonly(file) : new Database(file);
+      if (!readonly) {
+        db.pragma('journal_mode = WAL');
+        db.pragma('synchronous = NORMAL');
+        db.exec(`
+          CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+          CREATE TABLE IF NOT EXISTS items (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            image TEXT NOT NULL,
+            metadata TEXT NOT NULL
+          );
+          CREATE TABLE IF NOT EXISTS vectors (
+            id TEXT PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,
+            vmax BLOB NOT NULL, vavg BLOB NOT NULL, colour BLOB NOT NULL
+          );
+          CREATE TABLE IF NOT EXISTS failures (
+            id TEXT PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,
+            reason TEXT NOT NULL
+          );
+          INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', '0');
+        `);
+        db.pragma('foreign_keys = ON');
+      }
+      // Every table is read once, so a damaged file is refused here, in one clear line.
+      for (const table of ['meta', 'items', 'vectors', 'failures']) db.prepare(`SELECT COUNT(*) FROM ${table}`).pluck().get();
+    } catch (err) {
+      db?.close();
+      throw storeError(err, dir);
     }
-    return new SqliteStore(dir, db, options.readonly ?? false);
+    return new SqliteStore(dir, db, readonly);
   }
 
   getManifest(): IndexManifest | undefined {
@@ -182,6 +203,16 @@ export class SqliteStore implements Store {
     return { ids, data, dim };
   }
 
+  /**
+   * After a writer's run: back to a rollback journal when no one else has the file open,
+   * so the finished index is one self-contained file that read-only media can serve (WAL
+   * needs a writable -shm next to it). Refused, harmlessly, while another process reads.
+   */
+  settle(): void {
+    if (this.readonly) return;
+    try { this.db.pragma('journal_mode = DELETE'); } catch { /* still in use */ }
+  }
+
   close(): void {
     this.db.close();
   }
@@ -189,6 +220,78 @@ export class SqliteStore implements Store {
   private bump(): void {
     this.db.prepare(`UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'`).run();
   }
+}
+
+function isFile(p: string): boolean {
+  try {
+    return statSync(p).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function canWrite(p: string): boolean {
+  try {
+    accessSync(p, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Read-only: straight from the file when SQLite can, else (a WAL-mode file on read-only
+ * media, where SQLite cannot make its -shm) from a copy in memory.
+ */
+function openReadonly(file: string): Database.Database {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    db.pragma('schema_version');
+    return db;
+  } catch (err) {
+    db.close();
+    const code = (err as { code?: string }).code ?? '';
+    if (!/^SQLITE_(READONLY|CANTOPEN)/.test(code)) throw err;
+  }
+  const bytes = readFileSync(file);
+  // Header bytes 18-19 say "WAL" (2); an in-memory copy has no WAL, so mark it rollback (1).
+  if (bytes[18] === 2) bytes[18] = bytes[19] = 1;
+  return new Database(bytes, { readonly: true });
+}
+
+/** A file shorter than its header says was cut off (a copy that stopped, a full disk). */
+function checkNotTruncated(file: string): void {
+  const header = Buffer.alloc(100);
+  const fd = openSync(file, 'r');
+  let read: number;
+  try {
+    read = readSync(fd, header, 0, 100, 0);
+  } finally {
+    closeSync(fd);
+  }
+  const size = statSync(file).size;
+  if (size === 0) return; // a fresh file SQLite has not written yet
+  if (read < 100 || header.toString('latin1', 0, 16) !== 'SQLite format 3\0') throw Object.assign(new Error('not a SQLite database'), { code: 'SQLITE_NOTADB' });
+  const pageSize = header.readUInt16BE(16) === 1 ? 65536 : header.readUInt16BE(16);
+  // The page count in the header is only valid when the change counter matches its copy.
+  const pages = header.readUInt32BE(24) === header.readUInt32BE(92) ? header.readUInt32BE(28) : 0;
+  if (pages > 0 && size < pageSize * pages) {
+    throw Object.assign(new Error(`the file is cut off: ${size} of ${pageSize * pages} bytes`), { code: 'SQLITE_CORRUPT' });
+  }
+}
+
+/** SQLite and file-system failures as the index errors a person can act on. */
+function storeError(err: unknown, dir: string): unknown {
+  const code = (err as { code?: string }).code ?? '';
+  const message = err instanceof Error ? err.message : String(err);
+  if (code === 'SQLITE_NOTADB') return new LookalikeError('INDEX_DAMAGED', { path: dir, reason: 'index.sqlite is not a SQLite database' }, { cause: err });
+  if (code.startsWith('SQLITE_CORRUPT')) return new LookalikeError('INDEX_DAMAGED', { path: dir, reason: message }, { cause: err });
+  if (code === 'SQLITE_ERROR' && /no such table/.test(message)) return new LookalikeError('INDEX_DAMAGED', { path: dir, reason: 'index.sqlite is not a Lookalike index' }, { cause: err });
+  if (code.startsWith('SQLITE_READONLY') || code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+    return new LookalikeError('INDEX_NOT_WRITABLE', { path: dir, reason: code === 'EROFS' ? 'read-only file system' : 'permission denied' }, { cause: err });
+  }
+  if (code === 'ENOTDIR' || code === 'EEXIST') return new LookalikeError('INDEX_NOT_A_FOLDER', { path: dir }, { cause: err });
+  return err;
 }
 
 function blob(v: Float32Array): Buffer {

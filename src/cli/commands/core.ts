@@ -11,11 +11,14 @@ import { parseFilters } from '../../search/filters.js';
 import type { SearchResponse } from '../../lookalike.js';
 import type { ResizeMode, Pooling } from '../../model/registry.js';
 import { parseRegion } from '../../model/localise.js';
+import { SqliteStore } from '../../store/sqlite.js';
+import { LookalikeError } from '../../errors.js';
+import { checkInputSize, MAX_K } from '../../validate.js';
 import { action, badOption, collect, floatArg, indexOption, intArg, print, printJson, progressBar, table, withIndex, type Command } from '../shared.js';
 
 const searchOptions = (cmd: Command) => cmd
   .addOption(indexOption())
-  .option('-k, --k <n>', 'number of similar products to return (default: 5, or the value `lookalike tune --apply` chose)', intArg('k', 1, 1000))
+  .option('-k, --k <n>', 'number of similar products to return (default: 5, or the value `lookalike tune --apply` chose)', intArg('k', 1, MAX_K))
   .option('-t, --threshold <cosine>', 'minimum cosine similarity (-1..1); fewer results is fine', floatArg('threshold', -1, 1))
   .option('-f, --filter <field=value>', 'keep only products whose field matches (repeatable; a,b = either)', collect, [])
   .addOption(new Option('--pooling <kind>', 'pooling of the backbone features (default: the index\'s)').choices(['max', 'avg']))
@@ -24,7 +27,8 @@ const searchOptions = (cmd: Command) => cmd
 
 interface SearchFlags { index: string; k: number; threshold?: number; filter: string[]; pooling?: Pooling; mode?: string; json?: boolean }
 
-function printResponse(response: SearchResponse, json: boolean | undefined, columns: string[]): void {
+function printResponse(response: SearchResponse, flags: SearchFlags, columns: string[]): void {
+  const json = flags.json;
   if (json) {
     printJson({
       query: response.query,
@@ -35,7 +39,9 @@ function printResponse(response: SearchResponse, json: boolean | undefined, colu
     return;
   }
   if (!response.results.length) {
-    print('No products above the threshold. Lower --threshold or loosen --filter.');
+    // Only suggest what was actually given: a tuned default threshold counts as given.
+    const hints = [response.threshold !== undefined && 'lower --threshold', flags.filter.length > 0 && 'loosen --filter'].filter(Boolean);
+    print(`No products${flags.filter.length ? ' match the filter' : ''}${response.threshold !== undefined ? ` above the threshold ${response.threshold}` : ''}.${hints.length ? ` Try to ${hints.join(' or ')}.` : ''}`);
     return;
   }
   const shown = ['articleType', 'baseColour', 'gender', 'productDisplayName'].filter((c) => columns.includes(c));
@@ -57,15 +63,17 @@ export function registerCoreCommands(program: Command): void {
     .addOption(new Option('--pooling <kind>', 'default pooling for search (both are stored)').choices(['max', 'avg']))
     .option('--limit <n>', 'embed at most n new items in this run', intArg('limit'))
     .option('--head <file>', 'search with a head trained on another catalog (`lookalike train --save FILE`)')
+    .option('--allow-remove', 'let this run remove more than half of the index (items missing from this catalog)')
     .option('--json', 'print the report as JSON')
     .addHelpText('after', '\nExamples:\n  lookalike index ../shared/datasets/fashion-small\n  lookalike index ./photos --index ./photos-index --resize pad\n  lookalike index ./next-season --index ./next-index --head head.lkhead')
-    .action(action(async (catalog: string, flags: { index: string; batch: number; size?: string; resize?: ResizeMode; pooling?: Pooling; limit?: number; head?: string; json?: boolean }) => {
+    .action(action(async (catalog: string, flags: { index: string; batch: number; size?: string; resize?: ResizeMode; pooling?: Pooling; limit?: number; head?: string; allowRemove?: boolean; json?: boolean }) => {
       const settings: Record<string, unknown> = {};
       if (flags.size) {
         const m = /^(\d+)x(\d+)$/.exec(flags.size);
         if (!m) badOption(`--size must look like 224x224, not "${flags.size}".`);
         settings.width = Number(m[1]);
         settings.height = Number(m[2]);
+        checkInputSize(settings.width, settings.height);
       }
       if (flags.resize) settings.resize = flags.resize;
       if (flags.pooling) settings.pooling = flags.pooling;
@@ -77,22 +85,27 @@ export function registerCoreCommands(program: Command): void {
         controller.abort();
       };
       process.once('SIGINT', onSigint);
-      const report = await buildIndex({
-        catalogDir: catalog,
-        indexDir: flags.index,
-        settings,
-        batchSize: flags.batch,
-        limit: flags.limit,
-        head: flags.head,
-        signal: controller.signal,
-        log: (m) => process.stderr.write(`${m}\n`),
-        onProgress: (p) => {
-          if (!started) { bar.start(p.total); started = true; }
-          bar.update(p.done, p.rate);
-        },
-      });
-      bar.stop();
-      process.off('SIGINT', onSigint);
+      let report: Awaited<ReturnType<typeof buildIndex>>;
+      try {
+        report = await buildIndex({
+          catalogDir: catalog,
+          indexDir: flags.index,
+          settings,
+          batchSize: flags.batch,
+          limit: flags.limit,
+          head: flags.head,
+          allowRemove: flags.allowRemove,
+          signal: controller.signal,
+          log: (m) => process.stderr.write(`${m}\n`),
+          onProgress: (p) => {
+            if (!started) { bar.start(p.total); started = true; }
+            bar.update(p.done, p.rate);
+          },
+        });
+      } finally {
+        bar.stop();
+        process.off('SIGINT', onSigint);
+      }
       if (flags.json) {
         printJson(report);
         return;
@@ -122,7 +135,8 @@ export function registerCoreCommands(program: Command): void {
           label: image, k: flags.k, threshold: flags.threshold, pooling: flags.pooling, mode: flags.mode, crop,
           filters: parseFilters(flags.filter, lookalike.manifest.catalog.columns),
         });
-        printResponse(response, flags.json, lookalike.manifest.catalog.columns);
+        for (const warning of response.query.warnings ?? []) process.stderr.write(`lookalike: warning: ${warning}\n`);
+        printResponse(response, flags, lookalike.manifest.catalog.columns);
         if (!flags.json && response.regions?.length) {
           const box = (r: { x: number; y: number; w: number; h: number }) => [r.x, r.y, r.w, r.h].map((v) => v.toFixed(2)).join(',');
           print(`regions found (try --crop): ${response.regions.map(box).join('  ')}`);
@@ -140,7 +154,7 @@ export function registerCoreCommands(program: Command): void {
           k: flags.k, threshold: flags.threshold, pooling: flags.pooling, mode: flags.mode,
           filters: parseFilters(flags.filter, lookalike.manifest.catalog.columns),
         });
-        printResponse(response, flags.json, lookalike.manifest.catalog.columns);
+        printResponse(response, flags, lookalike.manifest.catalog.columns);
       });
     }));
 
@@ -185,7 +199,7 @@ export function registerCoreCommands(program: Command): void {
   program.command('recommend')
     .description('Top-k similar products for every catalog item, as CSV (query_id, rank, id, score).')
     .addOption(indexOption())
-    .option('-k, --k <n>', 'recommendations per item', intArg('k', 1, 1000), 5)
+    .option('-k, --k <n>', 'recommendations per item', intArg('k', 1, MAX_K), 5)
     .option('-o, --out <file>', 'output CSV ("-" for stdout)', 'recommendations.csv')
     .addOption(new Option('--pooling <kind>', 'pooling of the backbone features').choices(['max', 'avg']))
     .option('--mode <mode>', 'similarity mode when the index has a trained head')
@@ -218,17 +232,30 @@ export function registerCoreCommands(program: Command): void {
     .addOption(indexOption())
     .option('--json', 'print JSON')
     .action(action(async (flags: { index: string; json?: boolean }) => {
-      await withIndex(flags.index, async (lookalike) => {
-        const counts = lookalike.store.count();
-        const info = { index: flags.index, manifest: lookalike.manifest, counts, failures: lookalike.store.failures() };
+      // The store itself, not a searchable index: an index with nothing embedded yet (every
+      // photo unreadable) must still show its failures.
+      const store = SqliteStore.open(flags.index, { readonly: true });
+      try {
+        const manifest = store.getManifest();
+        if (!manifest) throw new LookalikeError('INDEX_EMPTY', { path: flags.index });
+        const counts = store.count();
+        const failures = store.failures();
+        const info = { index: flags.index, manifest, counts, failures };
         if (flags.json) return printJson(info);
-        const s = lookalike.settings;
+        const s = manifest.settings;
         print(`index:    ${flags.index}`);
-        print(`catalog:  ${lookalike.manifest.catalog.root} (${lookalike.manifest.catalog.kind})`);
-        print(`model:    ${lookalike.manifest.weightsId}, input ${s.width}x${s.height} ${s.resize}, ${s.pooling} pooling, ${lookalike.manifest.dimension}-d`);
+        print(`catalog:  ${manifest.catalog.root} (${manifest.catalog.kind})`);
+        print(`model:    ${manifest.weightsId}, input ${s.width}x${s.height} ${s.resize}, ${s.pooling} pooling, ${manifest.dimension}-d`);
         print(`items:    ${counts.items} (${counts.embedded} embedded, ${counts.failed} unreadable)`);
-        print(`updated:  ${lookalike.manifest.updatedAt}`);
-      });
+        print(`updated:  ${manifest.updatedAt}`);
+        if (failures.length) {
+          print(`unreadable photos (${failures.length}):`);
+          for (const f of failures.slice(0, 20)) print(`  ${f.id}: ${f.reason}`);
+          if (failures.length > 20) print(`  ... and ${failures.length - 20} more (see --json)`);
+        }
+      } finally {
+        store.close();
+      }
     }));
 }
 

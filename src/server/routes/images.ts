@@ -1,16 +1,28 @@
 /**
  * GET /images/:id: a catalog photo, looked up by id in the index. The request only ever
  * names an id; the file path comes from the index, so nothing a client sends reaches the
- * file system ("../../etc/passwd" is just an id that does not exist).
+ * file system ("../../etc/passwd" is just an id that does not exist). The catalog can
+ * change after indexing, so the file is checked when served: it must still resolve
+ * (symlinks followed) inside the catalog folder, and its bytes must be the image type its
+ * name states. A photo swapped for a link to /etc/passwd is refused, not served.
  */
-import { stat } from 'node:fs/promises';
+import { open, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { LookalikeError } from '../../errors.js';
+import { sniffFormat } from '../../image/sniff.js';
 import { itemOf, type ServerContext } from '../context.js';
 import { errorResponse, idParams } from '../schemas.js';
 
+/** Larger files are not product photos. */
+const MAX_PHOTO_BYTES = 50 * 1024 * 1024;
+
+const TYPE_OF_EXTENSION: Record<string, string> = { '.jpg': 'jpeg', '.jpeg': 'jpeg', '.png': 'png', '.webp': 'webp' };
+
 export async function imageRoutes(app: FastifyInstance, { ctx }: { ctx: ServerContext }): Promise<void> {
+  let catalogRoot: Promise<string | undefined> | undefined;
+  const root = () => (catalogRoot ??= realpath(ctx.lookalike.manifest.catalog.root).catch(() => undefined));
+
   app.get('/images/:id', {
     schema: {
       summary: 'The photo of a catalog item',
@@ -24,12 +36,30 @@ export async function imageRoutes(app: FastifyInstance, { ctx }: { ctx: ServerCo
   }, async (request, reply) => {
     const { id } = request.params as { id: string };
     const file = itemOf(ctx, id).image;
+    const refused = (why: string) => new LookalikeError('CATALOG_IMAGE_REFUSED', { id, why });
+    let real: string;
     try {
-      if (!(await stat(file)).isFile()) throw new Error('not a file');
+      real = await realpath(file);
     } catch {
       throw new LookalikeError('CATALOG_IMAGE_MISSING', { id });
     }
+    const inside = await root();
+    if (!inside || (real !== inside && !real.startsWith(inside + path.sep))) throw refused('the file now points outside the catalog folder');
+    const handle = await open(real, 'r').catch(() => undefined);
+    if (!handle) throw new LookalikeError('CATALOG_IMAGE_MISSING', { id });
+    let bytes: Buffer;
+    try {
+      const info = await handle.stat();
+      if (!info.isFile()) throw new LookalikeError('CATALOG_IMAGE_MISSING', { id });
+      if (info.size > MAX_PHOTO_BYTES) throw refused(`the file is over ${MAX_PHOTO_BYTES / 1024 / 1024} MB, too large for a product photo`);
+      bytes = await handle.readFile();
+    } finally {
+      await handle.close();
+    }
+    const stated = TYPE_OF_EXTENSION[path.extname(real).toLowerCase()];
+    const sniffed = sniffFormat(bytes);
+    if (sniffed !== stated) throw refused(`the file is no longer a ${(stated ?? 'JPEG, PNG or WebP').toUpperCase()} image`);
     // Photos change only when the catalog is re-indexed; an hour of caching is safe.
-    return reply.sendFile(path.basename(file), path.dirname(file), { maxAge: 3600_000 });
+    return reply.type(`image/${sniffed}`).header('Cache-Control', 'public, max-age=3600').send(bytes);
   });
 }

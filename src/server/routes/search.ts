@@ -48,7 +48,7 @@ export async function searchRoutes(app: FastifyInstance, { ctx }: { ctx: ServerC
         gone.signal,
       );
       return {
-        query: { kind: 'image', ...source, crop },
+        query: { kind: 'image', ...source, crop, ...(response.query.warnings && { warnings: response.query.warnings }) },
         space: response.space,
         regions: response.regions,
         tookMs: performance.now() - started,

@@ -1,0 +1,82 @@
+/**
+ * Checks of the values a caller hands in (k, threshold, filters, mode, input size), done
+ * where the library is entered, so a program gets the same error codes as the CLI and the
+ * API (BAD_OPTION, BAD_FILTER) instead of an empty result or a crash deep inside. Modelled
+ * on sharp's lib/is.js: one helper builds every "expected X for Y but received Z" error.
+ * Only errors.ts is imported, so every layer may use it.
+ */
+import { LookalikeError } from './errors.js';
+
+/** The most neighbours one search may ask for (the HTTP API allows fewer, see server/schemas.ts). */
+export const MAX_K = 1000;
+/** Network input sides, pixels: below 32 ResNet's feature map vanishes, above 1024 memory does. */
+export const MIN_INPUT_SIDE = 32;
+export const MAX_INPUT_SIDE = 1024;
+
+/** A BAD_OPTION error in one shape: what the parameter must be, and what it was. */
+export function invalidParameterError(name: string, expected: string, actual: unknown): LookalikeError {
+  return new LookalikeError('BAD_OPTION', { message: `${name} must be ${expected}, not ${shown(actual)}.` });
+}
+
+function shown(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value === undefined || value === null) return String(value);
+  return `a${Array.isArray(value) ? 'n array' : 'n object'}`;
+}
+
+export function isInteger(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value);
+}
+
+/** k, the number of neighbours: a whole number from 1 to `max`. */
+export function checkK(k: unknown, name = 'k', max = MAX_K): number {
+  if (!isInteger(k) || k < 1 || k > max) throw invalidParameterError(name, `a whole number from 1 to ${max}`, k);
+  return k;
+}
+
+/** A count or size: a whole number of at least `min` (undefined: the default). */
+export function checkPositiveInteger(value: unknown, name: string, min = 1): number | undefined {
+  if (value === undefined) return undefined;
+  if (!isInteger(value) || value < min) throw invalidParameterError(name, `a whole number of at least ${min}`, value);
+  return value;
+}
+
+/** A cosine threshold: a finite number from -1 to 1 (undefined: none). */
+export function checkThreshold(threshold: unknown, name = 'threshold'): number | undefined {
+  if (threshold === undefined) return undefined;
+  if (typeof threshold !== 'number' || !Number.isFinite(threshold) || threshold < -1 || threshold > 1) {
+    throw invalidParameterError(name, 'a number from -1 to 1 (a cosine similarity)', threshold);
+  }
+  return threshold;
+}
+
+/** One of `known` (case ignored, "color" taken for "colour"); undefined stays undefined. */
+export function checkChoice(value: unknown, name: string, known: readonly string[]): string | undefined {
+  if (value === undefined) return undefined;
+  const wanted = typeof value === 'string' ? value.toLowerCase().replace(/^color$/, 'colour') : undefined;
+  if (wanted === undefined || !known.includes(wanted)) throw invalidParameterError(name, `one of ${known.join(', ')}`, value);
+  return wanted;
+}
+
+/** Filters as the library takes them: { field: [values] }, every value a string. */
+export function checkFilters(filters: unknown): Record<string, string[]> | undefined {
+  if (filters === undefined) return undefined;
+  if (typeof filters !== 'object' || filters === null || Array.isArray(filters)) {
+    throw new LookalikeError('BAD_FILTER', { filter: shown(filters) });
+  }
+  for (const [field, values] of Object.entries(filters)) {
+    if (!Array.isArray(values) || !values.every((v) => typeof v === 'string')) {
+      throw new LookalikeError('BAD_FILTER', { filter: `${field}=${shown(values)}` });
+    }
+  }
+  return filters as Record<string, string[]>;
+}
+
+/** The network input size, each side from MIN_INPUT_SIDE to MAX_INPUT_SIDE pixels. */
+export function checkInputSize(width: unknown, height: unknown): void {
+  for (const [name, side] of [['width', width], ['height', height]] as const) {
+    if (side !== undefined && (!isInteger(side) || side < MIN_INPUT_SIDE || side > MAX_INPUT_SIDE)) {
+      throw invalidParameterError(`the input ${name} (--size)`, `a whole number of pixels from ${MIN_INPUT_SIDE} to ${MAX_INPUT_SIDE}, e.g. 224x224`, side);
+    }
+  }
+}
