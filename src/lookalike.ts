@@ -4,9 +4,11 @@
  */
 import { DEFAULT_K, DEFAULT_THRESHOLD } from './defaults.js';
 import { LookalikeError } from './errors.js';
-import { Embedder } from './model/embedder.js';
+import { Embedder, type BackboneOutput } from './model/embedder.js';
+import { maskedPooling, productMask, proposeRegions, type Localisation, type ProposedRegion, type Region } from './model/localise.js';
+import { colourHistogram } from './image/colour.js';
 import { imageFingerprint, type EmbeddingSettings, type Pooling } from './model/registry.js';
-import { prepareImage } from './image/prepare.js';
+import { prepareImage, type PreparedImage } from './image/prepare.js';
 import { prepareOptionsFor } from './image/options.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { IndexManifest, Store } from './store/types.js';
@@ -27,13 +29,53 @@ export interface QueryOptions extends SearchOptions {
   mode?: string;
 }
 
+/** How a photo (not a catalog item) is turned into query vectors. */
+export interface PhotoOptions {
+  /** Only this part of the photo (relative x, y, w, h): the box a shopper drew. */
+  crop?: Region;
+  /** Pool over the product's cells of the feature map (default) or over the whole photo. */
+  localise?: Localisation;
+}
+
+/** The query-side default, chosen by `lookalike robustness` (README, "Shopper photos"). */
+export const DEFAULT_LOCALISATION: Localisation = 'centred';
+
+/** A photo's raw vectors, and where in it products seem to be. */
+export interface PhotoVectors extends RawVectors {
+  /** Up to 3 regions proposed from the feature map, relative to the (cropped) photo. */
+  regions: ProposedRegion[];
+}
+
+/**
+ * Row `row` of a batch run with the feature map, pooled as `localise` says: catalog items
+ * keep whole-photo pooling (what the index stores); a photo's product cells are pooled
+ * alone, and its colour histogram counts only pixels under those cells.
+ */
+export function photoVectors(out: BackboneOutput, row: number, prepared: PreparedImage, width: number, height: number, dim: number, localise: Localisation): PhotoVectors {
+  const fm = out.featureMap;
+  const view = fm ? { data: fm.data, offset: row * dim * fm.gridH * fm.gridW, channels: dim, gridH: fm.gridH, gridW: fm.gridW } : undefined;
+  const regions = view ? proposeRegions(view) : [];
+  if (localise === 'none' || !view) {
+    return {
+      n: 1, max: out.max.slice(row * dim, (row + 1) * dim), avg: out.avg.slice(row * dim, (row + 1) * dim),
+      colour: prepared.colour, dim, colourDim: prepared.colour.length, regions,
+    };
+  }
+  const mask = productMask(view, localise === 'centred');
+  const { max, avg } = maskedPooling(view, mask);
+  const colour = colourHistogram(prepared.rgb, width, height, { mask, gridW: view.gridW, gridH: view.gridH });
+  return { n: 1, max, avg, colour, dim, colourDim: colour.length, regions };
+}
+
 export interface SearchResponse {
   /** `warnings`: damage the decoder worked around in the query photo. */
-  query: { kind: 'image' | 'item'; id?: string; label?: string; warnings?: string[] };
+  query: { kind: 'image' | 'item'; id?: string; label?: string; crop?: Region; warnings?: string[] };
   space: string;
   /** The threshold applied: the caller's, else the tuned default, else none. */
   threshold?: number;
   results: SearchHit[];
+  /** For a photo: up to 3 regions where products seem to be, relative to the photo. */
+  regions?: ProposedRegion[];
 }
 
 export class Lookalike {
@@ -82,6 +124,15 @@ export class Lookalike {
     return backboneSpace(options.pooling ?? this.settings.pooling, this.manifest.dimension);
   }
 
+  /**
+   * The space a photo is searched in: as `space`, except that a head's space is blended with
+   * the plain backbone (head/index-head.ts PHOTO_BLEND), which keeps shopper photos found.
+   */
+  photoSpace(options: { pooling?: Pooling; mode?: string } = {}): EmbeddingSpace {
+    if (this.head && !options.pooling) return this.head.photoSpace(options.mode);
+    return this.space(options);
+  }
+
   private checkSettings(expect: Partial<EmbeddingSettings> | undefined): void {
     if (!expect) return;
     const wanted = { ...this.settings, ...Object.fromEntries(Object.entries(expect).filter(([, v]) => v !== undefined)) } as EmbeddingSettings;
@@ -100,17 +151,27 @@ export class Lookalike {
     return this.embedder;
   }
 
-  /** Warms the backbone up so the first query is not slow (server start). */
+  /** Warms the backbone and the photo search matrix up so the first query is not slow (server start). */
   async warmUp(): Promise<void> {
     await this.loadEmbedder();
+    this.engine.matrix(this.photoSpace());
   }
 
-  /** Raw vectors of an image that is not in the catalog, as the index would store them. */
-  async embedImage(input: string | Buffer, label?: string, maxPixels?: number): Promise<RawVectors & { warnings: string[] }> {
-    const prepared = await prepareImage(input, { ...prepareOptionsFor(this.settings), label, maxPixels });
+  /**
+   * Raw vectors of an image that is not in the catalog. With `localise: 'none'` they are
+   * what the index would store for it; by default they describe the product found in it.
+   */
+  async embedImage(input: string | Buffer, label?: string, maxPixels?: number, photo: PhotoOptions = {}): Promise<PhotoVectors & { warnings: string[] }> {
+    const { width, height } = this.settings;
+    const prepared = await prepareImage(input, { ...prepareOptionsFor(this.settings), label, maxPixels, crop: photo.crop });
     const embedder = await this.loadEmbedder();
-    const out = await embedder.run(prepared.tensor, 1, this.settings.height, this.settings.width);
-    return { n: 1, max: out.max, avg: out.avg, colour: prepared.colour, dim: embedder.dimension, colourDim: prepared.colour.length, warnings: prepared.warnings };
+    const out = await embedder.run(prepared.tensor, 1, height, width, { featureMap: true });
+    return { ...photoVectors(out, 0, prepared, width, height, embedder.dimension, photo.localise ?? DEFAULT_LOCALISATION), warnings: prepared.warnings };
+  }
+
+  /** The backbone, loaded once (batched evaluation runs it directly). */
+  backbone(): Promise<Embedder> {
+    return this.loadEmbedder();
   }
 
   /**
@@ -132,14 +193,18 @@ export class Lookalike {
     this.checkSettings(options.expect);
   }
 
-  async searchByImage(input: string | Buffer, options: QueryOptions & { label?: string; maxPixels?: number } = {}): Promise<SearchResponse> {
+  async searchByImage(input: string | Buffer, options: QueryOptions & PhotoOptions & { label?: string; maxPixels?: number } = {}): Promise<SearchResponse> {
     this.checkQuery(options);
-    const raw = await this.embedImage(input, options.label, options.maxPixels);
-    const space = this.space(options);
+    const raw = await this.embedImage(input, options.label, options.maxPixels, { crop: options.crop, localise: options.localise });
+    const space = this.photoSpace(options);
     const defaults = this.defaults(space);
     const threshold = options.threshold ?? defaults.threshold;
     const results = await this.engine.searchAsync(space, space.embed(raw), { ...options, k: options.k ?? defaults.k, threshold });
-    return { query: { kind: 'image', label: options.label, ...(raw.warnings.length && { warnings: raw.warnings }) }, space: space.id, threshold, results };
+    const regions = options.crop ? raw.regions.map((r) => toWhole(r, options.crop as Region)) : raw.regions;
+    return {
+      query: { kind: 'image', label: options.label, crop: options.crop, ...(raw.warnings.length && { warnings: raw.warnings }) },
+      space: space.id, threshold, results, regions,
+    };
   }
 
   searchById(id: string, options: QueryOptions = {}): SearchResponse {
@@ -166,4 +231,9 @@ export class Lookalike {
     if (this.embedder) await (await this.embedder.catch(() => undefined))?.release();
     this.store.close();
   }
+}
+
+/** A region found inside `crop`, in the whole photo's coordinates. */
+function toWhole(r: ProposedRegion, crop: Region): ProposedRegion {
+  return { x: crop.x + r.x * crop.w, y: crop.y + r.y * crop.h, w: r.w * crop.w, h: r.h * crop.h, score: r.score };
 }

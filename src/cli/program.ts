@@ -11,6 +11,7 @@ import { registerEvalCommand } from './commands/eval.js';
 import { registerMapCommand } from './commands/map.js';
 import { registerTuneCommand } from './commands/tune.js';
 import { registerTrainCommand } from './commands/train.js';
+import { registerRobustnessCommand } from './commands/robustness.js';
 
 export function createProgram(): Command {
   const program = new Command()
@@ -35,5 +36,6 @@ Typical session:
   registerMapCommand(program);
   registerTuneCommand(program);
   registerTrainCommand(program);
+  registerRobustnessCommand(program);
   return program;
 }

@@ -33,6 +33,8 @@ export interface ReportSection {
   /** Charts drawn as <img> of the PNG instead of inline SVG (large scatters). */
   images?: ChartSpec[];
   tables?: ReportTable[];
+  /** Markup built by the caller, inserted as is (every text in it already escaped). */
+  html?: string;
 }
 
 export interface ReportPage {
@@ -48,15 +50,15 @@ export interface WrittenReport {
   csv: string[];
 }
 
-const escape = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]!));
+export const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]!));
 
 const fmt = (v: string | number) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(4)) : v);
 
 function tableHtml(t: ReportTable): string {
-  const head = `<tr>${t.header.map((h) => `<th>${escape(h)}</th>`).join('')}</tr>`;
-  const body = t.rows.map((r) => `<tr>${r.map((c) => `<td${typeof c === 'number' ? ' class="num"' : ''}>${escape(fmt(c))}</td>`).join('')}</tr>`).join('\n');
-  const link = t.csv ? ` <a href="${escape(t.csv)}.csv">${escape(t.csv)}.csv</a>` : '';
-  return `<table>${t.caption || link ? `<caption>${escape(t.caption ?? '')}${link}</caption>` : ''}<thead>${head}</thead><tbody>\n${body}\n</tbody></table>`;
+  const head = `<tr>${t.header.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr>`;
+  const body = t.rows.map((r) => `<tr>${r.map((c) => `<td${typeof c === 'number' ? ' class="num"' : ''}>${escapeHtml(fmt(c))}</td>`).join('')}</tr>`).join('\n');
+  const link = t.csv ? ` <a href="${escapeHtml(t.csv)}.csv">${escapeHtml(t.csv)}.csv</a>` : '';
+  return `<table>${t.caption || link ? `<caption>${escapeHtml(t.caption ?? '')}${link}</caption>` : ''}<thead>${head}</thead><tbody>\n${body}\n</tbody></table>`;
 }
 
 /** Writes index.html, charts/*.svg|png and the tables' CSV files into `dir`. */
@@ -67,17 +69,17 @@ export async function writeHtmlReport(dir: string, page: ReportPage): Promise<Wr
   const csv: string[] = [];
   const parts: string[] = [];
   for (const section of page.sections) {
-    parts.push(`<section><h2>${escape(section.title)}</h2>`);
-    for (const note of section.notes ?? []) parts.push(`<p>${escape(note)}</p>`);
+    parts.push(`<section><h2>${escapeHtml(section.title)}</h2>`);
+    for (const note of section.notes ?? []) parts.push(`<p>${escapeHtml(note)}</p>`);
     for (const spec of section.charts ?? []) {
       const chart = await writeChart(chartsDir, spec);
       written.push(chart);
-      parts.push(`<figure class="chart" data-chart="${escape(chart.name)}">${chart.svg}<figcaption>${escape(chart.title)} — <a href="charts/${escape(chart.name)}.png">PNG</a> · <a href="charts/${escape(chart.name)}.svg">SVG</a></figcaption></figure>`);
+      parts.push(`<figure class="chart" data-chart="${escapeHtml(chart.name)}">${chart.svg}<figcaption>${escapeHtml(chart.title)} — <a href="charts/${escapeHtml(chart.name)}.png">PNG</a> · <a href="charts/${escapeHtml(chart.name)}.svg">SVG</a></figcaption></figure>`);
     }
     for (const spec of section.images ?? []) {
       const chart = await writeChart(chartsDir, spec);
       written.push(chart);
-      parts.push(`<figure class="chart image" data-chart="${escape(chart.name)}"><a href="charts/${escape(chart.name)}.svg"><img src="charts/${escape(chart.name)}.png" alt="${escape(chart.title)}"></a><figcaption>${escape(chart.title)} — <a href="charts/${escape(chart.name)}.png">PNG</a> · <a href="charts/${escape(chart.name)}.svg">SVG</a></figcaption></figure>`);
+      parts.push(`<figure class="chart image" data-chart="${escapeHtml(chart.name)}"><a href="charts/${escapeHtml(chart.name)}.svg"><img src="charts/${escapeHtml(chart.name)}.png" alt="${escapeHtml(chart.title)}"></a><figcaption>${escapeHtml(chart.title)} — <a href="charts/${escapeHtml(chart.name)}.png">PNG</a> · <a href="charts/${escapeHtml(chart.name)}.svg">SVG</a></figcaption></figure>`);
     }
     for (const table of section.tables ?? []) {
       const name = table.csv?.replace(/[^A-Za-z0-9_-]+/g, '_');
@@ -87,11 +89,12 @@ export async function writeHtmlReport(dir: string, page: ReportPage): Promise<Wr
       }
       parts.push(tableHtml({ ...table, csv: name }));
     }
+    if (section.html) parts.push(section.html);
     parts.push('</section>');
   }
   const html = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escape(page.title)}</title>
+<title>${escapeHtml(page.title)}</title>
 <style>
 body { font-family: "DejaVu Sans", Helvetica, Arial, sans-serif; margin: 24px auto; max-width: 1200px; padding: 0 16px; color: #222; }
 h1 { font-size: 22px; margin-bottom: 4px; } h2 { font-size: 18px; border-bottom: 1px solid #ddd; padding-bottom: 4px; margin-top: 32px; }
@@ -108,8 +111,8 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 th { background: #f6f6f6; }
 </style></head>
 <body>
-<h1>${escape(page.title)}</h1>
-${(page.subtitle ?? []).map((s) => `<p class="subtitle">${escape(s)}</p>`).join('\n')}
+<h1>${escapeHtml(page.title)}</h1>
+${(page.subtitle ?? []).map((s) => `<p class="subtitle">${escapeHtml(s)}</p>`).join('\n')}
 ${parts.join('\n')}
 </body></html>
 `;

@@ -16,11 +16,20 @@ import { LookalikeError } from '../errors.js';
 import { imageFingerprint, type EmbeddingSettings } from '../model/registry.js';
 import type { IndexManifest, Store } from '../store/types.js';
 import type { SearchEngine } from '../search/engine.js';
-import type { EmbeddingSpace, RawVectors } from '../search/space.js';
+import { backboneSpace, blendedSpace, type EmbeddingSpace, type RawVectors } from '../search/space.js';
 import { SqliteStore } from '../store/sqlite.js';
 import { backboneKey, readHeadFile, writeHeadFile, type Head, type Mode } from './head.js';
 
 export const HEAD_FILE = INDEX_FILES.head;
+
+/**
+ * Share of the head in the space photos are searched in; the rest is the plain backbone
+ * (max pooling). The head learnt from packshots on white: on a shopper's photo (busy
+ * background, dim warm light) its vector drifts off what it knows, while ImageNet
+ * features stay put. Blending keeps the head's say on what looks alike and the
+ * backbone's grip on the very product. Chosen with `lookalike robustness` (README).
+ */
+export const PHOTO_BLEND = 0.2;
 
 /** What the manifest records about the index's head. */
 export interface HeadRef {
@@ -140,6 +149,7 @@ export class HeadSpaces {
   private style?: Float32Array;
   private colour?: Float32Array;
   private readonly spaces = new Map<Mode, EmbeddingSpace>();
+  private readonly photoSpaces = new Map<string, EmbeddingSpace>();
 
   private constructor(readonly head: Head, private readonly indexDir: string, private readonly store: Store, private readonly engine: SearchEngine) {}
 
@@ -179,6 +189,17 @@ export class HeadSpaces {
       await rename(`${file}.tmp`, file);
       removeHeadCaches(this.indexDir, name);
     } catch { /* read-only index folder: recomputed on the next open */ }
+  }
+
+  /** The space photos (not catalog items) are searched in for `mode`: see PHOTO_BLEND. */
+  photoSpace(modeName?: string): EmbeddingSpace {
+    const key = `photo:${this.head.mode(modeName)}`;
+    let space = this.photoSpaces.get(key);
+    if (!space) {
+      space = blendedSpace(this.space(modeName), backboneSpace('max', this.head.meta.features.backboneDim), PHOTO_BLEND);
+      this.photoSpaces.set(key, space);
+    }
+    return space;
   }
 
   space(modeName?: string): EmbeddingSpace {

@@ -31,6 +31,12 @@ export interface ReducerOptions {
   sampleRows?: number;
   iterations?: number;
   seed?: number;
+  /**
+   * Regularised whitening: component c is scaled by 1/sqrt(variance_c + shrinkage x the mean
+   * variance of the kept components). 0 is full whitening, which blows up the weak
+   * directions that only a background or a light change moves on a shopper's photo.
+   */
+  shrinkage?: number;
 }
 
 /** Fits a whitening PCA to the rows `rows` of `data` (n x d). */
@@ -74,9 +80,12 @@ export async function fitReducer(data: Float32Array, d: number, rows: Int32Array
   for (let i = 0; i < k * l; i++) rot[i] = eig.vectors[i];
   const components = (await gemm(mat(rot, k, l), mat(basis, l, d))).data;
   const top = Math.max(eig.values[0], 1e-12);
+  let meanVariance = 0;
+  for (let c = 0; c < k; c++) meanVariance += Math.max(0, eig.values[c]) / k;
+  const shrink = (options.shrinkage ?? 0) * meanVariance;
   const scale = new Float32Array(k);
   // A floor of 1e-6 of the top variance keeps (near-)constant directions from blowing up.
-  for (let c = 0; c < k; c++) scale[c] = 1 / Math.sqrt(Math.max(eig.values[c], top * 1e-6));
+  for (let c = 0; c < k; c++) scale[c] = 1 / Math.sqrt(Math.max(eig.values[c], top * 1e-6) + shrink);
   return { d, k, mean, components: Float32Array.from(components), scale };
 }
 

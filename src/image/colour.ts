@@ -32,12 +32,19 @@ function isBackground(r: number, g: number, b: number): boolean {
   return r > 235 && g > 235 && b > 235;
 }
 
-export function colourHistogram(rgb: Uint8Array, width: number, height: number): Float32Array {
+/**
+ * Which cells of a coarse grid over the image hold the product (model/localise.ts): pixels
+ * outside them are background even when they are not white (a shopper's photo).
+ */
+export interface CellMask { mask: Uint8Array; gridW: number; gridH: number }
+
+export function colourHistogram(rgb: Uint8Array, width: number, height: number, cells?: CellMask): Float32Array {
   const hist = new Float64Array(COLOUR_DIMENSION);
   const step = Math.max(1, Math.round(Math.sqrt((width * height) / 6000))); // ~6k samples is plenty
-  let counted = accumulate(rgb, width, height, step, hist, true);
+  const inside = cells ? cellTest(cells, width, height) : undefined;
+  let counted = accumulate(rgb, width, height, step, hist, true, inside);
   // A photo that is almost all white (a white shirt on white) has no usable mask: use every pixel.
-  if (counted < (width * height) / (step * step) * 0.03) counted = accumulate(rgb, width, height, step, hist, false);
+  if (counted < (width * height) / (step * step) * 0.03) counted = accumulate(rgb, width, height, step, hist, false, inside);
   const out = new Float32Array(COLOUR_DIMENSION);
   let norm = 0;
   for (let i = 0; i < COLOUR_DIMENSION; i++) {
@@ -50,7 +57,14 @@ export function colourHistogram(rgb: Uint8Array, width: number, height: number):
   return out;
 }
 
-function accumulate(rgb: Uint8Array, width: number, height: number, step: number, hist: Float64Array, maskBackground: boolean): number {
+function cellTest(cells: CellMask, width: number, height: number): (x: number, y: number) => boolean {
+  return (x, y) => cells.mask[Math.min(cells.gridH - 1, Math.floor((y * cells.gridH) / height)) * cells.gridW + Math.min(cells.gridW - 1, Math.floor((x * cells.gridW) / width))] === 1;
+}
+
+function accumulate(
+  rgb: Uint8Array, width: number, height: number, step: number, hist: Float64Array, maskBackground: boolean,
+  inside?: (x: number, y: number) => boolean,
+): number {
   hist.fill(0);
   const { l: nl, a: na, b: nb } = COLOUR_BINS;
   let counted = 0;
@@ -59,6 +73,7 @@ function accumulate(rgb: Uint8Array, width: number, height: number, step: number
       const i = (y * width + x) * 3;
       const r = rgb[i], g = rgb[i + 1], b = rgb[i + 2];
       if (maskBackground && isBackground(r, g, b)) continue;
+      if (inside && !inside(x, y)) continue;
       const [L, A, B] = rgbToLab(r, g, b);
       // Continuous bin coordinates, bin centres at integers.
       const cl = clamp((L / 100) * nl - 0.5, 0, nl - 1);

@@ -9,6 +9,7 @@ import { MAX_PIXELS } from '../defaults.js';
 import { LookalikeError } from '../errors.js';
 import type { ResizeMode } from '../model/registry.js';
 import { colourHistogram } from './colour.js';
+import type { Region } from '../model/localise.js';
 import { isAccepted, readHead, sniffFormat } from './sniff.js';
 
 export const ACCEPTED_FORMATS = ['jpeg', 'png', 'webp'] as const;
@@ -24,6 +25,8 @@ export interface PrepareOptions {
   maxPixels?: number;
   /** Name used in error messages (a path, "the upload", ...). */
   label?: string;
+  /** Only this part of the photo (relative x, y, w, h), e.g. the box a shopper drew. */
+  crop?: Region;
 }
 
 export interface PreparedImage {
@@ -31,6 +34,8 @@ export interface PreparedImage {
   tensor: Float32Array;
   /** colour descriptor of the product's foreground, see colour.ts */
   colour: Float32Array;
+  /** The resized RGB pixels the tensor was built from (width x height x 3). */
+  rgb: Uint8Array;
   source: { width: number; height: number; format: string };
   /** Damage the decoder worked around (the photo was still usable), in plain words. */
   warnings: string[];
@@ -67,6 +72,19 @@ export async function inspectImage(input: string | Buffer, label: string, maxPix
   return { width, height, format };
 }
 
+/** A relative region in pixels of the upright image, at least one pixel wide and high. */
+function cropRect(crop: Region, width: number, height: number): { left: number; top: number; width: number; height: number } {
+  const clamp = (v: number) => Math.min(1, Math.max(0, v));
+  const x0 = clamp(crop.x), y0 = clamp(crop.y), x1 = clamp(crop.x + crop.w), y1 = clamp(crop.y + crop.h);
+  const left = Math.min(width - 1, Math.floor(x0 * width));
+  const top = Math.min(height - 1, Math.floor(y0 * height));
+  return {
+    left, top,
+    width: Math.max(1, Math.min(width - left, Math.round((x1 - x0) * width))),
+    height: Math.max(1, Math.min(height - top, Math.round((y1 - y0) * height))),
+  };
+}
+
 export async function prepareImage(input: string | Buffer, opts: PrepareOptions): Promise<PreparedImage> {
   const label = opts.label ?? (typeof input === 'string' ? input : 'the image');
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
@@ -86,12 +104,19 @@ export async function prepareImage(input: string | Buffer, opts: PrepareOptions)
     }
     warnings.push(`${label} is damaged in places (${plainReason(strict)}); it was decoded anyway, so results may be off. Export the photo again if you can.`);
   }
-  return { tensor: rgbToTensor(raw, opts), colour: colourHistogram(raw, opts.width, opts.height), source, warnings };
+  return { tensor: rgbToTensor(raw, opts), colour: colourHistogram(raw, opts.width, opts.height), rgb: raw, source, warnings };
 }
 
-function decode(input: string | Buffer, opts: PrepareOptions, maxPixels: number, failOn: 'warning' | 'error'): Promise<Buffer> {
-  return sharp(input, { failOn, limitInputPixels: maxPixels })
-      .rotate()
+async function decode(input: string | Buffer, opts: PrepareOptions, maxPixels: number, failOn: 'warning' | 'error'): Promise<Buffer> {
+  let pipeline = sharp(input, { failOn, limitInputPixels: maxPixels }).rotate();
+  if (opts.crop) {
+    // Extract after rotate, from the upright pixels, so the crop is in the coordinates
+    // the shopper saw.
+    const upright = await pipeline.raw().toBuffer({ resolveWithObject: true });
+    const { width, height, channels } = upright.info;
+    pipeline = sharp(upright.data, { raw: { width, height, channels } }).extract(cropRect(opts.crop, width, height));
+  }
+  return pipeline
       .flatten({ background: '#ffffff' })
       .resize(opts.width, opts.height, {
         fit: opts.resize === 'stretch' ? 'fill' : opts.resize === 'pad' ? 'contain' : 'cover',

@@ -9,6 +9,8 @@
  * and width, and returns:
  *   - `features_max`: GlobalMaxPooling2D over the last feature map (the reference design)
  *   - `features_avg`: GlobalAveragePooling2D over the same map
+ *   - `feature_map`: the last feature map itself (n x features x h/32 x w/32), which says
+ *     where in the photo the object is (query-time localisation, see model/localise.ts)
  *   - `<dense>`: the classifier output (e.g. ImageNet softmax), when the model has one.
  */
 import { readFile } from 'node:fs/promises';
@@ -24,6 +26,7 @@ type AttributeProto = ReturnType<typeof onnx.AttributeProto.create>;
 
 export const FEATURES_MAX = 'features_max';
 export const FEATURES_AVG = 'features_avg';
+export const FEATURE_MAP = 'feature_map';
 export const CLASSIFIER_OUTPUT = 'classifier';
 
 interface KerasLayer {
@@ -247,7 +250,11 @@ export function layersModelToOnnx(model: LayersModel): Uint8Array {
     graphOutputs.push(valueInfo(CLASSIFIER_OUTPUT, ['batch', last.config.units]));
   }
   const features = model.weights.get(`${findLastConv(model.layers)}/kernel`)?.shape[3] ?? 0;
-  graphOutputs.unshift(valueInfo(FEATURES_MAX, ['batch', features]), valueInfo(FEATURES_AVG, ['batch', features]));
+  node('Identity', [backboneOutput], [FEATURE_MAP]);
+  graphOutputs.unshift(
+    valueInfo(FEATURES_MAX, ['batch', features]), valueInfo(FEATURES_AVG, ['batch', features]),
+    valueInfo(FEATURE_MAP, ['batch', features, 'grid_h', 'grid_w']),
+  );
 
   const graph = onnx.GraphProto.create({
     name: 'lookalike_backbone',

@@ -7,7 +7,7 @@
 import os from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { ensureOnnxModel } from './onnx-cache.js';
-import { CLASSIFIER_OUTPUT, FEATURES_AVG, FEATURES_MAX } from './convert.js';
+import { CLASSIFIER_OUTPUT, FEATURE_MAP, FEATURES_AVG, FEATURES_MAX } from './convert.js';
 import { getBackbone, type BackboneSpec } from './registry.js';
 
 export interface BackboneOutput {
@@ -16,6 +16,13 @@ export interface BackboneOutput {
   avg: Float32Array;
   /** n x classes, when asked for and the model has a classifier */
   classifier?: Float32Array;
+  /** The last feature map, n x dimension x gridH x gridW, when asked for. */
+  featureMap?: { data: Float32Array; gridH: number; gridW: number };
+}
+
+export interface RunOptions {
+  classifier?: boolean;
+  featureMap?: boolean;
 }
 
 export class Embedder {
@@ -42,14 +49,19 @@ export class Embedder {
   }
 
   /** `pixels` is n x 3 x height x width, prepared by image/prepareImage. */
-  async run(pixels: Float32Array, n: number, height: number, width: number, withClassifier = false): Promise<BackboneOutput> {
+  async run(pixels: Float32Array, n: number, height: number, width: number, options: boolean | RunOptions = {}): Promise<BackboneOutput> {
+    const { classifier = false, featureMap = false } = typeof options === 'boolean' ? { classifier: options } : options;
     const input = new ort.Tensor('float32', pixels, [n, 3, height, width]);
-    const fetches = withClassifier ? [FEATURES_MAX, FEATURES_AVG, CLASSIFIER_OUTPUT] : [FEATURES_MAX, FEATURES_AVG];
+    const fetches = [FEATURES_MAX, FEATURES_AVG];
+    if (classifier) fetches.push(CLASSIFIER_OUTPUT);
+    if (featureMap) fetches.push(FEATURE_MAP);
     const out = await this.session.run({ input }, fetches);
+    const map = featureMap ? out[FEATURE_MAP] : undefined;
     return {
       max: out[FEATURES_MAX].data as Float32Array,
       avg: out[FEATURES_AVG].data as Float32Array,
-      classifier: withClassifier ? (out[CLASSIFIER_OUTPUT].data as Float32Array) : undefined,
+      classifier: classifier ? (out[CLASSIFIER_OUTPUT].data as Float32Array) : undefined,
+      featureMap: map ? { data: map.data as Float32Array, gridH: Number(map.dims[2]), gridW: Number(map.dims[3]) } : undefined,
     };
   }
 

@@ -11,7 +11,7 @@ import { layersModelToOnnx, readLayersModel } from './convert.js';
 import { getBackbone } from './registry.js';
 
 /** Bump when the converter's output changes, so stale cache files are not reused. */
-const CONVERTER_VERSION = 1;
+const CONVERTER_VERSION = 2;
 
 export interface ConvertedModel { onnxPath: string; weightsId: string }
 

@@ -30,3 +30,25 @@ export function backboneSpace(pooling: Pooling, dim: number): EmbeddingSpace {
     embed: (raw) => normaliseRows(Float32Array.from(pooling === 'max' ? raw.max : raw.avg), dim),
   };
 }
+
+/**
+ * Two spaces side by side, weighted: cosine in the blend is `weight` x cosine in `a` plus
+ * (1 - weight) x cosine in `b`, since both parts are unit vectors.
+ */
+export function blendedSpace(a: EmbeddingSpace, b: EmbeddingSpace, weight: number): EmbeddingSpace {
+  const wa = Math.sqrt(weight), wb = Math.sqrt(1 - weight);
+  const dim = a.dim + b.dim;
+  return {
+    id: `blend(${a.id}*${weight.toFixed(2)},${b.id})`,
+    dim,
+    embed: (raw) => {
+      const ea = a.embed(raw), eb = b.embed(raw);
+      const out = new Float32Array(raw.n * dim);
+      for (let i = 0; i < raw.n; i++) {
+        for (let j = 0; j < a.dim; j++) out[i * dim + j] = wa * ea[i * a.dim + j];
+        for (let j = 0; j < b.dim; j++) out[i * dim + a.dim + j] = wb * eb[i * b.dim + j];
+      }
+      return out;
+    },
+  };
+}

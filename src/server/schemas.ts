@@ -48,6 +48,15 @@ const modeParam = {
 } as const;
 const poolingParam = { type: 'string', enum: ['max', 'avg'], description: "pooling of the backbone features (default: the index's)" } as const;
 
+const NUMBER = '\\s*(?:0|1|0?\\.\\d+|1\\.0*)\\s*';
+/** The part of the photo to search, relative to it: "x,y,w,h", each in 0..1 (the box a shopper drew). */
+export const cropParam = {
+  type: 'string',
+  pattern: `^${NUMBER},${NUMBER},${NUMBER},${NUMBER}$`,
+  description: 'search only this part of the photo: "x,y,w,h" relative to the photo (0..1), e.g. "0.1,0.2,0.5,0.6"; '
+    + 'without it the product is found in the photo by itself. The response proposes up to 3 regions.',
+} as const;
+
 /** Query-string / body properties shared by every search. */
 export const searchProperties = { k: kParam, threshold: thresholdParam, filter: filterParam, mode: modeParam, pooling: poolingParam } as const;
 
@@ -85,6 +94,7 @@ const photoSearchBody = {
   additionalProperties: false,
   properties: {
     image: { [UPLOAD_KEYWORD]: true, description: `the photo: ${ACCEPTED_FORMATS.join(', ')} (sniffed from the bytes, not the name)` },
+    crop: cropParam,
     ...searchProperties,
   },
 } as const;
@@ -183,12 +193,28 @@ export function addSharedSchemas(app: FastifyInstance): void {
           width: { type: 'integer' },
           height: { type: 'integer' },
           format: { type: 'string' },
+          crop: ref('Region'),
           warnings: { type: 'array', items: { type: 'string' }, description: 'damage in the photo that was worked around (it was still searched)' },
         },
+      },
+      regions: {
+        type: 'array',
+        items: ref('Region'),
+        description: 'photo searches: up to 3 regions where products seem to be (from the backbone\'s feature map), best first; send one back as `crop`',
       },
       space: { type: 'string', description: 'the embedding space searched, e.g. backbone:max' },
       tookMs: { type: 'number', description: 'time spent answering, in milliseconds' },
       results: { type: 'array', items: ref('Hit') },
+    },
+  });
+  app.addSchema({
+    $id: 'Region',
+    type: 'object',
+    description: 'a rectangle relative to the photo (0..1)',
+    required: ['x', 'y', 'w', 'h'],
+    properties: {
+      x: { type: 'number' }, y: { type: 'number' }, w: { type: 'number' }, h: { type: 'number' },
+      score: { type: 'number', description: 'share of the photo\'s activation in this region' },
     },
   });
   app.addSchema({

@@ -23,6 +23,9 @@ import { AdamW, DEFAULT_HYPER, forward, initParams, inputWidth, step, type Hyper
 import { backboneFeatures, Head, headId, MODES, type HeadMeta, type Mode, type ModeWeights } from '../head/head.js';
 import { installHead, type HeadRef } from '../head/index-head.js';
 
+/** Measured with `lookalike robustness` (README, "Shopper photos"). */
+export const WHITENING_SHRINKAGE = 0;
+
 export interface TrainOptions {
   indexDir: string;
   /** Label columns; default: those of DEFAULT_LABELS the catalog has. */
@@ -37,6 +40,8 @@ export interface TrainOptions {
   hidden?: number;
   /** PCA width of the backbone features. Default 384. */
   reduced?: number;
+  /** Regularised whitening of those (head/reduce.ts). Default WHITENING_SHRINKAGE. */
+  shrinkage?: number;
   /** Width of the colour part (0: the colour histogram itself). Default 64 when a colour column is learnt. */
   colourDim?: number;
   batchSize?: number;
@@ -227,7 +232,7 @@ export async function trainHead(options: TrainOptions): Promise<TrainReport> {
   const featureStart = performance.now();
   const feats = backboneFeatures(raw, 0, n, 0.5);
   const reducedDim = Math.min(options.reduced ?? 384, 2 * raw.dim, trainRows.length);
-  const reducer = await fitReducer(feats, 2 * raw.dim, trainRows, reducedDim, { seed });
+  const reducer = await fitReducer(feats, 2 * raw.dim, trainRows, reducedDim, { seed, shrinkage: options.shrinkage ?? WHITENING_SHRINKAGE });
   const reduced = await applyReducer(reducer, feats, n);
   const colourDimIn = raw.colourDim;
   const colourMean = new Float32Array(colourDimIn), colourScale = new Float32Array(colourDimIn);

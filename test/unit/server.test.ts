@@ -270,6 +270,33 @@ describe('request validation and limits', () => {
     expect(err.message).toContain(text);
   });
 
+  it('searches only the crop of a photo, and proposes up to 3 regions where products are', async () => {
+    const res = await upload(orangeShirt, { k: '3', crop: '0,0.1,0.5,0.8' });
+    expect(res.status).toBe(200);
+    const body = await res.json();
+    expect(body.query.crop).toEqual({ x: 0, y: 0.1, w: 0.5, h: 0.8 });
+    expect(body.results).toHaveLength(3);
+    const regions = body.regions as Array<{ x: number; y: number; w: number; h: number; score: number }>;
+    expect(regions.length).toBeGreaterThan(0);
+    expect(regions.length).toBeLessThanOrEqual(3);
+    for (const r of regions) {
+      // Inside the crop, in the whole photo's coordinates.
+      expect(r.x).toBeGreaterThanOrEqual(0);
+      expect(r.x + r.w).toBeLessThanOrEqual(0.5 + 1e-6);
+      expect(r.y).toBeGreaterThanOrEqual(0.1 - 1e-6);
+      expect(r.y + r.h).toBeLessThanOrEqual(0.9 + 1e-6);
+    }
+  });
+
+  it('refuses a crop that is not a box inside the photo, saying how to write one', async () => {
+    const outside = await upload(orangeShirt, { crop: '0.5,0.5,0.8,0.8' });
+    expect(outside.status).toBe(400);
+    const err = await errorOf(outside);
+    expect(err.code).toBe('BAD_OPTION');
+    expect(err.message).toContain('x,y,w,h');
+    expect((await upload(orangeShirt, { crop: 'left half' })).status).toBe(400);
+  });
+
   it('refuses unknown filter fields and malformed filters with the fields there are', async () => {
     const unknown = await errorOf(await get('/api/items?filter=sex=Women'));
     expect(unknown.code).toBe('UNKNOWN_FILTER_FIELD');

@@ -81,6 +81,11 @@ describe.skipIf(!HAS_CHROMIUM)('the web page in chromium', () => {
 
     files = tempDir('lookalike-e2e-files-');
     writeFileSync(path.join(files, 'orange-shirt.jpg'), await drawProduct('shirt', '#e90'));
+    // A shopper's photo with two products side by side: a red shirt left, a blue watch right.
+    const layers = await Promise.all([['shirt', '#d22', 40], ['watch', '#23c', 320]].map(async ([shape, colour, left]) => ({
+      input: await sharp(await drawProduct(shape as 'shirt' | 'watch', colour as string)).resize(120, 160).png().toBuffer(), left: left as number, top: 100,
+    })));
+    writeFileSync(path.join(files, 'two-products.jpg'), await sharp({ create: { width: 480, height: 360, channels: 3, background: '#ffffff' } }).composite(layers).jpeg().toBuffer());
     writeFileSync(path.join(files, 'notes.jpg'), 'Shopping list: milk, bread. Not a photo at all.\n');
     writeFileSync(path.join(files, 'huge.jpg'), await sharp({ create: { width: 1200, height: 1200, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 60 } } }).jpeg({ quality: 100 }).toBuffer());
 
@@ -252,6 +257,34 @@ describe.skipIf(!HAS_CHROMIUM)('the web page in chromium', () => {
     } finally {
       rmSync(path.join(indexDir, 'map.json'), { force: true });
     }
+  });
+
+  it('searches only the box the shopper drags over the photo, and offers the regions it found', async () => {
+    await page.goto(base);
+    await page.setInputFiles('#file', path.join(files, 'two-products.jpg'));
+    await page.locator('#results a.card').first().waitFor();
+    await settled();
+    await expect.poll(() => page.locator('#regions .region').count()).toBeGreaterThan(0);
+    const before = await resultIds();
+    // Drag over the right half of the photo, where the watch stands.
+    const frame = await page.locator('#query-image').boundingBox();
+    if (!frame) throw new Error('no photo on the page');
+    await page.mouse.move(frame.x + frame.width * 0.6, frame.y + frame.height * 0.15);
+    await page.mouse.down();
+    await page.mouse.move(frame.x + frame.width * 0.8, frame.y + frame.height * 0.5, { steps: 4 });
+    await page.mouse.move(frame.x + frame.width * 0.97, frame.y + frame.height * 0.85, { steps: 4 });
+    await page.mouse.up();
+    await expect.poll(async () => (await resultIds()).join()).not.toBe(before.join());
+    await settled();
+    const after = await resultIds();
+    expect(byId.get(after[0])!.shape).toBe('watch');
+    expect(await page.locator('#crop-box').isVisible()).toBe(true);
+    await shot('13-crop');
+    // Back to the whole photo: the first results come back.
+    await page.locator('#whole-photo').click();
+    await expect.poll(async () => (await resultIds()).join()).toBe(before.join());
+    await settled();
+    expect(await page.locator('#crop-box').isHidden()).toBe(true);
   });
 
   it('fits a phone screen', async () => {

@@ -30,6 +30,8 @@ export interface paths {
                          * @description the photo: jpeg, png, webp (sniffed from the bytes, not the name)
                          */
                         image: string;
+                        /** @description search only this part of the photo: "x,y,w,h" relative to the photo (0..1), e.g. "0.1,0.2,0.5,0.6"; without it the product is found in the photo by itself. The response proposes up to 3 regions. */
+                        crop?: string;
                         /** @description how many similar products to return (default: the k stored by `lookalike tune --apply`, else 5) */
                         k?: number;
                         /** @description minimum cosine similarity; fewer than k results is fine */
@@ -540,14 +542,26 @@ export interface components {
                 width?: number;
                 height?: number;
                 format?: string;
+                crop?: components["schemas"]["Region"];
                 /** @description damage in the photo that was worked around (it was still searched) */
                 warnings?: string[];
             };
+            /** @description photo searches: up to 3 regions where products seem to be (from the backbone's feature map), best first; send one back as `crop` */
+            regions?: components["schemas"]["Region"][];
             /** @description the embedding space searched, e.g. backbone:max */
             space: string;
             /** @description time spent answering, in milliseconds */
             tookMs: number;
             results: components["schemas"]["Hit"][];
+        };
+        /** @description a rectangle relative to the photo (0..1) */
+        Region: {
+            x: number;
+            y: number;
+            w: number;
+            h: number;
+            /** @description share of the photo's activation in this region */
+            score?: number;
         };
         ItemPage: {
             /** @description items matching the filters */

@@ -13,6 +13,8 @@ export type ItemPage = Schemas['ItemPage'];
 export type Facets = Schemas['Facets'];
 export type Health = Schemas['Health'];
 export type MapData = Schemas['Map'];
+/** A rectangle relative to the photo (0..1). */
+export type Region = NonNullable<SearchResponse['regions']>[number];
 
 /** One value per field: the page offers one choice per filter. */
 export type Filters = Record<string, string>;
@@ -99,9 +101,10 @@ export const api = {
   similar: (id: string, p: SearchParams, signal?: AbortSignal) =>
     call<SearchResponse>(`/api/items/${encodeURIComponent(id)}/similar?${searchQuery(p)}`, { signal }),
 
-  searchPhoto(photo: Blob, name: string, p: SearchParams, signal?: AbortSignal): Promise<SearchResponse> {
+  searchPhoto(photo: Blob, name: string, p: SearchParams, signal?: AbortSignal, crop?: Region): Promise<SearchResponse> {
     const form = new FormData();
     form.append('image', photo, name);
+    if (crop) form.append('crop', [crop.x, crop.y, crop.w, crop.h].map((v) => Math.min(1, Math.max(0, v)).toFixed(4)).join(','));
     if (p.k !== undefined) form.append('k', String(p.k));
     if (p.threshold > 0) form.append('threshold', String(p.threshold));
     if (p.mode) form.append('mode', p.mode);

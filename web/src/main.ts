@@ -2,7 +2,7 @@
 // State lives in the URL (see state.ts) except the uploaded photo, which stays in memory so
 // that changing k, the threshold or a filter re-runs the search without a new upload.
 import './styles.css';
-import { api, ApiError, type Facets, type Health, type Item, type SearchParams } from './api';
+import { api, ApiError, type Facets, type Health, type Item, type Region, type SearchParams } from './api';
 import { byId, debounce, fieldLabel, h, megabytes, numberFormat } from './dom';
 import { gridKeyboard, renderGrid } from './grid';
 import { MapView } from './map';
@@ -35,6 +35,11 @@ const $ = {
   uploadHelp: byId('upload-help'),
   query: byId('query'),
   queryImage: byId<HTMLImageElement>('query-image'),
+  queryFrame: byId('query-frame'),
+  regions: byId('regions'),
+  cropBox: byId('crop-box'),
+  cropHelp: byId('crop-help'),
+  wholePhoto: byId<HTMLButtonElement>('whole-photo'),
   queryCaption: byId('query-caption'),
   queryNote: byId('query-note'),
   newPhoto: byId<HTMLButtonElement>('new-photo'),
@@ -56,12 +61,14 @@ let health: Health | undefined;
 let facetFields: string[] = [];
 let state: State = parseState('', [], MAX_K_HTTP);
 /** The uploaded photo, kept for re-running the search when a control changes. */
-let photo: { blob: Blob; name: string; url: string } | undefined;
+let photo: { blob: Blob; name: string; url: string; crop?: Region } | undefined;
 let running: AbortController | undefined;
 let facetsRequest: AbortController | undefined;
 let focusResultsNext = false;
 /** The query whose results the grid shows ("item:<id>" or the photo's object URL). */
 let shownQuery = '';
+/** Regions proposed for the current photo (redrawn after a click that drew no box). */
+let lastRegions: Region[] = [];
 
 const mapView = new MapView({
   onOpen: (id) => openSimilar(id),
@@ -139,6 +146,9 @@ async function runSearch(signal: AbortSignal): Promise<void> {
   }
   setBusy(true);
   setStatus(state.id ? 'Finding similar products…' : 'Looking at your photo…');
+  $.queryFrame.classList.toggle('photo', !state.id);
+  $.cropHelp.hidden = Boolean(state.id);
+  if (state.id) showRegions([], undefined);
   let response;
   if (state.id) {
     const id = state.id;
@@ -159,7 +169,7 @@ async function runSearch(signal: AbortSignal): Promise<void> {
     $.queryCaption.replaceChildren(h('strong', {}, 'Your photo'));
     $.queryNote.textContent = 'Photos are not part of the link: the page address keeps only your settings and filters.';
     try {
-      response = await api.searchPhoto(p.blob, p.name, params(), signal);
+      response = await api.searchPhoto(p.blob, p.name, params(), signal, p.crop);
     } catch (err) {
       // A photo the server refuses (not an image, too large) is dropped: pick another.
       if (err instanceof ApiError && [413, 415, 422].includes(err.status)) {
@@ -171,6 +181,10 @@ async function runSearch(signal: AbortSignal): Promise<void> {
     }
   }
   setBusy(false);
+  if (!state.id) {
+    lastRegions = response.regions ?? [];
+    showRegions(lastRegions, photo?.crop);
+  }
   renderGrid($.results, response.results, { href: (id) => similarHref(state, id), onOpen: openSimilar });
   const n = response.results.length;
   $.empty.hidden = n > 0;
@@ -180,6 +194,72 @@ async function runSearch(signal: AbortSignal): Promise<void> {
     focusResultsNext = false;
     $.resultsTitle.focus({ preventScroll: true });
   }
+}
+
+// ---------------------------------------------------------------- pointing at the product
+
+const place = (el: HTMLElement, r: Region) => {
+  el.style.left = `${r.x * 100}%`;
+  el.style.top = `${r.y * 100}%`;
+  el.style.width = `${r.w * 100}%`;
+  el.style.height = `${r.h * 100}%`;
+};
+
+/** Draws the proposed regions (buttons) and the box searched, over the photo. */
+function showRegions(regions: Region[], crop: Region | undefined): void {
+  $.regions.replaceChildren(...regions.map((r, i) => {
+    const button = h('button', { type: 'button', class: 'region', 'aria-label': `Search region ${i + 1} of the photo`, title: 'Search only this region' });
+    place(button, r);
+    button.addEventListener('click', () => searchRegion(r));
+    return button;
+  }));
+  $.cropBox.hidden = !crop;
+  if (crop) place($.cropBox, crop);
+  $.wholePhoto.hidden = !crop;
+}
+
+function searchRegion(region: Region | undefined): void {
+  if (!photo) return;
+  photo.crop = region ? { x: region.x, y: region.y, w: region.w, h: region.h } : undefined;
+  void run();
+}
+
+/** Dragging over the photo draws a box; letting go searches only that box. */
+function setupCrop(): void {
+  let start: { x: number; y: number } | undefined;
+  let box: Region | undefined;
+  const rel = (event: PointerEvent) => {
+    const rect = $.queryImage.getBoundingClientRect();
+    return {
+      x: Math.min(1, Math.max(0, (event.clientX - rect.left) / rect.width)),
+      y: Math.min(1, Math.max(0, (event.clientY - rect.top) / rect.height)),
+    };
+  };
+  $.queryFrame.addEventListener('pointerdown', (event) => {
+    if (!photo || state.id || (event.target as HTMLElement).closest('.region') || event.button !== 0) return;
+    event.preventDefault();
+    start = rel(event);
+    box = undefined;
+    $.queryFrame.setPointerCapture(event.pointerId);
+  });
+  $.queryFrame.addEventListener('pointermove', (event) => {
+    if (!start) return;
+    const p = rel(event);
+    box = { x: Math.min(start.x, p.x), y: Math.min(start.y, p.y), w: Math.abs(p.x - start.x), h: Math.abs(p.y - start.y) };
+    $.cropBox.hidden = false;
+    place($.cropBox, box);
+  });
+  const finish = () => {
+    const drawn = box;
+    start = undefined;
+    box = undefined;
+    // A click or a sliver is not a box: keep what was searched.
+    if (drawn && drawn.w > 0.05 && drawn.h > 0.05) searchRegion(drawn);
+    else showRegions(lastRegions, photo?.crop);
+  };
+  $.queryFrame.addEventListener('pointerup', finish);
+  $.queryFrame.addEventListener('pointercancel', finish);
+  $.wholePhoto.addEventListener('click', () => searchRegion(undefined));
 }
 
 function renderEmpty(): void {
@@ -215,6 +295,7 @@ function usePhoto(blob: Blob, name: string): void {
 function forgetPhoto(): void {
   if (photo) URL.revokeObjectURL(photo.url);
   photo = undefined;
+  lastRegions = [];
   $.query.hidden = true;
   $.dropzone.classList.remove('compact');
 }
@@ -419,6 +500,7 @@ function describe(item: Item): string {
 async function start(): Promise<void> {
   setupControls();
   setupUpload();
+  setupCrop();
   if (window.matchMedia('(max-width: 760px)').matches) $.details.open = false;
   try {
     health = await api.health();

@@ -12,6 +12,7 @@ import { stratifiedSample } from '../../tune/sample.js';
 import { parseFilters } from '../../search/filters.js';
 import type { SearchResponse } from '../../lookalike.js';
 import type { ResizeMode, Pooling } from '../../model/registry.js';
+import { parseRegion } from '../../model/localise.js';
 import { SqliteStore } from '../../store/sqlite.js';
 import { LookalikeError } from '../../errors.js';
 import { checkInputSize, MAX_K } from '../../validate.js';
@@ -34,6 +35,7 @@ function printResponse(response: SearchResponse, flags: SearchFlags, columns: st
     printJson({
       query: response.query,
       space: response.space,
+      ...(response.regions ? { regions: response.regions } : {}),
       results: response.results.map((r) => ({ id: r.id, rank: r.rank, score: r.score, ...r.metadata, image: r.image })),
     });
     return;
@@ -126,17 +128,23 @@ export function registerCoreCommands(program: Command): void {
     }));
 
   searchOptions(program.command('query')
-    .description('Find catalog products that look like a photo.')
+    .description('Find catalog products that look like a photo. The product is found in the photo by itself (its cells of the feature map); --crop searches only the box you give.')
     .argument('<image>', 'a photo (jpg, png, webp)')
-    .addHelpText('after', '\nExamples:\n  lookalike query photo.jpg -k 5\n  lookalike query photo.jpg --filter gender=Women --threshold 0.6 --json'))
-    .action(action(async (image: string, flags: SearchFlags) => {
+    .option('--crop <x,y,w,h>', 'search only this part of the photo, relative to it (each 0..1), e.g. 0.1,0.2,0.5,0.6')
+    .addHelpText('after', '\nExamples:\n  lookalike query photo.jpg -k 5\n  lookalike query photo.jpg --crop 0.5,0,0.5,1     # the right half\n  lookalike query photo.jpg --filter gender=Women --threshold 0.6 --json'))
+    .action(action(async (image: string, flags: SearchFlags & { crop?: string }) => {
+      const crop = flags.crop ? parseRegion(flags.crop, '--crop') : undefined;
       await withIndex(flags.index, async (lookalike) => {
         const response = await lookalike.searchByImage(image, {
-          label: image, k: flags.k, threshold: flags.threshold, pooling: flags.pooling, mode: flags.mode,
+          label: image, k: flags.k, threshold: flags.threshold, pooling: flags.pooling, mode: flags.mode, crop,
           filters: parseFilters(flags.filter, lookalike.manifest.catalog.columns),
         });
         for (const warning of response.query.warnings ?? []) process.stderr.write(`lookalike: warning: ${warning}\n`);
         printResponse(response, flags, lookalike.manifest.catalog.columns);
+        if (!flags.json && response.regions?.length) {
+          const box = (r: { x: number; y: number; w: number; h: number }) => [r.x, r.y, r.w, r.h].map((v) => v.toFixed(2)).join(',');
+          print(`regions found (try --crop): ${response.regions.map(box).join('  ')}`);
+        }
       });
     }));
 

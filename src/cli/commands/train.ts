@@ -20,6 +20,7 @@ interface TrainFlags {
   save?: string;
   off?: boolean;
   seed: number;
+  shrinkage?: number;
   json?: boolean;
 }
 
@@ -35,6 +36,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--save <file>', 'also write the head to a file, to apply to another catalog: lookalike index OTHER --head FILE')
     .option('--off', 'remove the head: search plain ImageNet features again')
     .option('--seed <n>', 'random seed', intArg('seed', 0), 1)
+    .option('--shrinkage <s>', 'regularised whitening: each principal component scaled by 1/sqrt(variance + s x mean variance); 0 whitens fully (default: WHITENING_SHRINKAGE)', floatArg('shrinkage', 0, 1000))
     .option('--json', 'print the report as JSON')
     .addHelpText('after', `
 Modes (lookalike query/similar/recommend/export/eval --mode, and the web page):
@@ -63,7 +65,7 @@ Examples:
         dim: flags.dim,
         epochs: flags.epochs,
         holdout: flags.holdout,
-        seed: flags.seed,
+        seed: flags.seed, shrinkage: flags.shrinkage,
         defaultMode: flags.defaultMode,
         log: say,
         onEpoch: (e) => say(`epoch ${String(e.epoch).padStart(2)}/${e.epochs}  loss ${fmt(e.loss, 2)}  held-out p@5 ${fmt(e.validation, 3)}${e.best ? '  *' : ''}  (${e.seconds.toFixed(1)} s)`),

@@ -5,6 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { inspectImage } from '../../image/prepare.js';
+import { parseRegion } from '../../model/localise.js';
 import { filtersOf, presentHit, type ServerContext } from '../context.js';
 import { responses, searchBody, type ApiTypeProvider, type SearchBody } from '../schemas.js';
 
@@ -26,17 +27,19 @@ export async function searchRoutes(fastify: FastifyInstance, { ctx }: { ctx: Ser
     const options = { k: body.k, threshold: body.threshold, filters: filtersOf(ctx, body.filter), mode: body.mode, pooling: body.pooling };
     if ('image' in body) {
       const image = body.image;
+      const crop = body.crop ? parseRegion(body.crop) : undefined;
       const source = await inspectImage(image, 'the upload', limits.maxPixels);
       // A client that gives up while waiting loses its place instead of costing an inference.
       const gone = new AbortController();
       reply.raw.once('close', () => { if (!reply.raw.writableFinished) gone.abort(); });
       const response = await queue.run(
-        () => lookalike.searchByImage(image, { ...options, label: 'the upload', maxPixels: limits.maxPixels }),
+        () => lookalike.searchByImage(image, { ...options, crop, label: 'the upload', maxPixels: limits.maxPixels }),
         gone.signal,
       );
       return {
-        query: { kind: 'image', ...source, ...(response.query.warnings && { warnings: response.query.warnings }) },
+        query: { kind: 'image', ...source, crop, ...(response.query.warnings && { warnings: response.query.warnings }) },
         space: response.space,
+        regions: response.regions,
         tookMs: performance.now() - started,
         results: response.results.map(presentHit),
       };

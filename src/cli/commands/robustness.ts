@@ -1,0 +1,66 @@
+/**
+ * `lookalike robustness`: shopper photos made from catalog items (busy background, small
+ * and off-centre, rotated and cut off, warm dim light, blur and JPEG, other products
+ * beside it) query the index; recall of the very product and precision of the rest, per
+ * kind, for the plain backbone and every mode of the head.
+ */
+import path from 'node:path';
+import { PERTURBATIONS, type Perturbation } from '../../eval/perturb.js';
+import { evaluateRobustness } from '../../eval/robustness.js';
+import { ROBUSTNESS_HEADER, robustnessTableRows, writeRobustnessReport } from '../../eval/robustness-report.js';
+import { LOCALISATIONS, type Localisation } from '../../model/localise.js';
+import { DEFAULT_LOCALISATION } from '../../lookalike.js';
+import { action, badOption, indexOption, intArg, print, printJson, progressBar, table, withIndex, type Command } from '../shared.js';
+
+interface RobustnessFlags {
+  index: string; queries: number; seed: number; kinds?: string; localise?: string; attr: string;
+  json?: boolean; report?: string;
+}
+
+function listOf<T extends string>(value: string | undefined, known: readonly T[], what: string): readonly T[] {
+  if (!value) return known;
+  const picked = value.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const p of picked) if (!(known as readonly string[]).includes(p)) badOption(`unknown ${what} "${p}". Known: ${known.join(', ')}.`);
+  return picked as T[];
+}
+
+export function registerRobustnessCommand(program: Command): void {
+  program.command('robustness')
+    .alias('eval-perturb')
+    .description('Measure search on shopper photos: catalog items re-photographed (busy background, small and off-centre, rotated and cut off, warm dim light, blur + JPEG, other products beside it) query the index. Reports recall@1/@10 of the very product and precision@5 of the other results, per kind, for the plain backbone and every head mode.')
+    .addOption(indexOption())
+    .option('--queries <n>', 'number of photos, spread evenly over the kinds', intArg('queries', 1, 100_000), 2000)
+    .option('--seed <n>', 'seed of the photos (training views use other seeds and items)', intArg('seed', 0), 1)
+    .option('--kinds <list>', `kinds of photo, comma-separated: ${PERTURBATIONS.join(', ')} (default: all)`)
+    .option('--localise <list>', `query pooling to compare, comma-separated: ${LOCALISATIONS.join(', ')} (default: both; searches use ${DEFAULT_LOCALISATION})`)
+    .option('--attr <column>', 'label column of the precision of the other results', 'articleType')
+    .option('--json', 'print the result as JSON')
+    .option('--report <dir>', 'write an HTML report with CSV tables and a strip of example queries')
+    .addHelpText('after', '\nExamples:\n  lookalike robustness --queries 300\n  lookalike robustness --report robustness/ --json > robustness.json')
+    .action(action(async (flags: RobustnessFlags) => {
+      const kinds = listOf<Perturbation>(flags.kinds, PERTURBATIONS, 'kind');
+      const localisations = listOf<Localisation>(flags.localise, LOCALISATIONS, 'pooling');
+      await withIndex(flags.index, async (lookalike) => {
+        const bar = progressBar('photographing and querying', 'photos', flags.json ? false : undefined);
+        bar.start(flags.queries);
+        const started = performance.now();
+        const result = await evaluateRobustness(lookalike, {
+          queries: flags.queries, seed: flags.seed, kinds, localisations, attribute: flags.attr,
+          onProgress: (done) => bar.update(done, done / Math.max(1e-3, (performance.now() - started) / 1000)),
+        });
+        bar.stop();
+        if (flags.json) printJson({ ...result, examples: result.examples.map(({ photo: _photo, ...rest }) => rest) });
+        else {
+          const f3 = (c: string | number) => (typeof c === 'number' && !Number.isInteger(c) ? c.toFixed(3) : String(c));
+          print(table([ROBUSTNESS_HEADER, ...robustnessTableRows(result.rows).map((r) => r.map(f3))]));
+        }
+        if (flags.report) {
+          const def = lookalike.head ? `head ${lookalike.head.head.meta.defaultMode} (default), photo search` : 'plain';
+          const keys = [...new Set(['plain', def])].flatMap((s) => localisations.map((l) => `${s}|${l}`));
+          const report = await writeRobustnessReport(flags.report, result, lookalike.engine, keys);
+          process.stderr.write(`report: ${path.resolve(report.html)}\n`);
+        }
+        process.stderr.write(`${result.queries} photos in ${result.seconds.toFixed(1)} s\n`);
+      });
+    }));
+}
