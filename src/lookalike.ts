@@ -12,7 +12,7 @@ import { prepareImage, type PreparedImage } from './image/prepare.js';
 import { prepareOptionsFor } from './image/options.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { IndexManifest, Store } from './store/types.js';
-import { SearchEngine, type SearchHit, type SearchOptions } from './search/engine.js';
+import { SearchEngine, SEARCH_SETTINGS, type SearchHit, type SearchOptions, type SearchSetting } from './search/engine.js';
 import { backboneSpace, type EmbeddingSpace, type RawVectors } from './search/space.js';
 import { batchTopK } from './search/kernel.js';
 import { HeadSpaces } from './head/index-head.js';
@@ -78,13 +78,20 @@ export interface SearchResponse {
   regions?: ProposedRegion[];
 }
 
+/** The index's search setting (`lookalike index --search`), auto when unset. */
+export function searchSettingOf(manifest: IndexManifest): SearchSetting {
+  const s = manifest.extensions?.search;
+  return SEARCH_SETTINGS.includes(s as SearchSetting) ? (s as SearchSetting) : 'auto';
+}
+
 export class Lookalike {
   readonly engine: SearchEngine;
   private embedder?: Promise<Embedder>;
   private headSpaces?: HeadSpaces;
 
-  private constructor(readonly store: Store, readonly manifest: Readonly<IndexManifest>, readonly indexDir: string) {
-    this.engine = new SearchEngine(store, manifest.catalog.columns);
+  private constructor(readonly store: Store, readonly manifest: Readonly<IndexManifest>, readonly indexDir: string, readonly = false) {
+    // The ANN index is kept beside index.sqlite; a read-only open loads it but never writes.
+    this.engine = new SearchEngine(store, manifest.catalog.columns, { annDir: store.location, persist: !readonly, search: searchSettingOf(manifest) });
   }
 
   static async open(indexDir: string, options: { readonly?: boolean } = {}): Promise<Lookalike> {
@@ -94,7 +101,7 @@ export class Lookalike {
       store.close();
       throw new LookalikeError('INDEX_EMPTY', { path: indexDir });
     }
-    const lookalike = new Lookalike(store, manifest, indexDir);
+    const lookalike = new Lookalike(store, manifest, indexDir, options.readonly);
     try {
       lookalike.headSpaces = await HeadSpaces.open(indexDir, manifest, store, lookalike.engine);
     } catch (err) {
@@ -151,10 +158,17 @@ export class Lookalike {
     return this.embedder;
   }
 
-  /** Warms the backbone and the photo search matrix up so the first query is not slow (server start). */
+  /**
+   * Warms the backbone and the photo search matrix up so the first query is not slow
+   * (server start), and loads (or brings up to date) the ANN indexes searches go through.
+   */
   async warmUp(): Promise<void> {
     await this.loadEmbedder();
     this.engine.matrix(this.photoSpace());
+    if (this.engine.method() === 'ann') {
+      await this.engine.ann(this.photoSpace());
+      await this.engine.ann(this.space());
+    }
   }
 
   /**
@@ -199,7 +213,7 @@ export class Lookalike {
     const space = this.photoSpace(options);
     const defaults = this.defaults(space);
     const threshold = options.threshold ?? defaults.threshold;
-    const results = await this.engine.searchAsync(space, space.embed(raw), { ...options, k: options.k ?? defaults.k, threshold });
+    const results = await this.engine.query(space, space.embed(raw), { ...options, k: options.k ?? defaults.k, threshold });
     const regions = options.crop ? raw.regions.map((r) => toWhole(r, options.crop as Region)) : raw.regions;
     return {
       query: { kind: 'image', label: options.label, crop: options.crop, ...(raw.warnings.length && { warnings: raw.warnings }) },
@@ -207,12 +221,13 @@ export class Lookalike {
     };
   }
 
-  searchById(id: string, options: QueryOptions = {}): SearchResponse {
+  /** More like this: the same fast path as a photo query, the item itself excluded. */
+  async searchById(id: string, options: QueryOptions = {}): Promise<SearchResponse> {
     this.checkQuery(options);
     const space = this.space(options);
     const defaults = this.defaults(space);
     const threshold = options.threshold ?? defaults.threshold;
-    const results = this.engine.search(space, this.engine.vectorOf(space, id), { ...options, k: options.k ?? defaults.k, threshold, excludeId: id });
+    const results = await this.engine.query(space, this.engine.vectorOf(space, id), { ...options, k: options.k ?? defaults.k, threshold, excludeId: id });
     return { query: { kind: 'item', id }, space: space.id, threshold, results };
   }
 

@@ -7,8 +7,11 @@ import { DEFAULT_K, FASHION_LABELS } from '../defaults.js';
 import { LookalikeError } from '../errors.js';
 import type { Lookalike } from '../lookalike.js';
 import type { Pooling } from '../model/registry.js';
-import { findNeighbours, neighbourScores, summarise, type EvalResult } from './evaluate.js';
+import { findNeighbours, neighbourScores, summarise, type EvalResult, type Neighbours } from './evaluate.js';
 import { scoreHistogram, type Histogram } from '../math/stats.js';
+import { isHeldOut } from './split.js';
+import type { SearchMethod } from '../search/engine.js';
+import type { EmbeddingSpace } from '../search/space.js';
 
 /** The attributes evaluated by default, when the catalog has them. */
 export const DEFAULT_ATTRIBUTES: readonly string[] = FASHION_LABELS;
@@ -22,6 +25,8 @@ export interface IndexEvalOptions {
   pooling?: Pooling;
   mode?: string;
   confusionClasses?: number;
+  /** 'ann': neighbours through the ANN index (as searches find them), to compare with exact. */
+  search?: SearchMethod;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -62,9 +67,29 @@ export async function evaluateIndex(lookalike: Lookalike, options: IndexEvalOpti
   const ids = lookalike.engine.items.map((i) => i.id);
   const labels = labelsOf(lookalike, attributes);
   const k = options.k ?? DEFAULT_K;
-  const neighbours = await findNeighbours(data, dim, ids, k, { queries: options.queries, onProgress: options.onProgress });
+  const neighbours = options.search === 'ann'
+    ? await annNeighbours(lookalike, space, ids, k, options)
+    : await findNeighbours(data, dim, ids, k, { queries: options.queries, onProgress: options.onProgress });
   const result = summarise(neighbours, { ids, labels, dim, queries: options.queries, confusionClasses: options.confusionClasses }, k, started);
   const { same, different } = neighbourScores(neighbours, labels[attributes[0]], k);
   const scores = { attribute: attributes[0], histogram: scoreHistogram(same, different), same: same.length, different: different.length };
   return { ...result, seconds: (performance.now() - started) / 1000, space: space.id, index: lookalike.indexDir, scores };
+}
+
+/** The same protocols as findNeighbours, each query answered through the ANN index. */
+async function annNeighbours(lookalike: Lookalike, space: EmbeddingSpace, ids: string[], k: number, options: IndexEvalOptions): Promise<Neighbours> {
+  const started = performance.now();
+  const n = ids.length;
+  const fraction = options.queries;
+  if (fraction === undefined) {
+    const queryRows = new Int32Array(n).map((_, i) => i);
+    const hits = await lookalike.engine.annTopK(space, queryRows, k, undefined, options.onProgress);
+    return { queryRows, rows: hits.rows, scores: hits.scores, k: hits.k, isCandidate: new Uint8Array(n).fill(1), protocol: 'leave-one-out', seconds: (performance.now() - started) / 1000 };
+  }
+  const isCandidate = new Uint8Array(n);
+  const queryList: number[] = [];
+  ids.forEach((id, row) => { if (isHeldOut(id, fraction)) queryList.push(row); else isCandidate[row] = 1; });
+  const queryRows = Int32Array.from(queryList);
+  const hits = await lookalike.engine.annTopK(space, queryRows, k, isCandidate, options.onProgress);
+  return { queryRows, rows: hits.rows, scores: hits.scores, k: hits.k, isCandidate, protocol: 'held-out', seconds: (performance.now() - started) / 1000 };
 }

@@ -21,6 +21,7 @@ import { acquireIndexLock } from '../store/lock.js';
 import { checkInputSize } from '../validate.js';
 import type { IndexManifest, ItemFailure, ItemVectors, Store } from '../store/types.js';
 import { adoptHeadFile } from '../head/index-head.js';
+import type { SearchSetting } from '../search/engine.js';
 
 export const FORMAT_VERSION = 1;
 
@@ -59,6 +60,8 @@ export interface BuildOptions {
    * refused with INDEX_WOULD_REMOVE: usually the wrong catalog, not a smaller one.
    */
   allowRemove?: boolean;
+  /** How searches are answered from now on (stored in the manifest): auto, exact or ann. */
+  search?: SearchSetting;
 }
 
 /** Removals above this share of the index need `allowRemove`... */
@@ -130,7 +133,7 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
       catalog: { root: catalog.root, kind: catalog.kind, columns: catalog.columns },
       createdAt: existing?.createdAt ?? now,
       updatedAt: now,
-      extensions: head ? { ...existing?.extensions, head } : existing?.extensions,
+      extensions: head || options.search ? { ...existing?.extensions, ...(head && { head }), ...(options.search && { search: options.search }) } : existing?.extensions,
     };
     store.setManifest(manifest);
     store.deleteItems(stale);

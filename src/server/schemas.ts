@@ -56,9 +56,14 @@ export const cropParam = {
   description: 'search only this part of the photo: "x,y,w,h" relative to the photo (0..1), e.g. "0.1,0.2,0.5,0.6"; '
     + 'without it the product is found in the photo by itself. The response proposes up to 3 regions.',
 } as const;
+const searchParam = {
+  type: 'string',
+  enum: ['exact', 'ann'],
+  description: "exact (score every item) or ann (approximate index, candidates re-ranked exactly: scores are true cosines); default: the index's setting, else ann for large catalogs",
+} as const;
 
 /** Query-string / body properties shared by every search. */
-export const searchProperties = { k: kParam, threshold: thresholdParam, filter: filterParam, mode: modeParam, pooling: poolingParam } as const;
+export const searchProperties = { k: kParam, threshold: thresholdParam, filter: filterParam, mode: modeParam, pooling: poolingParam, search: searchParam } as const;
 
 export const searchQuerystring = { type: 'object', additionalProperties: false, properties: searchProperties } as const;
 

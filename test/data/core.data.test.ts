@@ -53,14 +53,16 @@ describe.skipIf(!HAS_DEV_CATALOG)('the dev catalog subset', () => {
         let same = 0;
         for (const q of queries) {
           const { results } = await lookalike.searchByImage(q.image, { k: 6 });
-          // The photo itself is in the catalog: it comes first, at cosine 1.
+          // The photo itself is in the catalog: it comes first. A photo query is pooled over
+          // the cells where the product was found (catalog vectors over the whole photo), so
+          // its cosine to its own packshot is close to 1 but not exactly 1.
           expect(results[0].id).toBe(q.id);
-          expect(results[0].score).toBeCloseTo(1, 4);
+          expect(results[0].score).toBeGreaterThan(0.95);
           same += results.slice(1).filter((r) => r.metadata.articleType === type).length;
         }
         expect(same / (queries.length * 5)).toBeGreaterThanOrEqual(minShare);
       }
-      const women = lookalike.searchById(lookalike.engine.items[0].id, { k: 10, filters: { gender: ['Women'] } });
+      const women = await lookalike.searchById(lookalike.engine.items[0].id, { k: 10, filters: { gender: ['Women'] } });
       expect(women.results.every((r) => r.metadata.gender === 'Women')).toBe(true);
     } finally {
       await lookalike.close();

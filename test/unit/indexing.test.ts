@@ -119,34 +119,34 @@ describe('searching an index', () => {
     expect(results[0].score).toBeGreaterThan(0.95);
   });
 
-  it('more like this excludes the item itself and ranks by descending score', () => {
-    const { results } = lookalike.searchById('1000', { k: 15 });
+  it('more like this excludes the item itself and ranks by descending score', async () => {
+    const { results } = await lookalike.searchById('1000', { k: 15 });
     expect(results).toHaveLength(15);
     expect(results.map((r) => r.id)).not.toContain('1000');
     for (let i = 1; i < results.length; i++) expect(results[i - 1].score).toBeGreaterThanOrEqual(results[i].score);
   });
 
   it('applies metadata filters and the similarity threshold', async () => {
-    const { results } = lookalike.searchById('1000', { k: 10, filters: { baseColour: ['Blue'], masterCategory: ['Accessories'] } });
+    const { results } = await lookalike.searchById('1000', { k: 10, filters: { baseColour: ['Blue'], masterCategory: ['Accessories'] } });
     expect(results.length).toBe(2);
     expect(results.every((r) => r.metadata.baseColour === 'Blue' && r.metadata.masterCategory === 'Accessories')).toBe(true);
-    const strict = lookalike.searchById('1000', { k: 10, threshold: 0.999 });
+    const strict = await lookalike.searchById('1000', { k: 10, threshold: 0.999 });
     expect(strict.results).toEqual([]);
   });
 
   it('refuses a query made with other preprocessing than the index', async () => {
-    expect(() => lookalike.searchById('1000', { expect: { width: 128, height: 128 } })).toThrowError(/was built with resnet50-imagenet\/224x224\/stretch/);
+    await expect(lookalike.searchById('1000', { expect: { width: 128, height: 128 } })).rejects.toThrowError(/was built with resnet50-imagenet\/224x224\/stretch/);
   });
 
-  it('says which id is unknown', () => {
-    expect(() => lookalike.searchById('nope')).toThrowError(/no item with id "nope"/);
+  it('says which id is unknown', async () => {
+    await expect(lookalike.searchById('nope')).rejects.toThrowError(/no item with id "nope"/);
   });
 
   it('recommends top-k for every item in one batch', async () => {
     const rec = await lookalike.recommendAll(3);
     expect(rec.ids).toHaveLength(16);
     for (let q = 0; q < 16; q++) {
-      const single = lookalike.searchById(rec.ids[q], { k: 3 }).results.map((r) => r.id);
+      const single = (await lookalike.searchById(rec.ids[q], { k: 3 })).results.map((r) => r.id);
       expect(Array.from(rec.rows.subarray(q * 3, q * 3 + 3)).map((r) => rec.ids[r])).toEqual(single);
     }
   });

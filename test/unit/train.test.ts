@@ -294,7 +294,7 @@ describe('training a head on an index', () => {
         }
       }
       // A search by id returns catalog items, best first.
-      const hits = lookalike.searchById(items[0].id, { k: 5, mode: 'style' });
+      const hits = await lookalike.searchById(items[0].id, { k: 5, mode: 'style' });
       expect(hits.results).toHaveLength(5);
       expect(hits.space).toContain('head:');
     } finally {

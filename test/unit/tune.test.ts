@@ -148,12 +148,12 @@ describe('tuning an index', () => {
     const reopened = await Lookalike.open(dir);
     try {
       expect(reopened.defaults()).toEqual({ k: 2, threshold: 0.1234 });
-      const response = reopened.searchById('1000');
+      const response = await reopened.searchById('1000');
       expect(response.space).toBe('backbone:avg');
       expect(response.results).toHaveLength(2);
       // The tuned threshold is a cosine of the avg space: it does not carry over to max.
       expect(reopened.defaults(reopened.space({ pooling: 'max' }))).toEqual({ k: 2, threshold: undefined });
-      expect(reopened.searchById('1000', { k: 4 }).results).toHaveLength(4);
+      expect((await reopened.searchById('1000', { k: 4 })).results).toHaveLength(4);
     } finally {
       await reopened.close();
     }

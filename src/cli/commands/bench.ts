@@ -1,19 +1,67 @@
 import { INDEX_BATCH_SIZE } from '../../defaults.js';
+import { Option } from 'commander';
 import { runCoreBench } from '../../bench/core.js';
+import { runIndexSearchBench, runServingProbe, runSyntheticBench, type Timing } from '../../bench/ann.js';
 import { devCatalogDir } from '../../paths.js';
-import { action, indexOption, intArg, print, printJson, table, type Command } from '../shared.js';
+import { action, floatArg, indexOption, intArg, print, printJson, table, type Command } from '../shared.js';
+
+const ms = (t: Timing) => `${t.p50ms.toFixed(3)} / ${t.p99ms.toFixed(3)} ms`;
+const bytes = (b: number) => `${Math.round(b).toLocaleString('en-US')} B`;
 
 export function registerBenchCommand(program: Command): void {
   program.command('bench')
-    .description('Measure indexing throughput, query latency (embed + search) and search-only time against a plain per-item JavaScript loop, on an existing index.')
+    .description('Measure indexing throughput, query latency (embed + search) and search-only time against a plain per-item JavaScript loop, on an existing index. '
+      + 'With --ann: exact against approximate search side by side; with --synthetic N: the approximate index on N items drawn around the index\'s real vectors.')
     .addOption(indexOption())
     .option('--catalog <dir>', 'catalog to time indexing on (a temporary index is used)', devCatalogDir())
     .option('--items <n>', 'items to index for the throughput figure', intArg('items'), 400)
-    .option('--queries <n>', 'queries to time', intArg('queries'), 50)
+    .option('--queries <n>', 'queries to time', intArg('queries'))
     .option('--batch <n>', 'inference batch size', intArg('batch', 1, 256), INDEX_BATCH_SIZE)
+    .option('--ann', 'search only: exact (GEMM), exact (JS) and ANN p50/p99 and recall@10 on the index (opened read-only)')
+    .option('--synthetic <n>', 'search only, on n synthetic items around the index\'s real vectors (in the served space): ANN build time, load time and memory of a fresh serving process, p50/p99, recall@10', intArg('synthetic', 1000, 20_000_000))
+    .option('--noise <x>', 'synthetic items: norm of the noise added to a unit real vector', floatArg('noise', 0, 10), 0.35)
+    .addOption(new Option('--serve-probe <dir>').hideHelp())
     .option('--json', 'print JSON')
-    .action(action(async (flags: { index: string; catalog: string; items: number; queries: number; batch: number; json?: boolean }) => {
-      const r = await runCoreBench({ indexDir: flags.index, catalogDir: flags.catalog, indexItems: flags.items, queries: flags.queries, batch: flags.batch, log: (m) => process.stderr.write(`${m}\n`) });
+    .addHelpText('after', '\nExamples:\n  lookalike bench\n  lookalike bench --ann\n  lookalike bench --synthetic 1000000')
+    .action(action(async (flags: { index: string; catalog: string; items: number; queries?: number; batch: number; ann?: boolean; synthetic?: number; noise: number; serveProbe?: string; json?: boolean }) => {
+      const log = (m: string) => process.stderr.write(`${m}\n`);
+      if (flags.serveProbe) return printJson(runServingProbe(flags.serveProbe));
+      if (flags.synthetic) {
+        const r = await runSyntheticBench({
+          indexDir: flags.index, items: flags.synthetic, noise: flags.noise, queries: flags.queries, log,
+          // The same CLI in a fresh process (node flags kept, e.g. a TypeScript loader).
+          probeCommand: (dir) => ({ command: process.execPath, args: [...process.execArgv, process.argv[1], 'bench', '--serve-probe', dir] }),
+        });
+        if (flags.json) return printJson(r);
+        print(`synthetic catalog: ${r.items.toLocaleString('en-US')} items around ${r.baseItems} real vectors of ${flags.index} (${r.space}, ${r.dim}-d, noise ${r.noise}), ${r.queries} queries, k=${r.k}`);
+        print(table([
+          ['measure', 'exact (GEMM, float32 in memory)', 'ann (int8 HNSW, re-ranked exactly)'],
+          ['search p50 / p99', ms(r.exactGemm), ms(r.serving.ann)],
+          [`recall@${r.k} vs exact`, '1', r.serving.ann.recallAtK.toFixed(4)],
+          ['build', '-', `${r.build.seconds.toFixed(1)} s (${r.build.itemsPerSecond.toFixed(0)} items/s)`],
+          ['server load', '-', `${r.serving.loadSeconds.toFixed(2)} s`],
+          ['serving process memory (RSS)', `${((r.items * r.dim * 4) / 1048576).toFixed(0)} MB for the vectors alone`, `${r.serving.rssAfterQueriesMB.toFixed(0)} MB (${r.serving.rssBeforeMB.toFixed(0)} MB before loading)`],
+          ['bytes per item in memory', bytes(r.bytesPerItem.exactInMemory), bytes(r.bytesPerItem.annInMemory)],
+          ['bytes per item on disk', bytes(r.bytesPerItem.fullVectorsOnDisk), `${bytes(r.bytesPerItem.annOnDisk)} + the full vectors`],
+        ]));
+        return;
+      }
+      if (flags.ann) {
+        const r = await runIndexSearchBench({ indexDir: flags.index, queries: flags.queries, log });
+        if (flags.json) return printJson(r);
+        print(`index: ${flags.index}: ${r.items} items, ${r.space} (${r.dim}-d), ${r.queries} queries (catalog items, themselves excluded), k=${r.k}`);
+        print(table([
+          ['search only', 'p50 / p99', `recall@${r.k} vs exact`],
+          ['exact (onnxruntime GEMM, photo queries before)', ms(r.exactGemm), '1'],
+          ['exact (JS kernel, "more like this" before)', ms(r.exactJs), '1'],
+          ['ann (int8 HNSW + exact re-rank)', ms(r.ann), r.ann.recallAtK.toFixed(4)],
+          ...r.filtered.map((f) => [`ann, filter ${f.filter} (${f.rows} items)`, `${f.annMs.toFixed(3)} ms mean`, `same ids as exact: ${(f.sameIdsAsExact * 100).toFixed(0)}%`]),
+        ]));
+        print(`ann build: ${r.build.seconds.toFixed(1)} s (${JSON.stringify(r.build.settings)})`);
+        print(`bytes per item: store on disk ${bytes(r.bytesPerItem.storeOnDisk)} (+ ann file ${bytes(r.bytesPerItem.annOnDisk)}); search in memory: exact ${bytes(r.bytesPerItem.exactInMemory)}, ann index ${bytes(r.bytesPerItem.annInMemory)}`);
+        return;
+      }
+      const r = await runCoreBench({ indexDir: flags.index, catalogDir: flags.catalog, indexItems: flags.items, queries: flags.queries ?? 50, batch: flags.batch, log });
       if (flags.json) return printJson(r);
       print(`catalog in index: ${r.catalogItems} items`);
       print(table([

@@ -10,7 +10,8 @@ import { buildIndex } from '../../indexing/build.js';
 import { readCatalog, summarizeProblems } from '../../catalog/index.js';
 import { stratifiedSample } from '../../tune/sample.js';
 import { parseFilters } from '../../search/filters.js';
-import type { SearchResponse } from '../../lookalike.js';
+import { ANN_MIN_ITEMS, type SearchMethod, type SearchSetting } from '../../search/engine.js';
+import { searchSettingOf, type SearchResponse } from '../../lookalike.js';
 import type { ResizeMode, Pooling } from '../../model/registry.js';
 import { parseRegion } from '../../model/localise.js';
 import { SqliteStore } from '../../store/sqlite.js';
@@ -25,9 +26,10 @@ const searchOptions = (cmd: Command) => cmd
   .option('-f, --filter <field=value>', 'keep only products whose field matches (repeatable; a,b = either)', collect, [])
   .addOption(new Option('--pooling <kind>', 'pooling of the backbone features (default: the index\'s)').choices(['max', 'avg']))
   .option('--mode <mode>', `notion of similarity when the index has a trained head: ${SEARCH_MODES.join(', ')}`)
+  .addOption(new Option('--search <method>', `exact (score every item) or ann (approximate index, re-ranked exactly); default: the index's setting, else ann from ${ANN_MIN_ITEMS.toLocaleString('en-US')} items`).choices(['exact', 'ann']))
   .option('--json', 'print machine-readable JSON');
 
-interface SearchFlags { index: string; k: number; threshold?: number; filter: string[]; pooling?: Pooling; mode?: string; json?: boolean }
+interface SearchFlags { index: string; k: number; threshold?: number; filter: string[]; pooling?: Pooling; mode?: string; search?: SearchMethod; json?: boolean }
 
 function printResponse(response: SearchResponse, flags: SearchFlags, columns: string[]): void {
   const json = flags.json;
@@ -66,10 +68,11 @@ export function registerCoreCommands(program: Command): void {
     .option('--limit <n>', 'embed at most n new items in this run', intArg('limit'))
     .option('--sample <n>', 'quick start: embed a sample of n items with the same share of every articleType (chosen by a stable hash of the id, so always the same ones); run again without --sample for the rest', intArg('sample', 1))
     .option('--head <file>', 'search with a head trained on another catalog (`lookalike train --save FILE`)')
+    .addOption(new Option('--search <method>', `how searches are answered from now on: auto (ann from ${ANN_MIN_ITEMS.toLocaleString('en-US')} items), exact, ann`).choices(['auto', 'exact', 'ann']))
     .option('--allow-remove', 'let this run remove more than half of the index (items missing from this catalog)')
     .option('--json', 'print the report as JSON')
     .addHelpText('after', '\nExamples:\n  lookalike index ../shared/datasets/fashion-small --sample 1500   # quick start\n  lookalike index ../shared/datasets/fashion-small\n  lookalike index ./photos --index ./photos-index --resize pad\n  lookalike index ./next-season --index ./next-index --head head.lkhead')
-    .action(action(async (catalog: string, flags: { index: string; batch: number; size?: string; resize?: ResizeMode; pooling?: Pooling; limit?: number; sample?: number; head?: string; allowRemove?: boolean; json?: boolean }) => {
+    .action(action(async (catalog: string, flags: { index: string; batch: number; size?: string; resize?: ResizeMode; pooling?: Pooling; limit?: number; sample?: number; head?: string; allowRemove?: boolean; search?: SearchSetting; json?: boolean }) => {
       const settings: Record<string, unknown> = {};
       if (flags.size) {
         const m = /^(\d+)x(\d+)$/.exec(flags.size);
@@ -99,6 +102,7 @@ export function registerCoreCommands(program: Command): void {
           first: flags.sample ? await sampleIds(catalog, flags.sample) : undefined,
           head: flags.head,
           allowRemove: flags.allowRemove,
+          search: flags.search,
           signal: controller.signal,
           log: (m) => process.stderr.write(`${m}\n`),
           onProgress: (p) => {
@@ -136,7 +140,7 @@ export function registerCoreCommands(program: Command): void {
       const crop = flags.crop ? parseRegion(flags.crop, '--crop') : undefined;
       await withIndex(flags.index, async (lookalike) => {
         const response = await lookalike.searchByImage(image, {
-          label: image, k: flags.k, threshold: flags.threshold, pooling: flags.pooling, mode: flags.mode, crop,
+          label: image, k: flags.k, threshold: flags.threshold, pooling: flags.pooling, mode: flags.mode, crop, search: flags.search,
           filters: parseFilters(flags.filter, lookalike.manifest.catalog.columns),
         });
         for (const warning of response.query.warnings ?? []) process.stderr.write(`lookalike: warning: ${warning}\n`);
@@ -154,8 +158,8 @@ export function registerCoreCommands(program: Command): void {
     .addHelpText('after', '\nExample:\n  lookalike similar 15970 -k 5'))
     .action(action(async (id: string, flags: SearchFlags) => {
       await withIndex(flags.index, async (lookalike) => {
-        const response = lookalike.searchById(id, {
-          k: flags.k, threshold: flags.threshold, pooling: flags.pooling, mode: flags.mode,
+        const response = await lookalike.searchById(id, {
+          k: flags.k, threshold: flags.threshold, pooling: flags.pooling, mode: flags.mode, search: flags.search,
           filters: parseFilters(flags.filter, lookalike.manifest.catalog.columns),
         });
         printResponse(response, flags, lookalike.manifest.catalog.columns);
@@ -239,26 +243,50 @@ export function registerCoreCommands(program: Command): void {
       // The store itself, not a searchable index: an index with nothing embedded yet (every
       // photo unreadable) must still show its failures.
       const store = SqliteStore.open(flags.index, { readonly: true });
-      try {
+      const read = () => {
         const manifest = store.getManifest();
         if (!manifest) throw new LookalikeError('INDEX_EMPTY', { path: flags.index });
-        const counts = store.count();
-        const failures = store.failures();
-        const info = { index: flags.index, manifest, counts, failures };
-        if (flags.json) return printJson(info);
-        const s = manifest.settings;
-        print(`index:    ${flags.index}`);
-        print(`catalog:  ${manifest.catalog.root} (${manifest.catalog.kind})`);
-        print(`model:    ${manifest.weightsId}, input ${s.width}x${s.height} ${s.resize}, ${s.pooling} pooling, ${manifest.dimension}-d`);
-        print(`items:    ${counts.items} (${counts.embedded} embedded, ${counts.failed} unreadable)`);
-        print(`updated:  ${manifest.updatedAt}`);
-        if (failures.length) {
-          print(`unreadable photos (${failures.length}):`);
-          for (const f of failures.slice(0, 20)) print(`  ${f.id}: ${f.reason}`);
-          if (failures.length > 20) print(`  ... and ${failures.length - 20} more (see --json)`);
-        }
+        return { manifest, counts: store.count(), failures: store.failures() };
+      };
+      let stored: ReturnType<typeof read>;
+      try {
+        stored = read();
       } finally {
         store.close();
+      }
+      const { manifest, counts, failures } = stored;
+      const search = counts.embedded ? await withIndex(flags.index, async (lookalike) => {
+        const space = lookalike.space();
+        const ann = lookalike.engine.annStatus(space);
+        return {
+          setting: searchSettingOf(lookalike.manifest),
+          method: lookalike.engine.method(),
+          space: space.id,
+          ann: ann.meta && { file: ann.file, upToDate: ann.current, recallAt10: ann.meta.recallAt10, recallQueries: ann.meta.recallQueries, settings: ann.meta.settings },
+        };
+      }) : undefined;
+      const info = { index: flags.index, manifest, counts, search, failures };
+      if (flags.json) return printJson(info);
+      const s = manifest.settings;
+      print(`index:    ${flags.index}`);
+      print(`catalog:  ${manifest.catalog.root} (${manifest.catalog.kind})`);
+      print(`model:    ${manifest.weightsId}, input ${s.width}x${s.height} ${s.resize}, ${s.pooling} pooling, ${manifest.dimension}-d`);
+      print(`items:    ${counts.items} (${counts.embedded} embedded, ${counts.failed} unreadable)`);
+      print(`updated:  ${manifest.updatedAt}`);
+      if (search) {
+        const why = search.setting === 'auto' ? `auto: ${search.method === 'ann' ? 'at least' : 'under'} ${ANN_MIN_ITEMS.toLocaleString('en-US')} items` : 'index setting';
+        print(`search:   ${search.method === 'ann' ? 'ann (approximate index, candidates re-ranked exactly)' : 'exact (every item scored)'} (${why}), space ${search.space}`);
+        if (search.ann) {
+          const recall = search.ann.recallAt10 !== undefined ? `recall@10 vs exact ${search.ann.recallAt10.toFixed(4)} (${search.ann.recallQueries} queries)` : 'recall not measured';
+          print(`ann:      ${recall}; ${search.ann.file}${search.ann.upToDate ? '' : ' (brought up to date on the next search)'}`);
+        } else if (search.method === 'ann') {
+          print('ann:      not built yet: built on the first search (or `lookalike serve` start) and saved beside the index');
+        }
+      }
+      if (failures.length) {
+        print(`unreadable photos (${failures.length}):`);
+        for (const f of failures.slice(0, 20)) print(`  ${f.id}: ${f.reason}`);
+        if (failures.length > 20) print(`  ... and ${failures.length - 20} more (see --json)`);
       }
     }));
 }

@@ -5,6 +5,7 @@
  */
 import { headRefOf } from '../../head/index-head.js';
 import { DEFAULT_K, SEARCH_MODES } from '../../defaults.js';
+import type { SearchMethod } from '../../search/engine.js';
 import { Option } from 'commander';
 import path from 'node:path';
 import { evaluateIndex, type IndexEvalResult } from '../../eval/evaluate-index.js';
@@ -14,7 +15,7 @@ import type { Pooling } from '../../model/registry.js';
 import { action, collect, floatArg, indexOption, intArg, print, printJson, progressBar, table, withIndex, type Command } from '../shared.js';
 
 interface EvalFlags {
-  index: string; k: number; attr: string[]; queries?: number; pooling?: Pooling; mode?: string;
+  index: string; k: number; attr: string[]; queries?: number; pooling?: Pooling; mode?: string; search?: SearchMethod;
   json?: boolean; report?: string; perClass?: boolean;
 }
 
@@ -52,6 +53,7 @@ export function registerEvalCommand(program: Command): void {
     .option('--queries <fraction>', 'evaluate a held-out share of items (stable split by id hash) against the other items only, e.g. 0.2', floatArg('queries', 0, 1))
     .addOption(new Option('--pooling <kind>', 'pooling of the backbone features (default: the index\'s)').choices(['max', 'avg']))
     .option('--mode <mode>', `notion of similarity when the index has a trained head: ${SEARCH_MODES.join(', ')}`)
+    .addOption(new Option('--search <method>', 'find neighbours exactly (default) or through the ANN index, as searches do (to compare the two)').choices(['exact', 'ann']))
     .option('--per-class', 'also print per-class tables and confusion matrices (10 most frequent classes)')
     .option('--json', 'print the full result as JSON')
     .option('--report <dir>', 'write a report folder: index.html with charts, PNG/SVG charts, CSV tables')
@@ -68,7 +70,7 @@ export function registerEvalCommand(program: Command): void {
         const bar = progressBar('evaluating', 'queries', process.stderr.isTTY === true && !flags.json);
         let barStarted = false;
         const result = await evaluateIndex(lookalike, {
-          k: flags.k, attributes: flags.attr, queries: flags.queries, pooling: flags.pooling, mode: flags.mode,
+          k: flags.k, attributes: flags.attr, queries: flags.queries, pooling: flags.pooling, mode: flags.mode, search: flags.search,
           onProgress: (done, total) => {
             if (!barStarted) { bar.start(total); barStarted = true; }
             bar.update(done);

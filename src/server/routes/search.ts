@@ -24,7 +24,7 @@ export async function searchRoutes(fastify: FastifyInstance, { ctx }: { ctx: Ser
     const started = performance.now();
     const body = request.body;
     const { lookalike, queue, limits } = ctx;
-    const options = { k: body.k, threshold: body.threshold, filters: filtersOf(ctx, body.filter), mode: body.mode, pooling: body.pooling };
+    const options = { k: body.k, threshold: body.threshold, filters: filtersOf(ctx, body.filter), mode: body.mode, pooling: body.pooling, search: body.search };
     if ('image' in body) {
       const image = body.image;
       const crop = body.crop ? parseRegion(body.crop) : undefined;
@@ -44,7 +44,7 @@ export async function searchRoutes(fastify: FastifyInstance, { ctx }: { ctx: Ser
         results: response.results.map(presentHit),
       };
     }
-    const response = lookalike.searchById(body.id, options);
+    const response = await lookalike.searchById(body.id, options);
     return { query: response.query, space: response.space, tookMs: performance.now() - started, results: response.results.map(presentHit) };
   });
 }

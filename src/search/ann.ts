@@ -1,0 +1,209 @@
+/**
+ * The approximate nearest-neighbour index (HNSW, usearch) over one embedding space.
+ *
+ * It takes matrices and ids, never a store: SQLite keeps it as files beside index.sqlite,
+ * another backend can keep the same files anywhere (or build one per replica).
+ *
+ * Vectors inside are int8 (scalar-quantised, 1 byte per dimension): 4x smaller than the
+ * float32 rows and faster to compare. The candidates it returns are re-ranked exactly by
+ * the caller against full-precision rows, so the scores users see are true cosines; the
+ * quantisation only decides which rows get re-ranked.
+ *
+ * Keys are stable numbers handed out as items arrive; `ids[key]` names the item (null once
+ * removed). `sync` brings the index in line with the catalog's rows: new ids are added,
+ * ids gone are removed, ids whose vector changed (re-embedded photo) are replaced. A row's
+ * vector is recognised by a cheap checksum, so an unchanged catalog costs one pass.
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Index, MetricKind, ScalarKind } from 'usearch';
+
+export interface AnnSettings {
+  quantization: 'i8' | 'f16' | 'f32';
+  /** Graph degree (M): more links, better recall, more memory. */
+  connectivity: number;
+  /** Beam width while inserting: higher builds slower and a better graph. */
+  expansionAdd: number;
+  /** Beam width while searching (at least the number of candidates asked for). */
+  expansionSearch: number;
+}
+
+/** Chosen on the dev catalog (README, `lookalike bench`): recall@10 >= 0.99 after re-ranking. */
+export const DEFAULT_ANN_SETTINGS: AnnSettings = { quantization: 'i8', connectivity: 16, expansionAdd: 64, expansionSearch: 128 };
+
+/** Bumped when the files' layout or meaning changes; older files are rebuilt. */
+const FORMAT = 1;
+
+export interface AnnMeta {
+  format: number;
+  spaceId: string;
+  dim: number;
+  settings: AnnSettings;
+  /** The store generation the index reflects. */
+  generation: number;
+  /** Recall@10 of the re-ranked ANN search against exact search, measured at the last sync. */
+  recallAt10?: number;
+  recallQueries?: number;
+}
+
+export interface SyncReport { added: number; removed: number; replaced: number; seconds: number }
+
+export class AnnIndex {
+  private index: Index;
+  /** Item id of each key; null for removed keys. */
+  private ids: Array<string | null> = [];
+  private checks: number[] = [];
+  private readonly keyById = new Map<string, number>();
+  /** Row in the caller's current matrix of each key (-1: none). */
+  private keyToRow = new Int32Array(0);
+  meta: AnnMeta;
+
+  private constructor(meta: AnnMeta) {
+    this.meta = meta;
+    this.index = AnnIndex.newIndex(meta.dim, meta.settings);
+  }
+
+  static create(spaceId: string, dim: number, settings: AnnSettings = DEFAULT_ANN_SETTINGS): AnnIndex {
+    return new AnnIndex({ format: FORMAT, spaceId, dim, settings, generation: -1 });
+  }
+
+  private static newIndex(dim: number, s: AnnSettings): Index {
+    return new Index({
+      dimensions: dim,
+      metric: MetricKind.Cos,
+      quantization: s.quantization as ScalarKind,
+      connectivity: s.connectivity,
+      expansion_add: s.expansionAdd,
+      expansion_search: s.expansionSearch,
+      multi: false,
+    });
+  }
+
+  /** Items in the index. */
+  get size(): number {
+    return this.keyById.size;
+  }
+
+  /**
+   * Brings the index in line with `ids` (row order of `matrix`, n x dim, normalised).
+   * `generation` is recorded as the state reached.
+   */
+  sync(ids: string[], matrix: Float32Array, generation: number, onProgress?: (done: number, total: number) => void): SyncReport {
+    const started = performance.now();
+    const dim = this.meta.dim;
+    const wanted = new Map<string, number>();
+    ids.forEach((id, row) => wanted.set(id, row));
+    const drop: number[] = [];
+    let replaced = 0;
+    for (const [id, key] of this.keyById) {
+      const row = wanted.get(id);
+      if (row === undefined) drop.push(key);
+      else if (checksum(matrix, row, dim) !== this.checks[key]) { drop.push(key); replaced++; }
+    }
+    for (const key of drop) {
+      this.index.remove(BigInt(key));
+      this.keyById.delete(this.ids[key] as string);
+      this.ids[key] = null;
+    }
+    const addRows: number[] = [];
+    for (let row = 0; row < ids.length; row++) if (!this.keyById.has(ids[row])) addRows.push(row);
+    const batch = 4096;
+    for (let start = 0; start < addRows.length; start += batch) {
+      const rows = addRows.slice(start, start + batch);
+      const keys = new BigUint64Array(rows.length);
+      const vectors = new Float32Array(rows.length * dim);
+      rows.forEach((row, i) => {
+        const key = this.ids.length;
+        this.ids.push(ids[row]);
+        this.checks.push(checksum(matrix, row, dim));
+        this.keyById.set(ids[row], key);
+        keys[i] = BigInt(key);
+        vectors.set(matrix.subarray(row * dim, (row + 1) * dim), i * dim);
+      });
+      this.index.add(keys, vectors, 0);
+      onProgress?.(Math.min(start + batch, addRows.length), addRows.length);
+    }
+    this.bindRows(ids);
+    this.meta.generation = generation;
+    return { added: addRows.length, removed: drop.length - replaced, replaced, seconds: (performance.now() - started) / 1000 };
+  }
+
+  /** Maps keys to the rows of the caller's matrix (after loading an index in sync). */
+  bindRows(ids: string[]): void {
+    this.keyToRow = new Int32Array(this.ids.length).fill(-1);
+    ids.forEach((id, row) => {
+      const key = this.keyById.get(id);
+      if (key !== undefined) this.keyToRow[key] = row;
+    });
+  }
+
+  /** The `count` nearest rows found by the graph, best first (approximate order). */
+  searchRows(query: Float32Array, count: number): Int32Array {
+    const found = this.index.search(query, Math.min(count, this.size), 1);
+    const rows = new Int32Array(found.keys.length);
+    let w = 0;
+    for (let i = 0; i < found.keys.length; i++) {
+      const row = this.keyToRow[Number(found.keys[i])];
+      if (row >= 0) rows[w++] = row;
+    }
+    return rows.subarray(0, w);
+  }
+
+  /** Writes `<base>.usearch` and `<base>.json` atomically enough: the JSON is written last. */
+  save(base: string): void {
+    mkdirSync(path.dirname(base), { recursive: true });
+    const tmp = `${base}.${process.pid}.tmp`;
+    this.index.save(`${tmp}.usearch`);
+    renameSync(`${tmp}.usearch`, `${base}.usearch`);
+    writeFileSync(`${tmp}.json`, JSON.stringify({ ...this.meta, ids: this.ids, checks: this.checks }));
+    renameSync(`${tmp}.json`, `${base}.json`);
+  }
+
+  /** Reads an index saved by `save`; undefined when missing, stale in format or settings, or unreadable. */
+  static load(base: string, spaceId: string, dim: number, settings: AnnSettings = DEFAULT_ANN_SETTINGS): AnnIndex | undefined {
+    if (!existsSync(`${base}.json`) || !existsSync(`${base}.usearch`)) return undefined;
+    try {
+      const saved = JSON.parse(readFileSync(`${base}.json`, 'utf8')) as AnnMeta & { ids: Array<string | null>; checks: number[] };
+      if (saved.format !== FORMAT || saved.spaceId !== spaceId || saved.dim !== dim || JSON.stringify(saved.settings) !== JSON.stringify(settings)) return undefined;
+      const { ids, checks, ...meta } = saved;
+      const ann = new AnnIndex(meta);
+      ann.index.load(`${base}.usearch`);
+      ann.ids = ids;
+      ann.checks = checks;
+      ids.forEach((id, key) => { if (id !== null) ann.keyById.set(id, key); });
+      if (ann.index.size() !== ann.keyById.size) return undefined;
+      return ann;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The saved index's description only (no ids, no graph). */
+  static readMeta(base: string): AnnMeta | undefined {
+    try {
+      const saved = JSON.parse(readFileSync(`${base}.json`, 'utf8')) as AnnMeta & { ids?: unknown; checks?: unknown };
+      delete saved.ids;
+      delete saved.checks;
+      return saved;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Bytes of the saved index files (graph + int8 vectors, and the key list). */
+  static fileBytes(base: string): number {
+    return ['usearch', 'json'].reduce((s, ext) => s + (existsSync(`${base}.${ext}`) ? statSync(`${base}.${ext}`).size : 0), 0);
+  }
+
+  static remove(base: string): void {
+    for (const ext of ['usearch', 'json']) rmSync(`${base}.${ext}`, { force: true });
+  }
+}
+
+/** A weighted sum of a row: changes when the vector does, cheap, stable in JSON. */
+function checksum(matrix: Float32Array, row: number, dim: number): number {
+  let s = 0;
+  const off = row * dim;
+  for (let j = 0; j < dim; j++) s += matrix[off + j] * ((j % 7) + 1);
+  return Math.fround(s);
+}

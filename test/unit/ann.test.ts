@@ -1,0 +1,225 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { SqliteStore } from '../../src/store/sqlite.js';
+import { defaultSettings } from '../../src/model/registry.js';
+import { Lookalike } from '../../src/lookalike.js';
+import { ANN_MIN_ITEMS, FILTERED_EXACT_MAX } from '../../src/search/engine.js';
+import type { ItemVectors } from '../../src/store/types.js';
+
+// Vectors drawn in clusters (as product photos are: many near-duplicates of a few looks),
+// stored in a real SQLite index; search goes through the library as a user's would.
+const DIM = 48;
+const COLOUR_DIM = 4;
+
+function rng(seed: number) {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(s ^ (s >>> 15), s | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
+  };
+}
+
+const centres = (() => {
+  const r = rng(99);
+  return Array.from({ length: 60 }, () => Float32Array.from({ length: DIM }, r));
+})();
+
+function item(i: number, r: () => number): ItemVectors {
+  const c = centres[i % centres.length];
+  const max = Float32Array.from(c, (v) => v + 0.25 * r());
+  return { id: `p${i}`, max, avg: Float32Array.from(max, (v) => v * 0.5 + 0.1 * r()), colour: Float32Array.from({ length: COLOUR_DIM }, () => r() + 0.5) };
+}
+
+function metadataOf(i: number): Record<string, string> {
+  // "rare" has exactly 3 items; "half" splits the catalog (a filter ANN answers, above FILTERED_EXACT_MAX).
+  return { kind: i === 5 || i === 500 || i === 5000 ? 'rare' : i % 2 ? 'odd' : 'even', group: String(i % 7) };
+}
+
+function addItems(dir: string, from: number, to: number, seed: number): void {
+  const store = SqliteStore.open(dir, { create: true });
+  const r = rng(seed);
+  const ids = Array.from({ length: to - from }, (_, j) => from + j);
+  store.upsertItems(ids.map((i) => ({ id: `p${i}`, image: `/nowhere/p${i}.jpg`, metadata: metadataOf(i) })));
+  store.putVectors(ids.map((i) => item(i, r)));
+  store.close();
+}
+
+function createIndex(dir: string, n: number, search?: string): void {
+  const store = SqliteStore.open(dir, { create: true });
+  const now = new Date().toISOString();
+  store.setManifest({
+    formatVersion: 1, settings: defaultSettings(), weightsId: 'synthetic', dimension: DIM, colourDimension: COLOUR_DIM,
+    catalog: { root: '/nowhere', kind: 'image-folder', columns: ['kind', 'group'] }, createdAt: now, updatedAt: now,
+    extensions: search ? { search } : undefined,
+  });
+  store.close();
+  addItems(dir, 0, n, 1);
+}
+
+const ids = (hits: Array<{ id: string }>) => hits.map((h) => h.id);
+
+describe('approximate search (HNSW) over a real index', () => {
+  const N = 8000;
+  let dir: string;
+  let lookalike: Lookalike;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'lookalike-ann-'));
+    createIndex(dir, N);
+    lookalike = await Lookalike.open(dir);
+  });
+
+  afterAll(async () => {
+    await lookalike.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('searches exactly below the size threshold unless told otherwise', () => {
+    expect(N).toBeLessThan(ANN_MIN_ITEMS);
+    expect(lookalike.engine.method()).toBe('exact');
+    expect(lookalike.engine.method('ann')).toBe('ann');
+  });
+
+  it('finds the same neighbours as exact search (recall@10 >= 0.99) and shows exact cosines', async () => {
+    let found = 0;
+    for (let i = 0; i < 100; i++) {
+      const id = `p${i * 79}`;
+      const exact = await lookalike.searchById(id, { k: 10, search: 'exact' });
+      const ann = await lookalike.searchById(id, { k: 10, search: 'ann' });
+      expect(ids(ann.results)).not.toContain(id);
+      for (const hit of ann.results) {
+        const same = exact.results.find((e) => e.id === hit.id);
+        if (same) { found++; expect(hit.score).toBeCloseTo(same.score, 6); }
+      }
+    }
+    expect(found / 1000).toBeGreaterThanOrEqual(0.99);
+    const status = lookalike.engine.annStatus(lookalike.space());
+    expect(status.meta?.recallAt10).toBeGreaterThanOrEqual(0.99);
+    expect(status.current).toBe(true);
+    expect(existsSync(status.file!)).toBe(true);
+    expect(path.dirname(status.file!)).toBe(dir);
+  });
+
+  it('a filter with 3 matching items returns exactly those 3, as exact search does', async () => {
+    for (const id of ['p1', 'p2', 'p77']) {
+      const exact = await lookalike.searchById(id, { k: 10, filters: { kind: ['rare'] }, search: 'exact' });
+      const ann = await lookalike.searchById(id, { k: 10, filters: { kind: ['rare'] }, search: 'ann' });
+      expect(ann.results).toHaveLength(3);
+      expect(ids(ann.results)).toEqual(ids(exact.results));
+    }
+  });
+
+  it('a broad filter (answered through the graph) keeps its meaning and its recall', async () => {
+    let found = 0;
+    for (let i = 0; i < 50; i++) {
+      const id = `p${i * 131}`;
+      const exact = await lookalike.searchById(id, { k: 10, filters: { kind: ['odd'] }, search: 'exact' });
+      const ann = await lookalike.searchById(id, { k: 10, filters: { kind: ['odd'] }, search: 'ann' });
+      expect(ann.results).toHaveLength(10);
+      expect(ann.results.every((r) => r.metadata.kind === 'odd')).toBe(true);
+      found += ann.results.filter((r) => ids(exact.results).includes(r.id)).length;
+    }
+    expect(N / 2).toBeGreaterThan(FILTERED_EXACT_MAX);
+    expect(found / 500).toBeGreaterThanOrEqual(0.99);
+  });
+
+  it('a selective filter still returns every match when there are fewer than k', async () => {
+    // group=3 and kind=rare: p500 only (500 % 7 = 3).
+    const ann = await lookalike.searchById('p1', { k: 10, filters: { kind: ['rare'], group: ['3'] }, search: 'ann' });
+    expect(ids(ann.results)).toEqual(['p500']);
+  });
+
+  it('thresholds mean the same: only scores above, and everything above when fewer than k', async () => {
+    for (const id of ['p3', 'p4242']) {
+      const exact = await lookalike.searchById(id, { k: 50, search: 'exact' });
+      const threshold = exact.results[20].score;
+      const e = await lookalike.searchById(id, { k: 50, threshold, search: 'exact' });
+      const a = await lookalike.searchById(id, { k: 50, threshold, search: 'ann' });
+      expect(a.results.every((r) => r.score >= threshold)).toBe(true);
+      expect(ids(a.results)).toEqual(ids(e.results));
+      const none = await lookalike.searchById(id, { k: 10, threshold: 0.9999, search: 'ann' });
+      expect(none.results).toEqual([]);
+    }
+  });
+});
+
+describe('the ANN index beside the store', () => {
+  let dir: string;
+
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'lookalike-ann-inc-'));
+    createIndex(dir, 3000, 'ann');
+  });
+
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  async function withIndex<T>(fn: (l: Lookalike) => Promise<T>): Promise<T> {
+    const l = await Lookalike.open(dir);
+    try {
+      return await fn(l);
+    } finally {
+      await l.close();
+    }
+  }
+
+  it('follows the index setting, and is loaded, not rebuilt, when the store has not changed', async () => {
+    await withIndex(async (l) => {
+      expect(l.engine.method()).toBe('ann');
+      await l.searchById('p1');
+      expect(l.engine.lastSync?.added).toBe(3000);
+    });
+    await withIndex(async (l) => {
+      await l.searchById('p1');
+      expect(l.engine.lastSync).toBeUndefined();
+      expect(l.engine.annStatus(l.space()).current).toBe(true);
+    });
+  });
+
+  it('adds new items incrementally: searches find them', async () => {
+    addItems(dir, 3000, 3100, 7);
+    await withIndex(async (l) => {
+      const space = l.space();
+      for (let i = 3000; i < 3100; i += 9) {
+        const hits = await l.engine.query(space, l.engine.vectorOf(space, `p${i}`), { k: 1, search: 'ann' });
+        expect(hits[0].id).toBe(`p${i}`);
+      }
+      expect(l.engine.lastSync).toMatchObject({ added: 100, removed: 0, replaced: 0 });
+    });
+  });
+
+  it('removes deleted items incrementally: searches never return them', async () => {
+    const removed = Array.from({ length: 200 }, (_, j) => `p${j * 13}`);
+    const store = SqliteStore.open(dir);
+    const queries = await withIndex(async (l) => removed.slice(0, 40).map((id) => Float32Array.from(l.engine.vectorOf(l.space(), id))));
+    store.deleteItems(removed);
+    store.close();
+    await withIndex(async (l) => {
+      const gone = new Set(removed);
+      for (const q of queries) {
+        const hits = await l.engine.query(l.space(), q, { k: 20, search: 'ann' });
+        expect(hits).toHaveLength(20);
+        expect(hits.some((h) => gone.has(h.id))).toBe(false);
+      }
+      expect(l.engine.lastSync).toMatchObject({ added: 0, removed: 200 });
+    });
+  });
+
+  it('replaces an item whose vector changed (re-embedded photo)', async () => {
+    const store = SqliteStore.open(dir);
+    const moved = item(31, rng(5)); // p1's new look: a vector from another cluster
+    moved.id = 'p1';
+    store.putVectors([moved]);
+    store.close();
+    await withIndex(async (l) => {
+      const space = l.space();
+      const hits = await l.engine.query(space, l.engine.vectorOf(space, 'p1'), { k: 1, search: 'ann' });
+      expect(hits[0].id).toBe('p1');
+      expect(hits[0].score).toBeCloseTo(1, 5);
+      expect(l.engine.lastSync).toMatchObject({ added: 1, replaced: 1 });
+    });
+  });
+});
