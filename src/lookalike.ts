@@ -164,10 +164,13 @@ export class Lookalike {
    */
   async warmUp(): Promise<void> {
     await this.loadEmbedder();
-    this.engine.matrix(this.photoSpace());
     if (this.engine.method() === 'ann') {
+      // Current ANN files are loaded as they are: no float32 matrix is computed or held.
       await this.engine.ann(this.photoSpace());
       await this.engine.ann(this.space());
+    } else {
+      this.engine.matrix(this.photoSpace());
+      this.engine.matrix(this.space());
     }
   }
 
@@ -227,7 +230,8 @@ export class Lookalike {
     const space = this.space(options);
     const defaults = this.defaults(space);
     const threshold = options.threshold ?? defaults.threshold;
-    const results = await this.engine.query(space, this.engine.vectorOf(space, id), { ...options, k: options.k ?? defaults.k, threshold, excludeId: id });
+    const query = await this.engine.vectorOfForSearch(space, id, options.search);
+    const results = await this.engine.query(space, query, { ...options, k: options.k ?? defaults.k, threshold, excludeId: id });
     return { query: { kind: 'item', id }, space: space.id, threshold, results };
   }
 
@@ -244,6 +248,7 @@ export class Lookalike {
 
   async close(): Promise<void> {
     if (this.embedder) await (await this.embedder.catch(() => undefined))?.release();
+    await this.engine.close();
     this.store.close();
   }
 }

@@ -7,7 +7,7 @@
  *    vector plus noise, renormalised), the ANN index built, saved, and loaded by a fresh
  *    serving process whose memory, load time, latency and recall are measured.
  */
-import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
@@ -61,8 +61,8 @@ export async function runIndexSearchBench(options: { indexDir: string; queries?:
     ann.sync(engine.items.map((i) => i.id), data, lookalike.store.generation());
     const buildSeconds = (performance.now() - built) / 1000;
     engine.adoptAnn(space, ann);
-    ann.save(path.join(tmp, 'ann'));
-    const annBytes = AnnIndex.fileBytes(path.join(tmp, 'ann'));
+    ann.save(path.join(tmp, 'ann'), data);
+    const annBytes = AnnIndex.fileBytes(path.join(tmp, 'ann')).index;
 
     const nq = Math.min(options.queries ?? 200, n);
     const rows = Array.from({ length: nq }, (_, i) => Math.floor(((i + 0.5) * n) / nq));
@@ -216,15 +216,6 @@ export async function runSyntheticBench(options: {
     const nq = options.queries ?? 200;
     const queries = new Float32Array(nq * dim);
     for (let q = 0; q < nq; q++) drawAround(base, dim, (q * 7919) % baseItems, noise, rand, queries, q * dim);
-    // The full-precision vectors, as the store would keep them: the serving process re-ranks from here.
-    const fd = openSync(path.join(dir, 'vectors.f32'), 'w');
-    const chunk = 65536 * dim;
-    for (let off = 0; off < matrix.length; off += chunk) {
-      const part = matrix.subarray(off, Math.min(matrix.length, off + chunk));
-      writeSync(fd, new Uint8Array(part.buffer, part.byteOffset, part.byteLength));
-    }
-    closeSync(fd);
-
     log('exact search for the truth (GEMM)...');
     const truth = await batchTopK(matrix, dim, queries, nq, k);
     const gemm: number[] = [];
@@ -249,8 +240,10 @@ export async function runSyntheticBench(options: {
       }
     });
     const buildSeconds = (performance.now() - started) / 1000;
-    ann.save(path.join(dir, 'ann'));
-    const annBytes = AnnIndex.fileBytes(path.join(dir, 'ann'));
+    // Saved as an index's ANN files are: graph + int8 vectors, key list, and the full-precision rows.
+    ann.save(path.join(dir, 'ann'), matrix);
+    ann.close();
+    const annBytes = AnnIndex.fileBytes(path.join(dir, 'ann')).index;
     writeFileSync(path.join(dir, 'probe.json'), JSON.stringify({ n, dim, k, spaceId, truth: Array.from(truth.rows) }));
     writeFileSync(path.join(dir, 'queries.f32'), new Uint8Array(queries.buffer));
 
@@ -284,8 +277,9 @@ function runChild(command: string, args: string[]): Promise<ServingProbe> {
 
 /**
  * The serving side, in its own process so its memory is its own: load the saved ANN index
- * (int8 graph in memory), re-rank each query's candidates exactly from the full vectors on
- * disk (a positioned read per candidate; the OS page cache keeps hot rows).
+ * as a server does (int8 graph in memory) and re-rank each query's candidates exactly from
+ * the rows file on disk (AnnIndex.readRow, the path SearchEngine takes when its files are
+ * current; the OS page cache keeps hot rows).
  */
 export function runServingProbe(dir: string): ServingProbe {
   const rssBefore = process.memoryUsage().rss;
@@ -299,16 +293,11 @@ export function runServingProbe(dir: string): ServingProbe {
   ann.bindRows(Array.from({ length: n }, (_, i) => String(i)));
   const loadSeconds = (performance.now() - started) / 1000;
   const rssAfterLoad = process.memoryUsage().rss;
-  const fd = openSync(path.join(dir, 'vectors.f32'), 'r');
   const row = new Float32Array(dim);
-  const rowBytes = new Uint8Array(row.buffer);
   const search = (q: Float32Array): Hit[] => {
     const rows = ann.searchRows(q, Math.max(64, 4 * k));
     const hits: Hit[] = [];
-    for (const r of rows) {
-      readSync(fd, rowBytes, 0, dim * 4, r * dim * 4);
-      hits.push({ row: r, score: dotAt(row, 0, q, dim) });
-    }
+    for (const r of rows) hits.push({ row: r, score: dotAt(ann.readRow(r, row), 0, q, dim) });
     return hits.sort((a, b) => b.score - a.score).slice(0, k);
   };
   for (let q = 0; q < Math.min(20, nq); q++) search(queries.subarray(q * dim, (q + 1) * dim)); // warm-up
@@ -321,7 +310,7 @@ export function runServingProbe(dir: string): ServingProbe {
     const expected = new Set(truth.slice(q * k, (q + 1) * k));
     found += hits.filter((h) => expected.has(h.row)).length;
   }
-  closeSync(fd);
+  ann.close();
   const mb = (b: number) => b / 1048576;
   return {
     loadSeconds,

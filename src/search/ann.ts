@@ -13,8 +13,14 @@
  * removed). `sync` brings the index in line with the catalog's rows: new ids are added,
  * ids gone are removed, ids whose vector changed (re-embedded photo) are replaced. A row's
  * vector is recognised by a cheap checksum, so an unchanged catalog costs one pass.
+ *
+ * Beside the graph, `save` writes the full-precision rows of the space by key
+ * (`<base>.f32`). A loaded index re-ranks from there with a positioned read per candidate
+ * (the OS page cache keeps the hot rows), so a server whose files are current holds only
+ * the int8 graph in memory, never the float32 matrix of the space nor the raw backbone
+ * vectors it is computed from.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { Index, MetricKind, ScalarKind } from 'usearch';
 
@@ -32,7 +38,7 @@ export interface AnnSettings {
 export const DEFAULT_ANN_SETTINGS: AnnSettings = { quantization: 'i8', connectivity: 16, expansionAdd: 64, expansionSearch: 128 };
 
 /** Bumped when the files' layout or meaning changes; older files are rebuilt. */
-const FORMAT = 1;
+const FORMAT = 2;
 
 export interface AnnMeta {
   format: number;
@@ -54,8 +60,11 @@ export class AnnIndex {
   private ids: Array<string | null> = [];
   private checks: number[] = [];
   private readonly keyById = new Map<string, number>();
-  /** Row in the caller's current matrix of each key (-1: none). */
+  /** Row in the caller's current matrix of each key (-1: none), and the key of each row. */
   private keyToRow = new Int32Array(0);
+  private rowToKey = new Int32Array(0);
+  /** The saved full-precision rows by key (`<base>.f32`), open for reading once loaded. */
+  private rowsFd?: number;
   meta: AnnMeta;
 
   private constructor(meta: AnnMeta) {
@@ -131,10 +140,31 @@ export class AnnIndex {
   /** Maps keys to the rows of the caller's matrix (after loading an index in sync). */
   bindRows(ids: string[]): void {
     this.keyToRow = new Int32Array(this.ids.length).fill(-1);
+    this.rowToKey = new Int32Array(ids.length).fill(-1);
     ids.forEach((id, row) => {
       const key = this.keyById.get(id);
-      if (key !== undefined) this.keyToRow[key] = row;
+      if (key !== undefined) { this.keyToRow[key] = row; this.rowToKey[row] = key; }
     });
+  }
+
+  /** Whether full-precision rows can be read from the saved rows file (`readRow`). */
+  get hasRowsFile(): boolean {
+    return this.rowsFd !== undefined;
+  }
+
+  /** Reads a row's full-precision vector from the rows file into `out` (dim floats). */
+  readRow(row: number, out: Float32Array): Float32Array {
+    const key = this.rowToKey[row];
+    if (this.rowsFd === undefined || key === undefined || key < 0) throw new Error(`row ${row} has no saved vector`);
+    const bytes = this.meta.dim * 4;
+    readSync(this.rowsFd, new Uint8Array(out.buffer, out.byteOffset, bytes), 0, bytes, key * bytes);
+    return out;
+  }
+
+  /** Closes the rows file. */
+  close(): void {
+    if (this.rowsFd !== undefined) closeSync(this.rowsFd);
+    this.rowsFd = undefined;
   }
 
   /** The `count` nearest rows found by the graph, best first (approximate order). */
@@ -149,19 +179,44 @@ export class AnnIndex {
     return rows.subarray(0, w);
   }
 
-  /** Writes `<base>.usearch` and `<base>.json` atomically enough: the JSON is written last. */
-  save(base: string): void {
+  /**
+   * Writes `<base>.usearch`, the rows of `matrix` (the caller's current rows, as bound) by
+   * key into `<base>.f32` (zeros for removed keys), and `<base>.json` last: a reader finds
+   * either the old JSON, which no longer matches the graph's size and is rebuilt, or the new.
+   * The rows file is then the one re-ranking reads from.
+   */
+  save(base: string, matrix: Float32Array): void {
     mkdirSync(path.dirname(base), { recursive: true });
     const tmp = `${base}.${process.pid}.tmp`;
     this.index.save(`${tmp}.usearch`);
+    const dim = this.meta.dim;
+    const fd = openSync(`${tmp}.f32`, 'w');
+    try {
+      const block = 4096;
+      const buf = new Float32Array(block * dim);
+      for (let start = 0; start < this.ids.length; start += block) {
+        const count = Math.min(block, this.ids.length - start);
+        buf.fill(0);
+        for (let i = 0; i < count; i++) {
+          const row = this.keyToRow[start + i];
+          if (row >= 0) buf.set(matrix.subarray(row * dim, (row + 1) * dim), i * dim);
+        }
+        writeSync(fd, new Uint8Array(buf.buffer, 0, count * dim * 4));
+      }
+    } finally {
+      closeSync(fd);
+    }
     renameSync(`${tmp}.usearch`, `${base}.usearch`);
+    this.close();
+    renameSync(`${tmp}.f32`, `${base}.f32`);
+    this.rowsFd = openSync(`${base}.f32`, 'r');
     writeFileSync(`${tmp}.json`, JSON.stringify({ ...this.meta, ids: this.ids, checks: this.checks }));
     renameSync(`${tmp}.json`, `${base}.json`);
   }
 
   /** Reads an index saved by `save`; undefined when missing, stale in format or settings, or unreadable. */
   static load(base: string, spaceId: string, dim: number, settings: AnnSettings = DEFAULT_ANN_SETTINGS): AnnIndex | undefined {
-    if (!existsSync(`${base}.json`) || !existsSync(`${base}.usearch`)) return undefined;
+    if (!existsSync(`${base}.json`) || !existsSync(`${base}.usearch`) || !existsSync(`${base}.f32`)) return undefined;
     try {
       const saved = JSON.parse(readFileSync(`${base}.json`, 'utf8')) as AnnMeta & { ids: Array<string | null>; checks: number[] };
       if (saved.format !== FORMAT || saved.spaceId !== spaceId || saved.dim !== dim || JSON.stringify(saved.settings) !== JSON.stringify(settings)) return undefined;
@@ -171,7 +226,8 @@ export class AnnIndex {
       ann.ids = ids;
       ann.checks = checks;
       ids.forEach((id, key) => { if (id !== null) ann.keyById.set(id, key); });
-      if (ann.index.size() !== ann.keyById.size) return undefined;
+      if (ann.index.size() !== ann.keyById.size || statSync(`${base}.f32`).size !== ids.length * dim * 4) return undefined;
+      ann.rowsFd = openSync(`${base}.f32`, 'r');
       return ann;
     } catch {
       return undefined;
@@ -190,13 +246,17 @@ export class AnnIndex {
     }
   }
 
-  /** Bytes of the saved index files (graph + int8 vectors, and the key list). */
-  static fileBytes(base: string): number {
-    return ['usearch', 'json'].reduce((s, ext) => s + (existsSync(`${base}.${ext}`) ? statSync(`${base}.${ext}`).size : 0), 0);
+  /**
+   * Bytes of the saved index files: `index` the graph with its int8 vectors and the key list
+   * (what a server holds in memory), `rows` the full-precision rows re-ranking reads from disk.
+   */
+  static fileBytes(base: string): { index: number; rows: number } {
+    const size = (ext: string) => (existsSync(`${base}.${ext}`) ? statSync(`${base}.${ext}`).size : 0);
+    return { index: size('usearch') + size('json'), rows: size('f32') };
   }
 
   static remove(base: string): void {
-    for (const ext of ['usearch', 'json']) rmSync(`${base}.${ext}`, { force: true });
+    for (const ext of ['usearch', 'json', 'f32']) rmSync(`${base}.${ext}`, { force: true });
   }
 }
 

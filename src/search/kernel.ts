@@ -48,24 +48,6 @@ export function topK(matrix: Float32Array, dim: number, query: Float32Array, opt
   return select.hits();
 }
 
-/**
- * Top-k among some rows only (an ANN index's candidates), scored exactly. `lowest` is the
- * lowest score among the eligible rows scored, so a caller can tell whether the candidates
- * reached below its threshold.
- */
-export function topKOfRows(matrix: Float32Array, dim: number, query: Float32Array, rows: Int32Array, opts: TopKOptions): { hits: Hit[]; lowest: number } {
-  const select = new TopKSelector(matrix.length / dim, opts);
-  let lowest = Infinity;
-  for (let i = 0; i < rows.length; i++) {
-    const r = rows[i];
-    if (!select.wants(r)) continue;
-    const score = dotAt(matrix, r * dim, query, dim);
-    if (score < lowest) lowest = score;
-    select.offer(r, score);
-  }
-  return { hits: select.hits(), lowest };
-}
-
 /** Top-k over scores computed elsewhere (one per row). */
 export function topKFromScores(scores: Float32Array, opts: TopKOptions): Hit[] {
   const select = new TopKSelector(scores.length, opts);
@@ -89,7 +71,8 @@ export async function topKAsync(matrix: Float32Array, dim: number, query: Float3
 }
 
 /** A bounded min-heap that keeps the k best (row, score) pairs under the options. */
-class TopKSelector {
+/** A bounded min-heap keeping the best k rows offered (mask, exclusion and threshold applied). */
+export class TopKSelector {
   private readonly k: number;
   private readonly threshold: number;
   private readonly mask?: Uint8Array;

@@ -150,7 +150,6 @@ async function warmUp(ctx: ServerContext): Promise<void> {
   const { lookalike } = ctx;
   try {
     await lookalike.warmUp();
-    lookalike.engine.matrix(lookalike.space());
     const blank = await sharp({ create: { width: 32, height: 32, channels: 3, background: '#ffffff' } }).png().toBuffer();
     await ctx.queue.run(() => lookalike.embedImage(blank, 'warm-up'));
     ctx.model = { state: 'ready' };

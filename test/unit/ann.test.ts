@@ -179,6 +179,28 @@ describe('the ANN index beside the store', () => {
     });
   });
 
+  it('a reopened index whose ANN files are current searches without the float32 matrix, re-ranking from disk', async () => {
+    const before = await withIndex(async (l) => {
+      const out: string[][] = [];
+      for (const id of ['p2', 'p777', 'p2999']) out.push(ids((await l.searchById(id, { k: 10, search: 'exact' })).results));
+      return out;
+    });
+    await withIndex(async (l) => {
+      const got: string[][] = [];
+      for (const id of ['p2', 'p777', 'p2999']) {
+        const r = await l.searchById(id, { k: 10 });
+        for (const hit of r.results) expect(hit.score).toBeLessThanOrEqual(1 + 1e-6);
+        got.push(ids(r.results));
+      }
+      const shared = got.reduce((sum, row, q) => sum + row.filter((id) => before[q].includes(id)).length, 0);
+      expect(shared / 30).toBeGreaterThanOrEqual(0.9);
+      // A filter with few rows is answered exactly from the rows file too.
+      const rare = await l.searchById('p1', { k: 10, filters: { kind: ['rare'] } });
+      expect(ids(rare.results).sort()).toEqual(['p5', 'p500']);
+      expect(l.engine.heldSpaces()).toEqual([]);
+    });
+  });
+
   it('adds new items incrementally: searches find them', async () => {
     addItems(dir, 3000, 3100, 7);
     await withIndex(async (l) => {
