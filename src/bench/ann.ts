@@ -142,6 +142,12 @@ export interface SyntheticBench {
   k: number;
   build: { seconds: number; itemsPerSecond: number };
   exactGemm: Timing;
+  /**
+   * Mean cosine of the k-th neighbour: of real items among the real catalog, and of the
+   * synthetic queries among the synthetic items. Close values mean the synthetic catalog is
+   * as crowded as the real one would be at this size; a higher synthetic value, harder.
+   */
+  neighbourCosAtK: { real: number; synthetic: number };
   serving: ServingProbe;
   bytesPerItem: { exactInMemory: number; annOnDisk: number; annInMemory: number; fullVectorsOnDisk: number };
 }
@@ -218,6 +224,17 @@ export async function runSyntheticBench(options: {
     for (let q = 0; q < nq; q++) drawAround(base, dim, (q * 7919) % baseItems, noise, rand, queries, q * dim);
     log('exact search for the truth (GEMM)...');
     const truth = await batchTopK(matrix, dim, queries, nq, k);
+    const realRows = Int32Array.from({ length: Math.min(nq, baseItems) }, (_, i) => Math.floor((i * baseItems) / Math.min(nq, baseItems)));
+    const realQueries = new Float32Array(realRows.length * dim);
+    realRows.forEach((r, i) => realQueries.set(base.subarray(r * dim, (r + 1) * dim), i * dim));
+    const real = await batchTopK(base, dim, realQueries, realRows.length, k, { excludeSelf: realRows });
+    const meanAtK = (h: { k: number; scores: Float32Array }, count: number) => {
+      let s = 0;
+      for (let q = 0; q < count; q++) s += h.scores[q * h.k + h.k - 1];
+      return s / count;
+    };
+    const neighbourCosAtK = { real: meanAtK(real, realRows.length), synthetic: meanAtK(truth, nq) };
+    log(`mean cosine of the ${k}th neighbour: real ${neighbourCosAtK.real.toFixed(3)}, synthetic ${neighbourCosAtK.synthetic.toFixed(3)}`);
     const gemm: number[] = [];
     await topKAsync(matrix, dim, queries.subarray(0, dim), { k });
     for (let q = 0; q < Math.min(nq, 20); q++) {
@@ -254,6 +271,7 @@ export async function runSyntheticBench(options: {
       items: n, baseItems, space: spaceId, dim, noise, queries: nq, k,
       build: { seconds: buildSeconds, itemsPerSecond: n / buildSeconds },
       exactGemm: timing(gemm),
+      neighbourCosAtK,
       serving,
       bytesPerItem: { exactInMemory: dim * 4, annOnDisk: annBytes / n, annInMemory: (serving.rssAfterQueriesMB - serving.rssBeforeMB) * 1048576 / n, fullVectorsOnDisk: dim * 4 },
     };

@@ -38,6 +38,7 @@ export function registerBenchCommand(program: Command): void {
           ['measure', 'exact (GEMM, float32 in memory)', 'ann (int8 HNSW, re-ranked exactly)'],
           ['search p50 / p99', ms(r.exactGemm), ms(r.serving.ann)],
           [`recall@${r.k} vs exact`, '1', r.serving.ann.recallAtK.toFixed(4)],
+          [`mean cosine of the ${r.k}th neighbour`, `real catalog ${r.neighbourCosAtK.real.toFixed(3)}`, `synthetic ${r.neighbourCosAtK.synthetic.toFixed(3)}`],
           ['build', '-', `${r.build.seconds.toFixed(1)} s (${r.build.itemsPerSecond.toFixed(0)} items/s)`],
           ['server load', '-', `${r.serving.loadSeconds.toFixed(2)} s`],
           ['serving process memory (RSS)', `${((r.items * r.dim * 4) / 1048576).toFixed(0)} MB for the vectors alone`, `${r.serving.rssAfterQueriesMB.toFixed(0)} MB (${r.serving.rssBeforeMB.toFixed(0)} MB before loading)`],
