@@ -12,6 +12,8 @@ import { spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { Lookalike } from '../lookalike.js';
+import { SEARCH_MODES } from '../defaults.js';
+import { backboneSpace, type EmbeddingSpace } from '../search/space.js';
 import { AnnIndex, DEFAULT_ANN_SETTINGS } from '../search/ann.js';
 import { batchTopK, topK, topKAsync, type Hit } from '../search/kernel.js';
 import { filterMask, type Filters } from '../search/filters.js';
@@ -20,18 +22,30 @@ import { percentile } from '../math/stats.js';
 
 export interface Timing { p50ms: number; p99ms: number }
 
-export interface IndexSearchBench {
-  items: number;
+/** One space of an index: exact against approximate search. */
+export interface SpaceSearchBench {
   space: string;
   dim: number;
-  queries: number;
-  k: number;
   exactGemm: Timing;
   exactJs: Timing;
+  /** Re-ranked from the float32 matrix in memory (just built, as `lookalike eval`). */
   ann: Timing & { recallAtK: number };
+  /** Loaded from its files and re-ranked from the rows file, as a server on current files. */
+  annFromFiles: Timing & { recallAtK: number };
+  build: { seconds: number; loadSeconds: number };
+  bytesPerItem: { annInMemory: number; rowsOnDisk: number; exactInMemory: number };
+}
+
+export interface IndexSearchBench {
+  items: number;
+  queries: number;
+  k: number;
+  settings: typeof DEFAULT_ANN_SETTINGS;
+  /** The backbone pooling, then (with a head) each head mode and the photo blend of the default mode. */
+  spaces: SpaceSearchBench[];
+  /** In the default space. */
   filtered: Array<{ filter: string; rows: number; annMs: number; sameIdsAsExact: number }>;
-  build: { seconds: number; settings: typeof DEFAULT_ANN_SETTINGS };
-  bytesPerItem: { storeOnDisk: number; annOnDisk: number; exactInMemory: number; annInMemory: number };
+  storeBytesPerItem: number;
 }
 
 function timing(ms: number[]): Timing {
@@ -52,39 +66,17 @@ export async function runIndexSearchBench(options: { indexDir: string; queries?:
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'lookalike-ann-bench-'));
   try {
     const { engine } = lookalike;
-    const space = lookalike.space();
-    const { data, dim } = engine.matrix(space);
     const n = engine.size;
-    log(`building the ANN index over ${n} items (${space.id}, ${dim}-d, in memory)...`);
-    const built = performance.now();
-    const ann = AnnIndex.create(space.id, dim);
-    ann.sync(engine.items.map((i) => i.id), data, lookalike.store.generation());
-    const buildSeconds = (performance.now() - built) / 1000;
-    engine.adoptAnn(space, ann);
-    ann.save(path.join(tmp, 'ann'), data);
-    const annBytes = AnnIndex.fileBytes(path.join(tmp, 'ann')).index;
-
     const nq = Math.min(options.queries ?? 200, n);
     const rows = Array.from({ length: nq }, (_, i) => Math.floor(((i + 0.5) * n) / nq));
-    const vec = (r: number) => data.subarray(r * dim, (r + 1) * dim);
-    log(`timing ${nq} queries each: exact (GEMM), exact (JS), ann...`);
-    await topKAsync(data, dim, vec(rows[0]), { k }); // warm-up: builds the onnxruntime session
-    const gemm: number[] = [], js: number[] = [], approx: number[] = [];
-    let found = 0, total = 0;
-    for (const r of rows) {
-      let t = performance.now();
-      const exact = await topKAsync(data, dim, vec(r), { k, exclude: r });
-      gemm.push(performance.now() - t);
-      t = performance.now();
-      topK(data, dim, vec(r), { k, exclude: r });
-      js.push(performance.now() - t);
-      t = performance.now();
-      const hits = await engine.searchAnn(space, vec(r), { k, excludeId: engine.items[r].id });
-      approx.push(performance.now() - t);
-      found += overlap(hits.map((h) => ({ row: engine.rowOf(h.id), score: h.score })), exact);
-      total += exact.length;
-    }
+    const spaces: EmbeddingSpace[] = [backboneSpace(lookalike.settings.pooling, lookalike.manifest.dimension)];
+    if (lookalike.head) spaces.push(...SEARCH_MODES.map((mode) => lookalike.space({ mode })), lookalike.photoSpace());
+    const results: SpaceSearchBench[] = [];
+    for (const space of spaces) results.push(await benchSpace(lookalike, space, rows, k, tmp, log));
 
+    const space = lookalike.space();
+    const { data, dim } = engine.matrix(space);
+    const vec = (r: number) => data.subarray(r * dim, (r + 1) * dim);
     const filtered: IndexSearchBench['filtered'] = [];
     const facets = engine.facets(['gender', 'articleType'].filter((c) => engine.columns.includes(c)));
     const rare = (facets.articleType ?? []).find((f) => f.count === 3) ?? (facets.articleType ?? []).at(-1);
@@ -111,25 +103,73 @@ export async function runIndexSearchBench(options: { indexDir: string; queries?:
     const storeBytes = ['index.sqlite', 'index.sqlite-wal'].reduce((s, f) => {
       try { return s + statSync(path.join(options.indexDir, f)).size; } catch { return s; }
     }, 0);
-    const rawHeld = space.id.startsWith('backbone:') ? lookalike.manifest.dimension * 4 : 0;
-    return {
-      items: n, space: space.id, dim, queries: nq, k,
-      exactGemm: timing(gemm), exactJs: timing(js),
-      ann: { ...timing(approx), recallAtK: found / total },
-      filtered,
-      build: { seconds: buildSeconds, settings: ann.meta.settings },
-      bytesPerItem: {
-        storeOnDisk: storeBytes / n,
-        annOnDisk: annBytes / n,
-        // Exact search holds the served matrix (float32), and for the plain backbone the raw pooling too.
-        exactInMemory: dim * 4 + rawHeld,
-        annInMemory: annBytes / n,
-      },
-    };
+    return { items: n, queries: nq, k, settings: DEFAULT_ANN_SETTINGS, spaces: results, filtered, storeBytesPerItem: storeBytes / n };
   } finally {
     rmSync(tmp, { recursive: true, force: true });
     await lookalike.close();
   }
+}
+
+/** Exact (GEMM, JS) and ANN (re-ranked in memory, and from its files) in one space. */
+async function benchSpace(lookalike: Lookalike, space: EmbeddingSpace, rows: number[], k: number, tmp: string, log: (m: string) => void): Promise<SpaceSearchBench> {
+  const { engine } = lookalike;
+  const { data, dim } = engine.matrix(space);
+  const n = engine.size;
+  log(`${space.id} (${dim}-d): building the ANN index over ${n} items...`);
+  const built = performance.now();
+  const ann = AnnIndex.create(space.id, dim);
+  ann.sync(engine.items.map((i) => i.id), data, lookalike.store.generation());
+  const buildSeconds = (performance.now() - built) / 1000;
+  engine.adoptAnn(space, ann);
+  const base = path.join(tmp, `ann-${dim}`);
+  ann.save(base, data);
+  const loadStarted = performance.now();
+  const loaded = AnnIndex.load(base, space.id, dim);
+  if (!loaded) throw new Error('the saved ANN index could not be read back');
+  loaded.bindRows(engine.items.map((i) => i.id));
+  const loadSeconds = (performance.now() - loadStarted) / 1000;
+  const files = AnnIndex.fileBytes(base);
+
+  const vec = (r: number) => data.subarray(r * dim, (r + 1) * dim);
+  log(`  timing ${rows.length} queries each: exact (GEMM), exact (JS), ann, ann from files...`);
+  await topKAsync(data, dim, vec(rows[0]), { k }); // warm-up: builds the onnxruntime session
+  const gemm: number[] = [], js: number[] = [], approx: number[] = [], fromFiles: number[] = [];
+  let found = 0, foundFiles = 0, total = 0;
+  const row = new Float32Array(dim);
+  for (const r of rows) {
+    let t = performance.now();
+    const exact = await topKAsync(data, dim, vec(r), { k, exclude: r });
+    gemm.push(performance.now() - t);
+    t = performance.now();
+    topK(data, dim, vec(r), { k, exclude: r });
+    js.push(performance.now() - t);
+    t = performance.now();
+    const hits = await engine.searchAnn(space, vec(r), { k, excludeId: engine.items[r].id });
+    approx.push(performance.now() - t);
+    found += overlap(hits.map((h) => ({ row: engine.rowOf(h.id), score: h.score })), exact);
+    // The server's path: candidates from the loaded graph, each re-ranked from the rows file.
+    t = performance.now();
+    const candidates = loaded.searchRows(vec(r), Math.max(64, 4 * k + 1));
+    const scored: Hit[] = [];
+    for (const c of candidates) if (c !== r) scored.push({ row: c, score: dotAt(loaded.readRow(c, row), 0, vec(r), dim) });
+    const fileHits = scored.sort((a, b) => b.score - a.score).slice(0, k);
+    fromFiles.push(performance.now() - t);
+    foundFiles += overlap(fileHits, exact);
+    total += exact.length;
+  }
+  loaded.close();
+  ann.close();
+  const rawHeld = space.id.startsWith('backbone:') ? 0 : lookalike.manifest.dimension * 4;
+  return {
+    space: space.id, dim,
+    exactGemm: timing(gemm), exactJs: timing(js),
+    ann: { ...timing(approx), recallAtK: found / total },
+    annFromFiles: { ...timing(fromFiles), recallAtK: foundFiles / total },
+    build: { seconds: buildSeconds, loadSeconds },
+    // Exact search holds the space's float32 matrix (and, for a space computed from the
+    // backbone's max pooling, e.g. the photo blend, that raw matrix too).
+    bytesPerItem: { annInMemory: files.index / n, rowsOnDisk: files.rows / n, exactInMemory: dim * 4 + (space.id.startsWith('blend(') ? rawHeld : 0) },
+  };
 }
 
 export interface SyntheticBench {

@@ -50,16 +50,19 @@ export function registerBenchCommand(program: Command): void {
       if (flags.ann) {
         const r = await runIndexSearchBench({ indexDir: flags.index, queries: flags.queries, log });
         if (flags.json) return printJson(r);
-        print(`index: ${flags.index}: ${r.items} items, ${r.space} (${r.dim}-d), ${r.queries} queries (catalog items, themselves excluded), k=${r.k}`);
+        print(`index: ${flags.index}: ${r.items} items, ${r.queries} queries (catalog items, themselves excluded), k=${r.k}; ann ${JSON.stringify(r.settings)}`);
         print(table([
-          ['search only', 'p50 / p99', `recall@${r.k} vs exact`],
-          ['exact (onnxruntime GEMM, photo queries before)', ms(r.exactGemm), '1'],
-          ['exact (JS kernel, "more like this" before)', ms(r.exactJs), '1'],
-          ['ann (int8 HNSW + exact re-rank)', ms(r.ann), r.ann.recallAtK.toFixed(4)],
-          ...r.filtered.map((f) => [`ann, filter ${f.filter} (${f.rows} items)`, `${f.annMs.toFixed(3)} ms mean`, `same ids as exact: ${(f.sameIdsAsExact * 100).toFixed(0)}%`]),
+          ['space', 'exact GEMM p50 / p99', 'exact JS p50 / p99', 'ann p50 / p99', `ann recall@${r.k}`, 'ann from files p50 / p99', `recall@${r.k}`, 'build / load', 'bytes/item in memory: exact vs ann'],
+          ...r.spaces.map((x) => [
+            `${x.space} (${x.dim}-d)`, ms(x.exactGemm), ms(x.exactJs), ms(x.ann), x.ann.recallAtK.toFixed(4), ms(x.annFromFiles), x.annFromFiles.recallAtK.toFixed(4),
+            `${x.build.seconds.toFixed(1)} s / ${x.build.loadSeconds.toFixed(2)} s`, `${bytes(x.bytesPerItem.exactInMemory)} vs ${bytes(x.bytesPerItem.annInMemory)}`,
+          ]),
         ]));
-        print(`ann build: ${r.build.seconds.toFixed(1)} s (${JSON.stringify(r.build.settings)})`);
-        print(`bytes per item: store on disk ${bytes(r.bytesPerItem.storeOnDisk)} (+ ann file ${bytes(r.bytesPerItem.annOnDisk)}); search in memory: exact ${bytes(r.bytesPerItem.exactInMemory)}, ann index ${bytes(r.bytesPerItem.annInMemory)}`);
+        print(table([
+          ['filter (default space)', 'items', 'ann mean', 'same ids as exact'],
+          ...r.filtered.map((f) => [f.filter, String(f.rows), `${f.annMs.toFixed(3)} ms`, `${(f.sameIdsAsExact * 100).toFixed(0)}%`]),
+        ]));
+        print(`bytes per item on disk: store ${bytes(r.storeBytesPerItem)}; per ANN space, ${r.spaces.map((x) => `${x.space}: graph ${bytes(x.bytesPerItem.annInMemory)} + rows ${bytes(x.bytesPerItem.rowsOnDisk)}`).join('; ')}`);
         return;
       }
       const r = await runCoreBench({ indexDir: flags.index, catalogDir: flags.catalog, indexItems: flags.items, queries: flags.queries ?? 50, batch: flags.batch, log });
