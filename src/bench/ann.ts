@@ -297,7 +297,7 @@ export async function runSyntheticBench(options: {
       }
     });
     const buildSeconds = (performance.now() - started) / 1000;
-    // Saved as an index's ANN files are: graph + int8 vectors, key list, and the full-precision rows.
+    // Saved as an index's ANN files are: graph + float16 vectors, key list, and the full-precision rows.
     ann.save(path.join(dir, 'ann'), matrix);
     ann.close();
     const annBytes = AnnIndex.fileBytes(path.join(dir, 'ann')).index;
@@ -335,7 +335,7 @@ function runChild(command: string, args: string[]): Promise<ServingProbe> {
 
 /**
  * The serving side, in its own process so its memory is its own: load the saved ANN index
- * as a server does (int8 graph in memory) and re-rank each query's candidates exactly from
+ * as a server does (float16 graph in memory) and re-rank each query's candidates exactly from
  * the rows file on disk (AnnIndex.readRow, the path SearchEngine takes when its files are
  * current; the OS page cache keeps hot rows).
  */

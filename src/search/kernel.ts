@@ -100,7 +100,7 @@ export class TopKSelector {
       this.rows[this.size] = row;
       this.scores[this.size] = score;
       siftUp(this.rows, this.scores, this.size++);
-    } else if (score > this.scores[0]) {
+    } else if (score > this.scores[0] || (score === this.scores[0] && row < this.rows[0])) {
       this.rows[0] = row;
       this.scores[0] = score;
       siftDown(this.rows, this.scores, this.size);
@@ -114,10 +114,19 @@ export class TopKSelector {
   }
 }
 
+/**
+ * Heap order: the worst hit at the root. Equal scores (duplicate photos) rank the lower row
+ * first, so which of them makes the top k does not depend on the order rows are offered in:
+ * exact search (row order) and ANN re-ranking (candidate order) keep the same ones.
+ */
+function worse(rows: Int32Array, scores: Float32Array, a: number, b: number): boolean {
+  return scores[a] < scores[b] || (scores[a] === scores[b] && rows[a] > rows[b]);
+}
+
 function siftUp(rows: Int32Array, scores: Float32Array, i: number): void {
   while (i > 0) {
     const p = (i - 1) >> 1;
-    if (scores[p] <= scores[i]) break;
+    if (!worse(rows, scores, i, p)) break;
     swap(rows, scores, i, p);
     i = p;
   }
@@ -128,8 +137,8 @@ function siftDown(rows: Int32Array, scores: Float32Array, size: number): void {
   for (;;) {
     const l = 2 * i + 1, r = l + 1;
     let m = i;
-    if (l < size && scores[l] < scores[m]) m = l;
-    if (r < size && scores[r] < scores[m]) m = r;
+    if (l < size && worse(rows, scores, l, m)) m = l;
+    if (r < size && worse(rows, scores, r, m)) m = r;
     if (m === i) return;
     swap(rows, scores, i, m);
     i = m;

@@ -35,7 +35,7 @@ export function registerBenchCommand(program: Command): void {
         if (flags.json) return printJson(r);
         print(`synthetic catalog: ${r.items.toLocaleString('en-US')} items around ${r.baseItems} real vectors of ${flags.index} (${r.space}, ${r.dim}-d, noise ${r.noise}), ${r.queries} queries, k=${r.k}`);
         print(table([
-          ['measure', 'exact (GEMM, float32 in memory)', 'ann (int8 HNSW, re-ranked exactly)'],
+          ['measure', 'exact (GEMM, float32 in memory)', 'ann (float16 HNSW, re-ranked exactly)'],
           ['search p50 / p99', ms(r.exactGemm), ms(r.serving.ann)],
           [`recall@${r.k} vs exact`, '1', r.serving.ann.recallAtK.toFixed(4)],
           [`mean cosine of the ${r.k}th neighbour`, `real catalog ${r.neighbourCosAtK.real.toFixed(3)}`, `synthetic ${r.neighbourCosAtK.synthetic.toFixed(3)}`],
