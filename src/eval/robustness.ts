@@ -16,7 +16,8 @@ import { isHeldOut } from './split.js';
 import { Random, sampleWithoutReplacement } from '../math/random.js';
 import { prepareImage, type PreparedImage } from '../image/prepare.js';
 import { prepareOptionsFor } from '../image/options.js';
-import { batchTopK } from '../search/kernel.js';
+import { batchTopK, type BatchHits } from '../search/kernel.js';
+import type { SearchMethod } from '../search/engine.js';
 import { backboneSpace, type EmbeddingSpace } from '../search/space.js';
 import { LOCALISATIONS, type Localisation } from '../model/localise.js';
 import { MODES } from '../head/head.js';
@@ -33,6 +34,11 @@ export interface RobustnessOptions {
   attribute?: string;
   /** Photos kept per kind for the report's strip of examples. */
   examplesPerKind?: number;
+  /**
+   * How the photos are searched: exact (every item scored, the default: the figures of the
+   * model alone) or ann (through the approximate index, as a large catalog's searches are).
+   */
+  search?: SearchMethod;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -154,7 +160,8 @@ export async function evaluateRobustness(lookalike: Lookalike, options: Robustne
   for (const s of spaces) {
     const { data } = engine.matrix(s.space);
     for (const l of locs) {
-      const hits = await batchTopK(data, s.space.dim, vectors.get(key(s, l)) as Float32Array, total, 10);
+      const qv = vectors.get(key(s, l)) as Float32Array;
+      const hits = options.search === 'ann' ? await annHits(lookalike, s.space, qv, total, 10) : await batchTopK(data, s.space.dim, qv, total, 10);
       const acc = new Map<string, { n: number; r1: number; r10: number; p5: number }>();
       for (let q = 0; q < total; q++) {
         const truth = queries[q].row;
@@ -178,4 +185,16 @@ export async function evaluateRobustness(lookalike: Lookalike, options: Robustne
     }
   }
   return { queries: total, seed, attribute, holdout, rows, examples: [...examples.values()], seconds: (performance.now() - started) / 1000 };
+}
+
+/** Top-k of each query through the space's ANN index, in batchTopK's layout. */
+async function annHits(lookalike: Lookalike, space: EmbeddingSpace, queries: Float32Array, total: number, k: number): Promise<BatchHits> {
+  const { engine } = lookalike;
+  const rows = new Int32Array(total * k).fill(-1);
+  const scores = new Float32Array(total * k).fill(Number.NaN);
+  for (let q = 0; q < total; q++) {
+    const hits = await engine.query(space, queries.subarray(q * space.dim, (q + 1) * space.dim), { k, search: 'ann' });
+    hits.forEach((h, j) => { rows[q * k + j] = engine.rowOf(h.id); scores[q * k + j] = h.score; });
+  }
+  return { k, rows, scores };
 }

@@ -105,5 +105,9 @@ describe('lookalike robustness', () => {
     // Same seed, same photos, same figures.
     const again = runCli(['robustness', '--index', indexDir, '--queries', '12', '--seed', '3', '--json']);
     expect(JSON.parse(again.stdout).rows).toEqual(result.rows);
+    // Through the approximate index (on so small a catalog it answers exactly): the same figures.
+    const ann = runCli(['robustness', '--index', indexDir, '--queries', '12', '--seed', '3', '--search', 'ann', '--json']);
+    expect(ann.code, ann.stderr).toBe(0);
+    expect(JSON.parse(ann.stdout).rows).toEqual(result.rows);
   });
 });

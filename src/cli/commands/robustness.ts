@@ -14,7 +14,7 @@ import { action, badOption, indexOption, intArg, print, printJson, progressBar, 
 
 interface RobustnessFlags {
   index: string; queries: number; seed: number; kinds?: string; localise?: string; attr: string;
-  json?: boolean; report?: string;
+  json?: boolean; report?: string; search?: string;
 }
 
 function listOf<T extends string>(value: string | undefined, known: readonly T[], what: string): readonly T[] {
@@ -34,18 +34,20 @@ export function registerRobustnessCommand(program: Command): void {
     .option('--kinds <list>', `kinds of photo, comma-separated: ${PERTURBATIONS.join(', ')} (default: all)`)
     .option('--localise <list>', `query pooling to compare, comma-separated: ${LOCALISATIONS.join(', ')} (default: both; searches use ${DEFAULT_LOCALISATION})`)
     .option('--attr <column>', 'label column of the precision of the other results', 'articleType')
+    .option('--search <method>', 'exact (every item scored: the model alone) or ann (through the approximate index, as large catalogs search)', 'exact')
     .option('--json', 'print the result as JSON')
     .option('--report <dir>', 'write an HTML report with CSV tables and a strip of example queries')
     .addHelpText('after', '\nExamples:\n  lookalike robustness --queries 300\n  lookalike robustness --report robustness/ --json > robustness.json')
     .action(action(async (flags: RobustnessFlags) => {
       const kinds = listOf<Perturbation>(flags.kinds, PERTURBATIONS, 'kind');
       const localisations = listOf<Localisation>(flags.localise, LOCALISATIONS, 'pooling');
+      const [search] = listOf<'exact' | 'ann'>(flags.search, ['exact', 'ann'], 'search method');
       await withIndex(flags.index, async (lookalike) => {
         const bar = progressBar('photographing and querying', 'photos', flags.json ? false : undefined);
         bar.start(flags.queries);
         const started = performance.now();
         const result = await evaluateRobustness(lookalike, {
-          queries: flags.queries, seed: flags.seed, kinds, localisations, attribute: flags.attr,
+          queries: flags.queries, seed: flags.seed, kinds, localisations, attribute: flags.attr, search,
           onProgress: (done) => bar.update(done, done / Math.max(1e-3, (performance.now() - started) / 1000)),
         });
         bar.stop();
