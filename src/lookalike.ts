@@ -89,19 +89,24 @@ export class Lookalike {
   private embedder?: Promise<Embedder>;
   private headSpaces?: HeadSpaces;
 
-  private constructor(readonly store: Store, readonly manifest: Readonly<IndexManifest>, readonly indexDir: string, readonly = false) {
+  private constructor(readonly store: Store, readonly manifest: Readonly<IndexManifest>, readonly indexDir: string, readonly = false, search?: SearchSetting) {
     // The ANN index is kept beside index.sqlite; a read-only open loads it but never writes.
-    this.engine = new SearchEngine(store, manifest.catalog.columns, { annDir: store.location, persist: !readonly, search: searchSettingOf(manifest) });
+    this.engine = new SearchEngine(store, manifest.catalog.columns, { annDir: store.location, persist: !readonly, search: search ?? searchSettingOf(manifest) });
   }
 
-  static async open(indexDir: string, options: { readonly?: boolean } = {}): Promise<Lookalike> {
+  /**
+   * `search` overrides the index's search setting for this process (`serve --search`):
+   * auto, exact or ann; a search's own `search` option still comes first.
+   */
+  static async open(indexDir: string, options: { readonly?: boolean; search?: SearchSetting } = {}): Promise<Lookalike> {
+    checkChoice(options.search, 'search', SEARCH_SETTINGS);
     const store = SqliteStore.open(indexDir, { readonly: options.readonly });
     const manifest = store.getManifest();
     if (!manifest || store.count().embedded === 0) {
       store.close();
       throw new LookalikeError('INDEX_EMPTY', { path: indexDir });
     }
-    const lookalike = new Lookalike(store, manifest, indexDir, options.readonly);
+    const lookalike = new Lookalike(store, manifest, indexDir, options.readonly, options.search);
     try {
       lookalike.headSpaces = await HeadSpaces.open(indexDir, manifest, store, lookalike.engine);
     } catch (err) {

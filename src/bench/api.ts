@@ -20,6 +20,8 @@ export interface ApiBenchOptions {
   log?: (message: string) => void;
   /** Give up waiting for the server after this long (ms). */
   startTimeoutMs?: number;
+  /** The server's search setting (`serve --search`). */
+  search?: 'auto' | 'exact' | 'ann';
 }
 
 export interface ApiBenchReport {
@@ -55,7 +57,7 @@ export async function runApiBench(options: ApiBenchOptions): Promise<ApiBenchRep
   const concurrency = options.concurrency ?? 1;
   const k = options.k ?? DEFAULT_K;
   const log = options.log ?? (() => {});
-  const server = await startServer(options.indexDir, Math.max(8, concurrency), options.startTimeoutMs ?? 180_000, log);
+  const server = await startServer(options.indexDir, Math.max(8, concurrency), options.startTimeoutMs ?? 180_000, log, options.search);
   try {
     const base = server.url;
     const page = await getJson<{ total: number }>(`${base}api/items?limit=1`);
@@ -122,9 +124,10 @@ interface RunningServer {
   stop: () => Promise<void>;
 }
 
-async function startServer(indexDir: string, queue: number, timeoutMs: number, log: (m: string) => void): Promise<RunningServer> {
+async function startServer(indexDir: string, queue: number, timeoutMs: number, log: (m: string) => void, search?: string): Promise<RunningServer> {
   const t0 = performance.now();
-  const child = spawn(process.execPath, [path.join(PACKAGE_ROOT, 'bin', 'lookalike.js'), 'serve', '--index', indexDir, '--port', '0', '--host', '127.0.0.1', '--queue', String(queue)], {
+  const args = ['serve', '--index', indexDir, '--port', '0', '--host', '127.0.0.1', '--queue', String(queue), ...(search ? ['--search', search] : [])];
+  const child = spawn(process.execPath, [path.join(PACKAGE_ROOT, 'bin', 'lookalike.js'), ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const stop = () => stopChild(child);

@@ -95,10 +95,19 @@ describe('approximate search (HNSW) over a real index', () => {
     expect(synthetic.stdout).toMatch(/mean cosine of the 10th neighbour/);
   });
 
-  it('searches exactly below the size threshold unless told otherwise', () => {
+  it('searches exactly below the size threshold unless told otherwise', async () => {
     expect(N).toBeLessThan(ANN_MIN_ITEMS);
     expect(lookalike.engine.method()).toBe('exact');
     expect(lookalike.engine.method('ann')).toBe('ann');
+    // A process-wide override (serve --search) beats the index setting; a search's own option beats both.
+    const forced = await Lookalike.open(dir, { search: 'ann', readonly: true });
+    try {
+      expect(forced.engine.method()).toBe('ann');
+      expect(forced.engine.method('exact')).toBe('exact');
+    } finally {
+      await forced.close();
+    }
+    await expect(Lookalike.open(dir, { search: 'fast' as never })).rejects.toMatchObject({ code: 'BAD_OPTION' });
   });
 
   it('finds the same neighbours as exact search (recall@10 >= 0.99) and shows exact cosines', async () => {

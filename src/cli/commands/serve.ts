@@ -6,6 +6,7 @@ import { Option } from 'commander';
 import { DEFAULT_K, MAX_K_HTTP, QUEUE_CONCURRENCY, QUEUE_MAX_WAITING } from '../../defaults.js';
 import { buildIndex } from '../../indexing/build.js';
 import { Lookalike } from '../../lookalike.js';
+import type { SearchSetting } from '../../search/engine.js';
 import { LookalikeError } from '../../errors.js';
 import { createServer, DEFAULT_MAX_UPLOAD_BYTES } from '../../server/app.js';
 import { runApiBench } from '../../bench/api.js';
@@ -19,6 +20,7 @@ interface ServeFlags {
   concurrency: number;
   queue: number;
   maxUploadMb: number;
+  search?: SearchSetting;
   log?: boolean;
 }
 
@@ -32,11 +34,12 @@ export function registerServeCommands(program: Command): void {
     .option('--concurrency <n>', 'image searches running at once', intArg('concurrency', 1, 16), QUEUE_CONCURRENCY)
     .option('--queue <n>', 'image searches allowed to wait; more get 503 + Retry-After', intArg('queue', 0, 1000), QUEUE_MAX_WAITING)
     .option('--max-upload-mb <n>', 'largest upload, MB', intArg('max-upload-mb', 1, 1024), DEFAULT_MAX_UPLOAD_BYTES / 1024 / 1024)
+    .addOption(new Option('--search <method>', 'how searches are answered unless a request says: auto (the index\'s setting, else approximate from 10,000 items), exact or ann').choices(['auto', 'exact', 'ann']))
     .addOption(new Option('--log', 'log every request (JSON lines on stdout)'))
     .addHelpText('after', '\nExamples:\n  lookalike serve --index .lookalike\n  lookalike serve --catalog ../shared/datasets/fashion-small --port 8080')
     .action(action(async (flags: ServeFlags) => {
       if (flags.catalog) await indexFirst(flags.catalog, flags.index);
-      const lookalike = await Lookalike.open(flags.index);
+      const lookalike = await Lookalike.open(flags.index, { search: flags.search });
       const app = await createServer(lookalike, {
         queue: { concurrency: flags.concurrency, maxWaiting: flags.queue },
         maxUploadBytes: flags.maxUploadMb * 1024 * 1024,
@@ -74,15 +77,17 @@ export function registerServeCommands(program: Command): void {
     .option('--requests <n>', 'searches to time', intArg('requests', 1, 100_000), 200)
     .option('--concurrency <n>', 'requests in flight at once', intArg('concurrency', 1, 64), 1)
     .option('--k <n>', 'results per search', intArg('k', 1, MAX_K_HTTP), DEFAULT_K)
+    .addOption(new Option('--search <method>', 'the server\'s search setting (serve --search): auto, exact or ann').choices(['auto', 'exact', 'ann']))
     .option('--json', 'print JSON')
-    .action(action(async (flags: { index: string; requests: number; concurrency: number; k: number; json?: boolean }) => {
-      const r = await runApiBench({ indexDir: flags.index, requests: flags.requests, concurrency: flags.concurrency, k: flags.k, log: (m) => process.stderr.write(`${m}\n`) });
+    .action(action(async (flags: { index: string; requests: number; concurrency: number; k: number; search?: SearchSetting; json?: boolean }) => {
+      const r = await runApiBench({ indexDir: flags.index, requests: flags.requests, concurrency: flags.concurrency, k: flags.k, search: flags.search, log: (m) => process.stderr.write(`${m}\n`) });
       if (flags.json) return printJson(r);
-      print(`index: ${r.indexDir} (${r.items.toLocaleString('en-US')} items); ${r.requests} uploads of catalog photos, concurrency ${r.concurrency}, k=${r.k}`);
+      print(`index: ${r.indexDir} (${r.items.toLocaleString('en-US')} items); ${r.requests} uploads of catalog photos, concurrency ${r.concurrency}, k=${r.k}${flags.search ? `, serve --search ${flags.search}` : ''}`);
       print(table([
         ['measure', 'value'],
         ['server start-up (process start to listening)', `${r.startup.listeningSeconds.toFixed(2)} s`],
         ['server ready (model + vectors loaded)', `${r.startup.readySeconds.toFixed(2)} s`],
+        ['server RSS once ready, before the first request', `${r.memory.idleRssMiB.toFixed(0)} MiB`],
         ['POST /api/search latency p50', `${r.latency.p50ms.toFixed(1)} ms`],
         ['POST /api/search latency p90', `${r.latency.p90ms.toFixed(1)} ms`],
         ['POST /api/search latency p99', `${r.latency.p99ms.toFixed(1)} ms`],
