@@ -12,13 +12,13 @@ import { prepareImage, type PreparedImage } from './image/prepare.js';
 import { prepareOptionsFor } from './image/options.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { IndexManifest, Store } from './store/types.js';
-import { SearchEngine, SEARCH_SETTINGS, type SearchHit, type SearchOptions, type SearchSetting } from './search/engine.js';
+import { SearchEngine, PHOTO_ANN_CANDIDATES, SEARCH_SETTINGS, type SearchHit, type SearchOptions, type SearchSetting } from './search/engine.js';
 import { backboneSpace, type EmbeddingSpace, type RawVectors } from './search/space.js';
 import { batchTopK } from './search/kernel.js';
 import { HeadSpaces } from './head/index-head.js';
 import { MODES } from './head/head.js';
 import { checkFilterFields } from './search/filters.js';
-import { checkChoice, checkK, checkThreshold } from './validate.js';
+import { checkChoice, checkK, checkPositiveInteger, checkThreshold } from './validate.js';
 
 export interface QueryOptions extends SearchOptions {
   /** Override the index's pooling (both are stored). */
@@ -171,8 +171,8 @@ export class Lookalike {
     await this.loadEmbedder();
     if (this.engine.method() === 'ann') {
       // Current ANN files are loaded as they are: no float32 matrix is computed or held.
-      await this.engine.ann(this.photoSpace());
-      await this.engine.ann(this.space());
+      await this.engine.prepareAnn(this.photoSpace());
+      await this.engine.prepareAnn(this.space());
     } else {
       this.engine.matrix(this.photoSpace());
       this.engine.matrix(this.space());
@@ -209,6 +209,8 @@ export class Lookalike {
   /** Refuses bad options before any work (an image search would otherwise embed first). */
   private checkQuery(options: QueryOptions): void {
     if (options.k !== undefined) checkK(options.k);
+    checkPositiveInteger(options.candidates, 'candidates');
+    checkChoice(options.search, 'search', SEARCH_SETTINGS);
     checkThreshold(options.threshold);
     checkFilterFields(options.filters, this.manifest.catalog.columns);
     this.space(options);
@@ -221,7 +223,7 @@ export class Lookalike {
     const space = this.photoSpace(options);
     const defaults = this.defaults(space);
     const threshold = options.threshold ?? defaults.threshold;
-    const results = await this.engine.query(space, space.embed(raw), { ...options, k: options.k ?? defaults.k, threshold });
+    const results = await this.engine.query(space, space.embed(raw), { candidates: PHOTO_ANN_CANDIDATES, ...options, k: options.k ?? defaults.k, threshold });
     const regions = options.crop ? raw.regions.map((r) => toWhole(r, options.crop as Region)) : raw.regions;
     return {
       query: { kind: 'image', label: options.label, crop: options.crop, ...(raw.warnings.length && { warnings: raw.warnings }) },

@@ -30,8 +30,11 @@ export interface SpaceSearchBench {
   exactJs: Timing;
   /** Re-ranked from the float32 matrix in memory (just built, as `lookalike eval`). */
   ann: Timing & { recallAtK: number };
-  /** Loaded from its files and re-ranked from the rows file, as a server on current files. */
-  annFromFiles: Timing & { recallAtK: number };
+  /**
+   * Loaded from its files and re-ranked from the rows file, as a server on current files.
+   * None for a blend: it searches through its parts' indexes (SearchEngine.annView).
+   */
+  annFromFiles?: Timing & { recallAtK: number };
   build: { seconds: number; loadSeconds: number };
   bytesPerItem: { annInMemory: number; rowsOnDisk: number; exactInMemory: number };
 }
@@ -115,23 +118,34 @@ async function benchSpace(lookalike: Lookalike, space: EmbeddingSpace, rows: num
   const { engine } = lookalike;
   const { data, dim } = engine.matrix(space);
   const n = engine.size;
-  log(`${space.id} (${dim}-d): building the ANN index over ${n} items...`);
-  const built = performance.now();
-  const ann = AnnIndex.create(space.id, dim);
-  ann.sync(engine.items.map((i) => i.id), data, lookalike.store.generation());
-  const buildSeconds = (performance.now() - built) / 1000;
-  engine.adoptAnn(space, ann);
-  const base = path.join(tmp, `ann-${dim}`);
-  ann.save(base, data);
-  const loadStarted = performance.now();
-  const loaded = AnnIndex.load(base, space.id, dim);
-  if (!loaded) throw new Error('the saved ANN index could not be read back');
-  loaded.bindRows(engine.items.map((i) => i.id));
-  const loadSeconds = (performance.now() - loadStarted) / 1000;
-  const files = AnnIndex.fileBytes(base);
+  let buildSeconds = 0, loadSeconds = 0, files = { index: 0, rows: 0 };
+  let loaded: AnnIndex | undefined;
+  if (space.parts) {
+    log(`${space.id} (${dim}-d): searched through its parts' ANN indexes`);
+    // Its parts come earlier in the bench's list of spaces, which saved their files here.
+    for (const part of space.parts) {
+      const status = AnnIndex.fileBytes(annBase(tmp, part.space));
+      files = { index: files.index + status.index, rows: files.rows + status.rows };
+    }
+  } else {
+    log(`${space.id} (${dim}-d): building the ANN index over ${n} items...`);
+    const built = performance.now();
+    const ann = AnnIndex.create(space.id, dim);
+    ann.sync(engine.items.map((i) => i.id), data, lookalike.store.generation());
+    buildSeconds = (performance.now() - built) / 1000;
+    engine.adoptAnn(space, ann);
+    const base = annBase(tmp, space);
+    ann.save(base, data);
+    const loadStarted = performance.now();
+    loaded = AnnIndex.load(base, space.id, dim);
+    if (!loaded) throw new Error('the saved ANN index could not be read back');
+    loaded.bindRows(engine.items.map((i) => i.id));
+    loadSeconds = (performance.now() - loadStarted) / 1000;
+    files = AnnIndex.fileBytes(base);
+  }
 
   const vec = (r: number) => data.subarray(r * dim, (r + 1) * dim);
-  log(`  timing ${rows.length} queries each: exact (GEMM), exact (JS), ann, ann from files...`);
+  log(`  timing ${rows.length} queries each: exact (GEMM), exact (JS), ann${loaded ? ', ann from files' : ''}...`);
   await topKAsync(data, dim, vec(rows[0]), { k }); // warm-up: builds the onnxruntime session
   const gemm: number[] = [], js: number[] = [], approx: number[] = [], fromFiles: number[] = [];
   let found = 0, foundFiles = 0, total = 0;
@@ -147,6 +161,8 @@ async function benchSpace(lookalike: Lookalike, space: EmbeddingSpace, rows: num
     const hits = await engine.searchAnn(space, vec(r), { k, excludeId: engine.items[r].id });
     approx.push(performance.now() - t);
     found += overlap(hits.map((h) => ({ row: engine.rowOf(h.id), score: h.score })), exact);
+    total += exact.length;
+    if (!loaded) continue;
     // The server's path: candidates from the loaded graph, each re-ranked from the rows file.
     t = performance.now();
     const candidates = loaded.searchRows(vec(r), Math.max(64, 4 * k + 1));
@@ -155,21 +171,23 @@ async function benchSpace(lookalike: Lookalike, space: EmbeddingSpace, rows: num
     const fileHits = scored.sort((a, b) => b.score - a.score).slice(0, k);
     fromFiles.push(performance.now() - t);
     foundFiles += overlap(fileHits, exact);
-    total += exact.length;
   }
-  loaded.close();
-  ann.close();
-  const rawHeld = space.id.startsWith('backbone:') ? 0 : lookalike.manifest.dimension * 4;
+  loaded?.close();
+  const rawHeld = lookalike.manifest.dimension * 4;
   return {
     space: space.id, dim,
     exactGemm: timing(gemm), exactJs: timing(js),
     ann: { ...timing(approx), recallAtK: found / total },
-    annFromFiles: { ...timing(fromFiles), recallAtK: foundFiles / total },
+    annFromFiles: loaded ? { ...timing(fromFiles), recallAtK: foundFiles / total } : undefined,
     build: { seconds: buildSeconds, loadSeconds },
-    // Exact search holds the space's float32 matrix (and, for a space computed from the
-    // backbone's max pooling, e.g. the photo blend, that raw matrix too).
-    bytesPerItem: { annInMemory: files.index / n, rowsOnDisk: files.rows / n, exactInMemory: dim * 4 + (space.id.startsWith('blend(') ? rawHeld : 0) },
+    // Exact search holds the space's float32 matrix (and, for the photo blend, the raw max
+    // pooling it is computed from too); a blend's ANN memory is its parts'.
+    bytesPerItem: { annInMemory: files.index / n, rowsOnDisk: files.rows / n, exactInMemory: dim * 4 + (space.parts ? rawHeld : 0) },
   };
+}
+
+function annBase(dir: string, space: EmbeddingSpace): string {
+  return path.join(dir, `ann-${space.id.replace(/[^A-Za-z0-9_.-]+/g, '_')}`);
 }
 
 export interface SyntheticBench {

@@ -17,7 +17,7 @@ import { Random, sampleWithoutReplacement } from '../math/random.js';
 import { prepareImage, type PreparedImage } from '../image/prepare.js';
 import { prepareOptionsFor } from '../image/options.js';
 import { batchTopK, type BatchHits } from '../search/kernel.js';
-import type { SearchMethod } from '../search/engine.js';
+import { PHOTO_ANN_CANDIDATES, type SearchMethod } from '../search/engine.js';
 import { backboneSpace, type EmbeddingSpace } from '../search/space.js';
 import { LOCALISATIONS, type Localisation } from '../model/localise.js';
 import { MODES } from '../head/head.js';
@@ -193,7 +193,8 @@ async function annHits(lookalike: Lookalike, space: EmbeddingSpace, queries: Flo
   const rows = new Int32Array(total * k).fill(-1);
   const scores = new Float32Array(total * k).fill(Number.NaN);
   for (let q = 0; q < total; q++) {
-    const hits = await engine.query(space, queries.subarray(q * space.dim, (q + 1) * space.dim), { k, search: 'ann' });
+    // As a photo search does (Lookalike.searchByImage).
+    const hits = await engine.query(space, queries.subarray(q * space.dim, (q + 1) * space.dim), { k, search: 'ann', candidates: PHOTO_ANN_CANDIDATES });
     hits.forEach((h, j) => { rows[q * k + j] = engine.rowOf(h.id); scores[q * k + j] = h.score; });
   }
   return { k, rows, scores };

@@ -21,6 +21,11 @@ export interface EmbeddingSpace {
   dim: number;
   /** n x dim, rows L2-normalised. Must not modify its input. */
   embed(raw: RawVectors): Float32Array;
+  /**
+   * A blend's parts, in the order their sub-vectors stand: cosine in the blend is the sum of
+   * weight x cosine in each part (approximate search goes through the parts' indexes).
+   */
+  parts?: ReadonlyArray<{ space: EmbeddingSpace; weight: number }>;
 }
 
 export function backboneSpace(pooling: Pooling, dim: number): EmbeddingSpace {
@@ -41,6 +46,7 @@ export function blendedSpace(a: EmbeddingSpace, b: EmbeddingSpace, weight: numbe
   return {
     id: `blend(${a.id}*${weight.toFixed(2)},${b.id})`,
     dim,
+    parts: [{ space: a, weight }, { space: b, weight: 1 - weight }],
     embed: (raw) => {
       const ea = a.embed(raw), eb = b.embed(raw);
       const out = new Float32Array(raw.n * dim);

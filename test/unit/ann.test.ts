@@ -8,6 +8,7 @@ import { Lookalike } from '../../src/lookalike.js';
 import { ANN_MIN_ITEMS, FILTERED_EXACT_MAX } from '../../src/search/engine.js';
 import type { ItemVectors } from '../../src/store/types.js';
 import { runCli } from '../helpers/cli.js';
+import { backboneSpace, blendedSpace } from '../../src/search/space.js';
 
 // Vectors drawn in clusters (as product photos are: many near-duplicates of a few looks),
 // stored in a real SQLite index; search goes through the library as a user's would.
@@ -128,6 +129,26 @@ describe('approximate search (HNSW) over a real index', () => {
     expect(status.current).toBe(true);
     expect(existsSync(status.file!)).toBe(true);
     expect(path.dirname(status.file!)).toBe(dir);
+  });
+
+  it('a blended space (the photo blend) searches through its parts\' indexes, with the blend\'s exact scores', async () => {
+    const blend = blendedSpace(backboneSpace('max', DIM), backboneSpace('avg', DIM), 0.3);
+    const { data } = lookalike.engine.matrix(blend);
+    let found = 0;
+    for (let i = 0; i < 50; i++) {
+      const r = i * 157;
+      const q = data.subarray(r * (2 * DIM), (r + 1) * (2 * DIM));
+      const exact = await lookalike.engine.query(blend, q, { k: 10, search: 'exact' });
+      const ann = await lookalike.engine.query(blend, q, { k: 10, search: 'ann' });
+      for (const hit of ann) {
+        const same = exact.find((e) => e.id === hit.id);
+        if (same) { found++; expect(hit.score).toBeCloseTo(same.score, 5); }
+      }
+    }
+    expect(found / 500).toBeGreaterThanOrEqual(0.98);
+    // No graph of the blend's own: only its parts were built.
+    expect(lookalike.engine.annStatus(blend).meta).toBeUndefined();
+    expect(lookalike.engine.annStatus(backboneSpace('avg', DIM)).meta).toBeDefined();
   });
 
   it('a filter with 3 matching items returns exactly those 3, as exact search does', async () => {
