@@ -48,6 +48,11 @@ export interface paths {
                          * @enum {string}
                          */
                         pooling?: "max" | "avg";
+                        /**
+                         * @description exact (score every item) or ann (approximate index, candidates re-ranked exactly: scores are true cosines); default: the index's setting, else ann for large catalogs
+                         * @enum {string}
+                         */
+                        search?: "exact" | "ann";
                     };
                     "application/json": {
                         /** @description catalog item id, as in the catalog (styles.csv "id" column, or the image-folder path) */
@@ -68,6 +73,11 @@ export interface paths {
                          * @enum {string}
                          */
                         pooling?: "max" | "avg";
+                        /**
+                         * @description exact (score every item) or ann (approximate index, candidates re-ranked exactly: scores are true cosines); default: the index's setting, else ann for large catalogs
+                         * @enum {string}
+                         */
+                        search?: "exact" | "ann";
                     };
                 };
             };
@@ -246,6 +256,8 @@ export interface paths {
                     mode?: "style" | "balanced" | "colour" | "color";
                     /** @description pooling of the backbone features (default: the index's) */
                     pooling?: "max" | "avg";
+                    /** @description exact (score every item) or ann (approximate index, candidates re-ranked exactly: scores are true cosines); default: the index's setting, else ann for large catalogs */
+                    search?: "exact" | "ann";
                 };
                 header?: never;
                 path: {
@@ -601,6 +613,8 @@ export interface components {
                 };
                 updatedAt: string;
                 hasMap: boolean;
+                /** @description The store generation this replica serves: it changes with every write to the index, and replicas of one store that answer the same generation hold the same data. */
+                generation: number;
             };
             queue: {
                 running: number;

@@ -52,7 +52,7 @@ Examples:
     .action(action(async (flags: TrainFlags) => {
       if (flags.off) {
         if (flags.labels || flags.dim || flags.epochs || flags.save) badOption('--off removes the head; it takes no training options.');
-        const had = removeHead(flags.index);
+        const had = await removeHead(flags.index);
         print(had ? `removed the head: ${flags.index} searches plain ImageNet features again.` : `${flags.index} has no head: it already searches plain ImageNet features.`);
         return;
       }
