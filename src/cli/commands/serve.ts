@@ -54,7 +54,7 @@ export function registerServeCommands(program: Command): void {
       }
       // performance.now() counts from process start: this is the honest start-up time.
       const url = address.replace('://[::1]', '://localhost').replace(/\/?$/, '/');
-      print(`Lookalike: ${lookalike.engine.size.toLocaleString('en-US')} items from ${describeLocation(lookalike.indexDir)} (generation ${lookalike.generation})`);
+      print(`Lookalike: ${lookalike.engine.size.toLocaleString('en-US')} items from ${describeLocation(lookalike.indexDir)}${lookalike.store.follow ? ` (generation ${lookalike.generation}, following changes)` : ''}`);
       const unfollow = followStore(lookalike);
       print(`Listening on ${url} (started in ${(performance.now() / 1000).toFixed(2)} s)`);
       print(`API: ${url}api  OpenAPI: ${url}api/openapi.json  Stop: Ctrl+C`);
