@@ -178,3 +178,46 @@ describe('the PostgreSQL store', () => {
     }
   });
 });
+
+describe('--search db (PGlite + pgvector, HNSW)', () => {
+  it('answers top-k, filters and thresholds in SQL with the ids exact search finds', async () => {
+    const lookalike = await Lookalike.open(storeLocation(pglite.url, pgliteName));
+    try {
+      expect(lookalike.store.canSearch).toBe(true);
+      let found = 0, total = 0;
+      for (const id of ['p1', 'p42', 'p99', 'p150', 'p230']) {
+        const exact = (await lookalike.searchById(id, { k: 10, search: 'exact' })).results;
+        const db = (await lookalike.searchById(id, { k: 10, search: 'db' })).results;
+        expect(db.map((h) => h.id)).not.toContain(id);
+        const truth = new Set(exact.map((h) => h.id));
+        found += db.filter((h) => truth.has(h.id)).length;
+        total += exact.length;
+        // Scores are cosines of the half-precision copies: within 1e-3 of the exact ones.
+        for (const h of db) {
+          const e = exact.find((x) => x.id === h.id);
+          if (e) expect(Math.abs(e.score - h.score)).toBeLessThan(1e-3);
+        }
+        const filtered = (await lookalike.searchById(id, { k: 10, search: 'db', filters: { group: ['2', '3'] } })).results;
+        expect(filtered.length).toBe(10);
+        expect(filtered.every((h) => ['2', '3'].includes(h.metadata.group))).toBe(true);
+        const above = (await lookalike.searchById(id, { k: 50, search: 'db', threshold: exact[4].score })).results;
+        expect(above.every((h) => h.score >= exact[4].score)).toBe(true);
+        expect(above.length).toBeGreaterThanOrEqual(4);
+      }
+      expect(found / total).toBeGreaterThanOrEqual(0.95);
+    } finally {
+      await lookalike.close();
+    }
+  });
+
+  it('is refused, with what to do, where the database has no pgvector (Debian) or the store is a folder', async () => {
+    for (const location of [storeLocation(PG_URL, pgName), path.join(dir, 'idx')]) {
+      const lookalike = await Lookalike.open(location);
+      try {
+        await expect(lookalike.searchById('p1', { search: 'db' })).rejects.toMatchObject({ code: 'BAD_OPTION' });
+      } finally {
+        await lookalike.close();
+      }
+    }
+  });
+});
