@@ -12,6 +12,7 @@ import { prepareImage, type PreparedImage } from './image/prepare.js';
 import { prepareOptionsFor } from './image/options.js';
 import { openStore } from './store/open.js';
 import { storeCacheDir } from './paths.js';
+import { describeLocation } from './store/location.js';
 import type { IndexManifest, Store, VectorKind } from './store/types.js';
 import { SearchEngine, SEARCH_SETTINGS, type SearchHit, type SearchOptions, type SearchSetting } from './search/engine.js';
 import { backboneSpace, type EmbeddingSpace, type RawVectors } from './search/space.js';
@@ -116,7 +117,7 @@ export class Lookalike {
     const store = await openStore(indexDir, { readonly: options.readonly });
     try {
       const manifest = store.getManifest();
-      if (!manifest || store.count().embedded === 0) throw new LookalikeError('INDEX_EMPTY', { path: indexDir });
+      if (!manifest || store.count().embedded === 0) throw new LookalikeError('INDEX_EMPTY', { path: describeLocation(indexDir) });
       await store.preload?.(kindsFor(manifest));
       const lookalike = new Lookalike(store, indexDir, options.readonly);
       lookalike.current.head = await HeadSpaces.open(manifest, store, lookalike.engine);

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Lookalike } from '../../src/lookalike.js';
 import { defaultSettings } from '../../src/model/registry.js';
 import { openStore } from '../../src/store/open.js';
+import { copyIndex } from '../../src/store/copy.js';
 import { storeLocation } from '../../src/store/location.js';
 import { PgStore, SCHEMA_VERSION } from '../../src/store/postgres.js';
 import type { IndexManifest, ItemVectors, Store, StoredItem } from '../../src/store/types.js';
@@ -149,6 +150,27 @@ describe('the PostgreSQL store', () => {
     expect(fresh.loadMatrix('max').ids).toEqual(m.ids);
     expect([...fresh.loadMatrix('max').data]).toEqual([...m.data]);
     await Promise.all([writer.close(), reader.close(), fresh.close()]);
+  });
+
+  it('lookalike copy moves a folder index into PostgreSQL unchanged, and a rerun writes nothing', async () => {
+    const name = freshIndexName('copy');
+    const to = storeLocation(PG_URL, name);
+    try {
+      const first = await copyIndex(path.join(dir, 'idx'), to);
+      expect(first).toMatchObject({ items: N - 1, copied: N - 2, removed: 0 });
+      expect((await copyIndex(path.join(dir, 'idx'), to)).copied).toBe(0);
+      const copied = await openStore(to, { readonly: true });
+      await copied.preload?.(['max', 'colour']);
+      const a = seen.get('SQLite')!;
+      expect(copied.listItems()).toEqual(a.items);
+      expect(copied.failures()).toEqual(a.failures);
+      expect(copied.loadMatrix('max').ids).toEqual(a.max.ids);
+      expect([...copied.loadMatrix('max').data]).toEqual(a.max.data);
+      expect(copied.getFile('note.bin')).toBeUndefined(); // only the index's own files travel (head, map)
+      await copied.close();
+    } finally {
+      await dropIndex(PG_URL, name);
+    }
   });
 
   it('creates its schema once when two first runs race, versioned', async () => {
