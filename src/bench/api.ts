@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { PACKAGE_ROOT } from '../paths.js';
+import { describeLocation, isStoreUrl } from '../store/location.js';
 import { DEFAULT_K } from '../defaults.js';
 import { percentile } from '../math/stats.js';
 
@@ -21,7 +22,7 @@ export interface ApiBenchOptions {
   /** Give up waiting for the server after this long (ms). */
   startTimeoutMs?: number;
   /** The server's search setting (`serve --search`). */
-  search?: 'auto' | 'exact' | 'ann';
+  search?: string;
 }
 
 export interface ApiBenchReport {
@@ -92,7 +93,7 @@ export async function runApiBench(options: ApiBenchOptions): Promise<ApiBenchRep
 
     const sorted = [...latencies].sort((a, b) => a - b);
     return {
-      indexDir: path.resolve(options.indexDir),
+      indexDir: isStoreUrl(options.indexDir) ? describeLocation(options.indexDir) : path.resolve(options.indexDir),
       items: page.total,
       requests,
       concurrency,

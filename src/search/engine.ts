@@ -68,9 +68,10 @@ function maskRows(mask: Uint8Array): Int32Array {
 }
 
 /** How a search is answered: exact (every row scored) or through the ANN index. */
-export type SearchMethod = 'exact' | 'ann';
+/** `db`: answered by the store itself (PostgreSQL + pgvector), see searchDb. */
+export type SearchMethod = 'exact' | 'ann' | 'db';
 export type SearchSetting = SearchMethod | 'auto';
-export const SEARCH_SETTINGS: readonly SearchSetting[] = ['auto', 'exact', 'ann'];
+export const SEARCH_SETTINGS: readonly SearchSetting[] = ['auto', 'exact', 'ann', 'db'];
 
 /**
  * `auto` searches through the ANN index from this many items. Measured on this project's
@@ -147,12 +148,15 @@ export class SearchEngine {
   private raw?: RawVectors;
   private readonly spaces = new Map<string, SpaceMatrix>();
   private readonly anns = new Map<string, Promise<AnnIndex>>();
+  /** The store's data generation this engine's items and rows come from. */
+  readonly generation: number;
 
   /**
    * `annDir`: where ANN index files live (beside index.sqlite); without it the ANN index is
    * built in memory on first use. `search`: the index's search setting.
    */
   constructor(private readonly store: Store, columns: string[], private readonly annOptions: { annDir?: string; persist?: boolean; search?: SearchSetting } = {}) {
+    this.generation = store.generation();
     const all = new Map(store.listItems().map((i) => [i.id, i]));
     const { ids } = store.loadMatrix('colour'); // smallest matrix: gives the row order cheaply
     this.items = ids.map((id) => all.get(id)!).filter(Boolean);
@@ -198,6 +202,12 @@ export class SearchEngine {
     return this.raw;
   }
 
+  /** Loads these kinds of raw vectors now rather than on first use. */
+  pin(kinds: VectorKind[]): void {
+    const raw = this.rawVectors();
+    for (const kind of kinds) void raw[kind];
+  }
+
   /** The catalog's matrix in a space, computed once per space. */
   matrix(space: EmbeddingSpace): SpaceMatrix {
     let m = this.spaces.get(space.id);
@@ -229,7 +239,9 @@ export class SearchEngine {
 
   /** Searches with a query vector in `space` (normalised), exactly or through the ANN index. */
   async query(space: EmbeddingSpace, query: Float32Array, options: SearchOptions & { excludeId?: string } = {}): Promise<SearchHit[]> {
-    if (this.method(options.search) === 'ann') return this.searchAnn(space, query, options);
+    const method = this.method(options.search);
+    if (method === 'db') return this.searchDb(space, query, options);
+    if (method === 'ann') return this.searchAnn(space, query, options);
     return this.searchAsync(space, query, options);
   }
 
@@ -243,6 +255,25 @@ export class SearchEngine {
   async searchAnn(space: EmbeddingSpace, query: Float32Array, options: SearchOptions & { excludeId?: string } = {}): Promise<SearchHit[]> {
     const view = await this.annView(space);
     return this.toResults(this.annHits(view, space, query, this.topKOptions(options), undefined, options.candidates));
+  }
+
+  /**
+   * Through the database (pgvector's HNSW over the normalised max-pooled vectors): top-k,
+   * threshold and filters answered in SQL. The store holds one space only, backbone:max.
+   * Ids the database has but this engine does not yet (a replica a moment behind) are left
+   * out; items' metadata come from the engine, as for every other method.
+   */
+  async searchDb(space: EmbeddingSpace, query: Float32Array, options: SearchOptions & { excludeId?: string } = {}): Promise<SearchHit[]> {
+    if (!this.store.searchVectors || !this.store.canSearch) {
+      throw new LookalikeError('BAD_OPTION', { message: '--search db needs a PostgreSQL store with the pgvector extension (--store postgres://...); search exact or ann here.' });
+    }
+    if (space.id !== 'backbone:max') throw new LookalikeError('BAD_OPTION', { message: `--search db searches the backbone's max-pooled vectors only, not ${space.id}: add --pooling max (and no head mode), or search exact or ann.` });
+    const k = checkK(options.k ?? DEFAULT_K);
+    const hits = await this.store.searchVectors(query, { k, threshold: checkThreshold(options.threshold), filters: options.filters, excludeId: options.excludeId });
+    return this.toResults(hits.flatMap((h) => {
+      const row = this.rowById.get(h.id);
+      return row === undefined ? [] : [{ row, score: h.score }];
+    }));
   }
 
   /**
@@ -367,7 +398,7 @@ export class SearchEngine {
 
   private async openAnn(space: EmbeddingSpace, onProgress?: (done: number, total: number) => void): Promise<AnnIndex> {
     const base = this.annBase(space);
-    const generation = this.store.generation();
+    const generation = this.generation;
     const ids = this.items.map((i) => i.id);
     const loaded = base ? AnnIndex.load(base, space.id, space.dim) : undefined;
     if (loaded && loaded.meta.generation === generation && loaded.size === ids.length) {
@@ -395,7 +426,7 @@ export class SearchEngine {
   annStatus(space: EmbeddingSpace): { file?: string; meta?: AnnMeta; current: boolean } {
     const base = this.annBase(space);
     const meta = base ? AnnIndex.readMeta(base) : undefined;
-    return { file: base && `${base}.usearch`, meta, current: !!meta && meta.generation === this.store.generation() };
+    return { file: base && `${base}.usearch`, meta, current: !!meta && meta.generation === this.generation };
   }
 
   private annBase(space: EmbeddingSpace): string | undefined {

@@ -14,7 +14,10 @@ import { ANN_MIN_ITEMS, type SearchMethod, type SearchSetting } from '../../sear
 import { searchSettingOf, type SearchResponse } from '../../lookalike.js';
 import type { ResizeMode, Pooling } from '../../model/registry.js';
 import { parseRegion } from '../../model/localise.js';
-import { SqliteStore } from '../../store/sqlite.js';
+import { openStore } from '../../store/open.js';
+import { copyIndex } from '../../store/copy.js';
+import { isStoreUrl, parseLocation } from '../../store/location.js';
+import { describeLocation } from '../../store/location.js';
 import { LookalikeError } from '../../errors.js';
 import { checkInputSize, MAX_K } from '../../validate.js';
 import { action, badOption, collect, floatArg, indexOption, intArg, print, printJson, progressBar, table, withIndex, type Command } from '../shared.js';
@@ -26,7 +29,7 @@ const searchOptions = (cmd: Command) => cmd
   .option('-f, --filter <field=value>', 'keep only products whose field matches (repeatable; a,b = either)', collect, [])
   .addOption(new Option('--pooling <kind>', 'pooling of the backbone features (default: the index\'s)').choices(['max', 'avg']))
   .option('--mode <mode>', `notion of similarity when the index has a trained head: ${SEARCH_MODES.join(', ')}`)
-  .addOption(new Option('--search <method>', `exact (score every item) or ann (approximate index, re-ranked exactly); default: the index's setting, else ann from ${ANN_MIN_ITEMS.toLocaleString('en-US')} items`).choices(['exact', 'ann']))
+  .addOption(new Option('--search <method>', `exact (score every item), ann (approximate index, re-ranked exactly) or db (PostgreSQL + pgvector answers: --store only, backbone max pooling); default: the index's setting, else ann from ${ANN_MIN_ITEMS.toLocaleString('en-US')} items`).choices(['exact', 'ann', 'db']))
   .option('--json', 'print machine-readable JSON');
 
 interface SearchFlags { index: string; k: number; threshold?: number; filter: string[]; pooling?: Pooling; mode?: string; search?: SearchMethod; json?: boolean }
@@ -120,7 +123,7 @@ export function registerCoreCommands(program: Command): void {
       }
       print(`catalog: ${report.catalog.root} (${report.catalog.kind}, ${report.catalog.items} items)`);
       if (report.catalog.problems.length) print(summarizeProblems(report.catalog.problems));
-      print(`index: ${flags.index}: ${report.total} items embedded (+${report.added} new, -${report.removed} removed) in ${report.seconds.toFixed(1)} s` +
+      print(`index: ${describeLocation(flags.index)}: ${report.total} items embedded (+${report.added} new, -${report.removed} removed) in ${report.seconds.toFixed(1)} s` +
         (report.added ? `, ${report.imagesPerSecond.toFixed(1)} images/s` : ''));
       if (report.failed.length) {
         print(`skipped ${report.failed.length} unreadable image(s):`);
@@ -235,6 +238,17 @@ export function registerCoreCommands(program: Command): void {
       });
     }));
 
+  program.command('copy')
+    .description('Copy an index to another store without re-embedding: a folder into PostgreSQL (or back). Resumable: rerun to finish.')
+    .argument('<from>', 'index folder, or postgres://USER@HOST:PORT/DATABASE#NAME')
+    .argument('<to>', 'index folder, or postgres://USER@HOST:PORT/DATABASE#NAME')
+    .option('--first <n>', 'only the first n items (a sample, e.g. for a benchmark)', intArg('first'))
+    .addHelpText('after', '\nExample:\n  lookalike copy .lookalike postgres://shop@db:5432/shop#main')
+    .action(action(async (from: string, to: string, flags: { first?: number }) => {
+      const r = await copyIndex(checkedLocation(from), checkedLocation(to), (m) => process.stderr.write(`${m}\n`), flags.first);
+      print(`copied ${describeLocation(from)} -> ${describeLocation(to)}: ${r.items} items, ${r.copied} vectors written, ${r.removed} removed, in ${r.seconds.toFixed(1)} s`);
+    }));
+
   program.command('info')
     .description('Describe an index: catalog, model settings, counts, skipped items.')
     .addOption(indexOption())
@@ -242,7 +256,7 @@ export function registerCoreCommands(program: Command): void {
     .action(action(async (flags: { index: string; json?: boolean }) => {
       // The store itself, not a searchable index: an index with nothing embedded yet (every
       // photo unreadable) must still show its failures.
-      const store = SqliteStore.open(flags.index, { readonly: true });
+      const store = await openStore(flags.index, { readonly: true });
       const read = () => {
         const manifest = store.getManifest();
         if (!manifest) throw new LookalikeError('INDEX_EMPTY', { path: flags.index });
@@ -252,7 +266,7 @@ export function registerCoreCommands(program: Command): void {
       try {
         stored = read();
       } finally {
-        store.close();
+        await store.close();
       }
       const { manifest, counts, failures } = stored;
       const search = counts.embedded ? await withIndex(flags.index, async (lookalike) => {
@@ -268,7 +282,7 @@ export function registerCoreCommands(program: Command): void {
       const info = { index: flags.index, manifest, counts, search, failures };
       if (flags.json) return printJson(info);
       const s = manifest.settings;
-      print(`index:    ${flags.index}`);
+      print(`index:    ${describeLocation(flags.index)}`);
       print(`catalog:  ${manifest.catalog.root} (${manifest.catalog.kind})`);
       print(`model:    ${manifest.weightsId}, input ${s.width}x${s.height} ${s.resize}, ${s.pooling} pooling, ${manifest.dimension}-d`);
       print(`items:    ${counts.items} (${counts.embedded} embedded, ${counts.failed} unreadable)`);
@@ -312,4 +326,10 @@ export async function writeCsv(file: string, header: string[], rows: Iterable<st
 async function sampleIds(catalogDir: string, size: number): Promise<string[]> {
   const { items } = await readCatalog(catalogDir);
   return stratifiedSample(items.map((i) => ({ id: i.id, value: i.metadata[SAMPLE_STRATA] ?? '' })), size);
+}
+
+/** A copy end as given: a folder, or a PostgreSQL location checked before anything is opened. */
+function checkedLocation(location: string): string {
+  if (isStoreUrl(location)) parseLocation(location);
+  return location;
 }

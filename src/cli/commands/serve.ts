@@ -6,8 +6,9 @@ import { Option } from 'commander';
 import { DEFAULT_K, MAX_K_HTTP, QUEUE_CONCURRENCY, QUEUE_MAX_WAITING } from '../../defaults.js';
 import { buildIndex } from '../../indexing/build.js';
 import { Lookalike } from '../../lookalike.js';
-import type { SearchSetting } from '../../search/engine.js';
-import { LookalikeError } from '../../errors.js';
+import { SEARCH_SETTINGS, type SearchSetting } from '../../search/engine.js';
+import { asLookalikeError, LookalikeError } from '../../errors.js';
+import { describeLocation } from '../../store/location.js';
 import { createServer, DEFAULT_MAX_UPLOAD_BYTES } from '../../server/app.js';
 import { runApiBench } from '../../bench/api.js';
 import { action, indexOption, intArg, print, printJson, progressBar, table, type Command } from '../shared.js';
@@ -34,7 +35,7 @@ export function registerServeCommands(program: Command): void {
     .option('--concurrency <n>', 'image searches running at once', intArg('concurrency', 1, 16), QUEUE_CONCURRENCY)
     .option('--queue <n>', 'image searches allowed to wait; more get 503 + Retry-After', intArg('queue', 0, 1000), QUEUE_MAX_WAITING)
     .option('--max-upload-mb <n>', 'largest upload, MB', intArg('max-upload-mb', 1, 1024), DEFAULT_MAX_UPLOAD_BYTES / 1024 / 1024)
-    .addOption(new Option('--search <method>', 'how searches are answered unless a request says: auto (the index\'s setting, else approximate from 10,000 items), exact or ann').choices(['auto', 'exact', 'ann']))
+    .addOption(new Option('--search <method>', 'how searches are answered unless a request says: auto (the index\'s setting, else approximate from 10,000 items), exact, ann, or db (pgvector, PostgreSQL with the vector extension)').choices([...SEARCH_SETTINGS]))
     .addOption(new Option('--log', 'log every request (JSON lines on stdout)'))
     .addHelpText('after', '\nExamples:\n  lookalike serve --index .lookalike\n  lookalike serve --catalog ../shared/datasets/fashion-small --port 8080')
     .action(action(async (flags: ServeFlags) => {
@@ -56,13 +57,15 @@ export function registerServeCommands(program: Command): void {
       }
       // performance.now() counts from process start: this is the honest start-up time.
       const url = address.replace('://[::1]', '://localhost').replace(/\/?$/, '/');
-      print(`Lookalike: ${lookalike.engine.size.toLocaleString('en-US')} items from ${lookalike.indexDir}`);
+      print(`Lookalike: ${lookalike.engine.size.toLocaleString('en-US')} items from ${describeLocation(lookalike.indexDir)}${lookalike.store.follow ? ` (generation ${lookalike.generation}, following changes)` : ''}`);
+      const unfollow = followStore(lookalike);
       print(`Listening on ${url} (started in ${(performance.now() / 1000).toFixed(2)} s)`);
       print(`API: ${url}api  OpenAPI: ${url}api/openapi.json  Stop: Ctrl+C`);
       void readyLine(app).then((line) => print(line));
 
       const stop = async (signal: string) => {
         process.stderr.write(`\n${signal}: stopping...\n`);
+        await unfollow();
         await app.close();
         await lookalike.close();
         process.exit(0);
@@ -77,7 +80,7 @@ export function registerServeCommands(program: Command): void {
     .option('--requests <n>', 'searches to time', intArg('requests', 1, 100_000), 200)
     .option('--concurrency <n>', 'requests in flight at once', intArg('concurrency', 1, 64), 1)
     .option('--k <n>', 'results per search', intArg('k', 1, MAX_K_HTTP), DEFAULT_K)
-    .addOption(new Option('--search <method>', 'the server\'s search setting (serve --search): auto, exact or ann').choices(['auto', 'exact', 'ann']))
+    .addOption(new Option('--search <method>', 'the server\'s search setting (serve --search)').choices([...SEARCH_SETTINGS]))
     .option('--json', 'print JSON')
     .action(action(async (flags: { index: string; requests: number; concurrency: number; k: number; search?: SearchSetting; json?: boolean }) => {
       const r = await runApiBench({ indexDir: flags.index, requests: flags.requests, concurrency: flags.concurrency, k: flags.k, search: flags.search, log: (m) => process.stderr.write(`${m}\n`) });
@@ -98,6 +101,31 @@ export function registerServeCommands(program: Command): void {
         ['answers other than 200', String(r.errors)],
       ]));
     }));
+}
+
+/**
+ * A replica of a shared store follows it: each change another process makes (notified, or
+ * found by the poll) is read in and the engine rebuilt beside the serving one, then swapped
+ * in. Rebuilds run one at a time; one that fails (the database went away mid-read) leaves
+ * the replica answering from what it has, and the next poll tries again.
+ */
+function followStore(lookalike: Lookalike): () => Promise<void> {
+  const store = lookalike.store;
+  if (!store.follow) return async () => {};
+  let chain: Promise<unknown> = Promise.resolve();
+  let lastError = '';
+  const rebuild = () => {
+    chain = chain.then(async () => {
+      if (store.generation() === lookalike.generation) return;
+      const before = lookalike.engine.size;
+      if (await lookalike.rebuild()) process.stderr.write(`store: generation ${lookalike.generation}, ${lookalike.engine.size} items (${lookalike.engine.size - before >= 0 ? '+' : ''}${lookalike.engine.size - before})\n`);
+    }).catch((err: unknown) => process.stderr.write(`store: could not rebuild (${asLookalikeError(err).message}); still serving generation ${lookalike.generation}\n`));
+  };
+  return store.follow(rebuild, (err) => {
+    const message = asLookalikeError(err).message;
+    if (message !== lastError) process.stderr.write(`store: ${message}; serving generation ${lookalike.generation} from memory, retrying\n`);
+    lastError = message;
+  });
 }
 
 async function indexFirst(catalog: string, indexDir: string): Promise<void> {
