@@ -64,6 +64,9 @@ interface Snapshot {
   matrices: Partial<Record<VectorKind, VectorMatrix>>;
 }
 
+/** Pool clients given an error listener (PgStore.connect). */
+const listened = new WeakSet<pg.PoolClient>();
+
 export class PgStore implements Store {
   readonly location: string;
   readonly folder = undefined;
@@ -177,11 +180,18 @@ export class PgStore implements Store {
   }
 
   private async connect(): Promise<pg.PoolClient> {
+    let client: pg.PoolClient;
     try {
-      return await this.pool.connect();
+      client = await this.pool.connect();
     } catch (err) {
       throw pgError(err, this.where, 'connect');
     }
+    // A connection cut while a client is checked out and between queries (a database
+    // restart, a network drop) is emitted on the client, where the pool does not listen:
+    // without a listener it would end the process. The failure reaches the caller through
+    // its next query instead.
+    if (!listened.has(client)) { listened.add(client); client.on('error', () => {}); }
+    return client;
   }
 
   getManifest(): IndexManifest | undefined {
@@ -469,7 +479,7 @@ export class PgStore implements Store {
         if (stopped) await client.end();
         else check(); // whatever was missed while not listening
       } catch (err) {
-        onError(err);
+        onError(pgError(err, this.where, 'connect'));
         again();
       }
     };

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defaultItems, drawProduct, makeCatalog, STYLE_COLUMNS } from '../helpers/fixtures.js';
 import { runCli } from '../helpers/cli.js';
-import { dropIndex, freshIndexName, PG_URL, sql } from '../helpers/pg.js';
+import { dropIndex, freshIndexName, OutageProxy, PG_URL, sql } from '../helpers/pg.js';
 
 // One database, one indexer, two `serve` replicas, all real processes: what a shop runs.
 // Changes made by the indexer must reach both replicas within 2 s, without a restart.
@@ -13,6 +13,10 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 const NAME = freshIndexName('replicas');
 const STORE = ['--store', PG_URL, '--index', NAME];
 const PROPAGATION_MS = 2000;
+// The replicas reach the database through a hop the test can take down (a restart, as they see it).
+const database = new URL(PG_URL);
+const proxy = new OutageProxy({ host: database.hostname, port: Number(database.port || 5432) });
+const REPLICA_STORE = () => ['--store', proxy.url(PG_URL), '--index', NAME];
 
 interface Replica { proc: ChildProcess; url: string; log: string[] }
 const replicas: Replica[] = [];
@@ -20,7 +24,7 @@ let catalog: string;
 
 function startReplica(): Promise<Replica> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts'), 'serve', ...STORE, '--port', '0'], { cwd: ROOT, env: process.env });
+    const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts'), 'serve', ...REPLICA_STORE(), '--port', '0'], { cwd: ROOT, env: process.env });
     const log: string[] = [];
     const timer = setTimeout(() => reject(new Error(`replica did not start: ${log.join('')}`)), 120_000);
     const onData = (chunk: Buffer) => {
@@ -84,6 +88,7 @@ function removeProduct(id: string): void {
 
 beforeAll(async () => {
   catalog = await makeCatalog(defaultItems());
+  await proxy.start();
   index();
   replicas.push(...await Promise.all([startReplica(), startReplica()]));
   await untilAll(async (r) => (await health(r)).ready, 120_000);
@@ -91,6 +96,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const r of replicas) r.proc.kill('SIGKILL');
+  await proxy.stop();
   rmSync(catalog, { recursive: true, force: true });
   await dropIndex(PG_URL, NAME);
 });
@@ -129,9 +135,13 @@ describe('one indexer and two replicas on one PostgreSQL database', () => {
     expect(res.status).toBe(200);
   });
 
-  it('keep answering while the database restarts, reconnect, and catch up', async () => {
-    const cluster = spawnSync('sh', ['-c', 'ls /etc/postgresql'], { encoding: 'utf8' }).stdout.trim().split('\n')[0];
-    const restart = spawn('pg_ctlcluster', ['--skip-systemctl-redirect', cluster, 'main', 'restart'], { stdio: 'ignore' });
+  it('keep answering while the database is down (a restart, as they see it), reconnect, and catch up', async () => {
+    // Down for 3 s, as a restart is: every connection cut, new ones refused; then back.
+    const outage = (async () => {
+      await proxy.stop();
+      await new Promise((x) => setTimeout(x, 3000));
+      await proxy.start();
+    })();
     const answered: number[] = [];
     const during = (async () => {
       const end = Date.now() + 3000;
@@ -141,7 +151,7 @@ describe('one indexer and two replicas on one PostgreSQL database', () => {
         await new Promise((x) => setTimeout(x, 100));
       }
     })();
-    await new Promise<void>((resolve, reject) => restart.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`restart exited ${code}`)))));
+    await outage;
     await during;
     expect(answered.length).toBeGreaterThan(5);
     expect(answered.every((s) => s === 200)).toBe(true);
@@ -149,7 +159,7 @@ describe('one indexer and two replicas on one PostgreSQL database', () => {
     await sql(PG_URL, 'SELECT 1');
     const photo = await addProduct('2002', 'shirt', '#a3c');
     index();
-    await untilAll(async (r) => (await topByPhoto(r, photo)) === '2002', 10_000);
+    await untilAll(async (r) => (await topByPhoto(r, photo)) === '2002', 10_000).catch((err) => { throw new Error(`${err.message}\n${replicas.map((r) => r.log.join('').slice(-1500)).join('\n---\n')}`); });
   });
 });
 
