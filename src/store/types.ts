@@ -4,6 +4,7 @@
  * (PostgreSQL) can stand beside it.
  */
 import type { EmbeddingSettings } from '../model/registry.js';
+import type { Calibration } from '../model/quantise.js';
 
 export interface IndexManifest {
   /** Bumped when the on-disk layout changes. */
@@ -13,6 +14,12 @@ export interface IndexManifest {
   weightsId: string;
   dimension: number;
   colourDimension: number;
+  /**
+   * int8 indexes: the activation ranges the backbone was quantised with. Every process
+   * that embeds for this index (queries, the server, workers) derives the same int8 model
+   * from it and the weights (model/onnx-cache.ts).
+   */
+  calibration?: Calibration;
   catalog: { root: string; kind: 'styles-csv' | 'image-folder'; columns: string[] };
   createdAt: string;
   updatedAt: string;
