@@ -29,7 +29,9 @@ describe('building an index', () => {
     const store = SqliteStore.open(indexDir);
     const manifest = store.getManifest()!;
     expect(store.count()).toEqual({ items: 16, embedded: 16, failed: 0 });
-    expect(manifest.settings).toMatchObject({ backbone: 'resnet50-imagenet', width: 224, height: 224, resize: 'stretch', pooling: 'max' });
+    // The new-index default size (the photos' 3:4); the float32 backbone passed in gives the precision.
+    expect(manifest.settings).toMatchObject({ backbone: 'resnet50-imagenet', width: 168, height: 224, resize: 'stretch', pooling: 'max', precision: 'fp32' });
+    expect(manifest.calibration).toBeUndefined();
     expect(manifest.weightsId).toMatch(/^resnet50-imagenet@/);
     expect(manifest.catalog.columns).toContain('articleType');
     store.close();
@@ -135,7 +137,7 @@ describe('searching an index', () => {
   });
 
   it('refuses a query made with other preprocessing than the index', async () => {
-    await expect(lookalike.searchById('1000', { expect: { width: 128, height: 128 } })).rejects.toThrowError(/was built with resnet50-imagenet\/224x224\/stretch/);
+    await expect(lookalike.searchById('1000', { expect: { width: 128, height: 128 } })).rejects.toThrowError(/was built with resnet50-imagenet\/168x224\/stretch/);
   });
 
   it('says which id is unknown', async () => {
