@@ -15,7 +15,11 @@ import { calibrationTensors, foldModel, quantiseModel, type Calibration } from '
 import { defaultSettings, getBackbone, imageFingerprint, storedSettings } from '../../src/model/registry.js';
 import { prepareImage } from '../../src/image/prepare.js';
 import { prepareOptionsFor } from '../../src/image/options.js';
-import { drawProduct, type Shape } from '../helpers/fixtures.js';
+import path from 'node:path';
+import { buildIndex } from '../../src/indexing/build.js';
+import { Lookalike } from '../../src/lookalike.js';
+import { SqliteStore } from '../../src/store/sqlite.js';
+import { defaultItems, drawProduct, makeCatalog, tempDir, type Shape } from '../helpers/fixtures.js';
 
 const BACKBONE = 'resnet50-imagenet';
 /** Worst cosine to float32 allowed for one image, and the median over all (dev catalog: 0.989 / 0.997). */
@@ -132,4 +136,35 @@ describe('precision in the settings fingerprint', () => {
     const s = defaultSettings();
     expect([s.precision, s.width, s.height]).toEqual(['int8', 168, 224]);
   });
+});
+
+describe('an int8 index (the default)', () => {
+  it('calibrates on its own catalog, records it, and answers photo queries with the same int8 model', async () => {
+    const catalog = await makeCatalog();
+    const indexDir = path.join(tempDir(), 'index');
+    const report = await buildIndex({ catalogDir: catalog, indexDir });
+    expect(report.total).toBe(16);
+    const store = SqliteStore.open(indexDir, { readonly: true });
+    const manifest = store.getManifest()!;
+    const stored = store.loadMatrix('max');
+    store.close();
+    expect(manifest.settings).toMatchObject({ precision: 'int8', width: 168, height: 224 });
+    expect(manifest.calibration).toMatchObject({ method: 'minmax', images: 16, width: 168, height: 224 });
+    const lookalike = await Lookalike.open(indexDir);
+    try {
+      // A catalog photo embedded as an upload (whole photo, no localisation) through the
+      // model the index derives from its calibration gives the stored vector again: a
+      // float32 model, or another calibration, would not (cosine ~0.99, see above).
+      const item = defaultItems()[5];
+      const query = await lookalike.embedImage(path.join(catalog, 'images', `${item.id}.jpg`), 'query', undefined, { localise: 'none' });
+      const row = stored.ids.indexOf(item.id);
+      expect(row).toBeGreaterThanOrEqual(0);
+      expect(cosine(query.max, stored.data.subarray(row * stored.dim, (row + 1) * stored.dim))).toBeGreaterThan(0.99999);
+      expect((await lookalike.backbone()).precision).toBe('int8');
+      const { results } = await lookalike.searchByImage(path.join(catalog, 'images', `${item.id}.jpg`), { k: 1 });
+      expect(results[0].id).toBe(item.id);
+    } finally {
+      await lookalike.close();
+    }
+  }, 180_000);
 });
