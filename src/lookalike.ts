@@ -7,7 +7,7 @@ import { LookalikeError } from './errors.js';
 import { Embedder, type BackboneOutput } from './model/embedder.js';
 import { maskedPooling, productMask, proposeRegions, type Localisation, type ProposedRegion, type Region } from './model/localise.js';
 import { colourHistogram } from './image/colour.js';
-import { imageFingerprint, type EmbeddingSettings, type Pooling } from './model/registry.js';
+import { imageFingerprint, storedSettings, type EmbeddingSettings, type Pooling } from './model/registry.js';
 import { prepareImage, type PreparedImage } from './image/prepare.js';
 import { prepareOptionsFor } from './image/options.js';
 import { openStore } from './store/open.js';
@@ -189,7 +189,7 @@ export class Lookalike {
   }
 
   get settings(): EmbeddingSettings {
-    return this.manifest.settings;
+    return storedSettings(this.manifest.settings);
   }
 
   /**
@@ -221,7 +221,8 @@ export class Lookalike {
   }
 
   private loadEmbedder(): Promise<Embedder> {
-    this.embedder ??= Embedder.create(this.settings.backbone).then((e) => {
+    // The index's precision, and for int8 its calibration: the same model that embedded the catalog.
+    this.embedder ??= Embedder.create(this.settings.backbone, { precision: this.settings.precision, calibration: this.manifest.calibration }).then((e) => {
       if (e.weightsId !== this.manifest.weightsId) {
         throw new LookalikeError('MODEL_MISMATCH', { index: this.indexDir, indexed: this.manifest.weightsId, requested: e.weightsId });
       }

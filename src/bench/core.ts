@@ -1,18 +1,18 @@
 /**
- * The core benchmark: indexing throughput, single-query latency (embed + search) and
- * search-only time, with a plain per-item JavaScript loop as the baseline, in one run.
+ * The core benchmark: indexing throughput (bench/indexing.ts: the default against float32
+ * 224x224 and a plain pipeline), single-query latency (embed + search) and search-only
+ * time, with a plain per-item JavaScript loop as the baseline, in one run.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { buildIndex } from '../indexing/build.js';
+import { runIndexingBench, type IndexingBench } from './indexing.js';
 import { Lookalike } from '../lookalike.js';
 import { topK, topKAsync } from '../search/kernel.js';
 import { percentile } from '../math/stats.js';
 
 export interface CoreBenchResult {
   catalogItems: number;
-  indexing: { items: number; seconds: number; imagesPerSecond: number; batch: number };
+  indexing: IndexingBench;
+  /** the index queried: its precision and input size */
+  model: string;
   query: { runs: number; p50ms: number; p95ms: number };
   searchOnly: { runs: number; kernelMs: number; onnxMs: number; baselineMs: number; speedup: number; onnxSpeedup: number; sameResults: boolean };
 }
@@ -33,15 +33,11 @@ export function baselineSearch(items: Array<{ id: string; vector: number[] }>, q
 }
 
 export async function runCoreBench(options: {
-  indexDir: string; catalogDir: string; indexItems?: number; queries?: number; batch?: number; log?: (m: string) => void;
+  indexDir: string; catalogDir: string; indexItems?: number; queries?: number; batch?: number; rounds?: number; log?: (m: string) => void;
 }): Promise<CoreBenchResult> {
   const log = options.log ?? (() => {});
-  // 1. Indexing throughput on a fresh temporary index (the real index is not touched).
-  const tmp = mkdtempSync(path.join(os.tmpdir(), 'lookalike-bench-'));
-  const indexItems = options.indexItems ?? 400;
-  log(`indexing ${indexItems} items into a temporary index...`);
-  const report = await buildIndex({ catalogDir: options.catalogDir, indexDir: tmp, limit: indexItems, batchSize: options.batch ?? 16 });
-  rmSync(tmp, { recursive: true, force: true });
+  // 1. Indexing throughput on fresh temporary indexes (the real index is not touched).
+  const indexing = await runIndexingBench({ catalogDir: options.catalogDir, images: options.indexItems, batch: options.batch, rounds: options.rounds, log });
 
   const lookalike = await Lookalike.open(options.indexDir);
   try {
@@ -86,7 +82,8 @@ export async function runCoreBench(options: {
     });
     return {
       catalogItems: engine.size,
-      indexing: { items: report.added, seconds: report.seconds, imagesPerSecond: report.imagesPerSecond, batch: options.batch ?? 16 },
+      indexing,
+      model: `${lookalike.settings.precision} ${lookalike.settings.width}x${lookalike.settings.height}`,
       query: { runs, p50ms: percentile(latencies, 50), p95ms: percentile(latencies, 95) },
       searchOnly: { runs, kernelMs, onnxMs, baselineMs, speedup: baselineMs / kernelMs, onnxSpeedup: baselineMs / onnxMs, sameResults },
     };

@@ -8,11 +8,14 @@
  * Pipelined: while onnxruntime runs batch i on its threads, sharp (libvips threads)
  * decodes and resizes batch i+1.
  */
+import { createHash } from 'node:crypto';
 import { readCatalog, type Catalog } from '../catalog/index.js';
 import { INDEX_BATCH_SIZE } from '../defaults.js';
 import { LookalikeError } from '../errors.js';
 import { Embedder } from '../model/embedder.js';
-import { defaultSettings, imageFingerprint, type EmbeddingSettings } from '../model/registry.js';
+import { calibrate, CALIBRATION_IMAGES } from '../model/calibrate.js';
+import type { Calibration } from '../model/quantise.js';
+import { defaultSettings, imageFingerprint, storedSettings, type EmbeddingSettings } from '../model/registry.js';
 import { prepareImage, type PreparedImage } from '../image/prepare.js';
 import { prepareOptionsFor } from '../image/options.js';
 import { COLOUR_DIMENSION } from '../image/colour.js';
@@ -98,7 +101,13 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
   }
   try {
     const existing = store.getManifest();
-    const settings = defaultSettings({ ...(existing?.settings ?? {}), ...options.settings });
+    // An index keeps the settings it was built with (an old one is float32, see storedSettings);
+    // a passed-in backbone brings its own precision.
+    const settings = defaultSettings({
+      ...(existing ? storedSettings(existing.settings) : {}),
+      ...(options.embedder && { precision: options.embedder.precision }),
+      ...options.settings,
+    });
     if (existing && imageFingerprint(existing.settings) !== imageFingerprint(settings)) {
       throw new LookalikeError('MODEL_MISMATCH', { index: options.indexDir, indexed: imageFingerprint(existing.settings), requested: imageFingerprint(settings) });
     }
@@ -108,7 +117,13 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
     if (!options.allowRemove && stale.length > REMOVE_COUNT_FREE && stale.length > REMOVE_SHARE_LIMIT * stored.length) {
       throw new LookalikeError('INDEX_WOULD_REMOVE', { catalog: catalog.root, path: options.indexDir, removed: stale.length, total: stored.length });
     }
-    const embedder = options.embedder ?? await Embedder.create(settings.backbone, { log });
+    if (options.embedder && options.embedder.precision !== settings.precision) {
+      throw new LookalikeError('MODEL_MISMATCH', { index: options.indexDir, indexed: imageFingerprint(settings), requested: `${settings.backbone} ${options.embedder.precision}` });
+    }
+    // int8: the index's calibration, or, for a new index, one measured now on its catalog.
+    const calibration: Calibration | undefined = settings.precision !== 'int8' ? undefined
+      : options.embedder?.calibration ?? existing?.calibration ?? await calibrateOn(items.map((i) => ({ id: i.id, image: i.imagePath })), settings, log);
+    const embedder = options.embedder ?? await Embedder.create(settings.backbone, { log, precision: settings.precision, calibration });
     if (existing && existing.weightsId !== embedder.weightsId) {
       throw new LookalikeError('MODEL_MISMATCH', { index: options.indexDir, indexed: existing.weightsId, requested: embedder.weightsId });
     }
@@ -129,6 +144,7 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
       weightsId: embedder.weightsId,
       dimension: embedder.dimension,
       colourDimension: COLOUR_DIMENSION,
+      ...(calibration && { calibration }),
       catalog: { root: catalog.root, kind: catalog.kind, columns: catalog.columns },
       createdAt: existing?.createdAt ?? now,
       updatedAt: now,
@@ -170,6 +186,29 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
 }
 
 interface Job { id: string; image: string }
+
+/**
+ * Measures an int8 calibration on CALIBRATION_IMAGES of the catalog, chosen by a hash of
+ * the id (so always the same ones, spread over the catalog whatever its order), at the
+ * index's input size.
+ */
+async function calibrateOn(jobs: Job[], settings: EmbeddingSettings, log: (m: string) => void): Promise<Calibration> {
+  const hash = (id: string) => createHash('sha256').update(`calibration:${id}`).digest('hex');
+  const chosen = jobs.map((j) => ({ j, h: hash(j.id) })).sort((a, b) => (a.h < b.h ? -1 : a.h > b.h ? 1 : 0)).map((x) => x.j);
+  const prep = prepareOptionsFor(settings);
+  const plane = 3 * settings.width * settings.height;
+  const tensors: Float32Array[] = [];
+  // Unreadable images are skipped (they are reported by the indexing run itself).
+  for (let i = 0; i < chosen.length && tensors.length < CALIBRATION_IMAGES; i += 16) {
+    const batch = await Promise.all(chosen.slice(i, i + 16).map((j) => prepareImage(j.image, { ...prep, label: j.image }).then((p) => p.tensor, () => undefined)));
+    for (const t of batch) if (t && tensors.length < CALIBRATION_IMAGES) tensors.push(t);
+  }
+  if (!tensors.length) throw new LookalikeError('CATALOG_EMPTY', { path: 'the catalog (no readable image to calibrate int8 on)' });
+  log(`calibrating int8 on ${tensors.length} catalog images`);
+  const pixels = new Float32Array(tensors.length * plane);
+  tensors.forEach((t, i) => pixels.set(t, i * plane));
+  return calibrate(settings.backbone, pixels, tensors.length, settings.height, settings.width, log);
+}
 
 async function embedAll(store: Store, embedder: Embedder, settings: EmbeddingSettings, jobs: Job[], options: BuildOptions) {
   const batchSize = options.batchSize ?? INDEX_BATCH_SIZE;

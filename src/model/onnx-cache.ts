@@ -1,5 +1,6 @@
 /**
- * Derives the ONNX file of a backbone once, into the cache folder, and reuses it.
+ * Derives the ONNX files of a backbone once, into the cache folder, and reuses them: the
+ * float32 conversion of the weights, and int8 models quantised from it for a calibration.
  * Concurrent processes are safe: each writes a temporary file and renames it.
  */
 import { existsSync } from 'node:fs';
@@ -7,7 +8,9 @@ import { mkdir, rename, writeFile, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { cacheDir } from '../paths.js';
+import { LookalikeError } from '../errors.js';
 import { layersModelToOnnx, readLayersModel } from './convert.js';
+import { calibrationId, foldModel, quantiseModel, QUANTISER_VERSION, type Calibration } from './quantise.js';
 import { getBackbone } from './registry.js';
 
 /** Bump when the converter's output changes, so stale cache files are not reused. */
@@ -21,16 +24,41 @@ export async function ensureOnnxModel(backboneName: string, log: (msg: string) =
   // Key the cache on the model description alone (cheap), not on all 98 MB of weights;
   // the weights' full hash is recorded inside the cache entry's name on conversion.
   const key = createHash('sha256').update(await readFile(modelJson)).digest('hex').slice(0, 12);
-  const dir = path.join(cacheDir(), 'models');
-  const onnxPath = path.join(dir, `${spec.name}-v${CONVERTER_VERSION}-${key}.onnx`);
+  const onnxPath = path.join(modelsDir(), `${spec.name}-v${CONVERTER_VERSION}-${key}.onnx`);
   const weightsId = `${spec.name}@${key}`;
   if (existsSync(onnxPath)) return { onnxPath, weightsId };
   log(`converting ${spec.name} to ONNX (once) -> ${onnxPath}`);
   const layers = await readLayersModel(modelJson);
-  const bytes = layersModelToOnnx(layers);
-  await mkdir(dir, { recursive: true });
-  const tmp = `${onnxPath}.${process.pid}.tmp`;
-  await writeFile(tmp, bytes);
-  await rename(tmp, onnxPath);
+  await writeAtomically(onnxPath, layersModelToOnnx(layers));
   return { onnxPath, weightsId };
+}
+
+/**
+ * The int8 model for a calibration (an index's manifest holds it), quantised from the
+ * float32 conversion once and cached under the calibration's id: every process that opens
+ * the index (queries, the server, workers) runs exactly the same model.
+ */
+export async function ensureQuantisedModel(backboneName: string, calibration: Calibration, log: (msg: string) => void = () => {}): Promise<ConvertedModel> {
+  if (calibration.quantiser !== QUANTISER_VERSION) {
+    // The index was quantised by another version of the quantiser: this one would embed
+    // queries differently from the stored vectors.
+    throw new LookalikeError('MODEL_MISMATCH', { index: 'this index', indexed: `int8 quantiser v${calibration.quantiser}`, requested: `int8 quantiser v${QUANTISER_VERSION}` });
+  }
+  const fp32 = await ensureOnnxModel(backboneName, log);
+  const onnxPath = fp32.onnxPath.replace(/\.onnx$/, `-int8q${QUANTISER_VERSION}-${calibrationId(calibration)}.onnx`);
+  if (existsSync(onnxPath)) return { onnxPath, weightsId: fp32.weightsId };
+  log(`quantising ${backboneName} to int8 (once per calibration) -> ${onnxPath}`);
+  await writeAtomically(onnxPath, quantiseModel(foldModel(await readFile(fp32.onnxPath)), calibration));
+  return { onnxPath, weightsId: fp32.weightsId };
+}
+
+function modelsDir(): string {
+  return path.join(cacheDir(), 'models');
+}
+
+async function writeAtomically(file: string, bytes: Uint8Array): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, bytes);
+  await rename(tmp, file);
 }

@@ -6,6 +6,7 @@
  * be asynchronous (a network round trip); callers always await them.
  */
 import type { EmbeddingSettings } from '../model/registry.js';
+import type { Calibration } from '../model/quantise.js';
 
 export interface IndexManifest {
   /** Bumped when the on-disk layout changes. */
@@ -15,6 +16,12 @@ export interface IndexManifest {
   weightsId: string;
   dimension: number;
   colourDimension: number;
+  /**
+   * int8 indexes: the activation ranges the backbone was quantised with. Every process
+   * that embeds for this index (queries, the server, workers) derives the same int8 model
+   * from it and the weights (model/onnx-cache.ts).
+   */
+  calibration?: Calibration;
   catalog: { root: string; kind: 'styles-csv' | 'image-folder'; columns: string[] };
   createdAt: string;
   updatedAt: string;

@@ -29,7 +29,9 @@ describe('building an index', () => {
     const store = SqliteStore.open(indexDir);
     const manifest = store.getManifest()!;
     expect(store.count()).toEqual({ items: 16, embedded: 16, failed: 0 });
-    expect(manifest.settings).toMatchObject({ backbone: 'resnet50-imagenet', width: 224, height: 224, resize: 'stretch', pooling: 'max' });
+    // The new-index default: float32 at 224x224, as the reference design (int8 is a choice).
+    expect(manifest.settings).toMatchObject({ backbone: 'resnet50-imagenet', width: 224, height: 224, resize: 'stretch', pooling: 'max', precision: 'fp32' });
+    expect(manifest.calibration).toBeUndefined();
     expect(manifest.weightsId).toMatch(/^resnet50-imagenet@/);
     expect(manifest.catalog.columns).toContain('articleType');
     store.close();

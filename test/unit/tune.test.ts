@@ -74,7 +74,8 @@ describe('tuning an index', () => {
     embedder = await Embedder.create('resnet50-imagenet');
     catalog = await makeCatalog(defaultItems());
     indexDir = path.join(tempDir(), 'index');
-    await buildIndex({ catalogDir: catalog, indexDir, embedder, batchSize: 8 });
+    // The reference size, so the first image setting tuned is the index's own.
+    await buildIndex({ catalogDir: catalog, indexDir, embedder, batchSize: 8, settings: { width: 224, height: 224 } });
     const lookalike = await Lookalike.open(indexDir);
     try {
       result = await tune(lookalike, {

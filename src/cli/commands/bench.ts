@@ -16,7 +16,8 @@ export function registerBenchCommand(program: Command): void {
       + 'With --ann: exact against approximate search side by side; with --synthetic N: the approximate index on N items drawn around the index\'s real vectors.')
     .addOption(indexOption())
     .option('--catalog <dir>', 'catalog to time indexing on (a temporary index is used)', devCatalogDir())
-    .option('--items <n>', 'items to index for the throughput figure', intArg('items'), 400)
+    .option('--items <n>', 'images to index for the throughput figures (the same ones for each pipeline)', intArg('items'), 480)
+    .option('--rounds <n>', 'indexing: best of this many runs of each pipeline', intArg('rounds', 1, 10), 2)
     .option('--queries <n>', 'queries to time', intArg('queries'))
     .option('--batch <n>', 'inference batch size', intArg('batch', 1, 256), INDEX_BATCH_SIZE)
     .option('--ann', 'search only: exact (GEMM), exact (JS) and ANN p50/p99 and recall@10 on the index (opened read-only)')
@@ -27,7 +28,7 @@ export function registerBenchCommand(program: Command): void {
     .addOption(new Option('--serve-probe <dir>').hideHelp())
     .option('--json', 'print JSON')
     .addHelpText('after', '\nExamples:\n  lookalike bench\n  lookalike bench --ann\n  lookalike bench --synthetic 1000000')
-    .action(action(async (flags: { index: string; catalog: string; items: number; queries?: number; batch: number; ann?: boolean; synthetic?: number; noise: number; serveProbe?: string; storeLoad?: boolean; dbSearch?: boolean; json?: boolean }) => {
+    .action(action(async (flags: { index: string; catalog: string; items: number; rounds: number; queries?: number; batch: number; ann?: boolean; synthetic?: number; noise: number; serveProbe?: string; storeLoad?: boolean; dbSearch?: boolean; json?: boolean }) => {
       const log = (m: string) => process.stderr.write(`${m}\n`);
       if (flags.dbSearch) {
         const r = await runDbSearchBench(flags.index, { queries: flags.queries });
@@ -95,12 +96,21 @@ export function registerBenchCommand(program: Command): void {
         print(`bytes per item on disk: store ${bytes(r.storeBytesPerItem)}; per ANN space, ${r.spaces.map((x) => `${x.space}: graph ${bytes(x.bytesPerItem.annInMemory)} + rows ${bytes(x.bytesPerItem.rowsOnDisk)}`).join('; ')}`);
         return;
       }
-      const r = await runCoreBench({ indexDir: flags.index, catalogDir: flags.catalog, indexItems: flags.items, queries: flags.queries ?? 50, batch: flags.batch, log });
+      const r = await runCoreBench({ indexDir: flags.index, catalogDir: flags.catalog, indexItems: flags.items, queries: flags.queries ?? 50, batch: flags.batch, rounds: flags.rounds, log });
       if (flags.json) return printJson(r);
-      print(`catalog in index: ${r.catalogItems} items`);
+      const ix = r.indexing;
+      const run = (x: typeof ix.runs.default) => [x.label, x.settings, `${x.imagesPerSecond.toFixed(1)} images/s`, `${x.seconds.toFixed(1)} s`];
+      print(`indexing: the same ${ix.images} images, batch ${ix.batch}, best of ${ix.rounds}; from the call to the last vector written (model load, catalog, int8 calibration included)`);
+      print(table([
+        ['pipeline', 'model', 'throughput', 'time'],
+        run(ix.runs.default), run(ix.runs.fp32), run(ix.runs.plain),
+      ]));
+      print(`int8 168x224 vs the float32 224x224 index (the default): ${ix.speedup.vsFp32.toFixed(2)}x; vs the plain pipeline: ${ix.speedup.vsPlain.toFixed(2)}x`);
+      print(`cosine int8 vs float32, max pooling, same images: at the same size min ${ix.cosine.sameSize.min.toFixed(4)}, median ${ix.cosine.sameSize.median.toFixed(4)}; int8 168x224 vs float32 224x224 min ${ix.cosine.vsFp32At224.min.toFixed(4)}, median ${ix.cosine.vsFp32At224.median.toFixed(4)}`);
+      print(`int8 model time by operator (onnxruntime profile): ${ix.int8Ops.slice(0, 8).map((o) => `${o.op} ${(o.share * 100).toFixed(1)}% (${o.nodes})`).join(', ')}`);
+      print(`catalog in index: ${r.catalogItems} items (${r.model})`);
       print(table([
         ['measure', 'lookalike', 'baseline (per-item JS loop)', 'ratio'],
-        ['indexing throughput', `${r.indexing.imagesPerSecond.toFixed(1)} images/s (${r.indexing.items} items, batch ${r.indexing.batch})`, '', ''],
         ['query latency p50 (decode+embed+search)', `${r.query.p50ms.toFixed(1)} ms`, '', ''],
         ['query latency p95', `${r.query.p95ms.toFixed(1)} ms`, '', ''],
         ['search only, per query (onnxruntime GEMM, used for image queries)', `${r.searchOnly.onnxMs.toFixed(2)} ms`, `${r.searchOnly.baselineMs.toFixed(2)} ms`, `${r.searchOnly.onnxSpeedup.toFixed(1)}x faster`],

@@ -12,7 +12,8 @@ import { stratifiedSample } from '../../tune/sample.js';
 import { parseFilters } from '../../search/filters.js';
 import { ANN_MIN_ITEMS, type SearchMethod, type SearchSetting } from '../../search/engine.js';
 import { searchSettingOf, type SearchResponse } from '../../lookalike.js';
-import type { ResizeMode, Pooling } from '../../model/registry.js';
+import { defaultSettings, PRECISIONS, type Precision, type ResizeMode, type Pooling } from '../../model/registry.js';
+import { calibrationId } from '../../model/quantise.js';
 import { parseRegion } from '../../model/localise.js';
 import { openStore } from '../../store/open.js';
 import { copyIndex } from '../../store/copy.js';
@@ -65,7 +66,8 @@ export function registerCoreCommands(program: Command): void {
     .argument('<catalog>', 'catalog folder (read only; never written)')
     .addOption(indexOption())
     .option('--batch <n>', 'images per inference batch', intArg('batch', 1, 256), INDEX_BATCH_SIZE)
-    .option('--size <WxH>', 'network input size, e.g. 224x224 or 224x168 (only when creating the index)')
+    .option('--size <WxH>', `network input size, width x height (only when creating the index; default ${defaultSettings().width}x${defaultSettings().height}, the photos' 3:4 aspect; 224x224 as the reference)`)
+    .addOption(new Option('--precision <p>', `arithmetic of the network (only when creating the index; default ${defaultSettings().precision}): int8 is about twice as fast, float32 the reference`).choices([...PRECISIONS]))
     .addOption(new Option('--resize <mode>', 'how photos become the input size: stretch (reference), pad to square, crop').choices(['stretch', 'pad', 'crop']))
     .addOption(new Option('--pooling <kind>', 'default pooling for search (both are stored)').choices(['max', 'avg']))
     .option('--limit <n>', 'embed at most n new items in this run', intArg('limit'))
@@ -74,8 +76,8 @@ export function registerCoreCommands(program: Command): void {
     .addOption(new Option('--search <method>', `how searches are answered from now on: auto (ann from ${ANN_MIN_ITEMS.toLocaleString('en-US')} items), exact, ann`).choices(['auto', 'exact', 'ann']))
     .option('--allow-remove', 'let this run remove more than half of the index (items missing from this catalog)')
     .option('--json', 'print the report as JSON')
-    .addHelpText('after', '\nExamples:\n  lookalike index ../shared/datasets/fashion-small --sample 1500   # quick start\n  lookalike index ../shared/datasets/fashion-small\n  lookalike index ./photos --index ./photos-index --resize pad\n  lookalike index ./next-season --index ./next-index --head head.lkhead')
-    .action(action(async (catalog: string, flags: { index: string; batch: number; size?: string; resize?: ResizeMode; pooling?: Pooling; limit?: number; sample?: number; head?: string; allowRemove?: boolean; search?: SearchSetting; json?: boolean }) => {
+    .addHelpText('after', '\nExamples:\n  lookalike index ../shared/datasets/fashion-small --sample 1500   # quick start\n  lookalike index ../shared/datasets/fashion-small\n  lookalike index ./photos --index ./photos-index --resize pad\n  lookalike index ../shared/datasets/fashion-small --index ./fp32-index --precision fp32 --size 224x224   # the float32 reference\n  lookalike index ./next-season --index ./next-index --head head.lkhead')
+    .action(action(async (catalog: string, flags: { index: string; batch: number; size?: string; precision?: Precision; resize?: ResizeMode; pooling?: Pooling; limit?: number; sample?: number; head?: string; allowRemove?: boolean; search?: SearchSetting; json?: boolean }) => {
       const settings: Record<string, unknown> = {};
       if (flags.size) {
         const m = /^(\d+)x(\d+)$/.exec(flags.size);
@@ -85,6 +87,7 @@ export function registerCoreCommands(program: Command): void {
         checkInputSize(settings.width, settings.height);
       }
       if (flags.resize) settings.resize = flags.resize;
+      if (flags.precision) settings.precision = flags.precision;
       if (flags.pooling) settings.pooling = flags.pooling;
       const bar = progressBar('indexing', 'img');
       let started = false;
@@ -284,7 +287,8 @@ export function registerCoreCommands(program: Command): void {
       const s = manifest.settings;
       print(`index:    ${describeLocation(flags.index)}`);
       print(`catalog:  ${manifest.catalog.root} (${manifest.catalog.kind})`);
-      print(`model:    ${manifest.weightsId}, input ${s.width}x${s.height} ${s.resize}, ${s.pooling} pooling, ${manifest.dimension}-d`);
+      const precision = manifest.calibration ? `int8 (calibration ${calibrationId(manifest.calibration)}, ${manifest.calibration.images} images)` : 'float32';
+      print(`model:    ${manifest.weightsId}, ${precision}, input ${s.width}x${s.height} ${s.resize}, ${s.pooling} pooling, ${manifest.dimension}-d`);
       print(`items:    ${counts.items} (${counts.embedded} embedded, ${counts.failed} unreadable)`);
       print(`updated:  ${manifest.updatedAt}`);
       if (search) {
