@@ -101,6 +101,16 @@ export const INDEX_FILES = {
 /** The index folder, under the current directory, when neither --index nor LOOKALIKE_INDEX says. */
 export const DEFAULT_INDEX_DIR = '.lookalike';
 
+/** The index's name inside a PostgreSQL store when --index does not name one. */
+export const DEFAULT_STORE_INDEX = 'lookalike';
+
+/**
+ * How often a replica asks PostgreSQL for the data generation even when no notification came
+ * (a notification is lost when the listening connection drops): the bound on how stale a
+ * replica can be after a reconnect.
+ */
+export const STORE_POLL_MS = 1000;
+
 /** The folder for converted models, under the package root, unless LOOKALIKE_CACHE says. */
 export const DEFAULT_CACHE_DIR = '.cache';
 
@@ -108,8 +118,10 @@ export const DEFAULT_CACHE_DIR = '.cache';
 export const ENV = {
   /** Where converted models (ONNX) are kept. */
   cache: 'LOOKALIKE_CACHE',
-  /** The default index folder. */
+  /** The default index folder (or, with a store URL, the index's name in the database). */
   index: 'LOOKALIKE_INDEX',
+  /** A shared store, postgres://USER@HOST:PORT/DATABASE, used where --store is not given. */
+  store: 'LOOKALIKE_STORE',
   /** The dev catalog for the data suite and benchmarks. */
   dataset: 'LOOKALIKE_DATASET',
   /** The chromium the page's browser tests drive. */

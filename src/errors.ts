@@ -78,6 +78,13 @@ export const ERRORS = {
   CATALOG_IMAGE_REFUSED: { status: 403, message: 'the photo of item "{id}" is not served: {why}. Put the original photo back, or re-run `lookalike index` after changing the catalog.' },
   MAP_NOT_FOUND: { status: 404, message: 'this index has no map yet. Make one with `lookalike map --index {path}`, then reload.', public: 'this index has no map yet. Make one with `lookalike map`, then reload.' },
   MAP_UNREADABLE: { status: 500, message: 'the map file {path} cannot be read ({reason}). Make it again with `lookalike map --index {index}`.', public: 'the map file cannot be read. Make it again with `lookalike map`.' },
+  STORE_URL_INVALID: { status: 400, message: '{url} is not a PostgreSQL URL ({reason}). Write it as postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE; a folder goes with --index DIR.', public: 'the server\'s store URL is invalid. Its operator should fix --store.' },
+  STORE_UNREACHABLE: { status: 503, message: 'cannot reach the PostgreSQL server at {server} ({reason}). Check that it runs and that host and port in --store are right.', public: 'the catalog database cannot be reached. Try again shortly.' },
+  STORE_AUTH_FAILED: { status: 500, message: 'PostgreSQL refused user "{user}" at {server} ({reason}). Check the user and password in --store (postgres://USER:PASSWORD@HOST/DATABASE).', public: 'the server cannot log in to its catalog database.' },
+  STORE_DATABASE_MISSING: { status: 500, message: 'the database "{database}" does not exist on {server}. Create it (`createdb {database}`) or name an existing one in --store.', public: 'the server\'s catalog database does not exist.' },
+  STORE_PERMISSION_DENIED: { status: 500, message: 'user "{user}" may not {action} in database "{database}" ({reason}). Grant it (`GRANT CREATE ON DATABASE {database} TO {user}`, or USAGE/SELECT on the index\'s schema to read), or connect as the index\'s owner.', public: 'the server may not use its catalog database.' },
+  STORE_TOO_NEW: { status: 409, message: 'the index "{index}" in {server} was written by a newer Lookalike (schema {found}; this one knows up to {known}). Upgrade Lookalike to read or write it.', public: 'the catalog database was written by a newer Lookalike.' },
+  STORE_BAD_INDEX_NAME: { status: 400, message: 'index name "{name}" cannot name a catalog in PostgreSQL. Use lower-case letters, digits and _ (up to 48, starting with a letter), e.g. --index shop_main.' },
   PORT_IN_USE: { status: 409, message: 'port {port} on {host} is already in use. Stop the other server, or pick another port with --port.' },
   INTERNAL: {
     status: 500,

@@ -10,8 +10,8 @@ import { colourHistogram } from './image/colour.js';
 import { imageFingerprint, type EmbeddingSettings, type Pooling } from './model/registry.js';
 import { prepareImage, type PreparedImage } from './image/prepare.js';
 import { prepareOptionsFor } from './image/options.js';
-import { SqliteStore } from './store/sqlite.js';
-import type { IndexManifest, Store } from './store/types.js';
+import { openStore } from './store/open.js';
+import type { IndexManifest, Store, VectorKind } from './store/types.js';
 import { SearchEngine, SEARCH_SETTINGS, type SearchHit, type SearchOptions, type SearchSetting } from './search/engine.js';
 import { backboneSpace, type EmbeddingSpace, type RawVectors } from './search/space.js';
 import { batchTopK } from './search/kernel.js';
@@ -84,36 +84,88 @@ export function searchSettingOf(manifest: IndexManifest): SearchSetting {
   return SEARCH_SETTINGS.includes(s as SearchSetting) ? (s as SearchSetting) : 'auto';
 }
 
-export class Lookalike {
-  readonly engine: SearchEngine;
-  private embedder?: Promise<Embedder>;
-  private headSpaces?: HeadSpaces;
+/** The raw vectors a manifest's default searches read: a head reads all three kinds. */
+function kindsFor(manifest: IndexManifest): VectorKind[] {
+  return manifest.extensions?.head ? ['max', 'avg', 'colour'] : [manifest.settings.pooling, 'colour'];
+}
 
-  private constructor(readonly store: Store, readonly manifest: Readonly<IndexManifest>, readonly indexDir: string, readonly = false) {
-    // The ANN index is kept beside index.sqlite; a read-only open loads it but never writes.
-    this.engine = new SearchEngine(store, manifest.catalog.columns, { annDir: store.location, persist: !readonly, search: searchSettingOf(manifest) });
+export class Lookalike {
+  private current: { engine: SearchEngine; manifest: Readonly<IndexManifest>; head?: HeadSpaces };
+  private embedder?: Promise<Embedder>;
+
+  private constructor(readonly store: Store, readonly indexDir: string, private readonly readonly = false) {
+    this.current = this.build(store.getManifest()!);
   }
 
+  /** An engine over the store as it is now. */
+  private build(manifest: IndexManifest): { engine: SearchEngine; manifest: Readonly<IndexManifest> } {
+    // The ANN index is kept beside index.sqlite (a read-only open loads it but never writes);
+    // a shared store has no folder, and each replica builds its ANN index in memory.
+    const engine = new SearchEngine(this.store, manifest.catalog.columns, { annDir: this.store.folder, persist: !this.readonly, search: searchSettingOf(manifest) });
+    // A shared store swaps its matrices on refresh: this engine takes its rows now, so that
+    // they always match its items, whatever the store holds later.
+    if (this.store.refresh) engine.pin(kindsFor(manifest));
+    return { engine, manifest };
+  }
+
+  /** `location`: an index folder, or a PostgreSQL location (store/location.ts). */
   static async open(indexDir: string, options: { readonly?: boolean } = {}): Promise<Lookalike> {
-    const store = SqliteStore.open(indexDir, { readonly: options.readonly });
-    const manifest = store.getManifest();
-    if (!manifest || store.count().embedded === 0) {
-      store.close();
-      throw new LookalikeError('INDEX_EMPTY', { path: indexDir });
-    }
-    const lookalike = new Lookalike(store, manifest, indexDir, options.readonly);
+    const store = await openStore(indexDir, { readonly: options.readonly });
     try {
-      lookalike.headSpaces = await HeadSpaces.open(indexDir, manifest, store, lookalike.engine);
+      const manifest = store.getManifest();
+      if (!manifest || store.count().embedded === 0) throw new LookalikeError('INDEX_EMPTY', { path: indexDir });
+      await store.preload?.(kindsFor(manifest));
+      const lookalike = new Lookalike(store, indexDir, options.readonly);
+      lookalike.current.head = await HeadSpaces.open(manifest, store, lookalike.engine);
+      return lookalike;
     } catch (err) {
-      store.close();
+      await store.close();
       throw err;
     }
-    return lookalike;
+  }
+
+  get engine(): SearchEngine {
+    return this.current.engine;
+  }
+
+  get manifest(): Readonly<IndexManifest> {
+    return this.current.manifest;
+  }
+
+  /** The store's data generation these answers come from (`/api/health`). */
+  get generation(): number {
+    return this.engine.generation;
+  }
+
+  /**
+   * Catches up with changes other processes made to a shared store (new, changed and
+   * removed items, a new head, tuned settings). The new engine is built and warmed beside
+   * the old one, which keeps answering until it is swapped in. True when anything changed.
+   */
+  async refresh(): Promise<boolean> {
+    if (!this.store.refresh) return false;
+    await this.store.refresh();
+    if (this.store.generation() === this.engine.generation) return false;
+    return this.rebuild();
+  }
+
+  /** Rebuilds the engine over the store's current snapshot (after `store.refresh`). */
+  async rebuild(): Promise<boolean> {
+    const manifest = this.store.getManifest();
+    if (!manifest || this.store.count().embedded === 0) return false;
+    await this.store.preload?.(kindsFor(manifest));
+    const next: { engine: SearchEngine; manifest: Readonly<IndexManifest>; head?: HeadSpaces } = this.build(manifest);
+    next.head = await HeadSpaces.open(manifest, this.store, next.engine);
+    const photo = next.head ? next.head.photoSpace() : backboneSpace(manifest.settings.pooling, manifest.dimension);
+    next.engine.matrix(photo);
+    if (next.engine.method() === 'ann') await next.engine.ann(photo);
+    this.current = next;
+    return true;
   }
 
   /** The trained head's spaces, when the index has a head (`lookalike train`). */
   get head(): HeadSpaces | undefined {
-    return this.headSpaces;
+    return this.current.head;
   }
 
   get settings(): EmbeddingSettings {
@@ -249,7 +301,7 @@ export class Lookalike {
   async close(): Promise<void> {
     if (this.embedder) await (await this.embedder.catch(() => undefined))?.release();
     await this.engine.close();
-    this.store.close();
+    await this.store.close();
   }
 }
 

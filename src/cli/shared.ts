@@ -6,10 +6,33 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { asLookalikeError, LookalikeError } from '../errors.js';
 import { defaultIndexDir } from '../paths.js';
+import { DEFAULT_STORE_INDEX, ENV } from '../defaults.js';
+import { storeLocation } from '../store/location.js';
 import { Lookalike } from '../lookalike.js';
 
 export function indexOption(): Option {
-  return new Option('--index <dir>', 'index folder').default(defaultIndexDir(), '.lookalike/ under the current directory');
+  return new Option('--index <dir>', 'index folder; with --store, the index\'s name in the database').default(defaultIndexDir(), '.lookalike/ under the current directory');
+}
+
+/** `--store URL`: a shared PostgreSQL store instead of a folder; every command with --index has it. */
+export function storeOption(): Option {
+  return new Option('--store <url>', `PostgreSQL store, postgres://USER@HOST:5432/DATABASE (default: $${ENV.store}); --index then names the index in it (default "${DEFAULT_STORE_INDEX}")`)
+    .default(process.env[ENV.store] || undefined);
+}
+
+/**
+ * With a store, `--index` names the index in it: the flags' `index` becomes the location
+ * `postgres://…#NAME` (store/location.ts), which the library opens as PostgreSQL. Without
+ * one, nothing changes: a folder.
+ */
+function resolveStore(args: unknown[]): void {
+  const command = args.find((a): a is Command => a instanceof Command);
+  const flags = args.find((a): a is { index?: string; store?: string } => typeof a === 'object' && a !== null && !(a instanceof Command) && 'index' in a);
+  if (!flags?.store || !command) return;
+  const source = command.getOptionValueSource('index');
+  const fromEnv = process.env[ENV.index];
+  const name = source === 'default' ? (fromEnv && !fromEnv.includes('/') ? fromEnv : DEFAULT_STORE_INDEX) : String(flags.index);
+  flags.index = storeLocation(flags.store, name);
 }
 
 export function intArg(name: string, min = 1, max = Number.MAX_SAFE_INTEGER) {
@@ -41,6 +64,7 @@ export function collect(value: string, previous: string[] = []): string[] {
 export function action<A extends unknown[]>(body: (...args: A) => Promise<void> | void) {
   return async (...args: A): Promise<void> => {
     try {
+      resolveStore(args);
       await body(...args);
     } catch (err) {
       const json = args.some((a) => typeof a === 'object' && a !== null && (a as { json?: unknown }).json === true);

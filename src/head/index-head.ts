@@ -1,6 +1,7 @@
 /**
- * A head inside an index: the file `head.lkhead` in the index folder, named by the
- * manifest's `extensions.head`; and the search spaces it gives a Lookalike.
+ * A head inside an index: the file `head.lkhead` stored with the index (in its folder, or
+ * in the shared store's files table), named by the manifest's `extensions.head`; and the
+ * search spaces it gives a Lookalike.
  *
  * The catalog's embedding under a head is computed in batches (onnxruntime) when an index
  * is opened, then cached as `cache/head-<head id>-g<store generation>.f32`, so that a CLI
@@ -9,7 +10,7 @@
  * never re-run.
  */
 import { existsSync, readdirSync, rmSync } from 'node:fs';
-import { mkdir, readFile, rename, writeFile, copyFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { INDEX_FILES } from '../defaults.js';
 import { LookalikeError } from '../errors.js';
@@ -17,8 +18,8 @@ import { imageFingerprint, type EmbeddingSettings } from '../model/registry.js';
 import type { IndexManifest, Store } from '../store/types.js';
 import type { SearchEngine } from '../search/engine.js';
 import { backboneSpace, blendedSpace, type EmbeddingSpace, type RawVectors } from '../search/space.js';
-import { SqliteStore } from '../store/sqlite.js';
-import { backboneKey, readHeadFile, writeHeadFile, type Head, type Mode } from './head.js';
+import { openStore } from '../store/open.js';
+import { backboneKey, decodeHead, encodeHead, readHeadFile, type Head, type Mode } from './head.js';
 
 export const HEAD_FILE = INDEX_FILES.head;
 
@@ -67,70 +68,61 @@ function refFor(head: Head): HeadRef {
   };
 }
 
-/** Writes the head into the index folder and returns the manifest entry naming it. */
-export async function storeHeadFile(indexDir: string, head: Head): Promise<HeadRef> {
-  await mkdir(indexDir, { recursive: true });
-  await writeHeadFile(head, path.join(indexDir, HEAD_FILE));
-  return refFor(head);
-}
-
 /**
- * `index --head FILE`: reads and checks the head against the index's backbone, copies it
- * into the index folder and returns the manifest entry. Nothing is written on refusal.
+ * `index --head FILE`: reads and checks the head against the index's backbone, stores it
+ * with the index and returns the manifest entry. Nothing is written on refusal.
  */
-export async function adoptHeadFile(file: string, indexDir: string, weightsId: string, settings: EmbeddingSettings): Promise<HeadRef> {
+export async function adoptHeadFile(file: string, store: Store, weightsId: string, settings: EmbeddingSettings): Promise<HeadRef> {
   const head = readHeadFile(file);
   checkHeadFits(head, weightsId, settings, file);
-  await mkdir(indexDir, { recursive: true });
-  const target = path.join(indexDir, HEAD_FILE);
-  if (path.resolve(file) !== path.resolve(target)) {
-    await copyFile(file, `${target}.${process.pid}.tmp`);
-    await rename(`${target}.${process.pid}.tmp`, target);
-  }
+  await store.putFile(HEAD_FILE, encodeHead(head));
   return refFor(head);
 }
 
 /** Makes `head` the index's embedding (the store must be writable). */
-export async function installHead(indexDir: string, head: Head): Promise<HeadRef> {
-  const store = SqliteStore.open(indexDir);
+export async function installHead(location: string, head: Head): Promise<HeadRef> {
+  const store = await openStore(location);
   try {
     const manifest = store.getManifest();
-    if (!manifest) throw new LookalikeError('INDEX_EMPTY', { path: indexDir });
+    if (!manifest) throw new LookalikeError('INDEX_EMPTY', { path: location });
     checkHeadFits(head, manifest.weightsId, manifest.settings, 'the new head');
-    const ref = await storeHeadFile(indexDir, head);
-    store.setManifest({ ...manifest, extensions: { ...manifest.extensions, head: ref }, updatedAt: new Date().toISOString() });
+    await store.putFile(HEAD_FILE, encodeHead(head));
+    const ref = refFor(head);
+    await store.setManifest({ ...manifest, extensions: { ...manifest.extensions, head: ref }, updatedAt: new Date().toISOString() });
     return ref;
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
 /** Back to plain backbone features: forgets the head. Returns whether there was one. */
-export function removeHead(indexDir: string): boolean {
-  const store = SqliteStore.open(indexDir);
+export async function removeHead(location: string): Promise<boolean> {
+  const store = await openStore(location);
   try {
     const manifest = store.getManifest();
     const had = !!headRefOf(manifest);
     if (manifest && had) {
       const extensions = { ...manifest.extensions };
       delete extensions.head;
-      store.setManifest({ ...manifest, extensions, updatedAt: new Date().toISOString() });
+      await store.setManifest({ ...manifest, extensions, updatedAt: new Date().toISOString() });
     }
-    rmSync(path.join(indexDir, HEAD_FILE), { force: true });
-    removeHeadCaches(indexDir);
+    await store.deleteFile(HEAD_FILE);
+    if (store.folder) removeHeadCaches(store.folder);
     return had;
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
-/** The index's head, read from its folder (undefined when it has none). */
-export function loadIndexHead(indexDir: string, manifest: IndexManifest): Head | undefined {
+/** The index's head, as stored with it (undefined when it has none). */
+export function loadIndexHead(store: Store, manifest: IndexManifest): Head | undefined {
   const ref = headRefOf(manifest);
   if (!ref) return undefined;
-  const file = path.join(indexDir, path.basename(ref.file));
-  const head = readHeadFile(file);
-  checkHeadFits(head, manifest.weightsId, manifest.settings, file);
+  const label = store.folder ? path.join(store.folder, path.basename(ref.file)) : `${path.basename(ref.file)} in the store`;
+  const bytes = store.getFile(path.basename(ref.file));
+  if (!bytes) throw new LookalikeError('HEAD_UNREADABLE', { path: label, reason: 'no such file' });
+  const head = decodeHead(bytes, label);
+  checkHeadFits(head, manifest.weightsId, manifest.settings, label);
   return head;
 }
 
@@ -151,13 +143,13 @@ export class HeadSpaces {
   private readonly spaces = new Map<Mode, EmbeddingSpace>();
   private readonly photoSpaces = new Map<string, EmbeddingSpace>();
 
-  private constructor(readonly head: Head, private readonly indexDir: string, private readonly store: Store, private readonly engine: SearchEngine) {}
+  private constructor(readonly head: Head, private readonly store: Store, private readonly engine: SearchEngine) {}
 
   /** The head spaces of an index, or undefined when the index has no head. */
-  static async open(indexDir: string, manifest: IndexManifest, store: Store, engine: SearchEngine): Promise<HeadSpaces | undefined> {
-    const head = loadIndexHead(indexDir, manifest);
+  static async open(manifest: IndexManifest, store: Store, engine: SearchEngine): Promise<HeadSpaces | undefined> {
+    const head = loadIndexHead(store, manifest);
     if (!head) return undefined;
-    const spaces = new HeadSpaces(head, indexDir, store, engine);
+    const spaces = new HeadSpaces(head, store, engine);
     await spaces.prepareCatalog();
     return spaces;
   }
@@ -165,9 +157,11 @@ export class HeadSpaces {
   private async prepareCatalog(): Promise<void> {
     const n = this.engine.size;
     const sd = this.head.meta.net.styleDim, cd = this.head.colourDim;
-    const name = `head-${this.head.id}-g${this.store.generation()}.f32`;
-    const file = path.join(this.indexDir, INDEX_FILES.cache, name);
-    if (existsSync(file)) {
+    const name = `head-${this.head.id}-g${this.engine.generation}.f32`;
+    // A shared store has no folder: each replica projects the catalog in memory.
+    const folder = this.store.folder;
+    const file = folder && path.join(folder, INDEX_FILES.cache, name);
+    if (file && existsSync(file)) {
       const bytes = await readFile(file);
       if (bytes.byteLength === n * (sd + cd) * 4) {
         const all = new Float32Array(n * (sd + cd));
@@ -180,6 +174,7 @@ export class HeadSpaces {
     const parts = await this.head.embedParts(this.engine.rawVectors());
     this.style = parts.style;
     this.colour = parts.colour;
+    if (!file || !folder) return;
     try {
       await mkdir(path.dirname(file), { recursive: true });
       const all = new Float32Array(n * (sd + cd));
@@ -187,7 +182,7 @@ export class HeadSpaces {
       all.set(parts.colour, n * sd);
       await writeFile(`${file}.tmp`, all);
       await rename(`${file}.tmp`, file);
-      removeHeadCaches(this.indexDir, name);
+      removeHeadCaches(folder, name);
     } catch { /* read-only index folder: recomputed on the next open */ }
   }
 

@@ -16,8 +16,7 @@ import { defaultSettings, imageFingerprint, type EmbeddingSettings } from '../mo
 import { prepareImage, type PreparedImage } from '../image/prepare.js';
 import { prepareOptionsFor } from '../image/options.js';
 import { COLOUR_DIMENSION } from '../image/colour.js';
-import { SqliteStore } from '../store/sqlite.js';
-import { acquireIndexLock } from '../store/lock.js';
+import { lockStore, openStore, settleStore } from '../store/open.js';
 import { checkInputSize } from '../validate.js';
 import type { IndexManifest, ItemFailure, ItemVectors, Store } from '../store/types.js';
 import { adoptHeadFile } from '../head/index-head.js';
@@ -89,12 +88,12 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
   const catalog = await readCatalog(options.catalogDir);
   const items = options.select ? catalog.items.filter((i) => options.select!(i.id)) : catalog.items;
   // One writer at a time, locked before the store is opened: a refused run changes nothing.
-  const lock = acquireIndexLock(options.indexDir, 'lookalike index');
-  let store: SqliteStore;
+  const lock = await lockStore(options.indexDir, 'lookalike index');
+  let store: Store;
   try {
-    store = SqliteStore.open(options.indexDir, { create: true });
+    store = await openStore(options.indexDir, { create: true });
   } catch (err) {
-    lock.release();
+    await lock.release();
     throw err;
   }
   try {
@@ -117,7 +116,7 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
     let head: Awaited<ReturnType<typeof adoptHeadFile>> | undefined;
     if (options.head) {
       try {
-        head = await adoptHeadFile(options.head, options.indexDir, embedder.weightsId, settings);
+        head = await adoptHeadFile(options.head, store, embedder.weightsId, settings);
       } catch (err) {
         if (!options.embedder) await embedder.release();
         throw err;
@@ -135,9 +134,9 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
       updatedAt: now,
       extensions: head || options.search ? { ...existing?.extensions, ...(head && { head }), ...(options.search && { search: options.search }) } : existing?.extensions,
     };
-    store.setManifest(manifest);
-    store.deleteItems(stale);
-    store.upsertItems(items.map((i) => ({ id: i.id, image: i.imagePath, metadata: i.metadata })));
+    await store.setManifest(manifest);
+    await store.deleteItems(stale);
+    await store.upsertItems(items.map((i) => ({ id: i.id, image: i.imagePath, metadata: i.metadata })));
 
     const embedded = store.embeddedIds();
     let todo = items.filter((i) => !embedded.has(i.id));
@@ -164,9 +163,9 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
       interrupted: result.interrupted,
     };
   } finally {
-    store.settle();
-    store.close();
-    lock.release();
+    settleStore(store);
+    await store.close();
+    await lock.release();
   }
 }
 
@@ -213,7 +212,7 @@ async function embedAll(store: Store, embedder: Embedder, settings: EmbeddingSet
         colour: p.image.colour,
       }));
     }
-    store.putVectors(vectors, current.failures);
+    await store.putVectors(vectors, current.failures);
     added += vectors.length;
     failed += current.failures.length;
     const elapsed = (performance.now() - started) / 1000;

@@ -78,12 +78,15 @@ export class SearchEngine {
   private raw?: RawVectors;
   private readonly spaces = new Map<string, SpaceMatrix>();
   private readonly anns = new Map<string, Promise<AnnIndex>>();
+  /** The store's data generation this engine's items and rows come from. */
+  readonly generation: number;
 
   /**
    * `annDir`: where ANN index files live (beside index.sqlite); without it the ANN index is
    * built in memory on first use. `search`: the index's search setting.
    */
   constructor(private readonly store: Store, columns: string[], private readonly annOptions: { annDir?: string; persist?: boolean; search?: SearchSetting } = {}) {
+    this.generation = store.generation();
     const all = new Map(store.listItems().map((i) => [i.id, i]));
     const { ids } = store.loadMatrix('colour'); // smallest matrix: gives the row order cheaply
     this.items = ids.map((id) => all.get(id)!).filter(Boolean);
@@ -127,6 +130,12 @@ export class SearchEngine {
       };
     }
     return this.raw;
+  }
+
+  /** Loads these kinds of raw vectors now rather than on first use. */
+  pin(kinds: VectorKind[]): void {
+    const raw = this.rawVectors();
+    for (const kind of kinds) void raw[kind];
   }
 
   /** The catalog's matrix in a space, computed once per space. */
@@ -254,7 +263,7 @@ export class SearchEngine {
 
   private async openAnn(space: EmbeddingSpace, onProgress?: (done: number, total: number) => void): Promise<AnnIndex> {
     const base = this.annBase(space);
-    const generation = this.store.generation();
+    const generation = this.generation;
     const ids = this.items.map((i) => i.id);
     const loaded = base ? AnnIndex.load(base, space.id, space.dim) : undefined;
     if (loaded && loaded.meta.generation === generation && loaded.size === ids.length) {
@@ -282,7 +291,7 @@ export class SearchEngine {
   annStatus(space: EmbeddingSpace): { file?: string; meta?: AnnMeta; current: boolean } {
     const base = this.annBase(space);
     const meta = base ? AnnIndex.readMeta(base) : undefined;
-    return { file: base && `${base}.usearch`, meta, current: !!meta && meta.generation === this.store.generation() };
+    return { file: base && `${base}.usearch`, meta, current: !!meta && meta.generation === this.generation };
   }
 
   private annBase(space: EmbeddingSpace): string | undefined {

@@ -267,7 +267,7 @@ export function addSharedSchemas(app: FastifyInstance): void {
       },
       index: {
         type: 'object',
-        required: ['items', 'columns', 'facetFields', 'settings', 'updatedAt', 'hasMap'],
+        required: ['items', 'columns', 'facetFields', 'settings', 'updatedAt', 'hasMap', 'generation'],
         properties: {
           items: { type: 'integer' },
           columns: { type: 'array', items: { type: 'string' } },
@@ -275,6 +275,7 @@ export function addSharedSchemas(app: FastifyInstance): void {
           settings: { type: 'object', additionalProperties: true },
           updatedAt: { type: 'string' },
           hasMap: { type: 'boolean' },
+          generation: { type: 'integer', description: 'The store generation this replica serves: it changes with every write to the index, and replicas of one store that answer the same generation hold the same data.' },
         },
       },
       queue: {

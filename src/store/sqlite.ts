@@ -21,11 +21,13 @@ export function indexExists(dir: string): boolean {
 
 export class SqliteStore implements Store {
   readonly location: string;
+  readonly folder: string;
   private readonly db: Database.Database;
   private readonly readonly: boolean;
 
   private constructor(dir: string, db: Database.Database, readonly: boolean) {
     this.location = dir;
+    this.folder = dir;
     this.db = db;
     this.readonly = readonly;
   }
@@ -127,6 +129,29 @@ export class SqliteStore implements Store {
       for (const f of failures) fail.run(f.id, f.reason);
       this.bump();
     })();
+  }
+
+  /** Files live beside index.sqlite (head.lkhead, map.json), written atomically. */
+  getFile(name: string): Buffer | undefined {
+    try {
+      return readFileSync(path.join(this.location, path.basename(name)));
+    } catch {
+      return undefined;
+    }
+  }
+
+  putFile(name: string, bytes: Buffer): void {
+    const file = path.join(this.location, path.basename(name));
+    try {
+      writeFileSync(`${file}.${process.pid}.tmp`, bytes);
+      renameSync(`${file}.${process.pid}.tmp`, file);
+    } catch (err) {
+      throw storeError(err, this.location);
+    }
+  }
+
+  deleteFile(name: string): void {
+    rmSync(path.join(this.location, path.basename(name)), { force: true });
   }
 
   listItems(): StoredItem[] {

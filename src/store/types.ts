@@ -1,7 +1,9 @@
 /**
  * The store keeps an index's items, their metadata and their raw backbone vectors.
- * SQLite is the embedded default; the interface is small so that another backend
- * (PostgreSQL) can stand beside it.
+ * SQLite (store/sqlite.ts) is the embedded default; PostgreSQL (store/postgres.ts) is the
+ * shared one. Reads are synchronous: SQLite answers from its file, PostgreSQL from a
+ * snapshot it holds in memory (loaded at open, brought up to date by `refresh`). Writes may
+ * be asynchronous (a network round trip); callers always await them.
  */
 import type { EmbeddingSettings } from '../model/registry.js';
 
@@ -42,14 +44,37 @@ export type VectorKind = 'max' | 'avg' | 'colour';
 export interface VectorMatrix { ids: string[]; data: Float32Array; dim: number }
 
 export interface Store {
+  /** The folder or the PostgreSQL location (store/location.ts) it was opened from. */
   readonly location: string;
+  /**
+   * The index folder, when the store lives in one (SQLite): derived, rebuildable files (ANN
+   * indexes, flat caches) are kept there. Undefined for a shared store, whose replicas keep
+   * nothing on disk and build them in memory.
+   */
+  readonly folder?: string;
   getManifest(): IndexManifest | undefined;
-  setManifest(manifest: IndexManifest): void;
+  setManifest(manifest: IndexManifest): void | Promise<void>;
   /** Inserts or refreshes items' image path and metadata (vectors untouched). */
-  upsertItems(items: StoredItem[]): void;
-  deleteItems(ids: string[]): void;
+  upsertItems(items: StoredItem[]): void | Promise<void>;
+  deleteItems(ids: string[]): void | Promise<void>;
   /** Stores vectors and clears any earlier failure of those items, atomically. */
-  putVectors(batch: ItemVectors[], failures?: ItemFailure[]): void;
+  putVectors(batch: ItemVectors[], failures?: ItemFailure[]): void | Promise<void>;
+  /** A named blob stored with the index (the head, the map), or undefined. */
+  getFile(name: string): Buffer | undefined;
+  putFile(name: string, bytes: Buffer): void | Promise<void>;
+  deleteFile(name: string): void | Promise<void>;
+  /**
+   * Makes `loadMatrix(kind)` answerable for these kinds. A network store reads the vectors
+   * here (in bulk); a file store needs nothing.
+   */
+  preload?(kinds: VectorKind[]): Promise<void>;
+  /** Catches up with other writers; true when the data changed. Only shared stores have it. */
+  refresh?(): Promise<boolean>;
+  /**
+   * Calls `onChange` (after a `refresh` that found changes) whenever another process changes
+   * the index; returns how to stop. Only shared stores have it.
+   */
+  follow?(onChange: () => void, onError?: (err: unknown) => void): () => Promise<void>;
   listItems(): StoredItem[];
   getItem(id: string): StoredItem | undefined;
   embeddedIds(): Set<string>;
@@ -59,5 +84,10 @@ export interface Store {
   loadMatrix(kind: VectorKind): VectorMatrix;
   /** Changes whenever items or vectors change; caches key on it. */
   generation(): number;
-  close(): void;
+  close(): void | Promise<void>;
+}
+
+/** One writer per index (store/lock.ts for folders, an advisory lock in PostgreSQL). */
+export interface IndexLock {
+  release(): void | Promise<void>;
 }

@@ -9,7 +9,7 @@
  */
 import { DEFAULT_MODE, FASHION_LABELS } from '../defaults.js';
 import { LookalikeError } from '../errors.js';
-import { SqliteStore } from '../store/sqlite.js';
+import { openStore } from '../store/open.js';
 import type { IndexManifest } from '../store/types.js';
 import { imageFingerprint } from '../model/registry.js';
 import { isHeldOut } from '../eval/split.js';
@@ -154,11 +154,12 @@ const REPORTED: readonly string[] = FASHION_LABELS;
 
 interface Loaded { manifest: IndexManifest; ids: string[]; metadata: Array<Record<string, string>>; raw: RawVectors }
 
-function loadIndex(indexDir: string): Loaded {
-  const store = SqliteStore.open(indexDir, { readonly: true });
+async function loadIndex(indexDir: string): Promise<Loaded> {
+  const store = await openStore(indexDir, { readonly: true });
   try {
     const manifest = store.getManifest();
     if (!manifest || store.count().embedded === 0) throw new LookalikeError('INDEX_EMPTY', { path: indexDir });
+    await store.preload?.(['max', 'avg', 'colour']);
     const max = store.loadMatrix('max');
     const avg = store.loadMatrix('avg');
     const colour = store.loadMatrix('colour');
@@ -170,7 +171,7 @@ function loadIndex(indexDir: string): Loaded {
       raw: { n: max.ids.length, max: max.data, avg: avg.data, colour: colour.data, dim: max.dim, colourDim: colour.dim },
     };
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
@@ -183,7 +184,7 @@ export async function trainHead(options: TrainOptions): Promise<TrainReport> {
   const rng = new Random(seed);
   const hyper: Hyper = { ...DEFAULT_HYPER, ...options.hyper };
 
-  const { manifest, ids, metadata, raw } = loadIndex(options.indexDir);
+  const { manifest, ids, metadata, raw } = await loadIndex(options.indexDir);
   const n = ids.length;
   const columns = manifest.catalog.columns;
   const wanted = options.labels?.length ? options.labels : DEFAULT_LABELS.filter((c) => columns.includes(c));

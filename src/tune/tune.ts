@@ -373,7 +373,7 @@ export interface TunedDefaults {
  * (manifest.settings.pooling) and the default k and threshold (manifest.extensions.tuned,
  * read by `lookalike.defaults()`). Image settings cannot change without re-embedding.
  */
-export function applyTuned(lookalike: Lookalike, result: TuneResult): TunedDefaults {
+export async function applyTuned(lookalike: Lookalike, result: TuneResult): Promise<TunedDefaults> {
   const tuned: TunedDefaults = {
     pooling: result.best.pooling,
     k: result.best.k,
@@ -392,7 +392,7 @@ export function applyTuned(lookalike: Lookalike, result: TuneResult): TunedDefau
     extensions: { ...(manifest.extensions ?? {}), tuned },
     updatedAt: new Date().toISOString(),
   };
-  lookalike.store.setManifest(updated);
+  await lookalike.store.setManifest(updated);
   // The opened index answers with the new defaults from now on, too.
   Object.assign(lookalike.manifest, updated);
   return tuned;

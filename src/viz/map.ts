@@ -4,10 +4,12 @@
  * Barnes-Hut t-SNE (viz/tsne.ts). The result is stored as <indexDir>/map.json, which the
  * web page serves (GET /api/map) and draws interactively, and which reports reuse.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { INDEX_FILES } from '../defaults.js';
 import type { Lookalike } from '../lookalike.js';
+import type { Store } from '../store/types.js';
+import { describeLocation } from '../store/location.js';
 import type { Pooling } from '../model/registry.js';
 import { fitPca, projectPca } from '../math/pca.js';
 import { Random, sampleWithoutReplacement } from '../math/random.js';
@@ -137,16 +139,18 @@ export async function computeMap(lookalike: Lookalike, options: MapOptions = {})
 
 const round = (v: number) => Math.round(v * 10_000) / 10_000;
 
-export async function writeMapFile(indexDir: string, map: MapFile): Promise<string> {
-  const file = path.join(indexDir, MAP_FILE);
-  await writeFile(file, JSON.stringify(map));
-  return file;
+/** Stores the map with the index (its folder, or the shared store); returns where, for a person. */
+export async function writeMapFile(store: Store, map: MapFile): Promise<string> {
+  await store.putFile(MAP_FILE, Buffer.from(JSON.stringify(map)));
+  return store.folder ? path.join(store.folder, MAP_FILE) : `${MAP_FILE} in ${describeLocation(store.location)}`;
 }
 
 /** The stored map, if any (undefined when absent or unreadable). */
-export async function readMapFile(indexDir: string): Promise<MapFile | undefined> {
+export async function readMapFile(location: string | Store): Promise<MapFile | undefined> {
   try {
-    const map = JSON.parse(await readFile(path.join(indexDir, MAP_FILE), 'utf8')) as MapFile;
+    const bytes = typeof location === 'string' ? await readFile(path.join(location, MAP_FILE)) : location.getFile(MAP_FILE);
+    if (!bytes) return undefined;
+    const map = JSON.parse(bytes.toString('utf8')) as MapFile;
     return Array.isArray(map.points) ? map : undefined;
   } catch {
     return undefined;

@@ -352,10 +352,12 @@ describe('training a head on an index', () => {
     const other = tempDir('lookalike-other-');
     dirs.push(other);
     const file = path.join(dir, HEAD_FILE);
-    await expect(adoptHeadFile(file, other, 'synthetic@000000000000', defaultSettings({ resize: 'pad' }))).rejects.toMatchObject({ code: 'HEAD_MISMATCH' });
-    await expect(adoptHeadFile(file, other, 'another-net@1', defaultSettings())).rejects.toMatchObject({ code: 'HEAD_MISMATCH' });
+    const store = SqliteStore.open(other, { create: true });
+    await expect(adoptHeadFile(file, store, 'synthetic@000000000000', defaultSettings({ resize: 'pad' }))).rejects.toMatchObject({ code: 'HEAD_MISMATCH' });
+    await expect(adoptHeadFile(file, store, 'another-net@1', defaultSettings())).rejects.toMatchObject({ code: 'HEAD_MISMATCH' });
     expect(existsSync(path.join(other, HEAD_FILE))).toBe(false);
-    const ref = await adoptHeadFile(file, other, 'synthetic@000000000000', defaultSettings());
+    const ref = await adoptHeadFile(file, store, 'synthetic@000000000000', defaultSettings());
+    store.close();
     expect(ref.file).toBe(HEAD_FILE);
     expect(existsSync(path.join(other, HEAD_FILE))).toBe(true);
   });
@@ -367,8 +369,8 @@ describe('training a head on an index', () => {
     let lookalike = await Lookalike.open(copy);
     expect(lookalike.space().id).toMatch(/^head:/);
     await lookalike.close();
-    expect(removeHead(copy)).toBe(true);
-    expect(removeHead(copy)).toBe(false);
+    expect(await removeHead(copy)).toBe(true);
+    expect(await removeHead(copy)).toBe(false);
     lookalike = await Lookalike.open(copy);
     expect(lookalike.space({ mode: 'colour' }).id).toBe('backbone:max');
     await lookalike.close();

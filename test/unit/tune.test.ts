@@ -134,7 +134,7 @@ describe('tuning an index', () => {
     const lookalike = await Lookalike.open(dir);
     const fake: TuneResult = { ...result, best: { pooling: 'avg', k: 2, threshold: 0.123456 }, attribute: 'articleType' };
     try {
-      const applied = applyTuned(lookalike, fake);
+      const applied = await applyTuned(lookalike, fake);
       expect(applied).toMatchObject({ pooling: 'avg', k: 2, threshold: 0.1234, space: 'backbone:avg' });
     } finally {
       await lookalike.close();

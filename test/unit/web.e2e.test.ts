@@ -304,7 +304,7 @@ describe.skipIf(!HAS_CHROMIUM)('the web page in chromium', () => {
   it('uses the k stored by `tune --apply` in the API and on the page when none is asked for', async () => {
     // The real tuning on the stored vectors, told to try k = 3 only, then --apply's write.
     const result = await tune(lookalike, { ks: [3], compareK: 3, dims: [2048], sample: 0, targetPrecision: 0.01 });
-    const tuned = applyTuned(lookalike, result);
+    const tuned = await applyTuned(lookalike, result);
     expect(tuned.k).toBe(3);
     expect(tuned.k).not.toBe(DEFAULT_K);
 

@@ -613,6 +613,8 @@ export interface components {
                 };
                 updatedAt: string;
                 hasMap: boolean;
+                /** @description The store generation this replica serves: it changes with every write to the index, and replicas of one store that answer the same generation hold the same data. */
+                generation: number;
             };
             queue: {
                 running: number;

@@ -14,7 +14,8 @@ import { ANN_MIN_ITEMS, type SearchMethod, type SearchSetting } from '../../sear
 import { searchSettingOf, type SearchResponse } from '../../lookalike.js';
 import type { ResizeMode, Pooling } from '../../model/registry.js';
 import { parseRegion } from '../../model/localise.js';
-import { SqliteStore } from '../../store/sqlite.js';
+import { openStore } from '../../store/open.js';
+import { describeLocation } from '../../store/location.js';
 import { LookalikeError } from '../../errors.js';
 import { checkInputSize, MAX_K } from '../../validate.js';
 import { action, badOption, collect, floatArg, indexOption, intArg, print, printJson, progressBar, table, withIndex, type Command } from '../shared.js';
@@ -120,7 +121,7 @@ export function registerCoreCommands(program: Command): void {
       }
       print(`catalog: ${report.catalog.root} (${report.catalog.kind}, ${report.catalog.items} items)`);
       if (report.catalog.problems.length) print(summarizeProblems(report.catalog.problems));
-      print(`index: ${flags.index}: ${report.total} items embedded (+${report.added} new, -${report.removed} removed) in ${report.seconds.toFixed(1)} s` +
+      print(`index: ${describeLocation(flags.index)}: ${report.total} items embedded (+${report.added} new, -${report.removed} removed) in ${report.seconds.toFixed(1)} s` +
         (report.added ? `, ${report.imagesPerSecond.toFixed(1)} images/s` : ''));
       if (report.failed.length) {
         print(`skipped ${report.failed.length} unreadable image(s):`);
@@ -242,7 +243,7 @@ export function registerCoreCommands(program: Command): void {
     .action(action(async (flags: { index: string; json?: boolean }) => {
       // The store itself, not a searchable index: an index with nothing embedded yet (every
       // photo unreadable) must still show its failures.
-      const store = SqliteStore.open(flags.index, { readonly: true });
+      const store = await openStore(flags.index, { readonly: true });
       const read = () => {
         const manifest = store.getManifest();
         if (!manifest) throw new LookalikeError('INDEX_EMPTY', { path: flags.index });
@@ -252,7 +253,7 @@ export function registerCoreCommands(program: Command): void {
       try {
         stored = read();
       } finally {
-        store.close();
+        await store.close();
       }
       const { manifest, counts, failures } = stored;
       const search = counts.embedded ? await withIndex(flags.index, async (lookalike) => {
@@ -268,7 +269,7 @@ export function registerCoreCommands(program: Command): void {
       const info = { index: flags.index, manifest, counts, search, failures };
       if (flags.json) return printJson(info);
       const s = manifest.settings;
-      print(`index:    ${flags.index}`);
+      print(`index:    ${describeLocation(flags.index)}`);
       print(`catalog:  ${manifest.catalog.root} (${manifest.catalog.kind})`);
       print(`model:    ${manifest.weightsId}, input ${s.width}x${s.height} ${s.resize}, ${s.pooling} pooling, ${manifest.dimension}-d`);
       print(`items:    ${counts.items} (${counts.embedded} embedded, ${counts.failed} unreadable)`);

@@ -63,7 +63,7 @@ export function registerMapCommand(program: Command): void {
           },
         });
         bar.stop();
-        const mapFile = await writeMapFile(lookalike.indexDir, result.map);
+        const mapFile = await writeMapFile(lookalike.store, result.map);
         const outDir = flags.out ?? path.join(lookalike.indexDir, 'report');
         const drawStart = performance.now();
         const data = mapData(lookalike, result.map, attribute);

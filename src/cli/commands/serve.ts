@@ -6,7 +6,8 @@ import { Option } from 'commander';
 import { DEFAULT_K, MAX_K_HTTP, QUEUE_CONCURRENCY, QUEUE_MAX_WAITING } from '../../defaults.js';
 import { buildIndex } from '../../indexing/build.js';
 import { Lookalike } from '../../lookalike.js';
-import { LookalikeError } from '../../errors.js';
+import { asLookalikeError, LookalikeError } from '../../errors.js';
+import { describeLocation } from '../../store/location.js';
 import { createServer, DEFAULT_MAX_UPLOAD_BYTES } from '../../server/app.js';
 import { runApiBench } from '../../bench/api.js';
 import { action, indexOption, intArg, print, printJson, progressBar, table, type Command } from '../shared.js';
@@ -53,13 +54,15 @@ export function registerServeCommands(program: Command): void {
       }
       // performance.now() counts from process start: this is the honest start-up time.
       const url = address.replace('://[::1]', '://localhost').replace(/\/?$/, '/');
-      print(`Lookalike: ${lookalike.engine.size.toLocaleString('en-US')} items from ${lookalike.indexDir}`);
+      print(`Lookalike: ${lookalike.engine.size.toLocaleString('en-US')} items from ${describeLocation(lookalike.indexDir)}${lookalike.store.follow ? ` (generation ${lookalike.generation}, following changes)` : ''}`);
+      const unfollow = followStore(lookalike);
       print(`Listening on ${url} (started in ${(performance.now() / 1000).toFixed(2)} s)`);
       print(`API: ${url}api  OpenAPI: ${url}api/openapi.json  Stop: Ctrl+C`);
       void readyLine(app).then((line) => print(line));
 
       const stop = async (signal: string) => {
         process.stderr.write(`\n${signal}: stopping...\n`);
+        await unfollow();
         await app.close();
         await lookalike.close();
         process.exit(0);
@@ -93,6 +96,31 @@ export function registerServeCommands(program: Command): void {
         ['answers other than 200', String(r.errors)],
       ]));
     }));
+}
+
+/**
+ * A replica of a shared store follows it: each change another process makes (notified, or
+ * found by the poll) is read in and the engine rebuilt beside the serving one, then swapped
+ * in. Rebuilds run one at a time; one that fails (the database went away mid-read) leaves
+ * the replica answering from what it has, and the next poll tries again.
+ */
+function followStore(lookalike: Lookalike): () => Promise<void> {
+  const store = lookalike.store;
+  if (!store.follow) return async () => {};
+  let chain: Promise<unknown> = Promise.resolve();
+  let lastError = '';
+  const rebuild = () => {
+    chain = chain.then(async () => {
+      if (store.generation() === lookalike.generation) return;
+      const before = lookalike.engine.size;
+      if (await lookalike.rebuild()) process.stderr.write(`store: generation ${lookalike.generation}, ${lookalike.engine.size} items (${lookalike.engine.size - before >= 0 ? '+' : ''}${lookalike.engine.size - before})\n`);
+    }).catch((err: unknown) => process.stderr.write(`store: could not rebuild (${asLookalikeError(err).message}); still serving generation ${lookalike.generation}\n`));
+  };
+  return store.follow(rebuild, (err) => {
+    const message = asLookalikeError(err).message;
+    if (message !== lastError) process.stderr.write(`store: ${message}; serving generation ${lookalike.generation} from memory, retrying\n`);
+    lastError = message;
+  });
 }
 
 async function indexFirst(catalog: string, indexDir: string): Promise<void> {

@@ -4,6 +4,7 @@
  */
 import { Option } from 'commander';
 import { parseLabelSpec, trainHead, type TrainReport } from '../../train/train.js';
+import { describeLocation } from '../../store/location.js';
 import { removeHead } from '../../head/index-head.js';
 import { DEFAULT_MODE } from '../../defaults.js';
 import { MODES, writeHeadFile, type Mode } from '../../head/head.js';
@@ -52,8 +53,8 @@ Examples:
     .action(action(async (flags: TrainFlags) => {
       if (flags.off) {
         if (flags.labels || flags.dim || flags.epochs || flags.save) badOption('--off removes the head; it takes no training options.');
-        const had = removeHead(flags.index);
-        print(had ? `removed the head: ${flags.index} searches plain ImageNet features again.` : `${flags.index} has no head: it already searches plain ImageNet features.`);
+        const had = await removeHead(flags.index);
+        print(had ? `removed the head: ${describeLocation(flags.index)} searches plain ImageNet features again.` : `${describeLocation(flags.index)} has no head: it already searches plain ImageNet features.`);
         return;
       }
       const spec = flags.labels !== undefined ? parseLabelSpec(flags.labels) : undefined;
@@ -85,7 +86,7 @@ Examples:
       } else {
         print('no held-out items with labels: no before/after figures (index more items, or raise --holdout).');
       }
-      print(`\nthe index at ${flags.index} now searches with the head (default mode ${report.head.meta.defaultMode}; --mode ${MODES.join('|')}); lookalike train --off undoes it.`);
+      print(`\nthe index at ${describeLocation(flags.index)} now searches with the head (default mode ${report.head.meta.defaultMode}; --mode ${MODES.join('|')}); lookalike train --off undoes it.`);
       if (flags.save) print(`head written to ${flags.save}: lookalike index OTHER_CATALOG --head ${flags.save}`);
     }));
 }

@@ -89,7 +89,7 @@ export function registerTuneCommand(program: Command): void {
         const chosen = result.best.image?.cheapest;
         const rebuild = chosen && !chosen.current ? rebuildCommand(catalog, lookalike.indexDir, chosen) : undefined;
         let applied;
-        if (flags.apply) applied = applyTuned(lookalike, result);
+        if (flags.apply) applied = await applyTuned(lookalike, result);
         let reportFile: string | undefined;
         if (flags.report) reportFile = (await writeTuneReport(flags.report, result, rebuild)).html;
         if (flags.json) {

@@ -17,7 +17,10 @@ interface MapFile { method: string; attribute?: string; createdAt: string; point
 
 export async function metaRoutes(app: FastifyInstance, { ctx }: { ctx: ServerContext }): Promise<void> {
   const { lookalike } = ctx;
-  const mapPath = path.join(lookalike.indexDir, MAP_FILE);
+  // A folder store's map is a file another process rewrites at any time (re-read when its
+  // mtime changes); a shared store's is in the snapshot, which the replica keeps current.
+  const folder = lookalike.store.folder;
+  const mapPath = folder ? path.join(folder, MAP_FILE) : undefined;
 
   app.get('/api/health', {
     schema: { summary: 'Whether the server is up, and whether the model is ready', tags: ['service'], response: responses.health },
@@ -31,7 +34,8 @@ export async function metaRoutes(app: FastifyInstance, { ctx }: { ctx: ServerCon
       facetFields: ctx.facetFields,
       settings: { ...lookalike.settings },
       updatedAt: lookalike.manifest.updatedAt,
-      hasMap: await stat(mapPath).then((s) => s.isFile(), () => false),
+      hasMap: mapPath ? await stat(mapPath).then((s) => s.isFile(), () => false) : !!lookalike.store.getFile(MAP_FILE),
+      generation: lookalike.generation,
     },
     queue: ctx.queue.stats(),
     limits: { ...ctx.limits, formats: [...ACCEPTED_FORMATS], maxK: MAX_K },
@@ -43,7 +47,7 @@ export async function metaRoutes(app: FastifyInstance, { ctx }: { ctx: ServerCon
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   // The map file is written by another process at any time: re-read it when it changes.
-  let cached: { mtimeMs: number; body: unknown } | undefined;
+  let cached: { mtimeMs: number | Buffer; body: unknown } | undefined;
   app.get('/api/map', {
     schema: {
       summary: 'The catalog laid out in 2-D (t-SNE or PCA of the embeddings), made by `lookalike map`',
@@ -51,17 +55,19 @@ export async function metaRoutes(app: FastifyInstance, { ctx }: { ctx: ServerCon
       response: responses.map,
     },
   }, async () => {
-    const info = await stat(mapPath).catch(() => undefined);
-    if (!info?.isFile()) throw new LookalikeError('MAP_NOT_FOUND', { path: lookalike.indexDir });
-    if (cached?.mtimeMs !== info.mtimeMs) {
+    const info = mapPath ? await stat(mapPath).catch(() => undefined) : undefined;
+    const stored = mapPath ? undefined : lookalike.store.getFile(MAP_FILE);
+    if (mapPath ? !info?.isFile() : !stored) throw new LookalikeError('MAP_NOT_FOUND', { path: lookalike.indexDir });
+    const version = info?.mtimeMs ?? stored!;
+    if (cached?.mtimeMs !== version) {
       let map: MapFile;
       try {
-        map = JSON.parse(await readFile(mapPath, 'utf8')) as MapFile;
+        map = JSON.parse(mapPath ? await readFile(mapPath, 'utf8') : stored!.toString('utf8')) as MapFile;
         if (!Array.isArray(map.points)) throw new Error('no "points" list');
       } catch (err) {
-        throw new LookalikeError('MAP_UNREADABLE', { path: mapPath, index: lookalike.indexDir, reason: err instanceof Error ? err.message : String(err) });
+        throw new LookalikeError('MAP_UNREADABLE', { path: mapPath ?? MAP_FILE, index: lookalike.indexDir, reason: err instanceof Error ? err.message : String(err) });
       }
-      cached = { mtimeMs: info.mtimeMs, body: { ...map, attributes: attributeCodes(ctx, map.points) } };
+      cached = { mtimeMs: version, body: { ...map, attributes: attributeCodes(ctx, map.points) } };
     }
     return cached.body;
   });

@@ -1,0 +1,516 @@
+/**
+ * PostgreSQL store: the shared, durable store that every machine can use. One schema per
+ * index (`--index NAME`), so one database holds several catalogs.
+ *
+ * Reads answer from a snapshot in memory, which keeps the Store interface synchronous and a
+ * replica's searches independent of the database: a replica that loses the server keeps
+ * answering. The snapshot is loaded at open (items, manifest, files) and by `preload`
+ * (vectors, in bulk and in binary), and `refresh` brings it up to date by reading only what
+ * changed since its generation: every write stamps the rows it touches with the new
+ * generation, and removals leave a tombstone, so a replica asks "what is newer than g?".
+ *
+ * Writes keep the SQLite store's promises: one transaction per batch (an interrupted run
+ * loses at most the batch in flight), failures recorded and cleared with the vectors. Each
+ * write bumps the generation and notifies channel `lookalike` in the same transaction;
+ * replicas LISTEN, and poll the generation too, for notifications lost while disconnected.
+ */
+import os from 'node:os';
+import pg from 'pg';
+import { STORE_POLL_MS } from '../defaults.js';
+import { LookalikeError } from '../errors.js';
+import { copyVectors } from './copy-binary.js';
+import { parseLocation, type PgLocation } from './location.js';
+import type { IndexLock, IndexManifest, ItemFailure, ItemVectors, Store, StoredItem, VectorKind, VectorMatrix } from './types.js';
+
+/** The channel writers notify on; the payload is `<schema>:<generation>`. */
+export const NOTIFY_CHANNEL = 'lookalike';
+
+/** Advisory-lock class ids (the first key of the two-key form): migrations, and the writer. */
+const LOCK_MIGRATE = 0x4c4b01;
+const LOCK_WRITER = 0x4c4b02;
+
+/**
+ * The schema's history, owned by the project: migration i takes a schema from version i to
+ * i + 1. A database whose version is above ours was written by a newer Lookalike and is
+ * refused rather than misread.
+ */
+const MIGRATIONS: string[] = [
+  `CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL);
+   INSERT INTO meta (key, value) VALUES ('generation', '0');
+   CREATE TABLE items (
+     seq bigserial UNIQUE, id text PRIMARY KEY, image text NOT NULL, metadata text NOT NULL,
+     gen bigint NOT NULL);
+   CREATE INDEX items_gen ON items (gen);
+   CREATE TABLE vectors (
+     id text PRIMARY KEY REFERENCES items (id) ON DELETE CASCADE,
+     vmax bytea NOT NULL, vavg bytea NOT NULL, colour bytea NOT NULL);
+   CREATE TABLE failures (id text PRIMARY KEY REFERENCES items (id) ON DELETE CASCADE, reason text NOT NULL);
+   CREATE TABLE removed (id text NOT NULL, gen bigint NOT NULL);
+   CREATE INDEX removed_gen ON removed (gen);
+   CREATE TABLE files (name text PRIMARY KEY, bytes bytea NOT NULL, gen bigint NOT NULL);`,
+];
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+const COLUMN: Record<VectorKind, string> = { max: 'vmax', avg: 'vavg', colour: 'colour' };
+
+interface Snapshot {
+  generation: number;
+  manifest?: IndexManifest;
+  /** Insertion (seq) order, which is the matrices' row order. */
+  items: Map<string, StoredItem>;
+  embedded: Set<string>;
+  failures: ItemFailure[];
+  files: Map<string, Buffer>;
+  matrices: Partial<Record<VectorKind, VectorMatrix>>;
+}
+
+export class PgStore implements Store {
+  readonly location: string;
+  readonly folder = undefined;
+  private snap: Snapshot;
+  private closed = false;
+  private refreshing?: Promise<boolean>;
+
+  private constructor(location: string, private readonly where: PgLocation, private readonly pool: pg.Pool, snap: Snapshot) {
+    this.location = location;
+    this.snap = snap;
+  }
+
+  private get schema(): string {
+    return `"${this.where.index}"`;
+  }
+
+  /**
+   * Connects and reads the snapshot. `create` makes the schema when missing (under an
+   * advisory lock, so two first runs do not race); otherwise a missing index is
+   * INDEX_NOT_FOUND. An older schema is migrated, a newer one refused (STORE_TOO_NEW).
+   */
+  static async open(location: string, options: { create?: boolean; readonly?: boolean } = {}): Promise<PgStore> {
+    const where = parseLocation(location);
+    const pool = new pg.Pool({ connectionString: where.url, max: 3, connectionTimeoutMillis: 5000, idleTimeoutMillis: 10_000, application_name: 'lookalike' });
+    // A pooled connection that drops while idle (a server restart) must not end the process.
+    pool.on('error', () => {});
+    try {
+      const client = await pool.connect();
+      try {
+        await migrate(client, where, options.create === true && options.readonly !== true);
+      } finally {
+        client.release();
+      }
+      const store = new PgStore(location, where, pool, emptySnapshot());
+      await store.reload();
+      return store;
+    } catch (err) {
+      await pool.end().catch(() => {});
+      throw pgError(err, where, options.create ? 'create tables' : 'read the index');
+    }
+  }
+
+  /** Reads the whole snapshot (not the vectors: `preload`), consistently. */
+  private async reload(): Promise<void> {
+    const next = await this.read(async (c) => {
+      const generation = await readGeneration(c, this.schema);
+      const rows = (await c.query<{ id: string; image: string; metadata: string }>(`SELECT id, image, metadata FROM ${this.schema}.items ORDER BY seq`)).rows;
+      const items = new Map(rows.map((r) => [r.id, { id: r.id, image: r.image, metadata: JSON.parse(r.metadata) as Record<string, string> }]));
+      const embedded = new Set((await c.query<{ id: string }>(`SELECT id FROM ${this.schema}.vectors`)).rows.map((r) => r.id));
+      const snap: Snapshot = { generation, items, embedded, failures: [], files: new Map(), matrices: {} };
+      await this.readSmall(c, snap);
+      return snap;
+    });
+    this.snap = next;
+  }
+
+  /** Manifest, failures and files: small, read whole on every change. */
+  private async readSmall(c: pg.PoolClient, snap: Snapshot, sinceGeneration = -1): Promise<void> {
+    const manifest = (await c.query<{ value: string }>(`SELECT value FROM ${this.schema}.meta WHERE key = 'manifest'`)).rows[0];
+    snap.manifest = manifest ? (JSON.parse(manifest.value) as IndexManifest) : undefined;
+    snap.failures = (await c.query<ItemFailure>(`SELECT f.id, f.reason FROM ${this.schema}.failures f JOIN ${this.schema}.items i ON i.id = f.id ORDER BY i.seq`)).rows;
+    const names = (await c.query<{ name: string }>(`SELECT name FROM ${this.schema}.files`)).rows.map((r) => r.name);
+    for (const name of [...snap.files.keys()]) if (!names.includes(name)) snap.files.delete(name);
+    const changed = await c.query<{ name: string; bytes: Buffer }>({ text: `SELECT name, bytes FROM ${this.schema}.files WHERE gen > $1`, values: [sinceGeneration] });
+    for (const r of changed.rows) snap.files.set(r.name, r.bytes);
+  }
+
+  /** A consistent read: one REPEATABLE READ transaction, so every query sees one generation. */
+  private async read<T>(body: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    const c = await this.connect();
+    try {
+      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const out = await body(c);
+      await c.query('COMMIT');
+      return out;
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => {});
+      throw pgError(err, this.where, 'read the index');
+    } finally {
+      c.release();
+    }
+  }
+
+  /**
+   * One write transaction: bumps the generation, runs `body` with it, notifies replicas,
+   * commits, then catches the snapshot up (which reads back exactly what was written).
+   * `body` returning false means nothing changed: rolled back, generation kept.
+   */
+  private async write(body: (c: pg.PoolClient, generation: number) => Promise<boolean | void>): Promise<void> {
+    const c = await this.connect();
+    try {
+      await c.query('BEGIN');
+      const bumped = await c.query<{ value: string }>(`UPDATE ${this.schema}.meta SET value = (value::bigint + 1)::text WHERE key = 'generation' RETURNING value`);
+      const generation = Number(bumped.rows[0].value);
+      if ((await body(c, generation)) === false) {
+        await c.query('ROLLBACK');
+        return;
+      }
+      await c.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, `${this.where.index}:${generation}`]);
+      await c.query('COMMIT');
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => {});
+      throw pgError(err, this.where, 'write the index');
+    } finally {
+      c.release();
+    }
+    await this.refresh();
+  }
+
+  private async connect(): Promise<pg.PoolClient> {
+    try {
+      return await this.pool.connect();
+    } catch (err) {
+      throw pgError(err, this.where, 'connect');
+    }
+  }
+
+  getManifest(): IndexManifest | undefined {
+    return this.snap.manifest;
+  }
+
+  async setManifest(manifest: IndexManifest): Promise<void> {
+    await this.write(async (c) => {
+      await c.query(`INSERT INTO ${this.schema}.meta (key, value) VALUES ('manifest', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, [JSON.stringify(manifest)]);
+    });
+  }
+
+  async upsertItems(items: StoredItem[]): Promise<void> {
+    if (!items.length) return;
+    await this.write(async (c, generation) => {
+      const r = await c.query(`INSERT INTO ${this.schema}.items (id, image, metadata, gen)
+        SELECT id, image, metadata, $4 FROM unnest($1::text[], $2::text[], $3::text[]) AS t (id, image, metadata)
+        ON CONFLICT (id) DO UPDATE SET image = excluded.image, metadata = excluded.metadata, gen = excluded.gen
+        WHERE items.image IS DISTINCT FROM excluded.image OR items.metadata IS DISTINCT FROM excluded.metadata`,
+      [items.map((i) => i.id), items.map((i) => i.image), items.map((i) => JSON.stringify(i.metadata)), generation]);
+      return (r.rowCount ?? 0) > 0;
+    });
+  }
+
+  async deleteItems(ids: string[]): Promise<void> {
+    if (!ids.length) return;
+    await this.write(async (c, generation) => {
+      const r = await c.query(`DELETE FROM ${this.schema}.items WHERE id = ANY($1::text[]) RETURNING id`, [ids]);
+      if (!r.rowCount) return false;
+      await c.query(`INSERT INTO ${this.schema}.removed (id, gen) SELECT unnest($1::text[]), $2`, [r.rows.map((x: { id: string }) => x.id), generation]);
+    });
+  }
+
+  async putVectors(batch: ItemVectors[], failures: ItemFailure[] = []): Promise<void> {
+    if (!batch.length && !failures.length) return;
+    await this.write(async (c, generation) => {
+      if (batch.length) {
+        const ids = batch.map((v) => v.id);
+        await c.query(`INSERT INTO ${this.schema}.vectors (id, vmax, vavg, colour)
+          SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::bytea[])
+          ON CONFLICT (id) DO UPDATE SET vmax = excluded.vmax, vavg = excluded.vavg, colour = excluded.colour`,
+        [ids, batch.map((v) => blob(v.max)), batch.map((v) => blob(v.avg)), batch.map((v) => blob(v.colour))]);
+        await c.query(`DELETE FROM ${this.schema}.failures WHERE id = ANY($1::text[])`, [ids]);
+        await c.query(`UPDATE ${this.schema}.items SET gen = $2 WHERE id = ANY($1::text[])`, [ids, generation]);
+      }
+      if (failures.length) {
+        await c.query(`INSERT INTO ${this.schema}.failures (id, reason) SELECT * FROM unnest($1::text[], $2::text[])
+          ON CONFLICT (id) DO UPDATE SET reason = excluded.reason`, [failures.map((f) => f.id), failures.map((f) => f.reason)]);
+      }
+    });
+  }
+
+  getFile(name: string): Buffer | undefined {
+    return this.snap.files.get(name);
+  }
+
+  async putFile(name: string, bytes: Buffer): Promise<void> {
+    await this.write(async (c, generation) => {
+      await c.query(`INSERT INTO ${this.schema}.files (name, bytes, gen) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET bytes = excluded.bytes, gen = excluded.gen`, [name, bytes, generation]);
+    });
+  }
+
+  async deleteFile(name: string): Promise<void> {
+    await this.write(async (c) => (((await c.query(`DELETE FROM ${this.schema}.files WHERE name = $1`, [name])).rowCount ?? 0) > 0));
+  }
+
+  listItems(): StoredItem[] {
+    return [...this.snap.items.values()];
+  }
+
+  getItem(id: string): StoredItem | undefined {
+    return this.snap.items.get(id);
+  }
+
+  embeddedIds(): Set<string> {
+    return new Set(this.snap.embedded);
+  }
+
+  failures(): ItemFailure[] {
+    return [...this.snap.failures];
+  }
+
+  count(): { items: number; embedded: number; failed: number } {
+    return { items: this.snap.items.size, embedded: this.snap.embedded.size, failed: this.snap.failures.length };
+  }
+
+  generation(): number {
+    return this.snap.generation;
+  }
+
+  loadMatrix(kind: VectorKind): VectorMatrix {
+    const m = this.snap.matrices[kind];
+    if (!m) throw new Error(`PgStore: the ${kind} vectors were not preloaded (call preload(['${kind}']) first)`);
+    return m;
+  }
+
+  /**
+   * Reads every embedded vector of these kinds with one COPY BINARY (store/copy-binary.ts:
+   * raw bytes straight into one contiguous matrix per kind; measured against a plain SELECT
+   * in the README, "1 database + N replicas"). Rows stamped after the snapshot's generation are left
+   * for the next refresh, so matrices and snapshot always agree.
+   */
+  async preload(kinds: VectorKind[]): Promise<void> {
+    const wanted = [...new Set(kinds)].filter((k) => !this.snap.matrices[k]);
+    if (!wanted.length) return;
+    const snap = this.snap;
+    const loaded = await this.read(async (c) => {
+      const generation = await readGeneration(c, this.schema);
+      if (generation !== snap.generation) return undefined;
+      const cols = wanted.map((k) => `v.${COLUMN[k]}`).join(', ');
+      return copyVectors(c, `SELECT v.id, ${cols} FROM ${this.schema}.vectors v JOIN ${this.schema}.items i ON i.id = v.id ORDER BY i.seq`, wanted.length, snap.embedded.size);
+    });
+    if (!loaded) {
+      // The index changed between open and now: catch up first (cheap, by generation), then load.
+      await this.refresh();
+      return this.preload(kinds);
+    }
+    const { ids } = loaded;
+    wanted.forEach((kind, k) => { snap.matrices[kind] = { ids, data: loaded.matrices[k], dim: loaded.dims[k] }; });
+    snap.embedded = new Set(ids);
+  }
+
+  /**
+   * Catches up with writes made since the snapshot's generation (by any process): changed
+   * and new items with their vectors (for the kinds loaded), tombstones of removed ones,
+   * and the small tables whole. Matrices are rebuilt, not patched in place, so a search
+   * running on the old ones is never disturbed. Concurrent calls share one round.
+   */
+  refresh(): Promise<boolean> {
+    this.refreshing ??= this.catchUp().finally(() => { this.refreshing = undefined; });
+    return this.refreshing;
+  }
+
+  private async catchUp(): Promise<boolean> {
+    const old = this.snap;
+    const kinds = Object.keys(old.matrices) as VectorKind[];
+    const delta = await this.read(async (c) => {
+      const generation = await readGeneration(c, this.schema);
+      if (generation === old.generation) return undefined;
+      const cols = kinds.map((k) => `, v.${COLUMN[k]}`).join('');
+      const changed = await rowsOf(c, `SELECT i.id, i.image, i.metadata, v.id IS NOT NULL AS embedded${cols} FROM ${this.schema}.items i LEFT JOIN ${this.schema}.vectors v ON v.id = i.id WHERE i.gen > $1 ORDER BY i.seq`,
+        [old.generation]);
+      const removed = await c.query<{ id: string }>({ text: `SELECT id FROM ${this.schema}.removed WHERE gen > $1 ORDER BY gen`, values: [old.generation] });
+      const snap: Snapshot = { generation, items: new Map(old.items), embedded: new Set(old.embedded), failures: [], files: new Map(old.files), matrices: {} };
+      await this.readSmall(c, snap, old.generation);
+      return { snap, changed, removed: removed.rows.map((r) => r.id) };
+    });
+    if (!delta) return false;
+    const { snap } = delta;
+    for (const id of delta.removed) {
+      snap.items.delete(id);
+      snap.embedded.delete(id);
+    }
+    const fresh = new Map<string, Buffer[]>();
+    for (const row of delta.changed) {
+      const id = String(row[0]);
+      // A removed and re-added id goes to the end, where its new seq puts it.
+      if (delta.removed.includes(id)) snap.items.delete(id);
+      snap.items.set(id, { id, image: String(row[1]), metadata: JSON.parse(String(row[2])) as Record<string, string> });
+      if (row[3] === true) {
+        snap.embedded.add(id);
+        fresh.set(id, row.slice(4) as Buffer[]);
+      } else {
+        snap.embedded.delete(id);
+      }
+    }
+    if (kinds.length) {
+      const ids = [...snap.items.keys()].filter((id) => snap.embedded.has(id));
+      kinds.forEach((kind, k) => {
+        const before = old.matrices[kind]!;
+        const rowOf = new Map(before.ids.map((id, r) => [id, r]));
+        const dim = before.dim || (fresh.values().next().value?.[k]?.byteLength ?? 0) / 4;
+        const data = new Float32Array(ids.length * dim);
+        const bytes = new Uint8Array(data.buffer);
+        ids.forEach((id, r) => {
+          const row = fresh.get(id);
+          if (row) bytes.set(row[k], r * dim * 4);
+          else data.set(before.data.subarray(rowOf.get(id)! * dim, (rowOf.get(id)! + 1) * dim), r * dim);
+        });
+        snap.matrices[kind] = { ids, data, dim };
+      });
+    }
+    this.snap = snap;
+    return true;
+  }
+
+  /**
+   * Follows other writers: LISTEN on a dedicated connection (reconnecting with back-off
+   * when it drops) and a poll of the generation every STORE_POLL_MS, for notifications
+   * lost while disconnected. `onChange` runs after a refresh that found changes.
+   */
+  follow(onChange: () => void, onError: (err: unknown) => void = () => {}): () => Promise<void> {
+    let stopped = false;
+    let listener: pg.Client | undefined;
+    let retry: NodeJS.Timeout | undefined;
+    const check = () => {
+      if (stopped) return;
+      this.refresh().then((changed) => { if (changed && !stopped) onChange(); }, onError);
+    };
+    const listen = async () => {
+      if (stopped) return;
+      const client = new pg.Client({ connectionString: this.where.url, connectionTimeoutMillis: 5000, application_name: 'lookalike replica' });
+      const again = () => {
+        if (listener === client) listener = undefined;
+        client.end().catch(() => {});
+        if (!stopped) retry = setTimeout(() => void listen(), 1000);
+      };
+      client.on('error', again);
+      client.on('notification', (n) => { if (n.payload?.startsWith(`${this.where.index}:`)) check(); });
+      try {
+        await client.connect();
+        await client.query(`LISTEN ${NOTIFY_CHANNEL}`);
+        listener = client;
+        if (stopped) await client.end();
+        else check(); // whatever was missed while not listening
+      } catch (err) {
+        onError(err);
+        again();
+      }
+    };
+    void listen();
+    const poll = setInterval(check, STORE_POLL_MS);
+    poll.unref();
+    return async () => {
+      stopped = true;
+      clearInterval(poll);
+      if (retry) clearTimeout(retry);
+      await listener?.end().catch(() => {});
+    };
+  }
+
+  /**
+   * The writer's lock: a session advisory lock, held on its own connection for the run.
+   * The server drops it with the connection, so a kill -9 never leaves an index stuck.
+   */
+  async lock(purpose: string): Promise<IndexLock> {
+    return lockIndex(this.where, purpose);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end().catch(() => {});
+  }
+}
+
+/** Takes the writer's advisory lock of an index, or throws INDEX_LOCKED naming the holder. */
+export async function lockIndex(where: PgLocation, purpose: string): Promise<IndexLock> {
+  const name = `${purpose}, pid ${process.pid} on ${os.hostname()}, since ${new Date().toISOString()}`.slice(0, 63);
+  const client = new pg.Client({ connectionString: where.url, connectionTimeoutMillis: 5000, application_name: name });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    const got = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', [LOCK_WRITER, where.index]);
+    if (!got.rows[0].ok) {
+      const holder = await client.query<{ application_name: string }>(`SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.locktype = 'advisory' AND l.classid = $1 AND l.objid = hashtext($2)::oid AND l.granted`, [LOCK_WRITER, where.index]).catch(() => ({ rows: [] }));
+      throw new LookalikeError('INDEX_LOCKED', { path: `${where.server}/${where.database} (index ${where.index})`, holder: holder.rows[0]?.application_name || 'another connection' });
+    }
+  } catch (err) {
+    await client.end().catch(() => {});
+    throw pgError(err, where, 'lock the index');
+  }
+  return { release: () => client.end().catch(() => {}) };
+}
+
+/** Creates or upgrades the index's schema under an advisory lock; refuses a newer one. */
+async function migrate(c: pg.PoolClient, where: PgLocation, create: boolean): Promise<void> {
+  const schema = `"${where.index}"`;
+  const version = async () => {
+    // pg_tables, not to_regclass: a plain query sees what another run committed while we
+    // waited for the lock (the catalog cache behind to_regclass may not yet).
+    const exists = await c.query('SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = $1 AND tablename = $2', [where.index, 'meta']);
+    if (!exists.rowCount) return 0;
+    const v = await c.query<{ value: string }>(`SELECT value FROM ${schema}.meta WHERE key = 'schema_version'`);
+    return v.rows[0] ? Number(v.rows[0].value) : 1;
+  };
+  let found = await version();
+  if (found > SCHEMA_VERSION) throw new LookalikeError('STORE_TOO_NEW', { index: where.index, server: `${where.server}/${where.database}`, found, known: SCHEMA_VERSION });
+  if (found === SCHEMA_VERSION) return;
+  if (found === 0 && !create) throw new LookalikeError('INDEX_NOT_FOUND', { path: `${where.server}/${where.database} (index ${where.index})` });
+  await c.query('BEGIN');
+  try {
+    await c.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_MIGRATE, where.index]);
+    found = await version(); // another process may have migrated while we waited
+    if (found > SCHEMA_VERSION) throw new LookalikeError('STORE_TOO_NEW', { index: where.index, server: `${where.server}/${where.database}`, found, known: SCHEMA_VERSION });
+    if (found === 0) await c.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+    await c.query(`SET LOCAL search_path TO ${schema}`);
+    for (let v = found; v < SCHEMA_VERSION; v++) await c.query(MIGRATIONS[v]);
+    await c.query(`INSERT INTO ${schema}.meta (key, value) VALUES ('schema_version', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, [String(SCHEMA_VERSION)]);
+    await c.query('COMMIT');
+  } catch (err) {
+    await c.query('ROLLBACK').catch(() => {});
+    throw err;
+  }
+}
+
+/** Rows as arrays (changes since a generation: few rows, so bytea as text is fine). */
+async function rowsOf(c: pg.PoolClient, text: string, values: unknown[]): Promise<unknown[][]> {
+  return (await c.query({ text, values, rowMode: 'array' })).rows as unknown[][];
+}
+
+async function readGeneration(c: pg.PoolClient, schema: string): Promise<number> {
+  const r = await c.query<{ value: string }>(`SELECT value FROM ${schema}.meta WHERE key = 'generation'`);
+  return Number(r.rows[0]?.value ?? 0);
+}
+
+function emptySnapshot(): Snapshot {
+  return { generation: -1, items: new Map(), embedded: new Set(), failures: [], files: new Map(), matrices: {} };
+}
+
+/**
+ * PostgreSQL and network failures as errors a person can act on: which server, which user,
+ * what to change. Anything else is passed on (a bug, shown as INTERNAL).
+ */
+export function pgError(err: unknown, where: PgLocation, action: string): unknown {
+  if (err instanceof LookalikeError) return err;
+  const e = err as { code?: string; message?: string };
+  const code = e.code ?? '';
+  const reason = (e.message ?? String(err)).split('\n')[0];
+  const base = { server: where.server, user: where.user, database: where.database };
+  if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'EPIPE', '57P01', '57P02', '57P03'].includes(code)
+    || /timeout|Connection terminated|connection refused/i.test(reason)) {
+    return new LookalikeError('STORE_UNREACHABLE', { ...base, reason: code === 'ENOTFOUND' ? `unknown host` : reason }, { cause: err });
+  }
+  if (code === '28P01' || code === '28000' || /password/i.test(reason)) return new LookalikeError('STORE_AUTH_FAILED', { ...base, reason }, { cause: err });
+  if (code === '3D000') return new LookalikeError('STORE_DATABASE_MISSING', base, { cause: err });
+  if (code === '42501') return new LookalikeError('STORE_PERMISSION_DENIED', { ...base, action, reason }, { cause: err });
+  if (code === '42P01' || code === '3F000') return new LookalikeError('INDEX_DAMAGED', { path: `${where.server}/${where.database} (index ${where.index})`, reason }, { cause: err });
+  return err;
+}
+
+function blob(v: Float32Array): Buffer {
+  return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+}

@@ -1,0 +1,180 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import { Lookalike } from '../../src/lookalike.js';
+import { defaultSettings } from '../../src/model/registry.js';
+import { openStore } from '../../src/store/open.js';
+import { storeLocation } from '../../src/store/location.js';
+import { PgStore, SCHEMA_VERSION } from '../../src/store/postgres.js';
+import type { IndexManifest, ItemVectors, Store, StoredItem } from '../../src/store/types.js';
+import { tempDir } from '../helpers/fixtures.js';
+import { dropIndex, freshIndexName, PG_URL, sql, startPglite, type PgliteServer } from '../helpers/pg.js';
+
+// One contract, three real backends: SQLite (a folder), Debian's PostgreSQL and PGlite
+// (+ pgvector) over the wire. The same writes must give the same items, vectors, failures,
+// files and top-10 neighbours on each.
+const DIM = 32;
+const N = 240;
+
+function rng(seed: number) {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(s ^ (s >>> 15), s | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
+  };
+}
+
+const r = rng(7);
+const centres = Array.from({ length: 12 }, () => Float32Array.from({ length: DIM }, r));
+const items: StoredItem[] = Array.from({ length: N }, (_, i) => ({ id: `p${i}`, image: `/nowhere/p${i}.jpg`, metadata: { group: String(i % 5), name: `Item "${i}", ünïcode` } }));
+const vectors: ItemVectors[] = items.map((item, i) => {
+  const max = Float32Array.from(centres[i % centres.length], (v) => v + 0.3 * r());
+  return { id: item.id, max, avg: Float32Array.from(max, (v) => 0.5 * v + 0.1 * r()), colour: Float32Array.from({ length: 4 }, () => r() + 0.5) };
+});
+const now = '2026-12-02T00:00:00.000Z';
+const manifest: IndexManifest = {
+  formatVersion: 1, settings: defaultSettings(), weightsId: 'synthetic', dimension: DIM, colourDimension: 4,
+  catalog: { root: '/nowhere', kind: 'image-folder', columns: ['group', 'name'] }, createdAt: now, updatedAt: now,
+};
+
+/** The same sequence of writes on every backend: batches, a failure, a removal, a re-add, a file. */
+async function fill(store: Store): Promise<void> {
+  await store.setManifest(manifest);
+  await store.upsertItems(items);
+  for (let i = 0; i < N; i += 64) await store.putVectors(vectors.slice(i, i + 64).filter((v) => v.id !== 'p3'), i === 0 ? [{ id: 'p3', reason: 'unreadable' }] : []);
+  await store.deleteItems(['p10', 'p11']);
+  await store.upsertItems([items[10]]);
+  await store.putVectors([vectors[10]]);
+  await store.upsertItems([{ ...items[20], metadata: { ...items[20].metadata, group: 'changed' } }]);
+  await store.putFile('note.bin', Buffer.from([0, 1, 2, 255]));
+}
+
+interface Backend { name: string; location: () => string; cleanup: () => Promise<void> }
+
+let pglite: PgliteServer;
+const pgName = freshIndexName('contract');
+const pgliteName = freshIndexName('contract');
+const dir = tempDir('lookalike-contract-');
+
+const backends: Backend[] = [
+  { name: 'SQLite', location: () => path.join(dir, 'idx'), cleanup: async () => rmSync(dir, { recursive: true, force: true }) },
+  { name: 'PostgreSQL', location: () => storeLocation(PG_URL, pgName), cleanup: () => dropIndex(PG_URL, pgName) },
+  { name: 'PGlite + pgvector', location: () => storeLocation(pglite.url, pgliteName), cleanup: async () => { await pglite.stop(); } },
+];
+
+interface Observed { items: StoredItem[]; failures: unknown; counts: unknown; max: { ids: string[]; data: number[] }; colour: number[]; file?: number[]; top10: string[][]; generation: number }
+const seen = new Map<string, Observed>();
+
+beforeAll(async () => {
+  pglite = await startPglite();
+  for (const b of backends) {
+    const store = await openStore(b.location(), { create: true });
+    try {
+      await fill(store);
+    } finally {
+      await store.close();
+    }
+    const reader = await openStore(b.location(), { readonly: true });
+    await reader.preload?.(['max', 'colour']);
+    const max = reader.loadMatrix('max');
+    seen.set(b.name, {
+      items: reader.listItems(), failures: reader.failures(), counts: reader.count(), generation: reader.generation(),
+      max: { ids: max.ids, data: [...max.data] }, colour: [...reader.loadMatrix('colour').data], file: reader.getFile('note.bin') && [...reader.getFile('note.bin')!],
+      top10: [],
+    });
+    await reader.close();
+    const lookalike = await Lookalike.open(b.location());
+    seen.get(b.name)!.top10 = await Promise.all(['p0', 'p10', 'p77', 'p201'].map(async (id) => (await lookalike.searchById(id, { k: 10 })).results.map((h) => h.id)));
+    await lookalike.close();
+  }
+}, 120_000);
+
+afterAll(async () => {
+  for (const b of backends) await b.cleanup().catch(() => {});
+});
+
+describe('the store contract (SQLite, PostgreSQL, PGlite + pgvector)', () => {
+  it('SQLite holds what was written: removed and re-added items last, the failure recorded, the file kept', () => {
+    const s = seen.get('SQLite')!;
+    expect(s.counts).toEqual({ items: N - 1, embedded: N - 2, failed: 1 });
+    expect(s.failures).toEqual([{ id: 'p3', reason: 'unreadable' }]);
+    expect(s.items.at(-1)!.id).toBe('p10'); // removed, then back: at the end
+    expect(s.items.map((i) => i.id)).not.toContain('p11');
+    expect(s.items.find((i) => i.id === 'p20')!.metadata.group).toBe('changed');
+    expect(s.max.ids).not.toContain('p3');
+    expect(s.file).toEqual([0, 1, 2, 255]);
+    expect(s.top10.every((ids) => ids.length === 10)).toBe(true);
+  });
+
+  for (const name of ['PostgreSQL', 'PGlite + pgvector']) {
+    it(`${name} gives the same items, metadata, failures, vectors, files and top-10 ids as SQLite`, () => {
+      const a = seen.get('SQLite')!, b = seen.get(name)!;
+      expect(b.items).toEqual(a.items);
+      expect(b.failures).toEqual(a.failures);
+      expect(b.counts).toEqual(a.counts);
+      expect(b.max.ids).toEqual(a.max.ids);
+      expect(b.max.data).toEqual(a.max.data); // bit for bit: float32 bytes in, the same bytes out
+      expect(b.colour).toEqual(a.colour);
+      expect(b.file).toEqual(a.file);
+      expect(b.top10).toEqual(a.top10);
+      expect(b.generation).toBeGreaterThan(0);
+    });
+  }
+});
+
+describe('the PostgreSQL store', () => {
+  it('brings a second process up to date from what changed since its generation', async () => {
+    const location = storeLocation(PG_URL, pgName);
+    const writer = await PgStore.open(location);
+    const reader = await PgStore.open(location, { readonly: true });
+    await reader.preload(['max', 'colour']);
+    const before = reader.generation();
+    expect(await reader.refresh()).toBe(false);
+    const extra = { id: 'new1', image: '/nowhere/new1.jpg', metadata: { group: '9', name: 'new' } };
+    await writer.upsertItems([extra]);
+    await writer.putVectors([{ ...vectors[0], id: 'new1' }]);
+    await writer.deleteItems(['p0']);
+    expect(await reader.refresh()).toBe(true);
+    expect(reader.generation()).toBeGreaterThan(before);
+    const m = reader.loadMatrix('max');
+    expect(m.ids).not.toContain('p0');
+    expect(m.ids.at(-1)).toBe('new1');
+    expect([...m.data.subarray((m.ids.length - 1) * DIM)]).toEqual([...vectors[0].max]);
+    expect(reader.getItem('new1')).toEqual(extra);
+    // The reader's matrix equals a fresh load of the same generation.
+    const fresh = await PgStore.open(location, { readonly: true });
+    await fresh.preload(['max']);
+    expect(fresh.loadMatrix('max').ids).toEqual(m.ids);
+    expect([...fresh.loadMatrix('max').data]).toEqual([...m.data]);
+    await Promise.all([writer.close(), reader.close(), fresh.close()]);
+  });
+
+  it('creates its schema once when two first runs race, versioned', async () => {
+    const name = freshIndexName('race');
+    const location = storeLocation(PG_URL, name);
+    try {
+      const stores = await Promise.all([PgStore.open(location, { create: true }), PgStore.open(location, { create: true }), PgStore.open(location, { create: true })]);
+      await Promise.all(stores.map((s) => s.close()));
+      const v = await sql(PG_URL, `SELECT value FROM "${name}".meta WHERE key = 'schema_version'`);
+      expect(Number(v.rows[0].value)).toBe(SCHEMA_VERSION);
+    } finally {
+      await dropIndex(PG_URL, name);
+    }
+  });
+
+  it('refuses an index written by a newer Lookalike, and one that does not exist', async () => {
+    const name = freshIndexName('newer');
+    const location = storeLocation(PG_URL, name);
+    try {
+      await (await PgStore.open(location, { create: true })).close();
+      await sql(PG_URL, `UPDATE "${name}".meta SET value = $1 WHERE key = 'schema_version'`, [String(SCHEMA_VERSION + 1)]);
+      await expect(PgStore.open(location)).rejects.toMatchObject({ code: 'STORE_TOO_NEW' });
+      await expect(PgStore.open(location, { create: true })).rejects.toMatchObject({ code: 'STORE_TOO_NEW' });
+      await expect(PgStore.open(storeLocation(PG_URL, freshIndexName('absent')))).rejects.toMatchObject({ code: 'INDEX_NOT_FOUND' });
+    } finally {
+      await dropIndex(PG_URL, name);
+    }
+  });
+});
