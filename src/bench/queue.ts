@@ -101,7 +101,7 @@ export async function runQueueBench(options: {
     const rate1 = workers[0].imagesPerSecond;
     const storeItemsPerSecond = 1000 / split.storeMs;
     const meanImageBytes = chosen.reduce((s, i) => s + statSync(i.imagePath).size, 0) / n;
-    const projection = [1, 2, 5, 10, 20, 50, 100, 200].map((machines) => {
+    const projection = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000].map((machines) => {
       const wanted = machines * rate1;
       const rate = Math.min(wanted, storeItemsPerSecond);
       return { machines, hours: 1_000_000 / rate / 3600, limit: wanted > storeItemsPerSecond ? `store writes (${storeItemsPerSecond.toFixed(0)} items/s)` : `CNN (${rate1.toFixed(1)} images/s per machine)` };

@@ -37,7 +37,8 @@ export interface WorkerOptions {
   onBatch?: (timing: BatchTiming) => void;
 }
 
-export interface BatchTiming { items: number; prepareMs: number; cnnMs: number; storeMs: number; queueMs: number; totalMs: number }
+/** `waitMs`: waiting for the network while the other batch in hand used it. */
+export interface BatchTiming { items: number; prepareMs: number; cnnMs: number; waitMs: number; storeMs: number; queueMs: number; totalMs: number }
 
 export interface RunningWorker {
   readonly weightsId: string;
@@ -90,13 +91,22 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     try {
       const prepared = await prepareBatch(data.items, settings, options.fetch);
       const t1 = performance.now();
-      const vectors = await exclusive(() => embedPrepared(embedder, settings, prepared));
+      // The network's own time, not the wait for the other batch in hand to leave it.
+      let cnnMs = 0;
+      const vectors = await exclusive(async () => {
+        const start = performance.now();
+        try {
+          return await embedPrepared(embedder, settings, prepared);
+        } finally {
+          cnnMs = performance.now() - start;
+        }
+      });
       const t2 = performance.now();
       await untilWritten(() => store.putVectors(vectors, prepared.failures), log);
       const t3 = performance.now();
       await countBatch(redis, name, data.run, job.id!, vectors.length, prepared.failures.length);
       const t4 = performance.now();
-      options.onBatch?.({ items: data.items.length, prepareMs: t1 - t0, cnnMs: t2 - t1, storeMs: t3 - t2, queueMs: t4 - t3, totalMs: t4 - t0 });
+      options.onBatch?.({ items: data.items.length, prepareMs: t1 - t0, cnnMs, waitMs: t2 - t1 - cnnMs, storeMs: t3 - t2, queueMs: t4 - t3, totalMs: t4 - t0 });
       return { embedded: vectors.length, failed: prepared.failures.length };
     } catch (err) {
       // The last try: the batch's items become recorded failures instead of coming back.

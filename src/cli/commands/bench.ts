@@ -46,7 +46,7 @@ export function registerBenchCommand(program: Command): void {
         print(`overhead as a share of the CNN time per item: end to end ${(100 * r.overhead.endToEndShareOfCnn).toFixed(1)}%, store + queue ${(100 * r.overhead.storeAndQueueShareOfCnn).toFixed(1)}% (goal <= 5%)`);
         print(table([['worker processes', 'images/s'], ...r.workers.map((w) => [String(w.workers), f(w.imagesPerSecond)])]));
         print(`one store takes ${r.storeItemsPerSecond.toFixed(0)} items/s of writes; images average ${(r.meanImageBytes / 1024).toFixed(1)} KiB, so a machine at ${f(r.workers[0].imagesPerSecond)} images/s fetches ${((r.workers[0].imagesPerSecond * r.meanImageBytes * 8) / 1e6).toFixed(1)} Mbit/s`);
-        print(table([['machines', 'hours for 1,000,000 images', 'limited by'], ...r.projection.map((p) => [String(p.machines), p.hours.toFixed(1), p.limit])]));
+        print(table([['machines', 'wall time for 1,000,000 images', 'limited by'], ...r.projection.map((p) => [String(p.machines), p.hours >= 1 ? `${p.hours.toFixed(1)} h` : `${Math.round(p.hours * 60)} min`, p.limit])]));
         return;
       }
       if (flags.synthetic) {
