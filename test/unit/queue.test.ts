@@ -21,6 +21,7 @@ import { runProgress } from '../../src/queue/run.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
 import { isLookalikeError } from '../../src/errors.js';
 import { drawProduct, makeCatalog, tempDir, type Shape } from '../helpers/fixtures.js';
+import { runCli } from '../helpers/cli.js';
 
 const REDIS = process.env.LOOKALIKE_TEST_REDIS ?? 'redis://127.0.0.1:6379';
 const redis = new Redis(parseQueueUrl(REDIS).options);
@@ -223,4 +224,28 @@ describe('queued runs', () => {
     await expect(enqueueIndex({ catalogDir: catalog, location, queue: 'http://127.0.0.1:6379' })).rejects.toMatchObject({ code: 'QUEUE_URL_INVALID' });
     await expect(enqueueIndex({ catalogDir: catalog, location, queue: 'redis://127.0.0.1:1' })).rejects.toMatchObject({ code: 'QUEUE_UNREACHABLE', message: /127\.0\.0\.1:1 \(ECONNREFUSED\)/ });
   }, 60_000);
+});
+
+describe('the queue on the command line', () => {
+  it('index --detach queues and returns, status shows the progress, and a dead Redis is one line', async () => {
+    const catalog = await makeCatalog();
+    const location = indexFolder();
+    const down = runCli(['index', catalog, '--index', location, '--queue', 'redis://127.0.0.1:1']);
+    expect(down.code).toBe(1);
+    expect(down.stderr.trim().split('\n')).toHaveLength(1);
+    expect(down.stderr).toMatch(/cannot reach Redis at 127\.0\.0\.1:1 .*\[QUEUE_UNREACHABLE\]/);
+
+    const queued = runCli(['index', catalog, '--index', location, '--queue', REDIS, '--detach']);
+    expect(queued.code).toBe(0);
+    expect(queued.stdout).toMatch(/queued 16 item\(s\) in 1 batch\(es\)/);
+    const waiting = runCli(['status', '--index', location, '--queue', REDIS]);
+    expect(waiting.stdout).toMatch(/in progress/);
+    expect(waiting.stdout).toMatch(/0\/16 items/);
+
+    const worker = await startWorker({ location, queue: REDIS, embedder });
+    await untilFinished(location);
+    await worker.close();
+    const done = runCli(['status', '--index', location, '--queue', REDIS, '--json']);
+    expect(JSON.parse(done.stdout)).toMatchObject({ finished: true, total: 16, done: 16, failed: 0 });
+  }, 180_000);
 });
