@@ -4,7 +4,7 @@
  */
 import { Queue } from 'bullmq';
 import { ENV } from '../../defaults.js';
-import { LookalikeError } from '../../errors.js';
+import { isLookalikeError, LookalikeError } from '../../errors.js';
 import { summarizeProblems } from '../../catalog/index.js';
 import { checkReachable, connect, KEY_PREFIX, parseQueueUrl, queueNameFor } from '../../queue/connection.js';
 import { enqueueIndex, type EnqueueOptions } from '../../queue/enqueue.js';
@@ -97,7 +97,18 @@ export function registerQueueCommands(program: Command): void {
     .action(action(async (flags: { index: string; queue?: string }) => {
       if (!flags.queue) throw new LookalikeError('BAD_OPTION', { message: `say which Redis holds the queue: --queue redis://HOST:6379 (or set ${ENV.queue}).` });
       const log = (m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`);
-      const worker = await startWorker({ location: flags.index, queue: flags.queue, log });
+      // A worker may start before the first `index --queue` made the index: it waits for it.
+      let worker: Awaited<ReturnType<typeof startWorker>> | undefined;
+      for (let waited = false; !worker;) {
+        try {
+          worker = await startWorker({ location: flags.index, queue: flags.queue, log });
+        } catch (err) {
+          if (!isLookalikeError(err, 'INDEX_NOT_FOUND')) throw err;
+          if (!waited) log(`no index at ${describeLocation(flags.index)} yet: waiting for \`lookalike index CATALOG --queue ...\` to create it`);
+          waited = true;
+          await new Promise((r) => setTimeout(r, 5000));
+        }
+      }
       const onSignal = () => { log('stopping: finishing the batches in hand...'); void worker.close(); };
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
