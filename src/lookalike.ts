@@ -11,6 +11,8 @@ import { imageFingerprint, type EmbeddingSettings, type Pooling } from './model/
 import { prepareImage, type PreparedImage } from './image/prepare.js';
 import { prepareOptionsFor } from './image/options.js';
 import { openStore } from './store/open.js';
+import { storeCacheDir } from './paths.js';
+import { describeLocation } from './store/location.js';
 import type { IndexManifest, Store, VectorKind } from './store/types.js';
 import { SearchEngine, SEARCH_SETTINGS, type SearchHit, type SearchOptions, type SearchSetting } from './search/engine.js';
 import { backboneSpace, type EmbeddingSpace, type RawVectors } from './search/space.js';
@@ -100,8 +102,10 @@ export class Lookalike {
   /** An engine over the store as it is now. */
   private build(manifest: IndexManifest): { engine: SearchEngine; manifest: Readonly<IndexManifest> } {
     // The ANN index is kept beside index.sqlite (a read-only open loads it but never writes);
-    // a shared store has no folder, and each replica builds its ANN index in memory.
-    const engine = new SearchEngine(this.store, manifest.catalog.columns, { annDir: this.store.folder, persist: !this.readonly, search: searchSettingOf(manifest) });
+    // a shared store has no folder, so each replica keeps it in its own cache, where the next
+    // start (and the next change, incrementally) picks it up instead of rebuilding it.
+    const annDir = this.store.folder ?? storeCacheDir(this.store.location);
+    const engine = new SearchEngine(this.store, manifest.catalog.columns, { annDir, persist: !this.readonly || !this.store.folder, search: searchSettingOf(manifest) });
     // A shared store swaps its matrices on refresh: this engine takes its rows now, so that
     // they always match its items, whatever the store holds later.
     if (this.store.refresh) engine.pin(kindsFor(manifest));
@@ -113,7 +117,7 @@ export class Lookalike {
     const store = await openStore(indexDir, { readonly: options.readonly });
     try {
       const manifest = store.getManifest();
-      if (!manifest || store.count().embedded === 0) throw new LookalikeError('INDEX_EMPTY', { path: indexDir });
+      if (!manifest || store.count().embedded === 0) throw new LookalikeError('INDEX_EMPTY', { path: describeLocation(indexDir) });
       await store.preload?.(kindsFor(manifest));
       const lookalike = new Lookalike(store, indexDir, options.readonly);
       lookalike.current.head = await HeadSpaces.open(manifest, store, lookalike.engine);

@@ -2,6 +2,7 @@
  * Where Lookalike keeps derived files. Nothing here is committed: model conversions go
  * to a git-ignored cache, indexes to `.lookalike/` under the current directory.
  */
+import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { DEFAULT_CACHE_DIR, DEFAULT_INDEX_DIR, ENV } from './defaults.js';
@@ -12,6 +13,15 @@ export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.
 /** Derived model files (ONNX conversions). Override with LOOKALIKE_CACHE. */
 export function cacheDir(): string {
   return process.env[ENV.cache] ?? path.join(PACKAGE_ROOT, DEFAULT_CACHE_DIR);
+}
+
+/**
+ * Where a replica of a shared store keeps its rebuildable ANN files: under the model cache,
+ * one folder per store location (hashed: the location may hold a password). Losing it
+ * costs one rebuild at the next start, nothing else.
+ */
+export function storeCacheDir(location: string): string {
+  return path.join(cacheDir(), 'stores', createHash('sha256').update(location).digest('hex').slice(0, 16));
 }
 
 /** Default index folder: `.lookalike/` under the current directory. */

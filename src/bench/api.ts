@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { PACKAGE_ROOT } from '../paths.js';
+import { describeLocation, isStoreUrl } from '../store/location.js';
 import { DEFAULT_K } from '../defaults.js';
 import { percentile } from '../math/stats.js';
 
@@ -90,7 +91,7 @@ export async function runApiBench(options: ApiBenchOptions): Promise<ApiBenchRep
 
     const sorted = [...latencies].sort((a, b) => a - b);
     return {
-      indexDir: path.resolve(options.indexDir),
+      indexDir: isStoreUrl(options.indexDir) ? describeLocation(options.indexDir) : path.resolve(options.indexDir),
       items: page.total,
       requests,
       concurrency,

@@ -21,9 +21,10 @@ function maskRows(mask: Uint8Array): Int32Array {
 }
 
 /** How a search is answered: exact (every row scored) or through the ANN index. */
-export type SearchMethod = 'exact' | 'ann';
+/** `db`: answered by the store itself (PostgreSQL + pgvector), see searchDb. */
+export type SearchMethod = 'exact' | 'ann' | 'db';
 export type SearchSetting = SearchMethod | 'auto';
-export const SEARCH_SETTINGS: readonly SearchSetting[] = ['auto', 'exact', 'ann'];
+export const SEARCH_SETTINGS: readonly SearchSetting[] = ['auto', 'exact', 'ann', 'db'];
 
 /**
  * `auto` searches through the ANN index from this many items. Measured on this project's
@@ -169,7 +170,9 @@ export class SearchEngine {
 
   /** Searches with a query vector in `space` (normalised), exactly or through the ANN index. */
   async query(space: EmbeddingSpace, query: Float32Array, options: SearchOptions & { excludeId?: string } = {}): Promise<SearchHit[]> {
-    if (this.method(options.search) === 'ann') return this.searchAnn(space, query, options);
+    const method = this.method(options.search);
+    if (method === 'db') return this.searchDb(space, query, options);
+    if (method === 'ann') return this.searchAnn(space, query, options);
     return this.searchAsync(space, query, options);
   }
 
@@ -183,6 +186,25 @@ export class SearchEngine {
   async searchAnn(space: EmbeddingSpace, query: Float32Array, options: SearchOptions & { excludeId?: string } = {}): Promise<SearchHit[]> {
     const ann = await this.ann(space);
     return this.toResults(this.annHits(ann, space, query, this.topKOptions(options)));
+  }
+
+  /**
+   * Through the database (pgvector's HNSW over the normalised max-pooled vectors): top-k,
+   * threshold and filters answered in SQL. The store holds one space only, backbone:max.
+   * Ids the database has but this engine does not yet (a replica a moment behind) are left
+   * out; items' metadata come from the engine, as for every other method.
+   */
+  async searchDb(space: EmbeddingSpace, query: Float32Array, options: SearchOptions & { excludeId?: string } = {}): Promise<SearchHit[]> {
+    if (!this.store.searchVectors || !this.store.canSearch) {
+      throw new LookalikeError('BAD_OPTION', { message: '--search db needs a PostgreSQL store with the pgvector extension (--store postgres://...); search exact or ann here.' });
+    }
+    if (space.id !== 'backbone:max') throw new LookalikeError('BAD_OPTION', { message: `--search db searches the backbone's max-pooled vectors only, not ${space.id}: add --pooling max (and no head mode), or search exact or ann.` });
+    const k = checkK(options.k ?? DEFAULT_K);
+    const hits = await this.store.searchVectors(query, { k, threshold: checkThreshold(options.threshold), filters: options.filters, excludeId: options.excludeId });
+    return this.toResults(hits.flatMap((h) => {
+      const row = this.rowById.get(h.id);
+      return row === undefined ? [] : [{ row, score: h.score }];
+    }));
   }
 
   /**

@@ -58,8 +58,8 @@ export const cropParam = {
 } as const;
 const searchParam = {
   type: 'string',
-  enum: ['exact', 'ann'],
-  description: "exact (score every item) or ann (approximate index, candidates re-ranked exactly: scores are true cosines); default: the index's setting, else ann for large catalogs",
+  enum: ['exact', 'ann', 'db'],
+  description: "exact (score every item), ann (approximate index, candidates re-ranked exactly: scores are true cosines) or db (answered by PostgreSQL + pgvector, backbone max pooling only); default: the index's setting, else ann for large catalogs",
 } as const;
 
 /** Query-string / body properties shared by every search. */

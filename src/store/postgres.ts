@@ -20,7 +20,7 @@ import { STORE_POLL_MS } from '../defaults.js';
 import { LookalikeError } from '../errors.js';
 import { copyVectors } from './copy-binary.js';
 import { parseLocation, type PgLocation } from './location.js';
-import type { IndexLock, IndexManifest, ItemFailure, ItemVectors, Store, StoredItem, VectorKind, VectorMatrix } from './types.js';
+import type { DbSearchOptions, IndexLock, IndexManifest, ItemFailure, ItemVectors, Store, StoredItem, VectorKind, VectorMatrix } from './types.js';
 
 /** The channel writers notify on; the payload is `<schema>:<generation>`. */
 export const NOTIFY_CHANNEL = 'lookalike';
@@ -69,6 +69,8 @@ export class PgStore implements Store {
   readonly folder = undefined;
   private snap: Snapshot;
   private closed = false;
+  /** The index has the pgvector column (vdb halfvec + HNSW): `--search db` works. */
+  canSearch = false;
   private refreshing?: Promise<boolean>;
 
   private constructor(location: string, private readonly where: PgLocation, private readonly pool: pg.Pool, snap: Snapshot) {
@@ -99,6 +101,7 @@ export class PgStore implements Store {
       }
       const store = new PgStore(location, where, pool, emptySnapshot());
       await store.reload();
+      store.canSearch = (await pool.query(`SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'vdb'`, [`"${where.index}".vectors`])).rowCount === 1;
       return store;
     } catch (err) {
       await pool.end().catch(() => {});
@@ -217,10 +220,17 @@ export class PgStore implements Store {
     await this.write(async (c, generation) => {
       if (batch.length) {
         const ids = batch.map((v) => v.id);
+
         await c.query(`INSERT INTO ${this.schema}.vectors (id, vmax, vavg, colour)
           SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::bytea[])
           ON CONFLICT (id) DO UPDATE SET vmax = excluded.vmax, vavg = excluded.vavg, colour = excluded.colour`,
         [ids, batch.map((v) => blob(v.max)), batch.map((v) => blob(v.avg)), batch.map((v) => blob(v.colour))]);
+        if (await this.ensureVectorColumn(c, batch[0].max.length)) {
+          // The normalised max-pooled vector, half precision, for pgvector's HNSW (halfvec: the
+          // plain vector type indexes at most 2,000 dimensions, ResNet50 has 2,048).
+          await c.query(`UPDATE ${this.schema}.vectors v SET vdb = t.h::halfvec FROM unnest($1::text[], $2::text[]) AS t (id, h) WHERE v.id = t.id`,
+            [ids, batch.map((v) => halfvecLiteral(v.max))]);
+        }
         await c.query(`DELETE FROM ${this.schema}.failures WHERE id = ANY($1::text[])`, [ids]);
         await c.query(`UPDATE ${this.schema}.items SET gen = $2 WHERE id = ANY($1::text[])`, [ids, generation]);
       }
@@ -229,6 +239,70 @@ export class PgStore implements Store {
           ON CONFLICT (id) DO UPDATE SET reason = excluded.reason`, [failures.map((f) => f.id), failures.map((f) => f.reason)]);
       }
     });
+  }
+
+  private vectorChecked = false;
+
+  /**
+   * Where the server has pgvector, the first vectors written add the search column and its
+   * HNSW index (once, inside the writing transaction; a savepoint keeps a refusal, e.g. no
+   * right to create the extension, from failing the batch). Elsewhere: nothing, and false.
+   */
+  private async ensureVectorColumn(c: pg.PoolClient, dim: number): Promise<boolean> {
+    if (this.canSearch || this.vectorChecked) return this.canSearch;
+    this.vectorChecked = true;
+    const available = await c.query(`SELECT 1 FROM pg_available_extensions WHERE name = 'vector'`);
+    if (!available.rowCount) return false;
+    await c.query('SAVEPOINT vector_column');
+    try {
+      await c.query('CREATE EXTENSION IF NOT EXISTS vector');
+      await c.query(`ALTER TABLE ${this.schema}.vectors ADD COLUMN IF NOT EXISTS vdb halfvec(${Number(dim)})`);
+      await c.query(`CREATE INDEX IF NOT EXISTS vectors_vdb_hnsw ON ${this.schema}.vectors USING hnsw (vdb halfvec_cosine_ops)`);
+      await c.query('RELEASE SAVEPOINT vector_column');
+      this.canSearch = true;
+    } catch {
+      await c.query('ROLLBACK TO SAVEPOINT vector_column');
+    }
+    return this.canSearch;
+  }
+
+  /**
+   * `--search db`: top-k by cosine in SQL, through the HNSW index, filters as WHERE clauses
+   * (case-insensitive, as in memory). `hnsw.ef_search` is raised from pgvector's 40 so that
+   * filtered and k > 10 searches still find their k, and iterative scans are asked for where
+   * the server's pgvector has them (0.8+).
+   */
+  async searchVectors(query: Float32Array, options: DbSearchOptions): Promise<Array<{ id: string; score: number }>> {
+    if (!this.canSearch) throw new LookalikeError('BAD_OPTION', { message: `--search db needs the pgvector extension in the database (${this.where.server}/${this.where.database}); without it, search exact or ann.` });
+    const values: unknown[] = [halfvecLiteral(query), options.k];
+    const where: string[] = ['v.vdb IS NOT NULL'];
+    for (const [field, accepted] of Object.entries(options.filters ?? {})) {
+      if (!accepted.length) continue;
+      values.push(field, accepted.map((a) => a.toLowerCase()));
+      where.push(`lower(i.metadata::jsonb ->> $${values.length - 1}) = ANY($${values.length}::text[])`);
+    }
+    if (options.excludeId !== undefined) {
+      values.push(options.excludeId);
+      where.push(`v.id <> $${values.length}`);
+    }
+    const c = await this.connect();
+    try {
+      await c.query('BEGIN');
+      await c.query('SET LOCAL hnsw.ef_search = 200');
+      await c.query('SAVEPOINT scan');
+      await c.query('SET LOCAL hnsw.iterative_scan = relaxed_order').then(() => c.query('RELEASE SAVEPOINT scan'), () => c.query('ROLLBACK TO SAVEPOINT scan'));
+      const r = await c.query<{ id: string; d: number }>(`SELECT v.id, (v.vdb <=> $1::halfvec) AS d FROM ${this.schema}.vectors v JOIN ${this.schema}.items i ON i.id = v.id
+        WHERE ${where.join(' AND ')} ORDER BY v.vdb <=> $1::halfvec LIMIT $2`, values);
+      await c.query('COMMIT');
+      // relaxed_order may return rows slightly out of order: sort, then apply the threshold.
+      const hits = r.rows.map((row) => ({ id: row.id, score: 1 - Number(row.d) })).sort((a, b) => b.score - a.score);
+      return options.threshold === undefined ? hits : hits.filter((h) => h.score >= options.threshold!);
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => {});
+      throw pgError(err, this.where, 'search');
+    } finally {
+      c.release();
+    }
   }
 
   getFile(name: string): Buffer | undefined {
@@ -509,6 +583,14 @@ export function pgError(err: unknown, where: PgLocation, action: string): unknow
   if (code === '42501') return new LookalikeError('STORE_PERMISSION_DENIED', { ...base, action, reason }, { cause: err });
   if (code === '42P01' || code === '3F000') return new LookalikeError('INDEX_DAMAGED', { path: `${where.server}/${where.database} (index ${where.index})`, reason }, { cause: err });
   return err;
+}
+
+/** pgvector's text form of a vector, normalised (cosine over unit vectors). */
+function halfvecLiteral(v: Float32Array): string {
+  let norm = 0;
+  for (const x of v) norm += x * x;
+  const scale = norm > 0 ? 1 / Math.sqrt(norm) : 0;
+  return `[${Array.from(v, (x) => (x * scale).toPrecision(6)).join(',')}]`;
 }
 
 function blob(v: Float32Array): Buffer {

@@ -68,6 +68,12 @@ export interface Store {
    * here (in bulk); a file store needs nothing.
    */
   preload?(kinds: VectorKind[]): Promise<void>;
+  /**
+   * Top-k by cosine answered by the database itself (pgvector, HNSW) over the normalised
+   * max-pooled vectors. Only where `canSearch` is true (PostgreSQL with the vector extension).
+   */
+  searchVectors?(query: Float32Array, options: DbSearchOptions): Promise<Array<{ id: string; score: number }>>;
+  readonly canSearch?: boolean;
   /** Catches up with other writers; true when the data changed. Only shared stores have it. */
   refresh?(): Promise<boolean>;
   /**
@@ -85,6 +91,14 @@ export interface Store {
   /** Changes whenever items or vectors change; caches key on it. */
   generation(): number;
   close(): void | Promise<void>;
+}
+
+export interface DbSearchOptions {
+  k: number;
+  threshold?: number;
+  /** field -> accepted values (case-insensitive), as search/filters.ts means them. */
+  filters?: Record<string, string[]>;
+  excludeId?: string;
 }
 
 /** One writer per index (store/lock.ts for folders, an advisory lock in PostgreSQL). */

@@ -16,6 +16,7 @@
  * k, 5 by default) whose precision@k still reaches the target precision; the lowest
  * threshold at which the kept neighbours among the top kMax still reach it.
  */
+import { isStoreUrl, parseLocation, redact } from '../store/location.js';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -400,6 +401,11 @@ export async function applyTuned(lookalike: Lookalike, result: TuneResult): Prom
 
 /** The `lookalike index` command that rebuilds an index with other image settings. */
 export function rebuildCommand(catalog: string, indexDir: string, row: { width: number; height: number; resize: ResizeMode }): string {
+  if (isStoreUrl(indexDir)) {
+    // A shared store: a new index name beside this one, in the same database.
+    const { index, url } = parseLocation(indexDir);
+    return `lookalike index ${JSON.stringify(catalog)} --store ${JSON.stringify(redact(url))} --index ${index}_${row.width}x${row.height}_${row.resize} --size ${row.width}x${row.height} --resize ${row.resize}`;
+  }
   const target = `${indexDir.replace(/\/+$/, '')}-${row.width}x${row.height}-${row.resize}`;
   return `lookalike index ${JSON.stringify(catalog)} --index ${JSON.stringify(target)} --size ${row.width}x${row.height} --resize ${row.resize}`;
 }

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Lookalike } from '../../src/lookalike.js';
 import { defaultSettings } from '../../src/model/registry.js';
 import { openStore } from '../../src/store/open.js';
+import { copyIndex } from '../../src/store/copy.js';
 import { storeLocation } from '../../src/store/location.js';
 import { PgStore, SCHEMA_VERSION } from '../../src/store/postgres.js';
 import type { IndexManifest, ItemVectors, Store, StoredItem } from '../../src/store/types.js';
@@ -151,6 +152,27 @@ describe('the PostgreSQL store', () => {
     await Promise.all([writer.close(), reader.close(), fresh.close()]);
   });
 
+  it('lookalike copy moves a folder index into PostgreSQL unchanged, and a rerun writes nothing', async () => {
+    const name = freshIndexName('copy');
+    const to = storeLocation(PG_URL, name);
+    try {
+      const first = await copyIndex(path.join(dir, 'idx'), to);
+      expect(first).toMatchObject({ items: N - 1, copied: N - 2, removed: 0 });
+      expect((await copyIndex(path.join(dir, 'idx'), to)).copied).toBe(0);
+      const copied = await openStore(to, { readonly: true });
+      await copied.preload?.(['max', 'colour']);
+      const a = seen.get('SQLite')!;
+      expect(copied.listItems()).toEqual(a.items);
+      expect(copied.failures()).toEqual(a.failures);
+      expect(copied.loadMatrix('max').ids).toEqual(a.max.ids);
+      expect([...copied.loadMatrix('max').data]).toEqual(a.max.data);
+      expect(copied.getFile('note.bin')).toBeUndefined(); // only the index's own files travel (head, map)
+      await copied.close();
+    } finally {
+      await dropIndex(PG_URL, name);
+    }
+  });
+
   it('creates its schema once when two first runs race, versioned', async () => {
     const name = freshIndexName('race');
     const location = storeLocation(PG_URL, name);
@@ -175,6 +197,49 @@ describe('the PostgreSQL store', () => {
       await expect(PgStore.open(storeLocation(PG_URL, freshIndexName('absent')))).rejects.toMatchObject({ code: 'INDEX_NOT_FOUND' });
     } finally {
       await dropIndex(PG_URL, name);
+    }
+  });
+});
+
+describe('--search db (PGlite + pgvector, HNSW)', () => {
+  it('answers top-k, filters and thresholds in SQL with the ids exact search finds', async () => {
+    const lookalike = await Lookalike.open(storeLocation(pglite.url, pgliteName));
+    try {
+      expect(lookalike.store.canSearch).toBe(true);
+      let found = 0, total = 0;
+      for (const id of ['p1', 'p42', 'p99', 'p150', 'p230']) {
+        const exact = (await lookalike.searchById(id, { k: 10, search: 'exact' })).results;
+        const db = (await lookalike.searchById(id, { k: 10, search: 'db' })).results;
+        expect(db.map((h) => h.id)).not.toContain(id);
+        const truth = new Set(exact.map((h) => h.id));
+        found += db.filter((h) => truth.has(h.id)).length;
+        total += exact.length;
+        // Scores are cosines of the half-precision copies: within 1e-3 of the exact ones.
+        for (const h of db) {
+          const e = exact.find((x) => x.id === h.id);
+          if (e) expect(Math.abs(e.score - h.score)).toBeLessThan(1e-3);
+        }
+        const filtered = (await lookalike.searchById(id, { k: 10, search: 'db', filters: { group: ['2', '3'] } })).results;
+        expect(filtered.length).toBe(10);
+        expect(filtered.every((h) => ['2', '3'].includes(h.metadata.group))).toBe(true);
+        const above = (await lookalike.searchById(id, { k: 50, search: 'db', threshold: exact[4].score })).results;
+        expect(above.every((h) => h.score >= exact[4].score)).toBe(true);
+        expect(above.length).toBeGreaterThanOrEqual(4);
+      }
+      expect(found / total).toBeGreaterThanOrEqual(0.95);
+    } finally {
+      await lookalike.close();
+    }
+  });
+
+  it('is refused, with what to do, where the database has no pgvector (Debian) or the store is a folder', async () => {
+    for (const location of [storeLocation(PG_URL, pgName), path.join(dir, 'idx')]) {
+      const lookalike = await Lookalike.open(location);
+      try {
+        await expect(lookalike.searchById('p1', { search: 'db' })).rejects.toMatchObject({ code: 'BAD_OPTION' });
+      } finally {
+        await lookalike.close();
+      }
     }
   });
 });

@@ -49,10 +49,10 @@ export interface paths {
                          */
                         pooling?: "max" | "avg";
                         /**
-                         * @description exact (score every item) or ann (approximate index, candidates re-ranked exactly: scores are true cosines); default: the index's setting, else ann for large catalogs
+                         * @description exact (score every item), ann (approximate index, candidates re-ranked exactly: scores are true cosines) or db (answered by PostgreSQL + pgvector, backbone max pooling only); default: the index's setting, else ann for large catalogs
                          * @enum {string}
                          */
-                        search?: "exact" | "ann";
+                        search?: "exact" | "ann" | "db";
                     };
                     "application/json": {
                         /** @description catalog item id, as in the catalog (styles.csv "id" column, or the image-folder path) */
@@ -74,10 +74,10 @@ export interface paths {
                          */
                         pooling?: "max" | "avg";
                         /**
-                         * @description exact (score every item) or ann (approximate index, candidates re-ranked exactly: scores are true cosines); default: the index's setting, else ann for large catalogs
+                         * @description exact (score every item), ann (approximate index, candidates re-ranked exactly: scores are true cosines) or db (answered by PostgreSQL + pgvector, backbone max pooling only); default: the index's setting, else ann for large catalogs
                          * @enum {string}
                          */
-                        search?: "exact" | "ann";
+                        search?: "exact" | "ann" | "db";
                     };
                 };
             };
@@ -256,8 +256,8 @@ export interface paths {
                     mode?: "style" | "balanced" | "colour" | "color";
                     /** @description pooling of the backbone features (default: the index's) */
                     pooling?: "max" | "avg";
-                    /** @description exact (score every item) or ann (approximate index, candidates re-ranked exactly: scores are true cosines); default: the index's setting, else ann for large catalogs */
-                    search?: "exact" | "ann";
+                    /** @description exact (score every item), ann (approximate index, candidates re-ranked exactly: scores are true cosines) or db (answered by PostgreSQL + pgvector, backbone max pooling only); default: the index's setting, else ann for large catalogs */
+                    search?: "exact" | "ann" | "db";
                 };
                 header?: never;
                 path: {

@@ -4,6 +4,8 @@ import { runCoreBench } from '../../bench/core.js';
 import { runQueueBench } from '../../bench/queue.js';
 import { runIndexSearchBench, runServingProbe, runSyntheticBench, type Timing } from '../../bench/ann.js';
 import { devCatalogDir } from '../../paths.js';
+import { runDbSearchBench, runStoreBench } from '../../bench/store.js';
+import { describeLocation } from '../../store/location.js';
 import { action, floatArg, indexOption, intArg, print, printJson, table, type Command } from '../shared.js';
 
 const ms = (t: Timing) => `${t.p50ms.toFixed(3)} / ${t.p99ms.toFixed(3)} ms`;
@@ -22,11 +24,39 @@ export function registerBenchCommand(program: Command): void {
     .option('--synthetic <n>', 'search only, on n synthetic items around the index\'s real vectors (in the served space): ANN build time, load time and memory of a fresh serving process, p50/p99, recall@10', intArg('synthetic', 1000, 20_000_000))
     .option('--noise <x>', 'synthetic items: norm of the noise added to a unit real vector', floatArg('noise', 0, 10), 0.35)
     .option('--queue <url>', 'indexing through the job queue at this Redis (redis://HOST:6379): per-item cost against in process on the same --items, throughput with 1 and 2 workers, a projection for 1,000,000 images')
+    .option('--db-search', '--search db (PostgreSQL + pgvector) against exact search on the same items: recall@10 and latency')
+    .option('--store-load', 'what a replica pays to load the index into memory from its store (folder or --store), cold; for PostgreSQL COPY BINARY against a plain SELECT')
     .addOption(new Option('--serve-probe <dir>').hideHelp())
     .option('--json', 'print JSON')
-    .addHelpText('after', '\nExamples:\n  lookalike bench\n  lookalike bench --ann\n  lookalike bench --synthetic 1000000')
-    .action(action(async (flags: { index: string; catalog: string; items: number; queries?: number; batch: number; queue?: string; ann?: boolean; synthetic?: number; noise: number; serveProbe?: string; json?: boolean }) => {
+    .addHelpText('after', '\nExamples:\n  lookalike bench\n  lookalike bench --ann\n  lookalike bench --synthetic 1000000\n  lookalike bench --queue redis://127.0.0.1:6379 --items 160')
+    .action(action(async (flags: { index: string; catalog: string; items: number; queries?: number; batch: number; queue?: string; ann?: boolean; synthetic?: number; noise: number; serveProbe?: string; storeLoad?: boolean; dbSearch?: boolean; json?: boolean }) => {
       const log = (m: string) => process.stderr.write(`${m}\n`);
+      if (flags.dbSearch) {
+        const r = await runDbSearchBench(flags.index, { queries: flags.queries });
+        if (flags.json) return printJson(r);
+        print(`store: ${r.location}: ${r.items.toLocaleString('en-US')} items, ${r.queries} queries (catalog items, themselves excluded), k=${r.k}, backbone:max`);
+        print(table([
+          ['search', 'p50 / p99', `recall@${r.k} vs exact`],
+          ['exact, in the replica (JS kernel)', `${r.exact.p50ms.toFixed(2)} / ${r.exact.p99ms.toFixed(2)} ms`, '1'],
+          ['--search db (pgvector HNSW, halfvec, in SQL)', `${r.db.p50ms.toFixed(2)} / ${r.db.p99ms.toFixed(2)} ms`, r.recallAtK.toFixed(4)],
+          [`--search db, filter ${r.filtered.filter}`, `${r.filtered.p50ms.toFixed(2)} ms p50`, r.filtered.recallAtK.toFixed(4)],
+        ]));
+        return;
+      }
+      if (flags.storeLoad) {
+        const r = await runStoreBench(flags.index);
+        if (flags.json) return printJson(r);
+        print(`store: ${describeLocation(r.location)} (${r.kind}): ${r.items.toLocaleString('en-US')} items, vectors ${r.kinds.join(' + ')} (${(r.bytes / 2 ** 20).toFixed(0)} MiB)`);
+        print(table([
+          ['measure', 'seconds'],
+          ['open (connect or file, items, manifest)', r.openSeconds.toFixed(2)],
+          [r.kind === 'postgres' ? 'vectors into memory (COPY BINARY)' : 'vectors into memory (flat cache, else rows)', r.loadSeconds.toFixed(2)],
+          ['open to vectors in memory', r.totalSeconds.toFixed(2)],
+          ...(r.selectSeconds !== undefined ? [['the same vectors by plain SELECT (hex bytea)', `${r.selectSeconds.toFixed(2)} (${(r.selectSeconds / r.loadSeconds).toFixed(1)}x COPY BINARY)`]] : []),
+          ['process RSS after loading', `${r.rssMiB.toFixed(0)} MiB`],
+        ]));
+        return;
+      }
       if (flags.serveProbe) return printJson(runServingProbe(flags.serveProbe));
       if (flags.queue) {
         const queueUrl = flags.queue;

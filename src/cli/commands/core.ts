@@ -16,6 +16,8 @@ import { searchSettingOf, type SearchResponse } from '../../lookalike.js';
 import type { ResizeMode, Pooling } from '../../model/registry.js';
 import { parseRegion } from '../../model/localise.js';
 import { openStore } from '../../store/open.js';
+import { copyIndex } from '../../store/copy.js';
+import { isStoreUrl, parseLocation } from '../../store/location.js';
 import { describeLocation } from '../../store/location.js';
 import { LookalikeError } from '../../errors.js';
 import { checkInputSize, MAX_K } from '../../validate.js';
@@ -28,7 +30,7 @@ const searchOptions = (cmd: Command) => cmd
   .option('-f, --filter <field=value>', 'keep only products whose field matches (repeatable; a,b = either)', collect, [])
   .addOption(new Option('--pooling <kind>', 'pooling of the backbone features (default: the index\'s)').choices(['max', 'avg']))
   .option('--mode <mode>', `notion of similarity when the index has a trained head: ${SEARCH_MODES.join(', ')}`)
-  .addOption(new Option('--search <method>', `exact (score every item) or ann (approximate index, re-ranked exactly); default: the index's setting, else ann from ${ANN_MIN_ITEMS.toLocaleString('en-US')} items`).choices(['exact', 'ann']))
+  .addOption(new Option('--search <method>', `exact (score every item), ann (approximate index, re-ranked exactly) or db (PostgreSQL + pgvector answers: --store only, backbone max pooling); default: the index's setting, else ann from ${ANN_MIN_ITEMS.toLocaleString('en-US')} items`).choices(['exact', 'ann', 'db']))
   .option('--json', 'print machine-readable JSON');
 
 interface SearchFlags { index: string; k: number; threshold?: number; filter: string[]; pooling?: Pooling; mode?: string; search?: SearchMethod; json?: boolean }
@@ -243,6 +245,17 @@ export function registerCoreCommands(program: Command): void {
       });
     }));
 
+  program.command('copy')
+    .description('Copy an index to another store without re-embedding: a folder into PostgreSQL (or back). Resumable: rerun to finish.')
+    .argument('<from>', 'index folder, or postgres://USER@HOST:PORT/DATABASE#NAME')
+    .argument('<to>', 'index folder, or postgres://USER@HOST:PORT/DATABASE#NAME')
+    .option('--first <n>', 'only the first n items (a sample, e.g. for a benchmark)', intArg('first'))
+    .addHelpText('after', '\nExample:\n  lookalike copy .lookalike postgres://shop@db:5432/shop#main')
+    .action(action(async (from: string, to: string, flags: { first?: number }) => {
+      const r = await copyIndex(checkedLocation(from), checkedLocation(to), (m) => process.stderr.write(`${m}\n`), flags.first);
+      print(`copied ${describeLocation(from)} -> ${describeLocation(to)}: ${r.items} items, ${r.copied} vectors written, ${r.removed} removed, in ${r.seconds.toFixed(1)} s`);
+    }));
+
   program.command('info')
     .description('Describe an index: catalog, model settings, counts, skipped items.')
     .addOption(indexOption())
@@ -320,4 +333,10 @@ export async function writeCsv(file: string, header: string[], rows: Iterable<st
 async function sampleIds(catalogDir: string, size: number): Promise<string[]> {
   const { items } = await readCatalog(catalogDir);
   return stratifiedSample(items.map((i) => ({ id: i.id, value: i.metadata[SAMPLE_STRATA] ?? '' })), size);
+}
+
+/** A copy end as given: a folder, or a PostgreSQL location checked before anything is opened. */
+function checkedLocation(location: string): string {
+  if (isStoreUrl(location)) parseLocation(location);
+  return location;
 }

@@ -2,6 +2,7 @@
  * `lookalike tune`: sweep the settings that change recommendations and show quality
  * against speed and memory; `--apply` stores the best search settings in the index.
  */
+import { describeLocation } from '../../store/location.js';
 import path from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { DEFAULT_K } from '../../defaults.js';
@@ -111,7 +112,7 @@ export function registerTuneCommand(program: Command): void {
         }
         const done = `tuned in ${result.seconds.total.toFixed(1)} s (stored vectors ${result.seconds.vector.toFixed(1)} s, image settings ${result.seconds.image.toFixed(1)} s)`;
         if (flags.json) log(done); else print(done);
-        if (applied) log(`applied to ${lookalike.indexDir}: pooling ${applied.pooling}, k ${applied.k}, threshold ${applied.threshold ?? 'none'} (searches use them unless told otherwise)`);
+        if (applied) log(`applied to ${describeLocation(lookalike.indexDir)}: pooling ${applied.pooling}, k ${applied.k}, threshold ${applied.threshold ?? 'none'} (searches use them unless told otherwise)`);
         else if (!flags.json) print('apply the pooling, k and threshold with --apply');
         if (reportFile) log(`report: ${path.resolve(reportFile)}`);
       });
