@@ -78,6 +78,22 @@ export const INDEX_BATCH_SIZE = 16;
 export const QUEUE_CONCURRENCY = 1;
 export const QUEUE_MAX_WAITING = 8;
 
+/**
+ * Fetching catalog images over HTTP(S) (catalogs with an image URL column): the whole
+ * request's time-out, the largest body, extra tries after a transient failure (network,
+ * time-out, 5xx, 429), and redirects followed.
+ */
+export const FETCH_DEFAULTS = { timeoutMs: 15_000, maxBytes: 10 * 1024 * 1024, retries: 2, maxRedirects: 5 };
+
+/**
+ * Indexing through a job queue (`lookalike index --queue`, `lookalike worker`): tries of a
+ * batch before its items are recorded as failures; a worker's job lock, renewed every half
+ * of it while it works, and how often workers look for batches whose worker died (so a
+ * killed worker's batch moves to another within lock + check, under 30 s); the batches a
+ * worker holds at once (two: one decodes while the other is in the network).
+ */
+export const WORKER_DEFAULTS = { attempts: 3, lockMs: 15_000, stalledCheckMs: 10_000, maxStalled: 5, concurrency: 2 };
+
 /** The largest upload the server accepts, in bytes. */
 export const MAX_UPLOAD_BYTES = 10 * 1024 * 1024;
 
@@ -122,6 +138,8 @@ export const ENV = {
   index: 'LOOKALIKE_INDEX',
   /** A shared store, postgres://USER@HOST:PORT/DATABASE, used where --store is not given. */
   store: 'LOOKALIKE_STORE',
+  /** The job queue, redis://HOST:6379, used where --queue is not given. */
+  queue: 'LOOKALIKE_QUEUE',
   /** The dev catalog for the data suite and benchmarks. */
   dataset: 'LOOKALIKE_DATASET',
   /** The chromium the page's browser tests drive. */

@@ -32,6 +32,7 @@ export const ERRORS = {
   BODY_TOO_LARGE: { status: 413, message: 'the request body is larger than {limit} bytes. JSON bodies are small, e.g. {"id": "15970", "k": 10}; photos go as multipart/form-data in the field "image".' },
   URI_TOO_LONG: { status: 414, message: 'the URL is too long. Item ids in the path may have at most {limit} characters.' },
   REQUEST_TIMEOUT: { status: 408, message: 'the request took too long to arrive. Check the connection and send it again.' },
+  IMAGE_FETCH_FAILED: { status: 502, message: 'cannot fetch the image {url}: {reason}. Check the catalog\'s image URL.' },
   HEADERS_TOO_LARGE: { status: 431, message: 'the request line or headers are too large. Item ids in the path may have at most a few thousand characters; keep headers small.' },
 
   MODEL_UNKNOWN: { status: 400, message: 'unknown model "{name}". Known models: {known}.' },
@@ -92,6 +93,10 @@ export const ERRORS = {
     public: 'the server failed while answering. This is a bug: the server log has the details; try again, or report it.',
   },
 
+  QUEUE_URL_INVALID: { status: 400, message: '--queue "{url}" is not a Redis URL ({reason}). Write it as redis://HOST:6379 (or rediss:// for TLS).' },
+  QUEUE_UNREACHABLE: { status: 503, message: 'cannot reach Redis at {server} ({reason}). Start it (redis-server) or check --queue.' },
+  QUEUE_BUSY: { status: 409, message: 'another `lookalike index` run is already queued for {index}: {done} of {total} items done (started {since}). Watch it with `lookalike status`, and rerun when it has finished.' },
+  QUEUE_NO_RUN: { status: 404, message: 'no queued indexing run for {index} in {server}. Start one with `lookalike index CATALOG --queue ...`.' },
   HEAD_UNREADABLE: { status: 400, message: '{path} is not a usable Lookalike head ({reason}). Write one with `lookalike train --save FILE`; for an index, train again with `lookalike train` or go back to plain features with `lookalike train --off`.', public: 'the index\'s head cannot be read. Its operator should train it again with `lookalike train`.' },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -7,7 +7,7 @@ import { promises as fs, type Dirent } from 'node:fs';
 import path from 'node:path';
 import { LookalikeError } from '../errors.js';
 import { readImageFolder } from './image-folder.js';
-import { readStylesCatalog } from './styles-csv.js';
+import { readImageLinks, readStylesCatalog } from './styles-csv.js';
 import type { Catalog, CatalogProblem, CatalogProblemKind } from './types.js';
 
 export { IMAGE_EXTENSIONS } from './image-folder.js';
@@ -30,7 +30,10 @@ export async function readCatalog(dir: string): Promise<Catalog> {
   if (csv !== undefined) {
     const images = findEntry(entries, 'images');
     const imagesDir = images !== undefined && (await isDirectory(path.join(root, images.name))) ? path.join(root, images.name) : root;
-    return readStylesCatalog(root, path.join(root, csv.name), imagesDir);
+    // The larger Kaggle dataset lists image URLs apart, in images.csv (filename,link).
+    const linksCsv = findEntry(entries, 'images.csv');
+    const links = linksCsv !== undefined ? await readImageLinks(path.join(root, linksCsv.name)) : undefined;
+    return readStylesCatalog(root, path.join(root, csv.name), imagesDir, links);
   }
 
   const items = await readImageFolder(root);

@@ -243,7 +243,35 @@ function guessId(text: string, idIndex: number): string | undefined {
   return cell && !cell.includes('"') ? cell : undefined;
 }
 
-export async function readStylesCatalog(root: string, csvPath: string, imagesDir: string): Promise<Catalog> {
+/** Columns of styles.csv that may hold an item's image URL (case does not matter). */
+const LINK_COLUMNS = ['link', 'image_url', 'imageurl', 'image'];
+
+function isHttpUrl(cell: string | undefined): cell is string {
+  return !!cell && /^https?:\/\/\S+$/i.test(cell.trim());
+}
+
+/**
+ * images.csv as in the larger Kaggle fashion dataset: `filename,link` rows, filename being
+ * "<id>.jpg". Only http(s) links count: a CSV must never point a worker at local files.
+ */
+export async function readImageLinks(csvPath: string): Promise<Map<string, string>> {
+  const { rows } = parseCsvRows(await readCsvBytes(csvPath));
+  const header = (rows[0]?.fields ?? []).map((h) => h.trim().toLowerCase());
+  const file = header.indexOf('filename'), link = header.indexOf('link');
+  if (file < 0 || link < 0) throw unreadable(csvPath, `it needs the columns filename and link (header: ${header.join(',')})`);
+  const links = new Map<string, string>();
+  for (const { fields } of rows.slice(1)) {
+    const url = fields[link]?.trim();
+    if (isHttpUrl(url)) links.set(fields[file].trim().replace(/\.[^.]+$/, ''), url);
+  }
+  return links;
+}
+
+/**
+ * A styles.csv catalog. An item's image is its file in `imagesDir` when there is one, else
+ * its http(s) URL: from a link column of styles.csv, or from `links` (images.csv).
+ */
+export async function readStylesCatalog(root: string, csvPath: string, imagesDir: string, links: Map<string, string> = new Map()): Promise<Catalog> {
   const buf = await readCsvBytes(csvPath);
   const { rows, broken } = parseCsvRows(buf);
   if (broken.length > 0 && (rows.length === 0 || broken[0].line < rows[0].line)) {
@@ -256,6 +284,7 @@ export async function readStylesCatalog(root: string, csvPath: string, imagesDir
   if (idIndex === -1) throw new LookalikeError('CATALOG_NO_ID_COLUMN', { path: csvPath, header: header.join(',') });
   const columns = metadataColumnNames(header, idIndex);
   const metaIndexes = header.map((_, i) => i).filter((i) => i !== idIndex);
+  const linkIndex = header.findIndex((h) => LINK_COLUMNS.includes(h.toLowerCase()));
 
   const imagesById = await listImagesById(imagesDir);
   const imagesRel = path.relative(root, imagesDir) || '.';
@@ -285,7 +314,8 @@ export async function readStylesCatalog(root: string, csvPath: string, imagesDir
     }
     firstLineById.set(id, line);
     const imageName = imagesById.get(id);
-    if (imageName === undefined) {
+    const url = imageName === undefined ? (linkIndex >= 0 && isHttpUrl(cells[linkIndex]) ? cells[linkIndex].trim() : links.get(id)) : undefined;
+    if (imageName === undefined && url === undefined) {
       problems.push({
         kind: 'missing-image',
         id,
@@ -297,7 +327,7 @@ export async function readStylesCatalog(root: string, csvPath: string, imagesDir
     }
     const metadata: Record<string, string> = {};
     for (let c = 0; c < columns.length; c++) metadata[columns[c]] = cells[metaIndexes[c]];
-    items.push({ id, imagePath: imagePrefix + imageName, metadata });
+    items.push({ id, imagePath: url ?? imagePrefix + imageName, metadata });
   }
 
   const brokenLineById = new Map<string, number>();

@@ -2,7 +2,7 @@
 
 export interface CatalogItem {
   id: string;
-  /** absolute path */
+  /** absolute path, or an http(s) URL (catalogs whose images are not on this disk) */
   imagePath: string;
   metadata: Record<string, string>;
 }

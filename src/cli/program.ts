@@ -5,6 +5,7 @@
  */
 import { Command } from 'commander';
 import { registerCoreCommands } from './commands/core.js';
+import { registerQueueCommands } from './commands/queue.js';
 import { registerBenchCommand } from './commands/bench.js';
 import { registerServeCommands } from './commands/serve.js';
 import { registerEvalCommand } from './commands/eval.js';
@@ -31,6 +32,7 @@ Typical session:
   lookalike recommend -k 5 --out recommendations.csv`);
 
   registerCoreCommands(program);
+  registerQueueCommands(program);
   registerBenchCommand(program);
   registerServeCommands(program);
   registerEvalCommand(program);

@@ -16,12 +16,13 @@ import { Embedder } from '../model/embedder.js';
 import { calibrate, CALIBRATION_IMAGES } from '../model/calibrate.js';
 import type { Calibration } from '../model/quantise.js';
 import { defaultSettings, imageFingerprint, storedSettings, type EmbeddingSettings } from '../model/registry.js';
-import { prepareImage, type PreparedImage } from '../image/prepare.js';
+import { prepareImage } from '../image/prepare.js';
 import { prepareOptionsFor } from '../image/options.js';
+import { embedPrepared, prepareBatch, type EmbedJob } from './embed-batch.js';
 import { COLOUR_DIMENSION } from '../image/colour.js';
 import { lockStore, openStore, settleStore } from '../store/open.js';
 import { checkInputSize } from '../validate.js';
-import type { IndexManifest, ItemFailure, ItemVectors, Store } from '../store/types.js';
+import type { IndexManifest, ItemFailure, Store } from '../store/types.js';
 import { adoptHeadFile } from '../head/index-head.js';
 import type { SearchSetting } from '../search/engine.js';
 
@@ -71,6 +72,20 @@ const REMOVE_SHARE_LIMIT = 0.5;
 /** ...unless they are this few: trimming a small index is normal. */
 const REMOVE_COUNT_FREE = 5;
 
+/**
+ * The ids the store holds and the catalog no longer lists, refused with INDEX_WOULD_REMOVE
+ * when they are most of the index (shared with queued indexing, queue/enqueue.ts).
+ */
+export function staleIds(store: Store, catalogRoot: string, items: ReadonlyArray<{ id: string }>, options: { indexDir: string; allowRemove?: boolean }): string[] {
+  const wanted = new Set(items.map((i) => i.id));
+  const stored = store.listItems();
+  const stale = stored.filter((i) => !wanted.has(i.id)).map((i) => i.id);
+  if (!options.allowRemove && stale.length > REMOVE_COUNT_FREE && stale.length > REMOVE_SHARE_LIMIT * stored.length) {
+    throw new LookalikeError('INDEX_WOULD_REMOVE', { catalog: catalogRoot, path: options.indexDir, removed: stale.length, total: stored.length });
+  }
+  return stale;
+}
+
 export interface BuildReport {
   catalog: { root: string; kind: string; items: number; problems: Catalog['problems'] };
   added: number;
@@ -111,12 +126,7 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
     if (existing && imageFingerprint(existing.settings) !== imageFingerprint(settings)) {
       throw new LookalikeError('MODEL_MISMATCH', { index: options.indexDir, indexed: imageFingerprint(existing.settings), requested: imageFingerprint(settings) });
     }
-    const wanted = new Set(items.map((i) => i.id));
-    const stored = store.listItems();
-    const stale = stored.filter((i) => !wanted.has(i.id)).map((i) => i.id);
-    if (!options.allowRemove && stale.length > REMOVE_COUNT_FREE && stale.length > REMOVE_SHARE_LIMIT * stored.length) {
-      throw new LookalikeError('INDEX_WOULD_REMOVE', { catalog: catalog.root, path: options.indexDir, removed: stale.length, total: stored.length });
-    }
+    const stale = staleIds(store, catalog.root, items, options);
     if (options.embedder && options.embedder.precision !== settings.precision) {
       throw new LookalikeError('MODEL_MISMATCH', { index: options.indexDir, indexed: imageFingerprint(settings), requested: `${settings.backbone} ${options.embedder.precision}` });
     }
@@ -185,14 +195,12 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
   }
 }
 
-interface Job { id: string; image: string }
-
 /**
  * Measures an int8 calibration on CALIBRATION_IMAGES of the catalog, chosen by a hash of
  * the id (so always the same ones, spread over the catalog whatever its order), at the
  * index's input size.
  */
-async function calibrateOn(jobs: Job[], settings: EmbeddingSettings, log: (m: string) => void): Promise<Calibration> {
+async function calibrateOn(jobs: EmbedJob[], settings: EmbeddingSettings, log: (m: string) => void): Promise<Calibration> {
   const hash = (id: string) => createHash('sha256').update(`calibration:${id}`).digest('hex');
   const chosen = jobs.map((j) => ({ j, h: hash(j.id) })).sort((a, b) => (a.h < b.h ? -1 : a.h > b.h ? 1 : 0)).map((x) => x.j);
   const prep = prepareOptionsFor(settings);
@@ -210,47 +218,21 @@ async function calibrateOn(jobs: Job[], settings: EmbeddingSettings, log: (m: st
   return calibrate(settings.backbone, pixels, tensors.length, settings.height, settings.width, log);
 }
 
-async function embedAll(store: Store, embedder: Embedder, settings: EmbeddingSettings, jobs: Job[], options: BuildOptions) {
+async function embedAll(store: Store, embedder: Embedder, settings: EmbeddingSettings, jobs: EmbedJob[], options: BuildOptions) {
   const batchSize = options.batchSize ?? INDEX_BATCH_SIZE;
-  const prep = prepareOptionsFor(settings);
-  const plane = 3 * settings.width * settings.height;
   const started = performance.now();
   let added = 0, failed = 0, interrupted = false;
+  const prepare = (batch: EmbedJob[]) => prepareBatch(batch, settings);
 
-  const prepareBatch = async (batch: Job[]) => {
-    const prepared = await Promise.all(batch.map(async (job) => {
-      try {
-        return { job, image: await prepareImage(job.image, { ...prep, label: job.image }) };
-      } catch (err) {
-        return { job, error: err instanceof Error ? err.message : String(err) };
-      }
-    }));
-    const ok = prepared.filter((p): p is { job: Job; image: PreparedImage } => 'image' in p && !!p.image);
-    const failures: ItemFailure[] = prepared.filter((p) => 'error' in p).map((p) => ({ id: p.job.id, reason: (p as { error: string }).error }));
-    const pixels = new Float32Array(ok.length * plane);
-    ok.forEach((p, i) => pixels.set(p.image.tensor, i * plane));
-    return { ok, failures, pixels };
-  };
-
-  const batches: Job[][] = [];
+  const batches: EmbedJob[][] = [];
   for (let i = 0; i < jobs.length; i += batchSize) batches.push(jobs.slice(i, i + batchSize));
-  let next = batches.length ? prepareBatch(batches[0]) : undefined;
+  let next = batches.length ? prepare(batches[0]) : undefined;
   for (let b = 0; b < batches.length; b++) {
     if (options.signal?.aborted) { interrupted = true; break; }
     const current = await next!;
     // Start decoding the next batch before running the network on this one.
-    next = b + 1 < batches.length ? prepareBatch(batches[b + 1]) : undefined;
-    const vectors: ItemVectors[] = [];
-    if (current.ok.length) {
-      const dim = embedder.dimension;
-      const out = await embedder.run(current.pixels, current.ok.length, settings.height, settings.width);
-      current.ok.forEach((p, i) => vectors.push({
-        id: p.job.id,
-        max: out.max.slice(i * dim, (i + 1) * dim),
-        avg: out.avg.slice(i * dim, (i + 1) * dim),
-        colour: p.image.colour,
-      }));
-    }
+    next = b + 1 < batches.length ? prepare(batches[b + 1]) : undefined;
+    const vectors = await embedPrepared(embedder, settings, current);
     await store.putVectors(vectors, current.failures);
     added += vectors.length;
     failed += current.failures.length;

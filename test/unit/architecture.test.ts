@@ -21,6 +21,7 @@ const LAYERS: string[][] = [
   ['search'],
   ['head'],
   ['indexing'],
+  ['queue'],
   ['lookalike'],
   ['viz'],
   ['eval'],

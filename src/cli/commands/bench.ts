@@ -1,6 +1,7 @@
 import { INDEX_BATCH_SIZE } from '../../defaults.js';
 import { Option } from 'commander';
 import { runCoreBench } from '../../bench/core.js';
+import { runQueueBench } from '../../bench/queue.js';
 import { runIndexSearchBench, runServingProbe, runSyntheticBench, type Timing } from '../../bench/ann.js';
 import { devCatalogDir } from '../../paths.js';
 import { runDbSearchBench, runStoreBench } from '../../bench/store.js';
@@ -23,12 +24,13 @@ export function registerBenchCommand(program: Command): void {
     .option('--ann', 'search only: exact (GEMM), exact (JS) and ANN p50/p99 and recall@10 on the index (opened read-only)')
     .option('--synthetic <n>', 'search only, on n synthetic items around the index\'s real vectors (in the served space): ANN build time, load time and memory of a fresh serving process, p50/p99, recall@10', intArg('synthetic', 1000, 20_000_000))
     .option('--noise <x>', 'synthetic items: norm of the noise added to a unit real vector', floatArg('noise', 0, 10), 0.35)
+    .option('--queue <url>', 'indexing through the job queue at this Redis (redis://HOST:6379): per-item cost against in process on the same --items, throughput with 1 and 2 workers, a projection for 1,000,000 images')
     .option('--db-search', '--search db (PostgreSQL + pgvector) against exact search on the same items: recall@10 and latency')
     .option('--store-load', 'what a replica pays to load the index into memory from its store (folder or --store), cold; for PostgreSQL COPY BINARY against a plain SELECT')
     .addOption(new Option('--serve-probe <dir>').hideHelp())
     .option('--json', 'print JSON')
-    .addHelpText('after', '\nExamples:\n  lookalike bench\n  lookalike bench --ann\n  lookalike bench --synthetic 1000000')
-    .action(action(async (flags: { index: string; catalog: string; items: number; rounds: number; queries?: number; batch: number; ann?: boolean; synthetic?: number; noise: number; serveProbe?: string; storeLoad?: boolean; dbSearch?: boolean; json?: boolean }) => {
+    .addHelpText('after', '\nExamples:\n  lookalike bench\n  lookalike bench --ann\n  lookalike bench --synthetic 1000000\n  lookalike bench --queue redis://127.0.0.1:6379 --items 160')
+    .action(action(async (flags: { index: string; catalog: string; items: number; rounds: number; queries?: number; batch: number; queue?: string; ann?: boolean; synthetic?: number; noise: number; serveProbe?: string; storeLoad?: boolean; dbSearch?: boolean; json?: boolean }) => {
       const log = (m: string) => process.stderr.write(`${m}\n`);
       if (flags.dbSearch) {
         const r = await runDbSearchBench(flags.index, { queries: flags.queries });
@@ -57,6 +59,27 @@ export function registerBenchCommand(program: Command): void {
         return;
       }
       if (flags.serveProbe) return printJson(runServingProbe(flags.serveProbe));
+      if (flags.queue) {
+        const queueUrl = flags.queue;
+        const r = await runQueueBench({
+          catalogDir: flags.catalog, queue: queueUrl, items: flags.items, batch: flags.batch, log,
+          workerCommand: (dir) => ({ command: process.execPath, args: [...process.execArgv, process.argv[1], 'worker', '--index', dir, '--queue', queueUrl] }),
+        });
+        if (flags.json) return printJson(r);
+        const f = (x: number) => x.toFixed(1);
+        print(`${r.items} items of ${flags.catalog}, batch ${r.batch}, SQLite store in a temporary folder`);
+        print(table([
+          ['path', 'ms per item', 'images/s'],
+          ['in process (lookalike index)', f(r.inProcess.msPerItem), f(r.inProcess.imagesPerSecond)],
+          ['queue + store (1 worker, this process)', f(r.queued.msPerItem), f(r.queued.imagesPerSecond)],
+        ]));
+        print(`worker time per item: prepare ${f(r.queued.split.prepareMs)} ms (overlapped with the network), CNN ${f(r.queued.split.cnnMs)} ms, store write ${r.queued.split.storeMs.toFixed(2)} ms, queue bookkeeping ${r.queued.split.queueMs.toFixed(2)} ms`);
+        print(`overhead as a share of the CNN time per item: end to end ${(100 * r.overhead.endToEndShareOfCnn).toFixed(1)}%, store + queue ${(100 * r.overhead.storeAndQueueShareOfCnn).toFixed(1)}% (goal <= 5%)`);
+        print(table([['worker processes', 'images/s'], ...r.workers.map((w) => [String(w.workers), f(w.imagesPerSecond)])]));
+        print(`one store takes ${r.storeItemsPerSecond.toFixed(0)} items/s of writes; images average ${(r.meanImageBytes / 1024).toFixed(1)} KiB, so a machine at ${f(r.workers[0].imagesPerSecond)} images/s fetches ${((r.workers[0].imagesPerSecond * r.meanImageBytes * 8) / 1e6).toFixed(1)} Mbit/s`);
+        print(table([['machines', 'wall time for 1,000,000 images', 'limited by'], ...r.projection.map((p) => [String(p.machines), p.hours >= 1 ? `${p.hours.toFixed(1)} h` : `${Math.round(p.hours * 60)} min`, p.limit])]));
+        return;
+      }
       if (flags.synthetic) {
         const r = await runSyntheticBench({
           indexDir: flags.index, items: flags.synthetic, noise: flags.noise, queries: flags.queries, log,

@@ -5,8 +5,9 @@
 import { createWriteStream } from 'node:fs';
 import { Option } from 'commander';
 import { stringify } from 'csv-stringify';
-import { DEFAULT_K, INDEX_BATCH_SIZE, SAMPLE_STRATA, SEARCH_MODES, SHOWN_COLUMNS } from '../../defaults.js';
+import { DEFAULT_K, ENV, INDEX_BATCH_SIZE, SAMPLE_STRATA, SEARCH_MODES, SHOWN_COLUMNS } from '../../defaults.js';
 import { buildIndex } from '../../indexing/build.js';
+import { queuedIndex, queueOption } from './queue.js';
 import { readCatalog, summarizeProblems } from '../../catalog/index.js';
 import { stratifiedSample } from '../../tune/sample.js';
 import { parseFilters } from '../../search/filters.js';
@@ -75,9 +76,11 @@ export function registerCoreCommands(program: Command): void {
     .option('--head <file>', 'search with a head trained on another catalog (`lookalike train --save FILE`)')
     .addOption(new Option('--search <method>', `how searches are answered from now on: auto (ann from ${ANN_MIN_ITEMS.toLocaleString('en-US')} items), exact, ann`).choices(['auto', 'exact', 'ann']))
     .option('--allow-remove', 'let this run remove more than half of the index (items missing from this catalog)')
+    .option(...queueOption(), process.env[ENV.queue] || undefined)
+    .option('--detach', 'with --queue: return once the work is queued (`lookalike status` shows the progress)')
     .option('--json', 'print the report as JSON')
     .addHelpText('after', '\nExamples:\n  lookalike index ../shared/datasets/fashion-small --sample 1500   # quick start\n  lookalike index ../shared/datasets/fashion-small\n  lookalike index ./photos --index ./photos-index --resize pad\n  lookalike index ../shared/datasets/fashion-small --index ./fp32-index --precision fp32 --size 224x224   # the float32 reference\n  lookalike index ./next-season --index ./next-index --head head.lkhead')
-    .action(action(async (catalog: string, flags: { index: string; batch: number; size?: string; precision?: Precision; resize?: ResizeMode; pooling?: Pooling; limit?: number; sample?: number; head?: string; allowRemove?: boolean; search?: SearchSetting; json?: boolean }) => {
+    .action(action(async (catalog: string, flags: { index: string; batch: number; size?: string; precision?: Precision; resize?: ResizeMode; pooling?: Pooling; limit?: number; sample?: number; head?: string; allowRemove?: boolean; search?: SearchSetting; queue?: string; detach?: boolean; json?: boolean }) => {
       const settings: Record<string, unknown> = {};
       if (flags.size) {
         const m = /^(\d+)x(\d+)$/.exec(flags.size);
@@ -89,6 +92,10 @@ export function registerCoreCommands(program: Command): void {
       if (flags.resize) settings.resize = flags.resize;
       if (flags.precision) settings.precision = flags.precision;
       if (flags.pooling) settings.pooling = flags.pooling;
+      if (flags.queue) {
+        if (flags.sample || flags.limit || flags.head || flags.search) badOption('--queue indexes the whole catalog: leave out --sample, --limit, --head and --search (set them with an in-process run).');
+        return queuedIndex({ catalogDir: catalog, location: flags.index, queue: flags.queue, settings, batchSize: flags.batch, allowRemove: flags.allowRemove, detach: flags.detach, json: flags.json });
+      }
       const bar = progressBar('indexing', 'img');
       let started = false;
       const controller = new AbortController();

@@ -1,0 +1,54 @@
+/**
+ * Embedding one batch of items: decode (or fetch, for http(s) images) and resize every
+ * image, run the backbone once over the batch, and return the vectors and the per-item
+ * failures, ready for one `store.putVectors`. In-process indexing (build.ts) and the queue's
+ * workers (queue/worker.ts) both call this, so both give byte-identical vectors.
+ */
+import type { Embedder } from '../model/embedder.js';
+import type { EmbeddingSettings } from '../model/registry.js';
+import { prepareImage, type PreparedImage } from '../image/prepare.js';
+import { prepareOptionsFor } from '../image/options.js';
+import { fetchImage, isImageUrl, type FetchOptions } from '../image/fetch.js';
+import type { ItemFailure, ItemVectors } from '../store/types.js';
+
+/** One item to embed: its id and its image (an absolute path, or an http(s) URL). */
+export interface EmbedJob { id: string; image: string }
+
+export interface PreparedBatch {
+  ok: Array<{ job: EmbedJob; image: PreparedImage }>;
+  failures: ItemFailure[];
+  /** ok.length x 3 x height x width, the network's input. */
+  pixels: Float32Array;
+}
+
+/** Decodes a batch; an image that cannot be read (or fetched) becomes a failure, never an exception. */
+export async function prepareBatch(batch: readonly EmbedJob[], settings: EmbeddingSettings, fetchOptions?: FetchOptions): Promise<PreparedBatch> {
+  const prep = prepareOptionsFor(settings);
+  const plane = 3 * settings.width * settings.height;
+  const prepared = await Promise.all(batch.map(async (job) => {
+    try {
+      const input = isImageUrl(job.image) ? await fetchImage(job.image, fetchOptions) : job.image;
+      return { job, image: await prepareImage(input, { ...prep, label: job.image }) };
+    } catch (err) {
+      return { job, error: err instanceof Error ? err.message : String(err) };
+    }
+  }));
+  const ok = prepared.filter((p): p is { job: EmbedJob; image: PreparedImage } => 'image' in p && !!p.image);
+  const failures: ItemFailure[] = prepared.filter((p) => 'error' in p).map((p) => ({ id: p.job.id, reason: (p as { error: string }).error }));
+  const pixels = new Float32Array(ok.length * plane);
+  ok.forEach((p, i) => pixels.set(p.image.tensor, i * plane));
+  return { ok, failures, pixels };
+}
+
+/** Runs the backbone over a prepared batch: one ItemVectors per readable image. */
+export async function embedPrepared(embedder: Embedder, settings: EmbeddingSettings, batch: PreparedBatch): Promise<ItemVectors[]> {
+  if (!batch.ok.length) return [];
+  const dim = embedder.dimension;
+  const out = await embedder.run(batch.pixels, batch.ok.length, settings.height, settings.width);
+  return batch.ok.map((p, i) => ({
+    id: p.job.id,
+    max: out.max.slice(i * dim, (i + 1) * dim),
+    avg: out.avg.slice(i * dim, (i + 1) * dim),
+    colour: p.image.colour,
+  }));
+}

@@ -1,0 +1,136 @@
+/**
+ * `lookalike index --queue`: the in-process run's first half (compare the catalog with the
+ * store, write items and removals, keep INDEX_WOULD_REMOVE) under the same single-writer
+ * lock, then the embedding work as batches in BullMQ for any number of workers.
+ *
+ * Nothing is queued twice: the store lock makes two `index` commands take turns, and the
+ * second finds the first's run still going in Redis and refuses (QUEUE_BUSY). What a rerun
+ * queues is only what changed: ids without vectors (new, or failed before) and ids whose
+ * image changed (another path or URL). Metadata changes are written here, without embedding.
+ */
+import { randomUUID } from 'node:crypto';
+import { Queue } from 'bullmq';
+import { readCatalog, type Catalog } from '../catalog/index.js';
+import { INDEX_BATCH_SIZE, WORKER_DEFAULTS } from '../defaults.js';
+import { LookalikeError } from '../errors.js';
+import { FORMAT_VERSION, staleIds } from '../indexing/build.js';
+import { ensureOnnxModel } from '../model/onnx-cache.js';
+import { defaultSettings, getBackbone, imageFingerprint, storedSettings, type EmbeddingSettings } from '../model/registry.js';
+import { COLOUR_DIMENSION } from '../image/colour.js';
+import { describeLocation } from '../store/location.js';
+import { lockStore, openStore } from '../store/open.js';
+import type { IndexManifest } from '../store/types.js';
+import { checkInputSize } from '../validate.js';
+import { checkReachable, connect, KEY_PREFIX, parseQueueUrl, queueNameFor } from './connection.js';
+import { runProgress, startRun, type BatchJob } from './run.js';
+
+export interface EnqueueOptions {
+  catalogDir: string;
+  /** The index: a folder or a postgres://…#NAME location. */
+  location: string;
+  queue: string;
+  settings?: Partial<EmbeddingSettings>;
+  batchSize?: number;
+  allowRemove?: boolean;
+  /** Only catalog items whose id passes (fixed subsets in tests). */
+  select?: (id: string) => boolean;
+  log?: (message: string) => void;
+}
+
+export interface EnqueueReport {
+  catalog: { root: string; kind: string; items: number; problems: Catalog['problems'] };
+  run: string;
+  queue: string;
+  /** Items queued for embedding, in `jobs` batches. */
+  queued: number;
+  jobs: number;
+  removed: number;
+  /** Items already embedded with the same image (metadata refreshed, not embedded again). */
+  unchanged: number;
+}
+
+export async function enqueueIndex(options: EnqueueOptions): Promise<EnqueueReport> {
+  const log = options.log ?? (() => {});
+  checkInputSize(options.settings?.width, options.settings?.height);
+  const target = parseQueueUrl(options.queue);
+  await checkReachable(target);
+  const catalog = await readCatalog(options.catalogDir);
+  const items = options.select ? catalog.items.filter((i) => options.select!(i.id)) : catalog.items;
+  const name = queueNameFor(options.location);
+  const redis = connect(target, false);
+  const queue = new Queue<BatchJob>(name, { connection: redis, prefix: KEY_PREFIX });
+  try {
+    const lock = await lockStore(options.location, 'lookalike index --queue');
+    try {
+      const running = await runProgress(redis, queue, name);
+      if (running && !running.finished) {
+        throw new LookalikeError('QUEUE_BUSY', { index: describeLocation(options.location), done: running.done + running.failed, total: running.total, since: running.createdAt });
+      }
+      const store = await openStore(options.location, { create: true });
+      try {
+        const existing = store.getManifest();
+        const settings = defaultSettings({ ...(existing ? storedSettings(existing.settings) : {}), ...options.settings });
+        // An int8 index's model is fixed by its calibration, measured on its catalog when the
+        // index is created in process; workers rebuild the same model from it.
+        if (settings.precision === 'int8' && !existing?.calibration) {
+          throw new LookalikeError('BAD_OPTION', { message: 'an int8 index is calibrated when it is created: run `lookalike index CATALOG --precision int8 --limit 64` (in process) once, then index the rest with --queue.' });
+        }
+        if (existing && imageFingerprint(existing.settings) !== imageFingerprint(settings)) {
+          throw new LookalikeError('MODEL_MISMATCH', { index: options.location, indexed: imageFingerprint(existing.settings), requested: imageFingerprint(settings) });
+        }
+        // The weights' id without loading the network: the workers do the embedding.
+        const { weightsId } = await ensureOnnxModel(settings.backbone, log);
+        if (existing && existing.weightsId !== weightsId) {
+          throw new LookalikeError('MODEL_MISMATCH', { index: options.location, indexed: existing.weightsId, requested: weightsId });
+        }
+        const stale = staleIds(store, catalog.root, items, { indexDir: options.location, allowRemove: options.allowRemove });
+        const before = new Map(store.listItems().map((i) => [i.id, i.image]));
+        const embedded = store.embeddedIds();
+        const todo = items.filter((i) => !embedded.has(i.id) || before.get(i.id) !== i.imagePath);
+        const now = new Date().toISOString();
+        const manifest: IndexManifest = {
+          formatVersion: FORMAT_VERSION,
+          settings,
+          weightsId,
+          dimension: getBackbone(settings.backbone).dimension,
+          colourDimension: COLOUR_DIMENSION,
+          catalog: { root: catalog.root, kind: catalog.kind, columns: catalog.columns },
+          createdAt: existing?.createdAt ?? now,
+          updatedAt: now,
+          extensions: existing?.extensions,
+          ...(existing?.calibration && { calibration: existing.calibration }),
+        };
+        await store.setManifest(manifest);
+        await store.deleteItems(stale);
+        await store.upsertItems(items.map((i) => ({ id: i.id, image: i.imagePath, metadata: i.metadata })));
+
+        const run = randomUUID();
+        const batchSize = options.batchSize ?? INDEX_BATCH_SIZE;
+        const jobs: Array<{ name: string; data: BatchJob; opts: { jobId: string } }> = [];
+        for (let i = 0; i < todo.length; i += batchSize) {
+          const batch = todo.slice(i, i + batchSize).map((t) => ({ id: t.id, image: t.imagePath }));
+          jobs.push({ name: 'embed', data: { run, weightsId, fingerprint: imageFingerprint(settings), items: batch }, opts: { jobId: `${run}-${jobs.length}` } });
+        }
+        if (jobs.length) {
+          await startRun(redis, name, { id: run, index: describeLocation(options.location), catalog: catalog.root, total: todo.length, jobs: jobs.length, createdAt: now });
+          const defaults = { attempts: WORKER_DEFAULTS.attempts, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: true, removeOnFail: 1000 };
+          for (let i = 0; i < jobs.length; i += 500) {
+            await queue.addBulk(jobs.slice(i, i + 500).map((j) => ({ ...j, opts: { ...defaults, ...j.opts } })));
+          }
+          log(`queued ${todo.length} of ${items.length} items in ${jobs.length} batches (${items.length - todo.length} unchanged)`);
+        }
+        return {
+          catalog: { root: catalog.root, kind: catalog.kind, items: catalog.items.length, problems: catalog.problems },
+          run, queue: name, queued: todo.length, jobs: jobs.length, removed: stale.length, unchanged: items.length - todo.length,
+        };
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await lock.release();
+    }
+  } finally {
+    await queue.close();
+    redis.disconnect();
+  }
+}

@@ -1,0 +1,259 @@
+/**
+ * Indexing through the job queue, on the real Redis (127.0.0.1:6379, or LOOKALIKE_TEST_REDIS)
+ * and the real CNN: a URL catalog served by a local HTTP server with every way a URL goes
+ * wrong, two `index` commands at once, reruns that queue only what changed, and the refusals.
+ * Every test uses its own index folder, hence its own queue, obliterated afterwards.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { Embedder } from '../../src/model/embedder.js';
+import { buildIndex } from '../../src/indexing/build.js';
+import { readCatalog } from '../../src/catalog/index.js';
+import { enqueueIndex } from '../../src/queue/enqueue.js';
+import { startWorker } from '../../src/queue/worker.js';
+import { KEY_PREFIX, parseQueueUrl, queueNameFor } from '../../src/queue/connection.js';
+import { runProgress } from '../../src/queue/run.js';
+import { SqliteStore } from '../../src/store/sqlite.js';
+import { isLookalikeError } from '../../src/errors.js';
+import { drawProduct, makeCatalog, tempDir, type Shape } from '../helpers/fixtures.js';
+import { runCli } from '../helpers/cli.js';
+
+const REDIS = process.env.LOOKALIKE_TEST_REDIS ?? 'redis://127.0.0.1:6379';
+const redis = new Redis(parseQueueUrl(REDIS).options);
+let embedder: Embedder;
+let server: http.Server;
+let base = '';
+const queues: string[] = [];
+const GOOD: Array<[string, Shape, string]> = [['1', 'shirt', '#d22'], ['2', 'trousers', '#23c'], ['3', 'watch', '#2a3'], ['4', 'bag', '#111'], ['5', 'shirt', '#23c'], ['6', 'bag', '#d22']];
+const images = new Map<string, Buffer>();
+let flakyHits = 0;
+
+beforeAll(async () => {
+  embedder = await Embedder.create('resnet50-imagenet');
+  for (const [id, shape, colour] of GOOD) images.set(id, await drawProduct(shape, colour));
+  server = http.createServer((req, res) => {
+    const url = req.url ?? '';
+    const good = /^\/img\/(\d+)\.jpg$/.exec(url);
+    if (good && images.has(good[1])) return void res.writeHead(200, { 'content-type': 'image/jpeg' }).end(images.get(good[1]));
+    if (url === '/slow.jpg') return void setTimeout(() => res.writeHead(200, { 'content-type': 'image/jpeg' }).end(images.get('1')), 3000);
+    if (url === '/huge.jpg') {
+      // No Content-Length (chunked): the limit must hold while the body streams.
+      res.writeHead(200, { 'content-type': 'image/jpeg' });
+      res.write(images.get('1'));
+      res.end(Buffer.alloc(300_000, 1));
+      return;
+    }
+    if (url === '/to-file') return void res.writeHead(302, { location: 'file:///etc/passwd' }).end();
+    if (url === '/page.jpg') return void res.writeHead(200, { 'content-type': 'text/html' }).end('<html>not a photo</html>');
+    if (url === '/flaky.jpg') {
+      // Fails once with a 503, then answers: a transient failure is retried, not recorded.
+      if (flakyHits++ === 0) return void res.writeHead(503).end();
+      return void res.writeHead(200, { 'content-type': 'image/jpeg' }).end(images.get('6'));
+    }
+    res.writeHead(404).end('not found');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}, 120_000);
+
+afterAll(async () => {
+  for (const name of queues) {
+    const q = new Queue(name, { connection: redis, prefix: KEY_PREFIX });
+    await q.obliterate({ force: true });
+    await q.close();
+    await redis.del(`${KEY_PREFIX}:${name}:lk:run`, `${KEY_PREFIX}:${name}:lk:counted`);
+  }
+  redis.disconnect();
+  server?.close();
+  await embedder?.release();
+});
+
+function indexFolder(): string {
+  const dir = path.join(tempDir('lookalike-queue-'), 'index');
+  queues.push(queueNameFor(dir));
+  return dir;
+}
+
+function urlCatalog(rows: Array<[string, string, string]>): string {
+  const dir = tempDir('lookalike-url-catalog-');
+  writeFileSync(path.join(dir, 'styles.csv'), `id,articleType,link\n${rows.map((r) => r.join(',')).join('\n')}\n`);
+  return dir;
+}
+
+async function untilFinished(location: string, timeoutMs = 120_000) {
+  const name = queueNameFor(location);
+  const queue = new Queue(name, { connection: redis, prefix: KEY_PREFIX });
+  try {
+    for (const end = Date.now() + timeoutMs; Date.now() < end;) {
+      const p = await runProgress(redis, queue, name);
+      if (p?.finished) return p;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    throw new Error('the run did not finish in time');
+  } finally {
+    await queue.close();
+  }
+}
+
+const fetchLimits = { timeoutMs: 1000, maxBytes: 200_000, retries: 1 };
+
+describe('a catalog of image URLs, indexed by a worker', () => {
+  it('records each bad URL as a failure with its reason and indexes the rest', async () => {
+    const rows: Array<[string, string, string]> = [
+      ...GOOD.slice(0, 5).map(([id]) => [id, 'Shirts', `${base}/img/${id}.jpg`] as [string, string, string]),
+      ['gone', 'Shirts', `${base}/img/99.jpg`],
+      ['slow', 'Shirts', `${base}/slow.jpg`],
+      ['huge', 'Shirts', `${base}/huge.jpg`],
+      ['file', 'Shirts', `${base}/to-file`],
+      ['page', 'Shirts', `${base}/page.jpg`],
+      ['flaky', 'Shirts', `${base}/flaky.jpg`],
+    ];
+    const catalog = urlCatalog(rows);
+    const location = indexFolder();
+    const report = await enqueueIndex({ catalogDir: catalog, location, queue: REDIS, batchSize: 4 });
+    expect(report).toMatchObject({ queued: 11, jobs: 3, removed: 0 });
+    const worker = await startWorker({ location, queue: REDIS, embedder, fetch: fetchLimits });
+    const progress = await untilFinished(location);
+    await worker.close();
+    expect(progress).toMatchObject({ total: 11, done: 6, failed: 5 });
+
+    const store = SqliteStore.open(location);
+    expect([...store.embeddedIds()].sort()).toEqual(['1', '2', '3', '4', '5', 'flaky']);
+    const reasons = Object.fromEntries(store.failures().map((f) => [f.id, f.reason]));
+    expect(reasons.gone).toMatch(/HTTP 404/);
+    expect(reasons.slow).toMatch(/no complete answer within 1000 ms/);
+    expect(reasons.huge).toMatch(/over the limit of 200000 bytes/);
+    expect(reasons.file).toMatch(/redirects to file:.*refused/);
+    expect(reasons.page).toMatch(/sent text\/html, not an image/);
+    expect(Object.keys(reasons).sort()).toEqual(['file', 'gone', 'huge', 'page', 'slow']);
+
+    // The same photos from files, indexed in process: the very same vectors.
+    const local = await makeCatalog(GOOD.slice(0, 5).map(([id, shape, colour]) => ({ id, shape, colour })));
+    const localIndex = path.join(tempDir(), 'index');
+    await buildIndex({ catalogDir: local, indexDir: localIndex, embedder });
+    const reference = SqliteStore.open(localIndex);
+    const ours = store.loadMatrix('max'), theirs = reference.loadMatrix('max');
+    for (const id of ['1', '2', '3', '4', '5']) {
+      const a = ours.data.subarray(ours.ids.indexOf(id) * ours.dim, (ours.ids.indexOf(id) + 1) * ours.dim);
+      const b = theirs.data.subarray(theirs.ids.indexOf(id) * theirs.dim, (theirs.ids.indexOf(id) + 1) * theirs.dim);
+      expect(Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength))).toBe(true);
+    }
+    reference.close();
+    store.close();
+  }, 180_000);
+
+  it('reads image URLs from a separate images.csv (filename,link), as in the larger Kaggle dataset', async () => {
+    const dir = tempDir('lookalike-url-catalog-');
+    writeFileSync(path.join(dir, 'styles.csv'), 'id,articleType\n1,Shirts\n2,Trousers\n3,Watches\n');
+    writeFileSync(path.join(dir, 'images.csv'), `filename,link\n1.jpg,${base}/img/1.jpg\n2.jpg,file:///etc/passwd\n`);
+    mkdirSync(path.join(dir, 'images'));
+    writeFileSync(path.join(dir, 'images', '3.jpg'), images.get('3')!);
+    const catalog = await readCatalog(dir);
+    expect(catalog.items.map((i) => [i.id, i.imagePath])).toEqual([['1', `${base}/img/1.jpg`], ['3', path.join(dir, 'images', '3.jpg')]]);
+    // A file: link is no link: that item has no image, like a missing file.
+    expect(catalog.problems.map((p) => [p.kind, p.id])).toEqual([['missing-image', '2']]);
+  });
+});
+
+describe('queued runs', () => {
+  it('lets one of two index commands at once queue the work; the other says so and nothing is queued twice', async () => {
+    const catalog = await makeCatalog();
+    const location = indexFolder();
+    const both = await Promise.allSettled([
+      enqueueIndex({ catalogDir: catalog, location, queue: REDIS, batchSize: 4 }),
+      enqueueIndex({ catalogDir: catalog, location, queue: REDIS, batchSize: 4 }),
+    ]);
+    expect(both.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    const refused = both.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+    expect(isLookalikeError(refused.reason, 'INDEX_LOCKED') || isLookalikeError(refused.reason, 'QUEUE_BUSY')).toBe(true);
+    // And later, while the first run's batches wait for a worker: refused with the progress.
+    await expect(enqueueIndex({ catalogDir: catalog, location, queue: REDIS, batchSize: 4 })).rejects.toMatchObject({ code: 'QUEUE_BUSY', message: /0 of 16 items done/ });
+    const queue = new Queue(queueNameFor(location), { connection: redis, prefix: KEY_PREFIX });
+    expect(await queue.getJobCounts('waiting')).toEqual({ waiting: 4 });
+    await queue.close();
+
+    // The run finishes; a rerun on an unchanged catalog queues nothing.
+    const worker = await startWorker({ location, queue: REDIS, embedder });
+    await untilFinished(location);
+    await worker.close();
+    expect(await enqueueIndex({ catalogDir: catalog, location, queue: REDIS })).toMatchObject({ queued: 0, jobs: 0, unchanged: 16 });
+  }, 180_000);
+
+  it('queues only new items and changed images on a rerun, refreshes metadata without embedding, and removes what left', async () => {
+    const rows: Array<[string, string, string]> = GOOD.slice(0, 4).map(([id]) => [id, 'Shirts', `${base}/img/${id}.jpg`]);
+    const location = indexFolder();
+    await enqueueIndex({ catalogDir: urlCatalog(rows), location, queue: REDIS });
+    const worker = await startWorker({ location, queue: REDIS, embedder, fetch: fetchLimits });
+    await untilFinished(location);
+    const before = SqliteStore.open(location);
+    const vectorOf = (s: SqliteStore, id: string) => { const m = s.loadMatrix('max'); return m.data.slice(m.ids.indexOf(id) * m.dim, (m.ids.indexOf(id) + 1) * m.dim); };
+    const v3 = vectorOf(before, '3');
+    before.close();
+
+    const next: Array<[string, string, string]> = [
+      ['1', 'Tshirts', `${base}/img/1.jpg`], // metadata only
+      ['2', 'Shirts', `${base}/img/6.jpg`], // another image
+      ['3', 'Shirts', `${base}/img/3.jpg`], // unchanged
+      ['5', 'Shirts', `${base}/img/5.jpg`], // new
+    ]; // 4 left the catalog
+    const report = await enqueueIndex({ catalogDir: urlCatalog(next), location, queue: REDIS });
+    expect(report).toMatchObject({ queued: 2, removed: 1, unchanged: 2 });
+    await untilFinished(location);
+    await worker.close();
+    const after = SqliteStore.open(location);
+    expect([...after.embeddedIds()].sort()).toEqual(['1', '2', '3', '5']);
+    expect(after.getItem('1')!.metadata.articleType).toBe('Tshirts');
+    expect(vectorOf(after, '3')).toEqual(v3);
+    expect(vectorOf(after, '2')).not.toEqual(vectorOf(after, '1'));
+    after.close();
+  }, 180_000);
+
+  it('refuses a worker whose model differs from the index, and bad or unreachable Redis URLs in one line', async () => {
+    const catalog = await makeCatalog();
+    const location = indexFolder();
+    await enqueueIndex({ catalogDir: catalog, location, queue: REDIS });
+    const store = SqliteStore.open(location);
+    store.setManifest({ ...store.getManifest()!, weightsId: 'resnet50-imagenet@000000000000' });
+    store.close();
+    await expect(startWorker({ location, queue: REDIS, embedder })).rejects.toMatchObject({ code: 'MODEL_MISMATCH' });
+    await expect(enqueueIndex({ catalogDir: catalog, location, queue: 'http://127.0.0.1:6379' })).rejects.toMatchObject({ code: 'QUEUE_URL_INVALID' });
+    await expect(enqueueIndex({ catalogDir: catalog, location, queue: 'redis://127.0.0.1:1' })).rejects.toMatchObject({ code: 'QUEUE_UNREACHABLE', message: /127\.0\.0\.1:1 \(ECONNREFUSED\)/ });
+    // A new int8 index has no calibration for the workers to rebuild its model from: refused, no manifest written.
+    const int8 = indexFolder();
+    await expect(enqueueIndex({ catalogDir: catalog, location: int8, queue: REDIS, settings: { precision: 'int8' } })).rejects.toMatchObject({ code: 'BAD_OPTION', message: /--precision int8 --limit 64/ });
+    if (existsSync(path.join(int8, 'index.sqlite'))) {
+      const empty = SqliteStore.open(int8, { readonly: true });
+      expect(empty.getManifest()).toBeUndefined();
+      empty.close();
+    }
+  }, 60_000);
+});
+
+describe('the queue on the command line', () => {
+  it('index --detach queues and returns, status shows the progress, and a dead Redis is one line', async () => {
+    const catalog = await makeCatalog();
+    const location = indexFolder();
+    const down = runCli(['index', catalog, '--index', location, '--queue', 'redis://127.0.0.1:1']);
+    expect(down.code).toBe(1);
+    expect(down.stderr.trim().split('\n')).toHaveLength(1);
+    expect(down.stderr).toMatch(/cannot reach Redis at 127\.0\.0\.1:1 .*\[QUEUE_UNREACHABLE\]/);
+
+    const queued = runCli(['index', catalog, '--index', location, '--queue', REDIS, '--detach']);
+    expect(queued.code).toBe(0);
+    expect(queued.stdout).toMatch(/queued 16 item\(s\) in 1 batch\(es\)/);
+    const waiting = runCli(['status', '--index', location, '--queue', REDIS]);
+    expect(waiting.stdout).toMatch(/in progress/);
+    expect(waiting.stdout).toMatch(/0\/16 items/);
+
+    const worker = await startWorker({ location, queue: REDIS, embedder });
+    await untilFinished(location);
+    await worker.close();
+    const done = runCli(['status', '--index', location, '--queue', REDIS, '--json']);
+    expect(JSON.parse(done.stdout)).toMatchObject({ finished: true, total: 16, done: 16, failed: 0 });
+  }, 180_000);
+});
