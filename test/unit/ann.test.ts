@@ -9,21 +9,14 @@ import { ANN_MIN_ITEMS, FILTERED_EXACT_MAX } from '../../src/search/engine.js';
 import type { ItemVectors } from '../../src/store/types.js';
 import { runCli } from '../helpers/cli.js';
 import { backboneSpace, blendedSpace } from '../../src/search/space.js';
+import { centredRandom } from '../helpers/random.js';
 
 // Vectors drawn in clusters (as product photos are: many near-duplicates of a few looks),
 // stored in a real SQLite index; search goes through the library as a user's would.
 const DIM = 48;
 const COLOUR_DIM = 4;
 
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
-}
+const rng = centredRandom;
 
 const centres = (() => {
   const r = rng(99);

@@ -10,6 +10,7 @@ import { PgStore, SCHEMA_VERSION } from '../../src/store/postgres.js';
 import type { IndexManifest, ItemVectors, Store, StoredItem } from '../../src/store/types.js';
 import { tempDir } from '../helpers/fixtures.js';
 import { dropIndex, freshIndexName, PG_URL, sql, startPglite, type PgliteServer } from '../helpers/pg.js';
+import { centredRandom } from '../helpers/random.js';
 
 // One contract, three real backends: SQLite (a folder), Debian's PostgreSQL and PGlite
 // (+ pgvector) over the wire. The same writes must give the same items, vectors, failures,
@@ -17,15 +18,7 @@ import { dropIndex, freshIndexName, PG_URL, sql, startPglite, type PgliteServer 
 const DIM = 32;
 const N = 240;
 
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
-}
+const rng = centredRandom;
 
 const r = rng(7);
 const centres = Array.from({ length: 12 }, () => Float32Array.from({ length: DIM }, r));
