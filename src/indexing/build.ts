@@ -67,6 +67,36 @@ export interface BuildOptions {
   search?: SearchSetting;
 }
 
+/**
+ * The manifest an indexing run writes, in process or through the queue: one place, so that
+ * both record the same things (the int8 calibration once went missing from one of two copies).
+ */
+export function manifestFor(o: {
+  existing?: IndexManifest; settings: EmbeddingSettings; weightsId: string; dimension: number;
+  calibration?: Calibration; catalog: Pick<Catalog, 'root' | 'kind' | 'columns'>; extensions?: Record<string, unknown>;
+}): IndexManifest {
+  const now = new Date().toISOString();
+  return {
+    formatVersion: FORMAT_VERSION,
+    settings: o.settings,
+    weightsId: o.weightsId,
+    dimension: o.dimension,
+    colourDimension: COLOUR_DIMENSION,
+    ...(o.calibration && { calibration: o.calibration }),
+    catalog: { root: o.catalog.root, kind: o.catalog.kind, columns: o.catalog.columns },
+    createdAt: o.existing?.createdAt ?? now,
+    updatedAt: now,
+    extensions: o.extensions,
+  };
+}
+
+/** Writes the manifest, drops the items that left the catalog and refreshes the rest (vectors untouched). */
+export async function writeCatalog(store: Store, manifest: IndexManifest, stale: string[], items: Catalog['items']): Promise<void> {
+  await store.setManifest(manifest);
+  await store.deleteItems(stale);
+  await store.upsertItems(items.map((i) => ({ id: i.id, image: i.imagePath, metadata: i.metadata })));
+}
+
 /** Removals above this share of the index need `allowRemove`... */
 const REMOVE_SHARE_LIMIT = 0.5;
 /** ...unless they are this few: trimming a small index is normal. */
@@ -147,22 +177,8 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
         throw err;
       }
     }
-    const now = new Date().toISOString();
-    const manifest: IndexManifest = {
-      formatVersion: FORMAT_VERSION,
-      settings,
-      weightsId: embedder.weightsId,
-      dimension: embedder.dimension,
-      colourDimension: COLOUR_DIMENSION,
-      ...(calibration && { calibration }),
-      catalog: { root: catalog.root, kind: catalog.kind, columns: catalog.columns },
-      createdAt: existing?.createdAt ?? now,
-      updatedAt: now,
-      extensions: head || options.search ? { ...existing?.extensions, ...(head && { head }), ...(options.search && { search: options.search }) } : existing?.extensions,
-    };
-    await store.setManifest(manifest);
-    await store.deleteItems(stale);
-    await store.upsertItems(items.map((i) => ({ id: i.id, image: i.imagePath, metadata: i.metadata })));
+    const extensions = head || options.search ? { ...existing?.extensions, ...(head && { head }), ...(options.search && { search: options.search }) } : existing?.extensions;
+    await writeCatalog(store, manifestFor({ existing, settings, weightsId: embedder.weightsId, dimension: embedder.dimension, calibration, catalog, extensions }), stale, items);
 
     const embedded = store.embeddedIds();
     let todo = items.filter((i) => !embedded.has(i.id));

@@ -13,13 +13,11 @@ import { Queue } from 'bullmq';
 import { readCatalog, type Catalog } from '../catalog/index.js';
 import { INDEX_BATCH_SIZE, WORKER_DEFAULTS } from '../defaults.js';
 import { LookalikeError } from '../errors.js';
-import { FORMAT_VERSION, staleIds } from '../indexing/build.js';
+import { manifestFor, staleIds, writeCatalog } from '../indexing/build.js';
 import { ensureOnnxModel } from '../model/onnx-cache.js';
 import { defaultSettings, getBackbone, imageFingerprint, storedSettings, type EmbeddingSettings } from '../model/registry.js';
-import { COLOUR_DIMENSION } from '../image/colour.js';
 import { describeLocation } from '../store/location.js';
 import { lockStore, openStore } from '../store/open.js';
-import type { IndexManifest } from '../store/types.js';
 import { checkInputSize } from '../validate.js';
 import { checkReachable, connect, KEY_PREFIX, parseQueueUrl, queueNameFor } from './connection.js';
 import { runProgress, startRun, type BatchJob } from './run.js';
@@ -88,21 +86,8 @@ export async function enqueueIndex(options: EnqueueOptions): Promise<EnqueueRepo
         const embedded = store.embeddedIds();
         const todo = items.filter((i) => !embedded.has(i.id) || before.get(i.id) !== i.imagePath);
         const now = new Date().toISOString();
-        const manifest: IndexManifest = {
-          formatVersion: FORMAT_VERSION,
-          settings,
-          weightsId,
-          dimension: getBackbone(settings.backbone).dimension,
-          colourDimension: COLOUR_DIMENSION,
-          catalog: { root: catalog.root, kind: catalog.kind, columns: catalog.columns },
-          createdAt: existing?.createdAt ?? now,
-          updatedAt: now,
-          extensions: existing?.extensions,
-          ...(existing?.calibration && { calibration: existing.calibration }),
-        };
-        await store.setManifest(manifest);
-        await store.deleteItems(stale);
-        await store.upsertItems(items.map((i) => ({ id: i.id, image: i.imagePath, metadata: i.metadata })));
+        const manifest = manifestFor({ existing, settings, weightsId, dimension: getBackbone(settings.backbone).dimension, calibration: existing?.calibration, catalog, extensions: existing?.extensions });
+        await writeCatalog(store, manifest, stale, items);
 
         const run = randomUUID();
         const batchSize = options.batchSize ?? INDEX_BATCH_SIZE;

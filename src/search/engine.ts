@@ -52,7 +52,8 @@ function scoreRows(score: (row: number) => number, n: number, rows: Int32Array, 
   }
   const hits = select.hits();
   let deepest = -1;
-  if (hits.length) {
+  // Only filtered searches look at it (FILTER_TRUSTED_SHARE): no map for the others.
+  if (hits.length && opts.mask) {
     const place = new Map<number, number>();
     rows.forEach((r, i) => { if (!place.has(r)) place.set(r, i); });
     for (const h of hits) deepest = Math.max(deepest, place.get(h.row) ?? -1);
