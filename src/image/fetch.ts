@@ -20,6 +20,9 @@ export interface FetchOptions {
   maxRedirects?: number;
 }
 
+/** The bytes, and what identifies this version of them without reading them again. */
+export interface FetchedImage { bytes: Buffer; stamp?: string }
+
 export function isImageUrl(image: string): boolean {
   return /^https?:\/\//i.test(image);
 }
@@ -27,13 +30,26 @@ export function isImageUrl(image: string): boolean {
 /** A failure worth another try (the server or the network may recover). */
 class Transient extends Error {}
 
-export async function fetchImage(url: string, options: FetchOptions = {}): Promise<Buffer> {
+export async function fetchImage(url: string, options: FetchOptions = {}): Promise<FetchedImage> {
+  return withRetries(url, options, (o) => fetchOnce(url, o, 'GET') as Promise<FetchedImage>);
+}
+
+/**
+ * The stamp of the image a URL serves now (ETag, else Last-Modified), from a HEAD request
+ * fenced like a fetch; undefined when the server sends neither. A rerun compares it with the
+ * stamp stored when the image was embedded.
+ */
+export async function probeImageUrl(url: string, options: FetchOptions = {}): Promise<string | undefined> {
+  return withRetries(url, options, (o) => fetchOnce(url, o, 'HEAD') as Promise<string | undefined>);
+}
+
+async function withRetries<T>(url: string, options: FetchOptions, once: (o: Required<FetchOptions>) => Promise<T>): Promise<T> {
   const o = { ...FETCH_DEFAULTS, ...options };
   let last: Error | undefined;
   for (let attempt = 0; attempt <= o.retries; attempt++) {
     if (attempt > 0) await new Promise((r) => setTimeout(r, 250 * 2 ** (attempt - 1)));
     try {
-      return await fetchOnce(url, o);
+      return await once(o);
     } catch (err) {
       if (!(err instanceof Transient)) throw err;
       last = err;
@@ -42,13 +58,21 @@ export async function fetchImage(url: string, options: FetchOptions = {}): Promi
   throw failed(url, `${last?.message ?? 'failed'} (${o.retries + 1} attempts)`);
 }
 
-async function fetchOnce(url: string, o: Required<FetchOptions>): Promise<Buffer> {
+/** ETag when the server gives one (it names the bytes), else Last-Modified. */
+function stampOf(headers: Headers): string | undefined {
+  const etag = headers.get('etag');
+  if (etag) return `etag:${etag}`;
+  const modified = headers.get('last-modified');
+  return modified ? `modified:${modified}` : undefined;
+}
+
+async function fetchOnce(url: string, o: Required<FetchOptions>, method: 'GET' | 'HEAD'): Promise<FetchedImage | string | undefined> {
   const signal = AbortSignal.timeout(o.timeoutMs);
   let current = url;
   try {
     for (let hop = 0; ; hop++) {
       const target = parseHttpUrl(url, current);
-      const response = await fetch(target, { redirect: 'manual', signal, headers: { accept: 'image/jpeg, image/png, image/webp' } });
+      const response = await fetch(target, { method, redirect: 'manual', signal, headers: { accept: 'image/jpeg, image/png, image/webp' } });
       if (response.status >= 300 && response.status < 400 && response.headers.has('location')) {
         await response.body?.cancel();
         if (hop >= o.maxRedirects) throw failed(url, `more than ${o.maxRedirects} redirects`);
@@ -63,6 +87,7 @@ async function fetchOnce(url: string, o: Required<FetchOptions>): Promise<Buffer
         await response.body?.cancel();
         throw failed(url, `HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`);
       }
+      if (method === 'HEAD') return stampOf(response.headers);
       const type = (response.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase();
       // Servers label photos image/* or, lazily, application/octet-stream; the bytes decide below.
       if (type && !type.startsWith('image/') && type !== 'application/octet-stream' && type !== 'binary/octet-stream') {
@@ -77,7 +102,7 @@ async function fetchOnce(url: string, o: Required<FetchOptions>): Promise<Buffer
       const bytes = await readLimited(response, url, o.maxBytes);
       const format = sniffFormat(bytes);
       if (!isAccepted(format)) throw failed(url, `the body is not a JPEG, PNG or WebP image (detected: ${format})`);
-      return bytes;
+      return { bytes, stamp: stampOf(response.headers) };
     }
   } catch (err) {
     if (err instanceof LookalikeError || err instanceof Transient) throw err;

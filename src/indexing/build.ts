@@ -19,6 +19,7 @@ import { defaultSettings, imageFingerprint, storedSettings, type EmbeddingSettin
 import { prepareImage } from '../image/prepare.js';
 import { prepareOptionsFor } from '../image/options.js';
 import { embedPrepared, prepareBatch, type EmbedJob } from './embed-batch.js';
+import { imagesToEmbed } from './changes.js';
 import { COLOUR_DIMENSION } from '../image/colour.js';
 import { lockStore, openStore, settleStore } from '../store/open.js';
 import { checkInputSize } from '../validate.js';
@@ -119,6 +120,8 @@ export function staleIds(store: Store, catalogRoot: string, items: ReadonlyArray
 export interface BuildReport {
   catalog: { root: string; kind: string; items: number; problems: Catalog['problems'] };
   added: number;
+  /** Of `added`: items embedded again because their image changed. */
+  changed: number;
   removed: number;
   failed: ItemFailure[];
   total: number;
@@ -178,17 +181,19 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
       }
     }
     const extensions = head || options.search ? { ...existing?.extensions, ...(head && { head }), ...(options.search && { search: options.search }) } : existing?.extensions;
+    // Before the catalog is written: the comparison needs the image paths the vectors came from.
+    const changes = await imagesToEmbed(store, items, { log });
     await writeCatalog(store, manifestFor({ existing, settings, weightsId: embedder.weightsId, dimension: embedder.dimension, calibration, catalog, extensions }), stale, items);
 
     const embedded = store.embeddedIds();
-    let todo = items.filter((i) => !embedded.has(i.id));
+    let todo = changes.todo;
     if (options.first?.length) {
       const first = new Set(options.first);
       todo = [...todo.filter((i) => first.has(i.id)), ...todo.filter((i) => !first.has(i.id))];
     }
     const pendingBeyondLimit = options.limit !== undefined ? Math.max(0, todo.length - options.limit) : 0;
     if (options.limit !== undefined) todo = todo.slice(0, options.limit);
-    if (todo.length) log(`embedding ${todo.length} of ${items.length} items (${embedded.size} already in the index)`);
+    if (todo.length) log(`embedding ${todo.length} of ${items.length} items (${embedded.size - changes.changed} already in the index${changes.changed ? `, ${changes.changed} with a changed image` : ''})`);
 
     const result = await embedAll(store, embedder, settings, todo.map((i) => ({ id: i.id, image: i.imagePath })), options);
     if (!options.embedder) await embedder.release();
@@ -196,6 +201,7 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
     return {
       catalog: { root: catalog.root, kind: catalog.kind, items: catalog.items.length, problems: catalog.problems },
       added: result.added,
+      changed: changes.changed,
       removed: stale.length,
       failed: store.failures(),
       total: store.count().embedded,

@@ -4,18 +4,20 @@
  * failures, ready for one `store.putVectors`. In-process indexing (build.ts) and the queue's
  * workers (queue/worker.ts) both call this, so both give byte-identical vectors.
  */
+import { createHash } from 'node:crypto';
 import type { Embedder } from '../model/embedder.js';
 import type { EmbeddingSettings } from '../model/registry.js';
 import { prepareImage, type PreparedImage } from '../image/prepare.js';
 import { prepareOptionsFor } from '../image/options.js';
 import { fetchImage, isImageUrl, type FetchOptions } from '../image/fetch.js';
-import type { ItemFailure, ItemVectors } from '../store/types.js';
+import type { ImageSource, ItemFailure, ItemVectors } from '../store/types.js';
+import { readImageFile } from './image-source.js';
 
 /** One item to embed: its id and its image (an absolute path, or an http(s) URL). */
 export interface EmbedJob { id: string; image: string }
 
 export interface PreparedBatch {
-  ok: Array<{ job: EmbedJob; image: PreparedImage }>;
+  ok: Array<{ job: EmbedJob; image: PreparedImage; source?: ImageSource }>;
   failures: ItemFailure[];
   /** ok.length x 3 x height x width, the network's input. */
   pixels: Float32Array;
@@ -27,17 +29,29 @@ export async function prepareBatch(batch: readonly EmbedJob[], settings: Embeddi
   const plane = 3 * settings.width * settings.height;
   const prepared = await Promise.all(batch.map(async (job) => {
     try {
-      const input = isImageUrl(job.image) ? await fetchImage(job.image, fetchOptions) : job.image;
-      return { job, image: await prepareImage(input, { ...prep, label: job.image }) };
+      // The bytes are read once: the hash and the vectors come from the same ones.
+      if (isImageUrl(job.image)) {
+        const fetched = await fetchImage(job.image, fetchOptions);
+        const image = await prepareImage(fetched.bytes, { ...prep, label: job.image });
+        return { job, image, source: { hash: sha256(fetched.bytes), ...(fetched.stamp && { stamp: fetched.stamp }) } };
+      }
+      const file = await readImageFile(job.image);
+      // Unreadable: decoding from the path throws the error a person can act on (not found, a folder...).
+      const image = await prepareImage(file?.bytes ?? job.image, { ...prep, label: job.image });
+      return { job, image, source: file && { hash: file.hash, stamp: file.stamp } };
     } catch (err) {
       return { job, error: err instanceof Error ? err.message : String(err) };
     }
   }));
-  const ok = prepared.filter((p): p is { job: EmbedJob; image: PreparedImage } => 'image' in p && !!p.image);
+  const ok = prepared.filter((p): p is { job: EmbedJob; image: PreparedImage; source: ImageSource } => 'image' in p && !!p.image);
   const failures: ItemFailure[] = prepared.filter((p) => 'error' in p).map((p) => ({ id: p.job.id, reason: (p as { error: string }).error }));
   const pixels = new Float32Array(ok.length * plane);
   ok.forEach((p, i) => pixels.set(p.image.tensor, i * plane));
   return { ok, failures, pixels };
+}
+
+function sha256(bytes: Buffer): string {
+  return createHash('sha256').update(bytes).digest('hex');
 }
 
 /** Runs the backbone over a prepared batch: one ItemVectors per readable image. */
@@ -50,5 +64,6 @@ export async function embedPrepared(embedder: Embedder, settings: EmbeddingSetti
     max: out.max.slice(i * dim, (i + 1) * dim),
     avg: out.avg.slice(i * dim, (i + 1) * dim),
     colour: p.image.colour,
+    source: p.source,
   }));
 }

@@ -5,8 +5,9 @@
  *
  * Nothing is queued twice: the store lock makes two `index` commands take turns, and the
  * second finds the first's run still going in Redis and refuses (QUEUE_BUSY). What a rerun
- * queues is only what changed: ids without vectors (new, or failed before) and ids whose
- * image changed (another path or URL). Metadata changes are written here, without embedding.
+ * queues is only what changed (indexing/changes.ts): ids without vectors (new, or failed
+ * before) and ids whose image changed (other bytes, another path or URL, another ETag).
+ * Metadata changes are written here, without embedding.
  */
 import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
@@ -14,6 +15,8 @@ import { readCatalog, type Catalog } from '../catalog/index.js';
 import { INDEX_BATCH_SIZE, WORKER_DEFAULTS } from '../defaults.js';
 import { LookalikeError } from '../errors.js';
 import { manifestFor, staleIds, writeCatalog } from '../indexing/build.js';
+import { imagesToEmbed } from '../indexing/changes.js';
+import type { FetchOptions } from '../image/fetch.js';
 import { ensureOnnxModel } from '../model/onnx-cache.js';
 import { defaultSettings, getBackbone, imageFingerprint, storedSettings, type EmbeddingSettings } from '../model/registry.js';
 import { describeLocation } from '../store/location.js';
@@ -32,6 +35,8 @@ export interface EnqueueOptions {
   allowRemove?: boolean;
   /** Only catalog items whose id passes (fixed subsets in tests). */
   select?: (id: string) => boolean;
+  /** Limits of the HEAD requests that check image URLs for changes. */
+  fetch?: FetchOptions;
   log?: (message: string) => void;
 }
 
@@ -45,6 +50,8 @@ export interface EnqueueReport {
   removed: number;
   /** Items already embedded with the same image (metadata refreshed, not embedded again). */
   unchanged: number;
+  /** Of `queued`: items already embedded whose image changed (other bytes, URL or ETag). */
+  changed: number;
 }
 
 export async function enqueueIndex(options: EnqueueOptions): Promise<EnqueueReport> {
@@ -82,9 +89,7 @@ export async function enqueueIndex(options: EnqueueOptions): Promise<EnqueueRepo
           throw new LookalikeError('MODEL_MISMATCH', { index: options.location, indexed: existing.weightsId, requested: weightsId });
         }
         const stale = staleIds(store, catalog.root, items, { indexDir: options.location, allowRemove: options.allowRemove });
-        const before = new Map(store.listItems().map((i) => [i.id, i.image]));
-        const embedded = store.embeddedIds();
-        const todo = items.filter((i) => !embedded.has(i.id) || before.get(i.id) !== i.imagePath);
+        const { todo, changed } = await imagesToEmbed(store, items, { log, fetch: options.fetch });
         const now = new Date().toISOString();
         const manifest = manifestFor({ existing, settings, weightsId, dimension: getBackbone(settings.backbone).dimension, calibration: existing?.calibration, catalog, extensions: existing?.extensions });
         await writeCatalog(store, manifest, stale, items);
@@ -106,7 +111,7 @@ export async function enqueueIndex(options: EnqueueOptions): Promise<EnqueueRepo
         }
         return {
           catalog: { root: catalog.root, kind: catalog.kind, items: catalog.items.length, problems: catalog.problems },
-          run, queue: name, queued: todo.length, jobs: jobs.length, removed: stale.length, unchanged: items.length - todo.length,
+          run, queue: name, queued: todo.length, jobs: jobs.length, removed: stale.length, unchanged: items.length - todo.length, changed,
         };
       } finally {
         await store.close();

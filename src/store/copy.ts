@@ -36,10 +36,11 @@ export async function copyIndex(from: string, to: string, log: (m: string) => vo
           if (bytes) await target.putFile(name, bytes);
         }
         const done = target.embeddedIds();
+        const sources = await source.imageSources();
         const rows = max.ids.map((id, r) => ({ id, r })).filter(({ id }) => wanted.has(id) && !done.has(id));
         const row = (m: typeof max, r: number) => m.data.slice(r * m.dim, (r + 1) * m.dim);
         for (let b = 0; b < rows.length; b += BATCH) {
-          const batch: ItemVectors[] = rows.slice(b, b + BATCH).map(({ id, r }) => ({ id, max: row(max, r), avg: row(avg, r), colour: row(colour, r) }));
+          const batch: ItemVectors[] = rows.slice(b, b + BATCH).map(({ id, r }) => ({ id, max: row(max, r), avg: row(avg, r), colour: row(colour, r), source: sources.get(id) }));
           await target.putVectors(batch, b === 0 ? source.failures().filter((f) => wanted.has(f.id)) : []);
           log(`copy: ${Math.min(b + BATCH, rows.length)}/${rows.length} vectors`);
         }

@@ -20,7 +20,7 @@ import { STORE_POLL_MS } from '../defaults.js';
 import { LookalikeError } from '../errors.js';
 import { copyVectors } from './copy-binary.js';
 import { parseLocation, type PgLocation } from './location.js';
-import type { DbSearchOptions, IndexLock, IndexManifest, ItemFailure, ItemVectors, Store, StoredItem, VectorKind, VectorMatrix } from './types.js';
+import type { DbSearchOptions, ImageSource, IndexLock, IndexManifest, ItemFailure, ItemVectors, Store, StoredItem, VectorKind, VectorMatrix } from './types.js';
 
 /** The channel writers notify on; the payload is `<schema>:<generation>`. */
 export const NOTIFY_CHANNEL = 'lookalike';
@@ -48,6 +48,8 @@ const MIGRATIONS: string[] = [
    CREATE TABLE removed (id text NOT NULL, gen bigint NOT NULL);
    CREATE INDEX removed_gen ON removed (gen);
    CREATE TABLE files (name text PRIMARY KEY, bytes bytea NOT NULL, gen bigint NOT NULL);`,
+  // 2: the image behind each vector (store/types.ts ImageSource), so reruns notice replaced photos.
+  `ALTER TABLE vectors ADD COLUMN image_hash text, ADD COLUMN image_stamp text;`,
 ];
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
@@ -231,10 +233,12 @@ export class PgStore implements Store {
       if (batch.length) {
         const ids = batch.map((v) => v.id);
 
-        await c.query(`INSERT INTO ${this.schema}.vectors (id, vmax, vavg, colour)
-          SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::bytea[])
-          ON CONFLICT (id) DO UPDATE SET vmax = excluded.vmax, vavg = excluded.vavg, colour = excluded.colour`,
-        [ids, batch.map((v) => blob(v.max)), batch.map((v) => blob(v.avg)), batch.map((v) => blob(v.colour))]);
+        await c.query(`INSERT INTO ${this.schema}.vectors (id, vmax, vavg, colour, image_hash, image_stamp)
+          SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::bytea[], $5::text[], $6::text[])
+          ON CONFLICT (id) DO UPDATE SET vmax = excluded.vmax, vavg = excluded.vavg, colour = excluded.colour,
+            image_hash = excluded.image_hash, image_stamp = excluded.image_stamp`,
+        [ids, batch.map((v) => blob(v.max)), batch.map((v) => blob(v.avg)), batch.map((v) => blob(v.colour)),
+          batch.map((v) => v.source?.hash ?? null), batch.map((v) => v.source?.stamp ?? null)]);
         if (await this.ensureVectorColumn(c, batch[0].max.length)) {
           // The normalised max-pooled vector, half precision, for pgvector's HNSW (halfvec: the
           // plain vector type indexes at most 2,000 dimensions, ResNet50 has 2,048).
@@ -339,6 +343,27 @@ export class PgStore implements Store {
 
   embeddedIds(): Set<string> {
     return new Set(this.snap.embedded);
+  }
+
+  /** Straight from the database: replicas never need them, so the snapshot does not hold them. */
+  async imageSources(): Promise<Map<string, ImageSource>> {
+    const rows = await this.read(async (c) => (await c.query<{ id: string; image_hash: string; image_stamp: string | null }>(
+      `SELECT id, image_hash, image_stamp FROM ${this.schema}.vectors WHERE image_hash IS NOT NULL`)).rows);
+    return new Map(rows.map((r) => [r.id, r.image_stamp ? { hash: r.image_hash, stamp: r.image_stamp } : { hash: r.image_hash }]));
+  }
+
+  async updateStamps(stamps: Array<{ id: string; stamp: string }>): Promise<void> {
+    if (!stamps.length) return;
+    // Same bytes, same vectors: no generation bump, nothing for replicas to reload.
+    const c = await this.connect();
+    try {
+      await c.query(`UPDATE ${this.schema}.vectors v SET image_stamp = t.s FROM unnest($1::text[], $2::text[]) AS t (id, s) WHERE v.id = t.id`,
+        [stamps.map((s) => s.id), stamps.map((s) => s.stamp)]);
+    } catch (err) {
+      throw pgError(err, this.where, 'write the index');
+    } finally {
+      c.release();
+    }
   }
 
   failures(): ItemFailure[] {

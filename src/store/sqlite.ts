@@ -11,7 +11,7 @@ import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, read
 import path from 'node:path';
 import { INDEX_FILES } from '../defaults.js';
 import { LookalikeError } from '../errors.js';
-import type { IndexManifest, ItemFailure, ItemVectors, Store, StoredItem, VectorKind, VectorMatrix } from './types.js';
+import type { ImageSource, IndexManifest, ItemFailure, ItemVectors, Store, StoredItem, VectorKind, VectorMatrix } from './types.js';
 
 const DB_FILE = INDEX_FILES.database;
 
@@ -68,7 +68,8 @@ export class SqliteStore implements Store {
           );
           CREATE TABLE IF NOT EXISTS vectors (
             id TEXT PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,
-            vmax BLOB NOT NULL, vavg BLOB NOT NULL, colour BLOB NOT NULL
+            vmax BLOB NOT NULL, vavg BLOB NOT NULL, colour BLOB NOT NULL,
+            image_hash TEXT, image_stamp TEXT
           );
           CREATE TABLE IF NOT EXISTS failures (
             id TEXT PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,
@@ -77,6 +78,9 @@ export class SqliteStore implements Store {
           INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', '0');
         `);
         db.pragma('foreign_keys = ON');
+        // Indexes written before image sources were kept gain the columns (left empty).
+        const columns = new Set((db.prepare(`PRAGMA table_info(vectors)`).all() as Array<{ name: string }>).map((c) => c.name));
+        if (!columns.has('image_hash')) db.exec(`ALTER TABLE vectors ADD COLUMN image_hash TEXT; ALTER TABLE vectors ADD COLUMN image_stamp TEXT;`);
       }
       // Every table is read once, so a damaged file is refused here, in one clear line.
       for (const table of ['meta', 'items', 'vectors', 'failures']) db.prepare(`SELECT COUNT(*) FROM ${table}`).pluck().get();
@@ -118,17 +122,32 @@ export class SqliteStore implements Store {
   }
 
   putVectors(batch: ItemVectors[], failures: ItemFailure[] = []): void {
-    const put = this.db.prepare(`INSERT OR REPLACE INTO vectors (id, vmax, vavg, colour) VALUES (?, ?, ?, ?)`);
+    const put = this.db.prepare(`INSERT OR REPLACE INTO vectors (id, vmax, vavg, colour, image_hash, image_stamp) VALUES (?, ?, ?, ?, ?, ?)`);
     const clear = this.db.prepare(`DELETE FROM failures WHERE id = ?`);
     const fail = this.db.prepare(`INSERT OR REPLACE INTO failures (id, reason) VALUES (?, ?)`);
     this.db.transaction(() => {
       for (const v of batch) {
-        put.run(v.id, blob(v.max), blob(v.avg), blob(v.colour));
+        put.run(v.id, blob(v.max), blob(v.avg), blob(v.colour), v.source?.hash ?? null, v.source?.stamp ?? null);
         clear.run(v.id);
       }
       for (const f of failures) fail.run(f.id, f.reason);
       this.bump();
     })();
+  }
+
+  imageSources(): Map<string, ImageSource> {
+    // An older index opened read-only has no such columns (nothing to compare with).
+    const columns = (this.db.prepare(`PRAGMA table_info(vectors)`).all() as Array<{ name: string }>).map((c) => c.name);
+    if (!columns.includes('image_hash')) return new Map();
+    const rows = this.db.prepare(`SELECT id, image_hash, image_stamp FROM vectors WHERE image_hash IS NOT NULL`).raw().all() as Array<[string, string, string | null]>;
+    return new Map(rows.map(([id, hash, stamp]) => [id, stamp ? { hash, stamp } : { hash }]));
+  }
+
+  updateStamps(stamps: Array<{ id: string; stamp: string }>): void {
+    if (!stamps.length) return;
+    const stmt = this.db.prepare(`UPDATE vectors SET image_stamp = ? WHERE id = ?`);
+    // Not a data change (same bytes, same vectors): the generation stays.
+    this.db.transaction(() => { for (const s of stamps) stmt.run(s.stamp, s.id); })();
   }
 
   /** Files live beside index.sqlite (head.lkhead, map.json), written atomically. */

@@ -41,6 +41,20 @@ export interface ItemVectors {
   max: Float32Array;
   avg: Float32Array;
   colour: Float32Array;
+  /** The image the vectors were computed from (absent in indexes written before it was kept). */
+  source?: ImageSource;
+}
+
+/**
+ * What identifies the image behind an item's vectors, so that a rerun re-embeds exactly the
+ * images that changed: the bytes' hash decides; the stamp is what can be checked without
+ * reading them (a file's size and modification time, a URL's ETag or Last-Modified).
+ */
+export interface ImageSource {
+  /** sha256 of the image bytes, hex. */
+  hash: string;
+  /** `file:SIZE:MTIME_MS`, `etag:"…"`, `modified:DATE`; absent when the server sent neither. */
+  stamp?: string;
 }
 
 export interface ItemFailure { id: string; reason: string }
@@ -64,8 +78,15 @@ export interface Store {
   /** Inserts or refreshes items' image path and metadata (vectors untouched). */
   upsertItems(items: StoredItem[]): void | Promise<void>;
   deleteItems(ids: string[]): void | Promise<void>;
-  /** Stores vectors and clears any earlier failure of those items, atomically. */
+  /**
+   * Stores vectors (upserted by id, with their image's hash and stamp) and clears any
+   * earlier failure of those items, atomically.
+   */
   putVectors(batch: ItemVectors[], failures?: ItemFailure[]): void | Promise<void>;
+  /** The image sources of the embedded items that have one (read on demand: only indexing needs them). */
+  imageSources(): Map<string, ImageSource> | Promise<Map<string, ImageSource>>;
+  /** New stamps for images whose bytes were found unchanged (a file touched or copied). */
+  updateStamps(stamps: Array<{ id: string; stamp: string }>): void | Promise<void>;
   /** A named blob stored with the index (the head, the map), or undefined. */
   getFile(name: string): Buffer | undefined;
   putFile(name: string, bytes: Buffer): void | Promise<void>;

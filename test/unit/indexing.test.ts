@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeFileSync, rmSync, unlinkSync, readFileSync, cpSync } from 'node:fs';
+import { writeFileSync, rmSync, unlinkSync, readFileSync, cpSync, utimesSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { buildIndex } from '../../src/indexing/build.js';
 import { Lookalike } from '../../src/lookalike.js';
@@ -53,6 +55,41 @@ describe('building an index', () => {
     const store = SqliteStore.open(other);
     expect(store.getItem('2000')?.metadata.productDisplayName).toBe('New red shirt');
     expect(store.getItem('1003')).toBeUndefined();
+    store.close();
+  });
+
+  it('embeds again a photo replaced under the same name, not one touched or copied with the same bytes', async () => {
+    const copy = tempDir();
+    cpSync(catalog, copy, { recursive: true });
+    const dir = path.join(tempDir(), 'index');
+    cpSync(indexDir, dir, { recursive: true });
+    const vectorOf = (id: string) => { const s = SqliteStore.open(dir); const m = s.loadMatrix('max'); s.close(); const r = m.ids.indexOf(id); return m.data.slice(r * m.dim, (r + 1) * m.dim); };
+    const [v1, v2] = [vectorOf('1001'), vectorOf('1002')];
+    // 1001: new bytes under the same name; 1002: touched, same bytes (a later mtime).
+    writeFileSync(path.join(copy, 'images', '1001.jpg'), await drawProduct('bag', '#2a3'));
+    utimesSync(path.join(copy, 'images', '1002.jpg'), new Date(), new Date(Date.now() + 60_000));
+    const report = await buildIndex({ catalogDir: copy, indexDir: dir, embedder });
+    expect(report).toMatchObject({ added: 1, changed: 1, removed: 0, total: 16 });
+    expect(vectorOf('1001')).not.toEqual(v1);
+    expect(vectorOf('1002')).toEqual(v2);
+    // The touched file's new stamp was recorded: the next run neither embeds nor re-hashes it.
+    const store = SqliteStore.open(dir);
+    const sources = await store.imageSources();
+    expect(sources.get('1002')!.stamp).toMatch(/^file:\d+:\d+$/);
+    expect(sources.get('1001')!.hash).toBe(createHash('sha256').update(readFileSync(path.join(copy, 'images', '1001.jpg'))).digest('hex'));
+    store.close();
+    expect(await buildIndex({ catalogDir: copy, indexDir: dir, embedder })).toMatchObject({ added: 0, changed: 0 });
+  });
+
+  it('upgrades an index written before image hashes were kept, and counts its images as unchanged', async () => {
+    const dir = path.join(tempDir(), 'index');
+    cpSync(indexDir, dir, { recursive: true });
+    const db = new Database(path.join(dir, 'index.sqlite'));
+    db.exec('ALTER TABLE vectors DROP COLUMN image_hash; ALTER TABLE vectors DROP COLUMN image_stamp;');
+    db.close();
+    expect(await buildIndex({ catalogDir: catalog, indexDir: dir, embedder })).toMatchObject({ added: 0, changed: 0, total: 16 });
+    const store = SqliteStore.open(dir);
+    expect((await store.imageSources()).size).toBe(0);
     store.close();
   });
 

@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Queue } from 'bullmq';
@@ -39,7 +40,8 @@ beforeAll(async () => {
   server = http.createServer((req, res) => {
     const url = req.url ?? '';
     const good = /^\/img\/(\d+)\.jpg$/.exec(url);
-    if (good && images.has(good[1])) return void res.writeHead(200, { 'content-type': 'image/jpeg' }).end(images.get(good[1]));
+    // An ETag, as CDNs send: a rerun's HEAD request notices an image replaced under its URL.
+    if (good && images.has(good[1])) return void res.writeHead(200, { 'content-type': 'image/jpeg', etag: `"${createHash('md5').update(images.get(good[1])!).digest('hex')}"` }).end(images.get(good[1]));
     if (url === '/slow.jpg') return void setTimeout(() => res.writeHead(200, { 'content-type': 'image/jpeg' }).end(images.get('1')), 3000);
     if (url === '/huge.jpg') {
       // No Content-Length (chunked): the limit must hold while the body streams.
@@ -211,6 +213,24 @@ describe('queued runs', () => {
     expect(vectorOf(after, '3')).toEqual(v3);
     expect(vectorOf(after, '2')).not.toEqual(vectorOf(after, '1'));
     after.close();
+
+    // Another photo under the same URL (a new ETag): only that item is queued again.
+    const original = images.get('3')!;
+    images.set('3', await drawProduct('trousers', '#d22'));
+    try {
+      const replaced = await enqueueIndex({ catalogDir: urlCatalog(next), location, queue: REDIS });
+      expect(replaced).toMatchObject({ queued: 1, changed: 1, unchanged: 3 });
+      const worker2 = await startWorker({ location, queue: REDIS, embedder, fetch: fetchLimits });
+      await untilFinished(location);
+      await worker2.close();
+      const last = SqliteStore.open(location);
+      expect(vectorOf(last, '3')).not.toEqual(v3);
+      expect((await last.imageSources()).get('3')!.stamp).toMatch(/^etag:"[0-9a-f]{32}"$/);
+      last.close();
+      expect(await enqueueIndex({ catalogDir: urlCatalog(next), location, queue: REDIS })).toMatchObject({ queued: 0, changed: 0 });
+    } finally {
+      images.set('3', original);
+    }
   }, 180_000);
 
   it('refuses a worker whose model differs from the index, and bad or unreachable Redis URLs in one line', async () => {

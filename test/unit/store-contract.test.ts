@@ -7,7 +7,7 @@ import { openStore } from '../../src/store/open.js';
 import { copyIndex } from '../../src/store/copy.js';
 import { storeLocation } from '../../src/store/location.js';
 import { PgStore, SCHEMA_VERSION } from '../../src/store/postgres.js';
-import type { IndexManifest, ItemVectors, Store, StoredItem } from '../../src/store/types.js';
+import type { ImageSource, IndexManifest, ItemVectors, Store, StoredItem } from '../../src/store/types.js';
 import { tempDir } from '../helpers/fixtures.js';
 import { dropIndex, freshIndexName, PG_URL, sql, startPglite, type PgliteServer } from '../helpers/pg.js';
 import { centredRandom } from '../helpers/random.js';
@@ -25,7 +25,9 @@ const centres = Array.from({ length: 12 }, () => Float32Array.from({ length: DIM
 const items: StoredItem[] = Array.from({ length: N }, (_, i) => ({ id: `p${i}`, image: `/nowhere/p${i}.jpg`, metadata: { group: String(i % 5), name: `Item "${i}", ünïcode` } }));
 const vectors: ItemVectors[] = items.map((item, i) => {
   const max = Float32Array.from(centres[i % centres.length], (v) => v + 0.3 * r());
-  return { id: item.id, max, avg: Float32Array.from(max, (v) => 0.5 * v + 0.1 * r()), colour: Float32Array.from({ length: 4 }, () => r() + 0.5) };
+  // Image sources: a hash for all, a stamp for some (a URL whose server sent no ETag has none).
+  const source = { hash: `h${i}`, ...(i % 3 ? { stamp: `file:${1000 + i}:${i}` } : {}) };
+  return { id: item.id, max, avg: Float32Array.from(max, (v) => 0.5 * v + 0.1 * r()), colour: Float32Array.from({ length: 4 }, () => r() + 0.5), source };
 });
 const now = '2026-12-02T00:00:00.000Z';
 const manifest: IndexManifest = {
@@ -43,6 +45,7 @@ async function fill(store: Store): Promise<void> {
   await store.putVectors([vectors[10]]);
   await store.upsertItems([{ ...items[20], metadata: { ...items[20].metadata, group: 'changed' } }]);
   await store.putFile('note.bin', Buffer.from([0, 1, 2, 255]));
+  await store.updateStamps([{ id: 'p5', stamp: 'file:1:2' }, { id: 'p6', stamp: 'etag:"x"' }]);
 }
 
 interface Backend { name: string; location: () => string; cleanup: () => Promise<void> }
@@ -58,7 +61,7 @@ const backends: Backend[] = [
   { name: 'PGlite + pgvector', location: () => storeLocation(pglite.url, pgliteName), cleanup: async () => { await pglite.stop(); } },
 ];
 
-interface Observed { items: StoredItem[]; failures: unknown; counts: unknown; max: { ids: string[]; data: number[] }; colour: number[]; file?: number[]; top10: string[][]; generation: number }
+interface Observed { sources: Array<[string, ImageSource]>; items: StoredItem[]; failures: unknown; counts: unknown; max: { ids: string[]; data: number[] }; colour: number[]; file?: number[]; top10: string[][]; generation: number }
 const seen = new Map<string, Observed>();
 
 beforeAll(async () => {
@@ -74,6 +77,7 @@ beforeAll(async () => {
     await reader.preload?.(['max', 'colour']);
     const max = reader.loadMatrix('max');
     seen.set(b.name, {
+      sources: [...(await reader.imageSources())].sort(([a], [b]) => a.localeCompare(b)),
       items: reader.listItems(), failures: reader.failures(), counts: reader.count(), generation: reader.generation(),
       max: { ids: max.ids, data: [...max.data] }, colour: [...reader.loadMatrix('colour').data], file: reader.getFile('note.bin') && [...reader.getFile('note.bin')!],
       top10: [],
@@ -99,6 +103,12 @@ describe('the store contract (SQLite, PostgreSQL, PGlite + pgvector)', () => {
     expect(s.items.find((i) => i.id === 'p20')!.metadata.group).toBe('changed');
     expect(s.max.ids).not.toContain('p3');
     expect(s.file).toEqual([0, 1, 2, 255]);
+    const sources = new Map(s.sources);
+    expect(sources.size).toBe(N - 2);
+    expect(sources.get('p4')).toEqual({ hash: 'h4', stamp: 'file:1004:4' });
+    expect(sources.get('p5')).toEqual({ hash: 'h5', stamp: 'file:1:2' });
+    expect(sources.get('p6')).toEqual({ hash: 'h6', stamp: 'etag:"x"' });
+    expect(sources.get('p9')).toEqual({ hash: 'h9' });
     expect(s.top10.every((ids) => ids.length === 10)).toBe(true);
   });
 
@@ -106,6 +116,7 @@ describe('the store contract (SQLite, PostgreSQL, PGlite + pgvector)', () => {
     it(`${name} gives the same items, metadata, failures, vectors, files and top-10 ids as SQLite`, () => {
       const a = seen.get('SQLite')!, b = seen.get(name)!;
       expect(b.items).toEqual(a.items);
+      expect(b.sources).toEqual(a.sources);
       expect(b.failures).toEqual(a.failures);
       expect(b.counts).toEqual(a.counts);
       expect(b.max.ids).toEqual(a.max.ids);
@@ -159,6 +170,7 @@ describe('the PostgreSQL store', () => {
       expect(copied.failures()).toEqual(a.failures);
       expect(copied.loadMatrix('max').ids).toEqual(a.max.ids);
       expect([...copied.loadMatrix('max').data]).toEqual(a.max.data);
+      expect([...(await copied.imageSources())].sort(([x], [y]) => x.localeCompare(y))).toEqual(a.sources);
       expect(copied.getFile('note.bin')).toBeUndefined(); // only the index's own files travel (head, map)
       await copied.close();
     } finally {
@@ -174,6 +186,24 @@ describe('the PostgreSQL store', () => {
       await Promise.all(stores.map((s) => s.close()));
       const v = await sql(PG_URL, `SELECT value FROM "${name}".meta WHERE key = 'schema_version'`);
       expect(Number(v.rows[0].value)).toBe(SCHEMA_VERSION);
+    } finally {
+      await dropIndex(PG_URL, name);
+    }
+  });
+
+  it('upgrades an index of schema 1 (before image hashes) in place, its vectors kept', async () => {
+    const name = freshIndexName('old');
+    const location = storeLocation(PG_URL, name);
+    try {
+      const store = await PgStore.open(location, { create: true });
+      await fill(store);
+      await store.close();
+      await sql(PG_URL, `ALTER TABLE "${name}".vectors DROP COLUMN image_hash, DROP COLUMN image_stamp; UPDATE "${name}".meta SET value = '1' WHERE key = 'schema_version'`);
+      const upgraded = await PgStore.open(location);
+      expect(upgraded.count()).toEqual(seen.get('SQLite')!.counts);
+      expect((await upgraded.imageSources()).size).toBe(0);
+      await upgraded.close();
+      expect(Number((await sql(PG_URL, `SELECT value FROM "${name}".meta WHERE key = 'schema_version'`)).rows[0].value)).toBe(SCHEMA_VERSION);
     } finally {
       await dropIndex(PG_URL, name);
     }

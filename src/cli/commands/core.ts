@@ -133,7 +133,7 @@ export function registerCoreCommands(program: Command): void {
       }
       print(`catalog: ${report.catalog.root} (${report.catalog.kind}, ${report.catalog.items} items)`);
       if (report.catalog.problems.length) print(summarizeProblems(report.catalog.problems));
-      print(`index: ${describeLocation(flags.index)}: ${report.total} items embedded (+${report.added} new, -${report.removed} removed) in ${report.seconds.toFixed(1)} s` +
+      print(`index: ${describeLocation(flags.index)}: ${report.total} items embedded (+${report.added - report.changed} new, ${report.changed ? `${report.changed} again (image changed), ` : ''}-${report.removed} removed) in ${report.seconds.toFixed(1)} s` +
         (report.added ? `, ${report.imagesPerSecond.toFixed(1)} images/s` : ''));
       if (report.failed.length) {
         print(`skipped ${report.failed.length} unreadable image(s):`);

@@ -29,7 +29,7 @@ export async function queuedIndex(options: EnqueueOptions & { detach?: boolean; 
   if (!options.json) {
     print(`catalog: ${report.catalog.root} (${report.catalog.kind}, ${report.catalog.items} items)`);
     if (report.catalog.problems.length) print(summarizeProblems(report.catalog.problems));
-    print(`index: ${describeLocation(options.location)}: queued ${report.queued} item(s) in ${report.jobs} batch(es), ${report.unchanged} unchanged, -${report.removed} removed`);
+    print(`index: ${describeLocation(options.location)}: queued ${report.queued} item(s) in ${report.jobs} batch(es)${report.changed ? ` (${report.changed} with a changed image)` : ''}, ${report.unchanged} unchanged, -${report.removed} removed`);
   }
   if (options.detach || report.jobs === 0) {
     if (options.json) printJson(report);

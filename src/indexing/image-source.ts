@@ -1,0 +1,56 @@
+/**
+ * The identity of a catalog image on disk: its bytes' sha256 (what decides whether an image
+ * changed) and a stamp from `stat` (size and modification time: what a rerun can check for
+ * every file without reading it). Indexing (embed-batch.ts) records both with the vectors;
+ * reruns (changes.ts) compare them with the catalog.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
+
+/** Larger files are hashed as a stream and decoded from their path instead of held in memory. */
+const IN_MEMORY_BYTES = 64 * 1024 * 1024;
+
+export interface ImageFile {
+  /** The bytes, unless the file is too large to hold (then decode from the path). */
+  bytes?: Buffer;
+  hash: string;
+  stamp: string;
+}
+
+export function fileStamp(s: { size: number; mtimeMs: number }): string {
+  return `file:${s.size}:${Math.round(s.mtimeMs)}`;
+}
+
+/** Reads an image file once; undefined when it cannot be read (the decoder then says why, in its words). */
+export async function readImageFile(file: string): Promise<ImageFile | undefined> {
+  try {
+    const handle = await open(file, 'r');
+    try {
+      const info = await handle.stat();
+      if (!info.isFile()) return undefined;
+      if (info.size > IN_MEMORY_BYTES) return { hash: await hashFile(file), stamp: fileStamp(info) };
+      const bytes = await handle.readFile();
+      return { bytes, hash: createHash('sha256').update(bytes).digest('hex'), stamp: fileStamp(info) };
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    return undefined;
+  }
+}
+
+/** The stamp of a file as it is now; undefined when it is gone or unreadable. */
+export async function currentStamp(file: string): Promise<string | undefined> {
+  try {
+    return fileStamp(await stat(file));
+  } catch {
+    return undefined;
+  }
+}
+
+export async function hashFile(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
