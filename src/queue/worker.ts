@@ -137,7 +137,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     if (err.message !== lastError) log(`queue: ${err.message} (waiting for Redis at ${target.server})`);
     lastError = err.message;
   });
-  worker.on('ready', () => { if (lastError) log(`queue: connected again to ${target.server}`); lastError = ''; });
+  // The client's own 'ready', not the Worker's: BullMQ's Worker emits 'ready' once, when it
+  // first starts, never after a reconnection, so the outage's end went unlogged (and its
+  // error was never said again on a second outage). ioredis emits 'ready' on every reconnect.
+  redis.on('ready', () => { if (lastError) log(`queue: connected again to ${target.server}`); lastError = ''; });
   await worker.waitUntilReady();
   log(`worker ready: ${embedder.weightsId} ${fingerprint}, queue ${name} at ${target.server}`);
 

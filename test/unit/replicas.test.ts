@@ -5,7 +5,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defaultItems, drawProduct, makeCatalog, STYLE_COLUMNS } from '../helpers/fixtures.js';
 import { runCli } from '../helpers/cli.js';
-import { dropIndex, freshIndexName, OutageProxy, PG_URL, sql } from '../helpers/pg.js';
+import { dropIndex, freshIndexName, PG_URL, sql } from '../helpers/pg.js';
+import { OutageProxy } from '../helpers/outage.js';
 
 // One database, one indexer, two `serve` replicas, all real processes: what a shop runs.
 // Changes made by the indexer must reach both replicas within 2 s, without a restart.
