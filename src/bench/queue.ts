@@ -17,9 +17,14 @@ import { defaultSettings } from '../model/registry.js';
 import { connect, KEY_PREFIX, parseQueueUrl, queueNameFor } from '../queue/connection.js';
 import { enqueueIndex } from '../queue/enqueue.js';
 import { runProgress, type RunProgress } from '../queue/run.js';
+import { redact, storeLocation } from '../store/location.js';
+import { removeIndex } from '../store/open.js';
+import { randomBytes } from 'node:crypto';
 import { startWorker, type BatchTiming } from '../queue/worker.js';
 
 export interface QueueBenchResult {
+  /** Where the indexes lived: 'SQLite (temporary folders)' or the PostgreSQL server. */
+  store: string;
   items: number;
   batch: number;
   inProcess: { msPerItem: number; imagesPerSecond: number };
@@ -35,6 +40,8 @@ export interface QueueBenchResult {
 
 export async function runQueueBench(options: {
   catalogDir: string; queue: string; items?: number; batch?: number; log?: (m: string) => void;
+  /** A PostgreSQL server (postgres://…) for every index of the run, instead of temporary folders. */
+  store?: string;
   workerCommand: (location: string) => { command: string; args: string[] };
 }): Promise<QueueBenchResult> {
   const log = options.log ?? (() => {});
@@ -49,16 +56,23 @@ export async function runQueueBench(options: {
   const redis = connect(target, false);
   const cleanups: Array<() => Promise<unknown>> = [];
   const embedder = await Embedder.create(defaultSettings().backbone, { log });
+  // Every index of the run: a temporary folder, or a throwaway index in the PostgreSQL store.
+  const run = randomBytes(3).toString('hex');
+  const place = (name: string) => {
+    const location = options.store ? storeLocation(options.store, `bench_${name.replace(/-/g, '_')}_${run}`) : path.join(tmp, name);
+    cleanups.push(() => removeIndex(location));
+    return location;
+  };
   try {
     // Warm-up: the first batches of a fresh session are slower, and neither side should pay for them.
-    await buildIndex({ catalogDir: options.catalogDir, indexDir: path.join(tmp, 'warm'), embedder, batchSize: batch, select: (id) => id === chosen[0].id });
+    await buildIndex({ catalogDir: options.catalogDir, indexDir: place('warm'), embedder, batchSize: batch, select: (id) => id === chosen[0].id });
 
     log(`in process: ${n} items...`);
-    const inProc = await buildIndex({ catalogDir: options.catalogDir, indexDir: path.join(tmp, 'in-process'), embedder, batchSize: batch, select });
+    const inProc = await buildIndex({ catalogDir: options.catalogDir, indexDir: place('in-process'), embedder, batchSize: batch, select });
     const inProcMs = 1000 / inProc.imagesPerSecond;
 
     log(`queue + store, one worker in this process: ${n} items...`);
-    const qLoc = path.join(tmp, 'queued');
+    const qLoc = place('queued');
     const track = async (location: string) => {
       const name = queueNameFor(location);
       const queue = new Queue(name, { connection: redis, prefix: KEY_PREFIX });
@@ -84,7 +98,7 @@ export async function runQueueBench(options: {
     const workers: QueueBenchResult['workers'] = [];
     for (const w of [1, 2]) {
       log(`${w} worker process(es): ${n} items...`);
-      const loc = path.join(tmp, `workers-${w}`);
+      const loc = place(`workers-${w}`);
       await enqueueIndex({ catalogDir: options.catalogDir, location: loc, queue: options.queue, batchSize: batch, select });
       const finished = await track(loc);
       const { command, args } = options.workerCommand(loc);
@@ -107,6 +121,7 @@ export async function runQueueBench(options: {
       return { machines, hours: 1_000_000 / rate / 3600, limit: wanted > storeItemsPerSecond ? `store writes (${storeItemsPerSecond.toFixed(0)} items/s)` : `CNN (${rate1.toFixed(1)} images/s per machine)` };
     });
     return {
+      store: options.store ? `PostgreSQL ${redact(options.store)} (throwaway indexes)` : 'SQLite (temporary folders)',
       items: n, batch,
       inProcess: { msPerItem: inProcMs, imagesPerSecond: inProc.imagesPerSecond },
       queued: { msPerItem: qMs, imagesPerSecond: 1000 / qMs, split },

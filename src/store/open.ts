@@ -4,7 +4,8 @@
  */
 import { acquireIndexLock } from './lock.js';
 import { isStoreUrl, parseLocation } from './location.js';
-import { lockIndex, PgStore } from './postgres.js';
+import { rmSync } from 'node:fs';
+import { dropIndex, lockIndex, PgStore } from './postgres.js';
 import { SqliteStore } from './sqlite.js';
 import type { IndexLock, Store } from './types.js';
 
@@ -21,6 +22,12 @@ export async function openStore(location: string, options: OpenOptions = {}): Pr
 /** The index's single-writer lock, taken before the store is opened for writing. */
 export async function lockStore(location: string, purpose: string): Promise<IndexLock> {
   return isStoreUrl(location) ? lockIndex(parseLocation(location), purpose) : acquireIndexLock(location, purpose);
+}
+
+/** Deletes a whole index: its folder, or its schema in PostgreSQL (benchmarks' throwaway indexes). */
+export async function removeIndex(location: string): Promise<void> {
+  if (isStoreUrl(location)) await dropIndex(parseLocation(location));
+  else rmSync(location, { recursive: true, force: true });
 }
 
 /** After a writer's run: SQLite goes back to a self-contained file; others need nothing. */

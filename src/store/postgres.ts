@@ -554,6 +554,19 @@ export async function lockIndex(where: PgLocation, purpose: string): Promise<Ind
   return { release: () => client.end().catch(() => {}) };
 }
 
+/** Drops an index's schema and everything in it. */
+export async function dropIndex(where: PgLocation): Promise<void> {
+  const client = new pg.Client({ connectionString: where.url, application_name: 'lookalike' });
+  try {
+    await client.connect();
+    await client.query(`DROP SCHEMA IF EXISTS "${where.index}" CASCADE`);
+  } catch (err) {
+    throw pgError(err, where, 'drop the index');
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
 /** Creates or upgrades the index's schema under an advisory lock; refuses a newer one. */
 async function migrate(c: pg.PoolClient, where: PgLocation, create: boolean): Promise<void> {
   const schema = `"${where.index}"`;

@@ -29,8 +29,8 @@ export function registerBenchCommand(program: Command): void {
     .option('--store-load', 'what a replica pays to load the index into memory from its store (folder or --store), cold; for PostgreSQL COPY BINARY against a plain SELECT')
     .addOption(new Option('--serve-probe <dir>').hideHelp())
     .option('--json', 'print JSON')
-    .addHelpText('after', '\nExamples:\n  lookalike bench\n  lookalike bench --ann\n  lookalike bench --synthetic 1000000\n  lookalike bench --queue redis://127.0.0.1:6379 --items 160')
-    .action(action(async (flags: { index: string; catalog: string; items: number; rounds: number; queries?: number; batch: number; queue?: string; ann?: boolean; synthetic?: number; noise: number; serveProbe?: string; storeLoad?: boolean; dbSearch?: boolean; json?: boolean }) => {
+    .addHelpText('after', '\nExamples:\n  lookalike bench\n  lookalike bench --ann\n  lookalike bench --synthetic 1000000\n  lookalike bench --queue redis://127.0.0.1:6379 --items 160\n  lookalike bench --queue redis://127.0.0.1:6379 --store postgres://postgres@127.0.0.1:5432/test   # the queue + PostgreSQL path')
+    .action(action(async (flags: { index: string; catalog: string; items: number; rounds: number; queries?: number; batch: number; queue?: string; ann?: boolean; synthetic?: number; noise: number; serveProbe?: string; storeLoad?: boolean; dbSearch?: boolean; store?: string; json?: boolean }) => {
       const log = (m: string) => process.stderr.write(`${m}\n`);
       if (flags.dbSearch) {
         const r = await runDbSearchBench(flags.index, { queries: flags.queries });
@@ -62,12 +62,12 @@ export function registerBenchCommand(program: Command): void {
       if (flags.queue) {
         const queueUrl = flags.queue;
         const r = await runQueueBench({
-          catalogDir: flags.catalog, queue: queueUrl, items: flags.items, batch: flags.batch, log,
+          catalogDir: flags.catalog, queue: queueUrl, items: flags.items, batch: flags.batch, log, store: flags.store,
           workerCommand: (dir) => ({ command: process.execPath, args: [...process.execArgv, process.argv[1], 'worker', '--index', dir, '--queue', queueUrl] }),
         });
         if (flags.json) return printJson(r);
         const f = (x: number) => x.toFixed(1);
-        print(`${r.items} items of ${flags.catalog}, batch ${r.batch}, SQLite store in a temporary folder`);
+        print(`${r.items} items of ${flags.catalog}, batch ${r.batch}, store: ${r.store}`);
         print(table([
           ['path', 'ms per item', 'images/s'],
           ['in process (lookalike index)', f(r.inProcess.msPerItem), f(r.inProcess.imagesPerSecond)],
