@@ -2,8 +2,10 @@
  * `lookalike bench --queue`: what indexing through the job queue costs, in one run on the
  * same items. (1) In process, as `lookalike index`; (2) the same items through Redis and one
  * worker in this process, with the worker's time split into image preparation, network,
- * store write and queue bookkeeping; (3) throughput with 1 and with 2 worker processes. From
- * the per-worker rate: wall time for 1,000,000 images on W machines and what limits first.
+ * store write and queue bookkeeping; (3) throughput with 1 and with 2 worker processes;
+ * (4) the store write and the queue bookkeeping per item alone, which is what the queue path
+ * adds to the CNN's work. From the per-worker rate and the store's write rate: wall time for
+ * 1,000,000 images on W machines and what limits first.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -16,9 +18,9 @@ import { Embedder } from '../model/embedder.js';
 import { defaultSettings } from '../model/registry.js';
 import { connect, KEY_PREFIX, parseQueueUrl, queueNameFor } from '../queue/connection.js';
 import { enqueueIndex } from '../queue/enqueue.js';
-import { runProgress, type RunProgress } from '../queue/run.js';
+import { countBatch, markStarted, runProgress, startRun, type RunProgress } from '../queue/run.js';
 import { redact, storeLocation } from '../store/location.js';
-import { removeIndex } from '../store/open.js';
+import { openStore, removeIndex } from '../store/open.js';
 import { randomBytes } from 'node:crypto';
 import { startWorker, type BatchTiming } from '../queue/worker.js';
 
@@ -29,7 +31,13 @@ export interface QueueBenchResult {
   batch: number;
   inProcess: { msPerItem: number; imagesPerSecond: number };
   queued: { msPerItem: number; imagesPerSecond: number; split: { prepareMs: number; cnnMs: number; storeMs: number; queueMs: number } };
-  /** (queued - in process) per item, and store + queue time per item, as shares of the network's time per item. */
+  /**
+   * The store's write and the queue's bookkeeping per item, each measured alone (nothing else
+   * running). Inside a worker the same calls also wait for the CPU that the other batch's
+   * network holds (`queued.split`), which is not their own cost.
+   */
+  alone: { storeMs: number; queueMs: number };
+  /** (queued - in process) per item, and store + queue time per item measured alone, as shares of the network's time per item. */
   overhead: { endToEndShareOfCnn: number; storeAndQueueShareOfCnn: number };
   workers: Array<{ workers: number; imagesPerSecond: number }>;
   /** Items per second one store takes (its write time per item) and image bytes per item. */
@@ -68,7 +76,8 @@ export async function runQueueBench(options: {
     await buildIndex({ catalogDir: options.catalogDir, indexDir: place('warm'), embedder, batchSize: batch, select: (id) => id === chosen[0].id });
 
     log(`in process: ${n} items...`);
-    const inProc = await buildIndex({ catalogDir: options.catalogDir, indexDir: place('in-process'), embedder, batchSize: batch, select });
+    const inProcLoc = place('in-process');
+    const inProc = await buildIndex({ catalogDir: options.catalogDir, indexDir: inProcLoc, embedder, batchSize: batch, select });
     const inProcMs = 1000 / inProc.imagesPerSecond;
 
     log(`queue + store, one worker in this process: ${n} items...`);
@@ -112,8 +121,9 @@ export async function runQueueBench(options: {
       }
     }
 
+    const alone = await measureAlone(place('write-alone'), inProcLoc, redis, `bench-alone-${run}`, batch);
     const rate1 = workers[0].imagesPerSecond;
-    const storeItemsPerSecond = 1000 / split.storeMs;
+    const storeItemsPerSecond = 1000 / alone.storeMs;
     const meanImageBytes = chosen.reduce((s, i) => s + statSync(i.imagePath).size, 0) / n;
     const projection = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000].map((machines) => {
       const wanted = machines * rate1;
@@ -125,7 +135,8 @@ export async function runQueueBench(options: {
       items: n, batch,
       inProcess: { msPerItem: inProcMs, imagesPerSecond: inProc.imagesPerSecond },
       queued: { msPerItem: qMs, imagesPerSecond: 1000 / qMs, split },
-      overhead: { endToEndShareOfCnn: (qMs - inProcMs) / split.cnnMs, storeAndQueueShareOfCnn: (split.storeMs + split.queueMs) / split.cnnMs },
+      alone,
+      overhead: { endToEndShareOfCnn: (qMs - inProcMs) / split.cnnMs, storeAndQueueShareOfCnn: (alone.storeMs + alone.queueMs) / split.cnnMs },
       workers, storeItemsPerSecond, meanImageBytes, projection,
     };
   } finally {
@@ -133,5 +144,41 @@ export async function runQueueBench(options: {
     redis.disconnect();
     await embedder.release();
     rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The per-item cost of the two calls the queue path adds, alone: writing the in-process
+ * index's vectors again into a fresh index of the same store, batch by batch as a worker
+ * writes them, and a worker's two Redis calls per batch on a throwaway run.
+ */
+async function measureAlone(target: string, source: string, redis: ReturnType<typeof connect>, queue: string, batch: number): Promise<{ storeMs: number; queueMs: number }> {
+  const from = await openStore(source, { readonly: true });
+  const to = await openStore(target, { create: true });
+  try {
+    await from.preload?.(['max', 'avg', 'colour']);
+    const [max, avg, colour] = (['max', 'avg', 'colour'] as const).map((k) => from.loadMatrix(k));
+    const sources = await from.imageSources();
+    await to.setManifest(from.getManifest()!);
+    await to.upsertItems(from.listItems());
+    const row = (m: typeof max, r: number) => m.data.slice(r * m.dim, (r + 1) * m.dim);
+    const n = max.ids.length;
+    const t0 = performance.now();
+    for (let b = 0; b < n; b += batch) {
+      await to.putVectors(max.ids.slice(b, b + batch).map((id, i) => ({ id, max: row(max, b + i), avg: row(avg, b + i), colour: row(colour, b + i), source: sources.get(id) })));
+    }
+    const storeMs = (performance.now() - t0) / n;
+    await startRun(redis, queue, { id: 'alone', index: target, catalog: '', total: n, jobs: Math.ceil(n / batch), createdAt: new Date().toISOString() });
+    const t1 = performance.now();
+    for (let b = 0; b < n; b += batch) {
+      await markStarted(redis, queue, 'alone');
+      await countBatch(redis, queue, 'alone', `alone-${b}`, Math.min(batch, n - b), 0);
+    }
+    const queueMs = (performance.now() - t1) / n;
+    await redis.del(`${KEY_PREFIX}:${queue}:lk:run`, `${KEY_PREFIX}:${queue}:lk:counted`);
+    return { storeMs, queueMs };
+  } finally {
+    await from.close();
+    await to.close();
   }
 }
