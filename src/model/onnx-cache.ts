@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { cacheDir } from '../paths.js';
 import { LookalikeError } from '../errors.js';
 import { layersModelToOnnx, readLayersModel } from './convert.js';
-import { calibrationId, foldModel, quantiseModel, QUANTISER_VERSION, type Calibration } from './quantise.js';
+import { calibrationId, foldModel, quantiseModel, QUANTISERS_BUILT, type Calibration } from './quantise.js';
 import { getBackbone } from './registry.js';
 
 /** Bump when the converter's output changes, so stale cache files are not reused. */
@@ -39,13 +39,14 @@ export async function ensureOnnxModel(backboneName: string, log: (msg: string) =
  * the index (queries, the server, workers) runs exactly the same model.
  */
 export async function ensureQuantisedModel(backboneName: string, calibration: Calibration, log: (msg: string) => void = () => {}): Promise<ConvertedModel> {
-  if (calibration.quantiser !== QUANTISER_VERSION) {
-    // The index was quantised by another version of the quantiser: this one would embed
-    // queries differently from the stored vectors.
-    throw new LookalikeError('MODEL_MISMATCH', { index: 'this index', indexed: `int8 quantiser v${calibration.quantiser}`, requested: `int8 quantiser v${QUANTISER_VERSION}` });
+  if (!QUANTISERS_BUILT.includes(calibration.quantiser)) {
+    // Quantised by a version whose graph this one cannot build: it would embed queries
+    // differently from the stored vectors.
+    throw new LookalikeError('MODEL_MISMATCH', { index: 'this index', indexed: `int8 quantiser v${calibration.quantiser}`, requested: `int8 quantiser v${QUANTISERS_BUILT.join(' or v')}` });
   }
   const fp32 = await ensureOnnxModel(backboneName, log);
-  const onnxPath = fp32.onnxPath.replace(/\.onnx$/, `-int8q${QUANTISER_VERSION}-${calibrationId(calibration)}.onnx`);
+  // The calibration's own version names the graph (an older index keeps its graph).
+  const onnxPath = fp32.onnxPath.replace(/\.onnx$/, `-int8q${calibration.quantiser}-${calibrationId(calibration)}.onnx`);
   if (existsSync(onnxPath)) return { onnxPath, weightsId: fp32.weightsId };
   log(`quantising ${backboneName} to int8 (once per calibration) -> ${onnxPath}`);
   await writeAtomically(onnxPath, quantiseModel(foldModel(await readFile(fp32.onnxPath)), calibration));

@@ -14,8 +14,8 @@
  *      node goes away); Conv weights are int8 per output channel, symmetric (-127..127).
  *      8 bits, not the 7 that x86 CPUs without VNNI need to rule out int16 saturation of
  *      u8 x s8 pair sums: 7 bits cost the embeddings a lot (worst cosine to float32 on 48
- *      catalog photos 0.974 against 0.990), and this machine has AVX512-VNNI. The first
- *      Conv stays float32 (below). Biases are int32 at the scale x_scale * w_scale.
+ *      catalog photos 0.974 against 0.990), and this machine has AVX512-VNNI. Every Conv is
+ *      integer, the first one included since version 4 (below). Biases are int32 at the scale x_scale * w_scale.
  *      The last residual Add, its ReLU and everything after it (both poolings, the
  *      feature map, the classifier) stay float32: they are cheap and are what the index
  *      stores, so they are not rounded to 256 levels.
@@ -29,17 +29,28 @@ type TensorProto = onnxProto.onnx.ITensorProto;
 type AttributeProto = onnxProto.onnx.IAttributeProto;
 type GraphProto = onnxProto.onnx.IGraphProto;
 
-/** Bump when the quantised graph changes for the same calibration, so cached files are not reused. */
-export const QUANTISER_VERSION = 3;
+/**
+ * Bump when the quantised graph changes for the same calibration, so cached files are not
+ * reused. A calibration records the version that measured it, and its graph is built the
+ * way that version built it (QUANTISERS_BUILT), so indexes made before keep embedding
+ * their queries exactly as they embedded their catalog.
+ */
+export const QUANTISER_VERSION = 4;
+/** Versions whose graphs this quantiser still builds: 3 kept the first Conv in float32. */
+export const QUANTISERS_BUILT: readonly number[] = [3, 4];
 
 /** The largest weight magnitude: 8 bits, see the header. */
 const WEIGHT_QMAX = 127;
 
 /**
- * The first Conv stays float32: it sees the image itself (3 channels, where int8 loses
- * most, cosine 0.990 -> 0.992 at the worst of 48 photos) and is ~3% of the operations.
+ * Version 3 kept the first Conv in float32: it sees the image itself (3 channels, where
+ * int8 loses most: worst cosine to float32 of 64 catalog photos 0.9877 -> 0.9835) and is
+ * ~3% of the operations. But at 224x224 that float Conv, the reordering of its output out
+ * of onnxruntime's blocked layout and the float max pooling took 37% of the int8 model's
+ * time (QLinearConv 58%); version 4 runs it as a QLinearConv too.
  */
 const keepFirstConvFloat = (node: NodeProto) => node.opType === 'Conv' && node.input?.[0] === 'input';
+const keepNothingFloat = () => false;
 
 /** Calibrated ranges: what an int8 index records in its manifest, so every process derives the same model. */
 export interface Calibration {
@@ -262,7 +273,7 @@ export function uint8Params([min, max]: [number, number]): QParams {
 export function quantiseModel(folded: FoldedModel, calibration: Calibration, options: { weightQmax?: number; keepFloat?: (node: NodeProto) => boolean } = {}): Uint8Array {
   const { nodes, weights } = folded;
   const qmax = options.weightQmax ?? WEIGHT_QMAX;
-  const p = plan(folded, options.keepFloat ?? keepFirstConvFloat);
+  const p = plan(folded, options.keepFloat ?? (calibration.quantiser >= 4 ? keepNothingFloat : keepFirstConvFloat));
   const absorbedRelus = new Set(p.absorbs.values());
   const out: NodeProto[] = [];
   const inits: TensorProto[] = [...(folded.graph.initializer ?? [])];

@@ -96,7 +96,7 @@ export interface EmbeddingSettings {
  * The fast indexing choice (`index --precision int8 --size 168x224`): int8 arithmetic at the
  * catalog photos' 3:4 portrait aspect (60x80: nothing stretched, 25% fewer operations).
  */
-export const FAST_SETTINGS: Pick<EmbeddingSettings, 'precision' | 'width' | 'height'> = { precision: 'int8', width: 168, height: 224 };
+export const FAST_SETTINGS: Pick<EmbeddingSettings, 'precision' | 'width' | 'height'> = { precision: 'int8', width: 224, height: 224 };
 
 export function defaultSettings(overrides: Partial<EmbeddingSettings> = {}): EmbeddingSettings {
   const backbone = getBackbone(overrides.backbone ?? DEFAULT_BACKBONE);
