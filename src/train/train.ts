@@ -28,6 +28,12 @@ import { DEFAULT_VIEWS, embedViews, planViews, type TrainingViews } from './view
 /** Measured with `lookalike robustness` (README, "Shopper photos"). */
 export const WHITENING_SHRINKAGE = 0;
 
+/** Measured with `lookalike robustness` (README, "Shopper photos"). */
+export const VIEW_PULL = 0;
+
+/** Name of the view-to-item task in the per-epoch losses (the label columns' are their names). */
+export const VIEW_TASK = '~item';
+
 export interface TrainOptions {
   indexDir: string;
   /** Label columns; default: those of DEFAULT_LABELS the catalog has. */
@@ -68,6 +74,12 @@ export interface TrainOptions {
    * embedded once and stored with the index. Default DEFAULT_VIEWS; 0: packshots only.
    */
   views?: number;
+  /**
+   * Loss weight of the pull of each view toward its own item: one more cosine classifier
+   * (not kept in the head) whose classes are the viewed items, the packshot and its views
+   * sharing a class. Default VIEW_PULL; 0: views only count as labelled samples.
+   */
+  viewPull?: number;
   /** Called while views are embedded. */
   onViews?: (done: number, total: number) => void;
   /** Make the head the index's embedding (default true). */
@@ -299,7 +311,20 @@ export async function trainHead(options: TrainOptions): Promise<TrainReport> {
     weight: options.taskWeights?.[t.column] ?? DEFAULT_TASK_WEIGHTS[t.column] ?? (i === 0 ? 1 : (options.secondaryWeight ?? 1)),
     classWeights: classWeights(t.counts, i === 0 ? (options.balance ?? 0.5) : (options.secondaryBalance ?? 0)),
   }));
-  const params = initParams(shape, tasks, rng);
+  // The pull of views toward their items: a class per viewed item, its packshot and views
+  // labelled with it, every other row left out of this loss.
+  const pull = options.viewPull ?? VIEW_PULL;
+  const trainTasks = [...tasks];
+  if (views && nViews && pull > 0) {
+    const itemClass = new Map<number, number>();
+    for (const r of views.rows) if (!itemClass.has(r)) itemClass.set(r, itemClass.size);
+    const c = new Int32Array(n + nViews).fill(-1);
+    for (const [r, k] of itemClass) c[r] = k;
+    for (let v = 0; v < nViews; v++) c[n + v] = itemClass.get(views.rows[v])!;
+    codes.push(c);
+    trainTasks.push({ name: VIEW_TASK, group: 'style', classes: itemClass.size, weight: pull, classWeights: new Float32Array(itemClass.size).fill(1) });
+  }
+  const params = initParams(shape, trainTasks, rng);
   const optimiser = new AdamW();
   // An epoch goes over the training items and their views (rows n and up).
   const samples = trainRows.length + nViews;
@@ -331,7 +356,7 @@ export async function trainHead(options: TrainOptions): Promise<TrainReport> {
       const x = new Float32Array(b * din);
       for (let i = 0; i < b; i++) x.set(inputs.subarray(rows[i] * din, (rows[i] + 1) * din), i * din);
       const targets = codes.map((c) => Int32Array.from(rows, (r) => c[r]));
-      const result = await step(shape, tasks, params, hyper, x, b, targets, rng);
+      const result = await step(shape, trainTasks, params, hyper, x, b, targets, rng);
       if (Object.values(result.loss).some((v) => !Number.isFinite(v))) { diverged = true; break; }
       const progress = stepCount / totalSteps;
       const lr = hyper.lr * Math.min(1, (stepCount + 1) / warmup) * 0.5 * (1 + Math.cos(Math.PI * progress));

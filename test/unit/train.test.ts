@@ -10,13 +10,14 @@ import { batchTopK, normaliseRows } from '../../src/search/kernel.js';
 import { isHeldOut } from '../../src/eval/split.js';
 import { Random } from '../../src/math/random.js';
 import { classWeights, editKind, planLabels } from '../../src/train/labels.js';
-import { parseLabelSpec, trainHead, type TrainOptions } from '../../src/train/train.js';
+import { parseLabelSpec, trainHead, VIEW_TASK, type TrainOptions } from '../../src/train/train.js';
 import { decodeHead, encodeHead, readHeadFile, writeHeadFile, MODES } from '../../src/head/head.js';
 import { adoptHeadFile, embedSync, HEAD_FILE, removeHead } from '../../src/head/index-head.js';
 import { gemm, mat } from '../../src/head/gemm.js';
 import { fitReducer, applyReducer } from '../../src/head/reduce.js';
 import { AdamW, DEFAULT_HYPER, initParams, step, type NetShape, type TaskSpec } from '../../src/head/network.js';
 import { makeCatalog, tempDir } from '../helpers/fixtures.js';
+import { runCli } from '../helpers/cli.js';
 import { decodeViews, planViews, VIEW_SEED_BASE, VIEWS_FILE } from '../../src/train/views.js';
 import { QUERY_HOLDOUT, querySeed } from '../../src/eval/robustness.js';
 import { PERTURBATIONS, perturbPhoto, type Perturbation } from '../../src/eval/perturb.js';
@@ -577,7 +578,21 @@ describe('training on shopper-photo views (real backbone)', () => {
     expect(none.views).toBeUndefined();
     expect(none.head.meta.trained.views).toBeUndefined();
     expect(none.head.id).not.toBe(first.head.id);
+    // Pulling views toward their own item is one more loss over the same samples.
+    const pulled = await trainHead({ indexDir, ...options, views: 12, viewPull: 1 });
+    expect(pulled.epochs[0].loss[VIEW_TASK]).toBeGreaterThan(0);
+    expect(first.epochs[0].loss[VIEW_TASK]).toBeUndefined();
+    expect(pulled.head.id).not.toBe(first.head.id);
+    expect([...pulled.head.tensors.keys()]).toEqual([...first.head.tensors.keys()]);
     // And the head still reads back from its file.
     expect(decodeHead(encodeHead(first.head), 'views head').id).toBe(first.head.id);
+
+    // The command line: views by default (read back here), --no-views for packshots only.
+    const cli = runCli(['train', '--index', indexDir, '--views', '12', '--epochs', '2', '--json']);
+    expect(cli.code, cli.stderr).toBe(0);
+    expect(JSON.parse(cli.stdout).views).toMatchObject({ count: 12, embedded: 0, reused: 12 });
+    const plain = runCli(['train', '--index', indexDir, '--no-views', '--epochs', '2', '--json']);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(JSON.parse(plain.stdout).views).toBeUndefined();
   });
 });

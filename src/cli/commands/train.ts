@@ -25,6 +25,7 @@ interface TrainFlags {
   shrinkage?: number;
   /** A count, or false for --no-views. */
   views?: number | false;
+  viewPull?: number;
   json?: boolean;
 }
 
@@ -43,6 +44,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--shrinkage <s>', 'regularised whitening: each principal component scaled by 1/sqrt(variance + s x mean variance); 0 whitens fully (default: WHITENING_SHRINKAGE)', floatArg('shrinkage', 0, 1000))
     .option('--views <n>', `shopper photos of training items (busy background, small, tilted, dim light, blur, neighbours) to learn from besides the packshots: embedded once, stored with the index, reused by later runs (default ${DEFAULT_VIEWS})`, intArg('views', 1, 100_000))
     .option('--no-views', 'learn from the packshots only')
+    .option('--view-pull <w>', 'loss weight pulling each view toward its own item (0: views count only as labelled samples; default: VIEW_PULL)', floatArg('view-pull', 0, 100))
     .option('--json', 'print the report as JSON')
     .addHelpText('after', `
 Modes (lookalike query/similar/recommend/export/eval --mode, and the web page):
@@ -72,7 +74,7 @@ Examples:
         epochs: flags.epochs,
         holdout: flags.holdout,
         seed: flags.seed, shrinkage: flags.shrinkage,
-        views: flags.views === false ? 0 : flags.views,
+        views: flags.views === false ? 0 : flags.views, viewPull: flags.viewPull,
         defaultMode: flags.defaultMode,
         log: say,
         onViews: (done, total) => { if (done === total || done % 400 < 8) say(`views: ${done}/${total} embedded`); },
