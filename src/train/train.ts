@@ -6,6 +6,9 @@
  * A share of the items (isHeldOut(id, fraction), the split `lookalike eval --queries`
  * uses) is never trained on: it drives early stopping and gives the before/after figures,
  * measured as held-out items querying the training items.
+ *
+ * Besides the packshots, it learns from shopper photos of training items (train/views.ts):
+ * the one step that runs the CNN, once per view, its vectors then stored with the index.
  */
 import { DEFAULT_MODE, FASHION_LABELS } from '../defaults.js';
 import { DEFAULT_LOCALISATION } from '../lookalike.js';
