@@ -110,6 +110,8 @@ export const INDEX_FILES = {
   head: 'head.lkhead',
   /** The 2-D map for the page (`lookalike map`). */
   map: 'map.json',
+  /** Shopper-photo views of training items, embedded once for `lookalike train` (train/views.ts). */
+  views: 'train-views.lkviews',
   /** Derived, rebuildable files (flat vector matrices, the head's projections). */
   cache: 'cache',
 } as const;

@@ -78,6 +78,14 @@ export interface RobustnessResult {
 /** The share of the catalog robustness queries come from, and training views never do. */
 export const QUERY_HOLDOUT = 0.2;
 
+/**
+ * The perturbPhoto seed of query `i` for `--seed seed`. Exported so that training views
+ * (train/views.ts) can prove theirs never coincide.
+ */
+export function querySeed(seed: number, i: number): number {
+  return seed * 1_000_003 + i;
+}
+
 interface NamedSpace { space: EmbeddingSpace; label: string }
 
 function spacesOf(lookalike: Lookalike): NamedSpace[] {
@@ -135,7 +143,7 @@ export async function evaluateRobustness(lookalike: Lookalike, options: Robustne
   for (let start = 0; start < total; start += batch) {
     const slice = queries.slice(start, start + batch);
     const photos = await Promise.all(slice.map((q, i) => perturbPhoto(
-      engine.items[q.row].image, q.kind, seed * 1_000_003 + start + i, q.others.map((o) => engine.items[o].image),
+      engine.items[q.row].image, q.kind, querySeed(seed, start + i), q.others.map((o) => engine.items[o].image),
     )));
     const prepared: PreparedImage[] = await Promise.all(photos.map((p, i) => prepareImage(p, { ...prep, label: `query ${start + i}` })));
     const tensor = new Float32Array(prepared.length * prepared[0].tensor.length);

@@ -55,6 +55,8 @@ export interface HeadMeta {
     seconds: number;
     seed: number;
     hyper: Hyper;
+    /** Shopper-photo views trained on besides the packshots (train/views.ts); absent: none. */
+    views?: { count: number; items: number; localise: string };
   };
   /** Held-out figures measured at training time (see train.ts). */
   results?: unknown;

@@ -4,19 +4,23 @@ import path from 'node:path';
 import { isLookalikeError } from '../../src/errors.js';
 import { defaultSettings } from '../../src/model/registry.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
-import { Lookalike } from '../../src/lookalike.js';
+import { DEFAULT_LOCALISATION, Lookalike } from '../../src/lookalike.js';
 import { buildIndex } from '../../src/indexing/build.js';
 import { batchTopK, normaliseRows } from '../../src/search/kernel.js';
 import { isHeldOut } from '../../src/eval/split.js';
 import { Random } from '../../src/math/random.js';
 import { classWeights, editKind, planLabels } from '../../src/train/labels.js';
-import { parseLabelSpec, trainHead, type TrainOptions } from '../../src/train/train.js';
+import { parseLabelSpec, trainHead, VIEW_TASK, type TrainOptions } from '../../src/train/train.js';
 import { decodeHead, encodeHead, readHeadFile, writeHeadFile, MODES } from '../../src/head/head.js';
 import { adoptHeadFile, embedSync, HEAD_FILE, removeHead } from '../../src/head/index-head.js';
 import { gemm, mat } from '../../src/head/gemm.js';
 import { fitReducer, applyReducer } from '../../src/head/reduce.js';
 import { AdamW, DEFAULT_HYPER, initParams, step, type NetShape, type TaskSpec } from '../../src/head/network.js';
 import { makeCatalog, tempDir } from '../helpers/fixtures.js';
+import { runCli } from '../helpers/cli.js';
+import { decodeViews, planViews, VIEW_SEED_BASE, VIEWS_FILE } from '../../src/train/views.js';
+import { QUERY_HOLDOUT, querySeed } from '../../src/eval/robustness.js';
+import { PERTURBATIONS, perturbPhoto, type Perturbation } from '../../src/eval/perturb.js';
 
 const DIM = 32;
 const COLOUR = 144;
@@ -65,8 +69,8 @@ function writeSyntheticIndex(items: Synthetic[], columns = COLUMNS): string {
   return dir;
 }
 
-/** Small network settings so each training run takes a second or two. */
-const SMALL: Partial<TrainOptions> = { hidden: 64, dim: 16, colourDim: 8, reduced: 48, epochs: 40, patience: 10 };
+/** Small network settings so each training run takes a second or two; synthetic items have no photos to draw views of. */
+const SMALL: Partial<TrainOptions> = { hidden: 64, dim: 16, colourDim: 8, reduced: 48, epochs: 40, patience: 10, views: 0 };
 
 /** Held-out precision@5 of an attribute in a matrix (held-out items query the rest). */
 async function heldOutP5(matrix: Float32Array, dim: number, ids: string[], labels: string[]): Promise<number> {
@@ -487,5 +491,108 @@ describe('index --head (real backbone)', () => {
     store.close();
     writeFileSync(path.join(refused, 'junk.lkhead'), 'junk');
     await expect(buildIndex({ catalogDir: catalog, indexDir: refused, head: path.join(refused, 'junk.lkhead') })).rejects.toMatchObject({ code: 'HEAD_UNREADABLE' });
+  });
+});
+
+describe('training on shopper-photo views (real backbone)', () => {
+  it('plans views of training items only, every kind, with seeds robustness never uses', () => {
+    const ids = Array.from({ length: 400 }, (_, i) => String(5000 + i));
+    const all = ids.map((_, r) => r);
+    const plan = planViews(ids, all, 120, 1, 0.2);
+    expect(plan).toHaveLength(120);
+    expect(planViews(ids, all, 120, 1, 0.2)).toEqual(plan);
+    for (const v of plan) {
+      // Neither the training hold-out nor robustness's query share (a wider training
+      // hold-out is honoured too).
+      for (const id of [ids[v.row], ids[v.others[0]], ids[v.others[1]]]) {
+        expect(isHeldOut(id, 0.2)).toBe(false);
+        expect(isHeldOut(id, QUERY_HOLDOUT)).toBe(false);
+      }
+      expect(v.others).not.toContain(v.row);
+    }
+    expect(planViews(ids, all, 120, 1, 0.5).every((v) => !isHeldOut(ids[v.row], 0.5))).toBe(true);
+    expect(new Set(plan.map((v) => v.kind))).toEqual(new Set(PERTURBATIONS));
+    // Only the rows offered (the labelled training rows) are drawn.
+    const offered = all.filter((r) => r % 3 === 0);
+    expect(planViews(ids, offered, 60, 1, 0.2).every((v) => v.row % 3 === 0 && v.others.every((o) => o % 3 === 0))).toBe(true);
+    // Seeds: above every robustness seed for --seed 0..4000 (100,000 queries each), below 2^32.
+    const robustnessTop = querySeed(4000, 100_000);
+    expect(robustnessTop).toBeLessThan(VIEW_SEED_BASE);
+    for (const trainSeed of [0, 1, 2, 12345, 2 ** 32 - 1]) {
+      for (const v of planViews(ids, all, 50, trainSeed, 0.2)) {
+        expect(v.seed).toBeGreaterThanOrEqual(VIEW_SEED_BASE);
+        expect(v.seed).toBeLessThan(2 ** 32);
+      }
+    }
+    expect(new Set(plan.map((v) => v.seed)).size).toBe(plan.length);
+    expect(planViews(ids, all, 10, 2, 0.2).map((v) => v.seed)).not.toEqual(plan.slice(0, 10).map((v) => v.seed));
+  });
+
+  it('embeds views of training items pooled as photo queries, stores them with the index, reuses them, and trains on them', async () => {
+    const catalog = await makeCatalog();
+    const indexDir = tempDir('lookalike-views-');
+    dirs.push(catalog, indexDir);
+    await buildIndex({ catalogDir: catalog, indexDir });
+    const options: Partial<TrainOptions> = { ...SMALL, epochs: 4, patience: 10, compare: false, install: false };
+
+    const first = await trainHead({ indexDir, ...options, views: 12 });
+    expect(first.views).toMatchObject({ count: 12, embedded: 12, reused: 0 });
+    expect(first.head.meta.trained.views).toMatchObject({ count: 12, localise: DEFAULT_LOCALISATION });
+    const store = SqliteStore.open(indexDir, { readonly: true });
+    const stored = decodeViews(store.getFile(VIEWS_FILE));
+    const items = new Map(store.listItems().map((i) => [i.id, i]));
+    store.close();
+    expect(stored?.meta.keys).toHaveLength(12);
+    const viewed = stored!.meta.keys.map((k) => k.split('|'));
+    for (const [id, , seed] of viewed) {
+      expect(isHeldOut(id, 0.2)).toBe(false);
+      expect(isHeldOut(id, QUERY_HOLDOUT)).toBe(false);
+      expect(Number(seed)).toBeGreaterThanOrEqual(VIEW_SEED_BASE);
+    }
+
+    // The stored vectors are what a photo query of the same photo gives.
+    const [id, kind, seed, , other0, , other1] = viewed[0];
+    const photo = await perturbPhoto(items.get(id)!.image, kind as Perturbation, Number(seed), [items.get(other0)!.image, items.get(other1)!.image]);
+    const lookalike = await Lookalike.open(indexDir, { readonly: true });
+    try {
+      const query = await lookalike.embedImage(photo);
+      const dim = stored!.meta.dim;
+      const cos = (a: Float32Array, b: Float32Array) => {
+        let ab = 0, aa = 0, bb = 0;
+        for (let j = 0; j < a.length; j++) { ab += a[j] * b[j]; aa += a[j] * a[j]; bb += b[j] * b[j]; }
+        return ab / Math.sqrt(aa * bb);
+      };
+      expect(cos(stored!.max.subarray(0, dim), query.max)).toBeGreaterThan(0.9999);
+      expect(cos(stored!.avg.subarray(0, dim), query.avg)).toBeGreaterThan(0.9999);
+      expect(cos(stored!.colour.subarray(0, stored!.meta.colourDim), query.colour)).toBeGreaterThan(0.9999);
+    } finally {
+      await lookalike.close();
+    }
+
+    // A rerun reads them back instead of running the CNN; more views embed only the new ones.
+    const again = await trainHead({ indexDir, ...options, views: 12 });
+    expect(again.views).toMatchObject({ count: 12, embedded: 0, reused: 12 });
+    expect(again.head.id).toBe(first.head.id);
+    // The views change what is learnt: without them, the same seed gives another head.
+    const none = await trainHead({ indexDir, ...options, views: 0 });
+    expect(none.views).toBeUndefined();
+    expect(none.head.meta.trained.views).toBeUndefined();
+    expect(none.head.id).not.toBe(first.head.id);
+    // Pulling views toward their own item is one more loss over the same samples.
+    const pulled = await trainHead({ indexDir, ...options, views: 12, viewPull: 1 });
+    expect(pulled.epochs[0].loss[VIEW_TASK]).toBeGreaterThan(0);
+    expect(first.epochs[0].loss[VIEW_TASK]).toBeUndefined();
+    expect(pulled.head.id).not.toBe(first.head.id);
+    expect([...pulled.head.tensors.keys()]).toEqual([...first.head.tensors.keys()]);
+    // And the head still reads back from its file.
+    expect(decodeHead(encodeHead(first.head), 'views head').id).toBe(first.head.id);
+
+    // The command line: views by default (read back here), --no-views for packshots only.
+    const cli = runCli(['train', '--index', indexDir, '--views', '12', '--epochs', '2', '--json']);
+    expect(cli.code, cli.stderr).toBe(0);
+    expect(JSON.parse(cli.stdout).views).toMatchObject({ count: 12, embedded: 0, reused: 12 });
+    const plain = runCli(['train', '--index', indexDir, '--no-views', '--epochs', '2', '--json']);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(JSON.parse(plain.stdout).views).toBeUndefined();
   });
 });

@@ -9,6 +9,7 @@ import { removeHead } from '../../head/index-head.js';
 import { DEFAULT_MODE } from '../../defaults.js';
 import { MODES, writeHeadFile, type Mode } from '../../head/head.js';
 import { DEFAULT_LABELS } from '../../train/labels.js';
+import { DEFAULT_VIEWS } from '../../train/views.js';
 import { action, badOption, floatArg, indexOption, intArg, print, printJson, table, type Command } from '../shared.js';
 
 interface TrainFlags {
@@ -22,6 +23,9 @@ interface TrainFlags {
   off?: boolean;
   seed: number;
   shrinkage?: number;
+  /** A count, or false for --no-views. */
+  views?: number | false;
+  viewPull?: number;
   json?: boolean;
 }
 
@@ -38,6 +42,9 @@ export function registerTrainCommand(program: Command): void {
     .option('--off', 'remove the head: search plain ImageNet features again')
     .option('--seed <n>', 'random seed', intArg('seed', 0), 1)
     .option('--shrinkage <s>', 'regularised whitening: each principal component scaled by 1/sqrt(variance + s x mean variance); 0 whitens fully (default: WHITENING_SHRINKAGE)', floatArg('shrinkage', 0, 1000))
+    .option('--views <n>', `shopper photos of training items (busy background, small, tilted, dim light, blur, neighbours) to learn from besides the packshots: embedded once, stored with the index, reused by later runs (default ${DEFAULT_VIEWS})`, intArg('views', 1, 100_000))
+    .option('--no-views', 'learn from the packshots only')
+    .option('--view-pull <w>', 'loss weight pulling each view toward its own item (0: views count only as labelled samples; default: VIEW_PULL)', floatArg('view-pull', 0, 100))
     .option('--json', 'print the report as JSON')
     .addHelpText('after', `
 Modes (lookalike query/similar/recommend/export/eval --mode, and the web page):
@@ -52,7 +59,7 @@ Examples:
   lookalike train --off`)
     .action(action(async (flags: TrainFlags) => {
       if (flags.off) {
-        if (flags.labels || flags.dim || flags.epochs || flags.save) badOption('--off removes the head; it takes no training options.');
+        if (flags.labels || flags.dim || flags.epochs || flags.save || typeof flags.views === 'number') badOption('--off removes the head; it takes no training options.');
         const had = await removeHead(flags.index);
         print(had ? `removed the head: ${describeLocation(flags.index)} searches plain ImageNet features again.` : `${describeLocation(flags.index)} has no head: it already searches plain ImageNet features.`);
         return;
@@ -67,8 +74,10 @@ Examples:
         epochs: flags.epochs,
         holdout: flags.holdout,
         seed: flags.seed, shrinkage: flags.shrinkage,
+        views: flags.views === false ? 0 : flags.views, viewPull: flags.viewPull,
         defaultMode: flags.defaultMode,
         log: say,
+        onViews: (done, total) => { if (done === total || done % 400 < 8) say(`views: ${done}/${total} embedded`); },
         onEpoch: (e) => say(`epoch ${String(e.epoch).padStart(2)}/${e.epochs}  loss ${fmt(e.loss, 2)}  held-out p@5 ${fmt(e.validation, 3)}${e.best ? '  *' : ''}  (${e.seconds.toFixed(1)} s)`),
       });
       if (flags.save) await writeHeadFile(report.head, flags.save);
@@ -76,7 +85,8 @@ Examples:
         printJson({ ...summary(report), saved: flags.save });
         return;
       }
-      print(`trained in ${report.seconds.toFixed(0)} s on ${report.trainItems} items (best epoch ${report.bestEpoch} of ${report.epochs.length}); ${report.heldOutItems} held out`);
+      const viewNote = report.views ? ` and ${report.views.count} shopper photos of them (${report.views.embedded} embedded now, ${report.views.seconds.toFixed(0)} s)` : '';
+      print(`trained in ${report.seconds.toFixed(0)} s on ${report.trainItems} items${viewNote} (best epoch ${report.bestEpoch} of ${report.epochs.length}); ${report.heldOutItems} held out`);
       if (report.comparison.length) {
         print(`\nheld-out items (${Math.round(report.head.meta.holdout.fraction * 100)}% by id hash) querying the training items, k=5:`);
         print(table([
@@ -104,6 +114,7 @@ function summary(report: TrainReport) {
     trainItems: report.trainItems,
     heldOutItems: report.heldOutItems,
     seconds: report.seconds,
+    views: report.views,
     bestEpoch: report.bestEpoch,
     epochs: report.epochs,
     baseline: report.baseline,
