@@ -57,13 +57,15 @@ export interface ViewPlan {
 }
 
 /**
- * Up to `count` views spread evenly over the kinds, of rows `candidates` allows (training
+ * Up to `count` views (at most one per kind and item) spread evenly over the kinds, of rows `candidates` allows (training
  * rows), minus any item of the training hold-out (`holdout`) or robustness's query share.
  * Neighbours in clutter photos come from the same rows. Seeded: the same plan every run.
  */
 export function planViews(ids: string[], candidates: ArrayLike<number>, count: number, seed: number, holdout: number): ViewPlan[] {
   const eligible = Array.from(candidates).filter((r) => !isHeldOut(ids[r], holdout) && !isHeldOut(ids[r], QUERY_HOLDOUT));
   if (!eligible.length || count <= 0) return [];
+  // At most one view of each kind per item: beyond that a small catalog only repeats itself.
+  count = Math.min(count, PERTURBATIONS.length * eligible.length);
   const rng = new Random(viewSeed(seed, VIEW_SEED_SPAN - 1));
   const m = Math.min(count, eligible.length);
   const picked = Array.from(sampleWithoutReplacement(rng, eligible.length, m), (i) => eligible[i]);

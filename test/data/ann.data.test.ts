@@ -24,7 +24,7 @@ describe.skipIf(!HAS_DEV_CATALOG)('approximate search on the dev catalog', () =>
     const shared = await devIndex();
     plainDir = copyIndex(shared, 'lookalike-ann-plain-');
     headDir = copyIndex(shared, 'lookalike-ann-head-');
-    await trainHead({ indexDir: headDir });
+    await trainHead({ indexDir: headDir, views: 300 });
   });
 
   afterAll(() => {
