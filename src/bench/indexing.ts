@@ -1,6 +1,6 @@
 /**
  * Indexing throughput, side by side in one run on the same images: the default
- * `lookalike index` (int8, 168x224), `lookalike index` in float32 at 224x224 (the default
+ * `lookalike index` in int8 (FAST_SETTINGS), `lookalike index` in float32 at 224x224 (the default
  * before), and a plain embed-only float32 pipeline (bench/plain.ts). Each is timed from
  * the start of the call to the last vector written (model loading, catalog reading and,
  * for int8, calibration included: what a fresh index costs), best of `rounds`, the three
@@ -61,7 +61,7 @@ export async function runIndexingBench(options: { catalogDir: string; images?: n
       log(`round ${r + 1}/${rounds}: ${chosen.length} images, three pipelines...`);
       keep('plain', { label: 'plain embed-only pipeline', settings: 'fp32 224x224', ...await runPlainPipeline(chosen.map((i) => i.imagePath), path.join(tmp, 'plain.f32'), { backbone: defaults.backbone, batch }) });
       keep('fp32', await index('lookalike index, float32 224x224', path.join(tmp, 'fp32'), FP32_224));
-      keep('default', await index('lookalike index --precision int8 --size 168x224', path.join(tmp, 'default'), FAST_SETTINGS));
+      keep('default', await index(`lookalike index --precision int8 --size ${FAST_SETTINGS.width}x${FAST_SETTINGS.height}`, path.join(tmp, 'default'), FAST_SETTINGS));
     }
     log('cosine int8 vs float32 at the same size...');
     await index('', path.join(tmp, 'fp32-same'), { width: FAST_SETTINGS.width, height: FAST_SETTINGS.height, precision: 'fp32' });

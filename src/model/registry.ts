@@ -57,10 +57,11 @@ export const BACKBONES: Record<string, BackboneSpec> = {
     },
     channelOrder: 'BGR',
     channelMeans: [103.939, 116.779, 123.68],
-    // float32 at 224x224, as the reference design. int8 at 168x224 (FAST_SETTINGS) indexes
-    // 2.3-2.6x faster at the same leave-one-out precision, but on the full dev catalog it
-    // found the very product of shopper photos less often (recall@10 0.890 against 0.920,
-    // `lookalike robustness`), so it is a choice, not the default, until that is understood.
+    // float32 at 224x224, as the reference design. int8 at 224x224 (FAST_SETTINGS, quantiser
+    // v4) indexes 2.3-2.4x faster with the same leave-one-out precision and shopper-photo
+    // recall on the full dev catalog (README, "Indexing speed"); making it the default is
+    // the next step. (168x224 lost shopper photos: recall@10 0.890 against 0.920, from the
+    // smaller input, not from int8.)
     defaultSize: { width: 224, height: 224 },
     defaultPrecision: 'fp32',
     async labels() {
@@ -93,8 +94,9 @@ export interface EmbeddingSettings {
 }
 
 /**
- * The fast indexing choice (`index --precision int8 --size 168x224`): int8 arithmetic at the
- * catalog photos' 3:4 portrait aspect (60x80: nothing stretched, 25% fewer operations).
+ * The fast indexing choice (`index --precision int8`): int8 arithmetic at the reference
+ * input size. 168x224 (the photos' 3:4 aspect, 25% fewer operations) was tried first: same
+ * catalog precision, but shopper photos lost 3 points of recall@10 on the full dev index.
  */
 export const FAST_SETTINGS: Pick<EmbeddingSettings, 'precision' | 'width' | 'height'> = { precision: 'int8', width: 224, height: 224 };
 

@@ -11,7 +11,7 @@ import onnxProto from 'onnx-proto';
 import { Embedder } from '../../src/model/embedder.js';
 import { calibrate } from '../../src/model/calibrate.js';
 import { ensureOnnxModel, ensureQuantisedModel } from '../../src/model/onnx-cache.js';
-import { calibrationTensors, foldModel, quantiseModel, type Calibration } from '../../src/model/quantise.js';
+import { calibrationTensors, foldModel, quantiseModel, QUANTISER_VERSION, type Calibration } from '../../src/model/quantise.js';
 import { defaultSettings, FAST_SETTINGS, getBackbone, imageFingerprint, storedSettings } from '../../src/model/registry.js';
 import { prepareImage } from '../../src/image/prepare.js';
 import { prepareOptionsFor } from '../../src/image/options.js';
@@ -100,17 +100,26 @@ describe('int8 ResNet50 against the float32 one it is quantised from (drawn phot
     expect(cosine(fp32Out.max.subarray(0, 2048), fp32Out.max.subarray(2048 * 5, 2048 * 6))).toBeLessThan(0.95);
   });
 
-  it('runs the convolutions and residual adds as integer operators, the first Conv and the poolings in float', async () => {
+  it('runs every convolution and residual add as an integer operator, the poolings in float', async () => {
+    expect(calibration.quantiser).toBe(QUANTISER_VERSION);
     const { onnxPath } = await ensureQuantisedModel(BACKBONE, calibration);
     const graph = onnxProto.onnx.ModelProto.decode(await readFile(onnxPath)).graph!;
     const count = (op: string) => graph.node!.filter((n) => n.opType === op).length;
-    expect(count('QLinearConv')).toBe(52);
-    expect(count('Conv')).toBe(1);
+    expect(count('QLinearConv')).toBe(53);
+    expect(count('Conv')).toBe(0);
     expect(count('QLinearAdd')).toBe(15);
     expect(count('Add')).toBe(1); // the last residual add, whose output is the stored feature map
     expect(count('BatchNormalization')).toBe(0);
-    expect(count('Relu')).toBe(2); // after the float first Conv and the float last Add; the rest are in the uint8 clamp
+    expect(count('Relu')).toBe(1); // after the float last Add; the rest are in the uint8 clamp
     expect(graph.output!.map((o) => o.name)).toEqual(['features_max', 'features_avg', 'feature_map', 'classifier']);
+  });
+
+  it('still builds the graph of an index quantised by version 3 (first Conv in float32), so its queries match its catalog', async () => {
+    const { onnxPath } = await ensureOnnxModel(BACKBONE);
+    const graph = onnxProto.onnx.ModelProto.decode(quantiseModel(foldModel(await readFile(onnxPath)), { ...calibration, quantiser: 3 })).graph!;
+    const count = (op: string) => graph.node!.filter((n) => n.opType === op).length;
+    expect([count('QLinearConv'), count('Conv'), count('Relu')]).toEqual([52, 1, 2]);
+    await expect(ensureQuantisedModel(BACKBONE, { ...calibration, quantiser: 2 })).rejects.toMatchObject({ code: 'MODEL_MISMATCH' });
   });
 
   it('refuses a calibration that misses a tensor instead of guessing its range', async () => {
@@ -132,14 +141,14 @@ describe('precision in the settings fingerprint', () => {
     expect(imageFingerprint({ ...old, precision: 'int8' })).not.toBe(imageFingerprint(old));
   });
 
-  it('keeps float32 at 224x224 the default for a new index, with int8 at 168x224 as the fast choice', () => {
+  it('keeps float32 at 224x224 the default for a new index, with int8 at 224x224 as the fast choice', () => {
     const s = defaultSettings();
     expect([s.precision, s.width, s.height]).toEqual(['fp32', 224, 224]);
-    expect(FAST_SETTINGS).toEqual({ precision: 'int8', width: 168, height: 224 });
+    expect(FAST_SETTINGS).toEqual({ precision: 'int8', width: 224, height: 224 });
   });
 });
 
-describe('an int8 index (index --precision int8 --size 168x224)', () => {
+describe('an int8 index (index --precision int8)', () => {
   it('calibrates on its own catalog, records it, and answers photo queries with the same int8 model', async () => {
     const catalog = await makeCatalog();
     const indexDir = path.join(tempDir(), 'index');
@@ -149,8 +158,8 @@ describe('an int8 index (index --precision int8 --size 168x224)', () => {
     const manifest = store.getManifest()!;
     const stored = store.loadMatrix('max');
     store.close();
-    expect(manifest.settings).toMatchObject({ precision: 'int8', width: 168, height: 224 });
-    expect(manifest.calibration).toMatchObject({ method: 'minmax', images: 16, width: 168, height: 224 });
+    expect(manifest.settings).toMatchObject({ precision: 'int8', width: 224, height: 224 });
+    expect(manifest.calibration).toMatchObject({ method: 'minmax', images: 16, width: 224, height: 224 });
     const lookalike = await Lookalike.open(indexDir);
     try {
       // A catalog photo embedded as an upload (whole photo, no localisation) through the

@@ -129,8 +129,8 @@ export function registerBenchCommand(program: Command): void {
         ['pipeline', 'model', 'throughput', 'time'],
         run(ix.runs.default), run(ix.runs.fp32), run(ix.runs.plain),
       ]));
-      print(`int8 168x224 vs the float32 224x224 index (the default): ${ix.speedup.vsFp32.toFixed(2)}x; vs the plain pipeline: ${ix.speedup.vsPlain.toFixed(2)}x`);
-      print(`cosine int8 vs float32, max pooling, same images: at the same size min ${ix.cosine.sameSize.min.toFixed(4)}, median ${ix.cosine.sameSize.median.toFixed(4)}; int8 168x224 vs float32 224x224 min ${ix.cosine.vsFp32At224.min.toFixed(4)}, median ${ix.cosine.vsFp32At224.median.toFixed(4)}`);
+      print(`${ix.runs.default.settings} vs the float32 224x224 index (the default): ${ix.speedup.vsFp32.toFixed(2)}x; vs the plain pipeline: ${ix.speedup.vsPlain.toFixed(2)}x`);
+      print(`cosine int8 vs float32, max pooling, same images: at the same size min ${ix.cosine.sameSize.min.toFixed(4)}, median ${ix.cosine.sameSize.median.toFixed(4)}; ${ix.runs.default.settings} vs float32 224x224 min ${ix.cosine.vsFp32At224.min.toFixed(4)}, median ${ix.cosine.vsFp32At224.median.toFixed(4)}`);
       print(`int8 model time by operator (onnxruntime profile): ${ix.int8Ops.slice(0, 8).map((o) => `${o.op} ${(o.share * 100).toFixed(1)}% (${o.nodes})`).join(', ')}`);
       print(`catalog in index: ${r.catalogItems} items (${r.model})`);
       print(table([
