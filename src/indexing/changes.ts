@@ -18,8 +18,7 @@ import type { CatalogItem } from '../catalog/types.js';
 import { isImageUrl, probeImageUrl, type FetchOptions } from '../image/fetch.js';
 import pLimit from 'p-limit';
 import type { ImageSource, Store } from '../store/types.js';
-import { currentStamp, fileStamp, hashFile } from './image-source.js';
-
+import { fileStamp, hashFile } from './image-source.js';
 
 /** Parallel stats and hashes of local files, and HEAD requests in flight. */
 const FILE_CHECKS = 32;
@@ -59,12 +58,12 @@ export async function imagesToEmbed(store: Store, items: readonly CatalogItem[],
       }
     }
     if (!before) return moved ? 'changed' : 'same';
-    const stamp = moved ? undefined : await currentStamp(item.imagePath);
-    if (stamp === before.stamp) return 'same';
     try {
-      const info = await stat(item.imagePath);
+      // One stat per file; the bytes are read only when the path or the stamp moved.
+      const stamp = fileStamp(await stat(item.imagePath));
+      if (!moved && stamp === before.stamp) return 'same';
       if (await hashFile(item.imagePath) !== before.hash) return 'changed';
-      restamp.push({ id: item.id, stamp: fileStamp(info) });
+      restamp.push({ id: item.id, stamp });
       return 'same';
     } catch {
       // Gone or unreadable now: embedding it records why.

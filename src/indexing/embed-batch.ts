@@ -4,14 +4,13 @@
  * failures, ready for one `store.putVectors`. In-process indexing (build.ts) and the queue's
  * workers (queue/worker.ts) both call this, so both give byte-identical vectors.
  */
-import { createHash } from 'node:crypto';
 import type { Embedder } from '../model/embedder.js';
 import type { EmbeddingSettings } from '../model/registry.js';
 import { prepareImage, type PreparedImage } from '../image/prepare.js';
 import { prepareOptionsFor } from '../image/options.js';
 import { fetchImage, isImageUrl, type FetchOptions } from '../image/fetch.js';
 import type { ImageSource, ItemFailure, ItemVectors } from '../store/types.js';
-import { readImageFile } from './image-source.js';
+import { readImageFile, sha256 } from './image-source.js';
 
 /** One item to embed: its id and its image (an absolute path, or an http(s) URL). */
 export interface EmbedJob { id: string; image: string }
@@ -48,10 +47,6 @@ export async function prepareBatch(batch: readonly EmbedJob[], settings: Embeddi
   const pixels = new Float32Array(ok.length * plane);
   ok.forEach((p, i) => pixels.set(p.image.tensor, i * plane));
   return { ok, failures, pixels };
-}
-
-function sha256(bytes: Buffer): string {
-  return createHash('sha256').update(bytes).digest('hex');
 }
 
 /** Runs the backbone over a prepared batch: one ItemVectors per readable image. */

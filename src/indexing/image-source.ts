@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 
 /** Larger files are hashed as a stream and decoded from their path instead of held in memory. */
 const IN_MEMORY_BYTES = 64 * 1024 * 1024;
@@ -31,7 +31,7 @@ export async function readImageFile(file: string): Promise<ImageFile | undefined
       if (!info.isFile()) return undefined;
       if (info.size > IN_MEMORY_BYTES) return { hash: await hashFile(file), stamp: fileStamp(info) };
       const bytes = await handle.readFile();
-      return { bytes, hash: createHash('sha256').update(bytes).digest('hex'), stamp: fileStamp(info) };
+      return { bytes, hash: sha256(bytes), stamp: fileStamp(info) };
     } finally {
       await handle.close();
     }
@@ -40,13 +40,9 @@ export async function readImageFile(file: string): Promise<ImageFile | undefined
   }
 }
 
-/** The stamp of a file as it is now; undefined when it is gone or unreadable. */
-export async function currentStamp(file: string): Promise<string | undefined> {
-  try {
-    return fileStamp(await stat(file));
-  } catch {
-    return undefined;
-  }
+/** The hash every image source carries (files here, fetched URLs in embed-batch.ts). */
+export function sha256(bytes: Buffer): string {
+  return createHash('sha256').update(bytes).digest('hex');
 }
 
 export async function hashFile(file: string): Promise<string> {
