@@ -1,7 +1,7 @@
 /**
  * Indexing throughput, side by side in one run on the same images: the default
- * `lookalike index` in int8 (FAST_SETTINGS), `lookalike index` in float32 at 224x224 (the default
- * before), and a plain embed-only float32 pipeline (bench/plain.ts). Each is timed from
+ * `lookalike index` (int8 at 224x224), `lookalike index --precision fp32` (float32 at 224x224, the
+ * default before), and a plain embed-only float32 pipeline (bench/plain.ts). Each is timed from
  * the start of the call to the last vector written (model loading, catalog reading and,
  * for int8, calibration included: what a fresh index costs), best of `rounds`, the three
  * taking turns so that load from other work hits them alike. Then the cosine between int8
@@ -16,7 +16,7 @@ import { buildIndex } from '../indexing/build.js';
 import { prepareImage } from '../image/prepare.js';
 import { prepareOptionsFor } from '../image/options.js';
 import { Embedder } from '../model/embedder.js';
-import { defaultSettings, FAST_SETTINGS, type EmbeddingSettings } from '../model/registry.js';
+import { defaultSettings, type EmbeddingSettings } from '../model/registry.js';
 import { SqliteStore } from '../store/sqlite.js';
 import { runPlainPipeline } from './plain.js';
 
@@ -60,11 +60,15 @@ export async function runIndexingBench(options: { catalogDir: string; images?: n
     for (let r = 0; r < rounds; r++) {
       log(`round ${r + 1}/${rounds}: ${chosen.length} images, three pipelines...`);
       keep('plain', { label: 'plain embed-only pipeline', settings: 'fp32 224x224', ...await runPlainPipeline(chosen.map((i) => i.imagePath), path.join(tmp, 'plain.f32'), { backbone: defaults.backbone, batch }) });
-      keep('fp32', await index('lookalike index, float32 224x224', path.join(tmp, 'fp32'), FP32_224));
-      keep('default', await index(`lookalike index --precision int8 --size ${FAST_SETTINGS.width}x${FAST_SETTINGS.height}`, path.join(tmp, 'default'), FAST_SETTINGS));
+      keep('fp32', await index('lookalike index --precision fp32', path.join(tmp, 'fp32'), FP32_224));
+      keep('default', await index('lookalike index (the default)', path.join(tmp, 'default'), {}));
     }
-    log('cosine int8 vs float32 at the same size...');
-    await index('', path.join(tmp, 'fp32-same'), { width: FAST_SETTINGS.width, height: FAST_SETTINGS.height, precision: 'fp32' });
+    // The float32 run is at the default's size already, unless the default size changes.
+    const sameSizeDir = defaults.width === 224 && defaults.height === 224 ? path.join(tmp, 'fp32') : path.join(tmp, 'fp32-same');
+    if (sameSizeDir !== path.join(tmp, 'fp32')) {
+      log('cosine int8 vs float32 at the same size...');
+      await index('', sameSizeDir, { width: defaults.width, height: defaults.height, precision: 'fp32' });
+    }
     const vectors = (dir: string) => {
       const store = SqliteStore.open(dir, { readonly: true });
       try {
@@ -77,7 +81,7 @@ export async function runIndexingBench(options: { catalogDir: string; images?: n
       const c = [...int8].filter(([id]) => other.has(id)).map(([id, v]) => cosine(v, other.get(id)!)).sort((a, b) => a - b);
       return { min: c[0], median: c[c.length >> 1] };
     };
-    const cosine_ = { sameSize: cosines(vectors(path.join(tmp, 'fp32-same'))), vsFp32At224: cosines(vectors(path.join(tmp, 'fp32'))) };
+    const cosine_ = { sameSize: cosines(vectors(sameSizeDir)), vsFp32At224: cosines(vectors(path.join(tmp, 'fp32'))) };
     log('profiling the int8 model...');
     const int8Ops = await profileInt8(path.join(tmp, 'default'), chosen.slice(0, 2 * batch).map((i) => i.imagePath), batch, path.join(tmp, 'profile'));
     const runs = { default: best.default!, fp32: best.fp32!, plain: best.plain! };

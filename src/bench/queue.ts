@@ -18,6 +18,7 @@ import { Embedder } from '../model/embedder.js';
 import { defaultSettings } from '../model/registry.js';
 import { connect, KEY_PREFIX, parseQueueUrl, queueNameFor } from '../queue/connection.js';
 import { enqueueIndex } from '../queue/enqueue.js';
+import { calibrateOnCatalog } from '../indexing/calibration.js';
 import { countBatch, markStarted, runProgress, startRun, type RunProgress } from '../queue/run.js';
 import { redact, storeLocation } from '../store/location.js';
 import { openStore, removeIndex } from '../store/open.js';
@@ -63,7 +64,11 @@ export async function runQueueBench(options: {
   const target = parseQueueUrl(options.queue);
   const redis = connect(target, false);
   const cleanups: Array<() => Promise<unknown>> = [];
-  const embedder = await Embedder.create(defaultSettings().backbone, { log });
+  // The default arithmetic (int8): calibrated on the items of the run, as `index --queue`
+  // does for each new index (the same items give the same calibration).
+  const settings = defaultSettings();
+  const calibration = settings.precision === 'int8' ? await calibrateOnCatalog(chosen.map((i) => ({ id: i.id, image: i.imagePath })), settings, { log }) : undefined;
+  const embedder = await Embedder.create(settings.backbone, { log, precision: settings.precision, calibration });
   // Every index of the run: a temporary folder, or a throwaway index in the PostgreSQL store.
   const run = randomBytes(3).toString('hex');
   const place = (name: string) => {

@@ -8,16 +8,13 @@
  * Pipelined: while onnxruntime runs batch i on its threads, sharp (libvips threads)
  * decodes and resizes batch i+1.
  */
-import { createHash } from 'node:crypto';
 import { readCatalog, type Catalog } from '../catalog/index.js';
 import { INDEX_BATCH_SIZE } from '../defaults.js';
 import { LookalikeError } from '../errors.js';
 import { Embedder } from '../model/embedder.js';
-import { calibrate, CALIBRATION_IMAGES } from '../model/calibrate.js';
-import type { Calibration } from '../model/quantise.js';
+import { calibrateOnCatalog } from './calibration.js';
+import { calibrationId, type Calibration } from '../model/quantise.js';
 import { defaultSettings, imageFingerprint, storedSettings, type EmbeddingSettings } from '../model/registry.js';
-import { prepareImage } from '../image/prepare.js';
-import { prepareOptionsFor } from '../image/options.js';
 import { embedPrepared, prepareBatch, type EmbedJob } from './embed-batch.js';
 import { imagesToEmbed } from './changes.js';
 import { COLOUR_DIMENSION } from '../image/colour.js';
@@ -163,9 +160,13 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
     if (options.embedder && options.embedder.precision !== settings.precision) {
       throw new LookalikeError('MODEL_MISMATCH', { index: options.indexDir, indexed: imageFingerprint(settings), requested: `${settings.backbone} ${options.embedder.precision}` });
     }
+    // int8: another calibration is another model; a passed-in one must be the index's own.
+    if (options.embedder?.calibration && existing?.calibration && calibrationId(options.embedder.calibration) !== calibrationId(existing.calibration)) {
+      throw new LookalikeError('MODEL_MISMATCH', { index: options.indexDir, indexed: `int8 calibration ${calibrationId(existing.calibration)}`, requested: `int8 calibration ${calibrationId(options.embedder.calibration)}` });
+    }
     // int8: the index's calibration, or, for a new index, one measured now on its catalog.
     const calibration: Calibration | undefined = settings.precision !== 'int8' ? undefined
-      : options.embedder?.calibration ?? existing?.calibration ?? await calibrateOn(items.map((i) => ({ id: i.id, image: i.imagePath })), settings, log);
+      : options.embedder?.calibration ?? existing?.calibration ?? await calibrateOnCatalog(items.map((i) => ({ id: i.id, image: i.imagePath })), settings, { log });
     const embedder = options.embedder ?? await Embedder.create(settings.backbone, { log, precision: settings.precision, calibration });
     if (existing && existing.weightsId !== embedder.weightsId) {
       throw new LookalikeError('MODEL_MISMATCH', { index: options.indexDir, indexed: existing.weightsId, requested: embedder.weightsId });
@@ -215,29 +216,6 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
     await store.close();
     await lock.release();
   }
-}
-
-/**
- * Measures an int8 calibration on CALIBRATION_IMAGES of the catalog, chosen by a hash of
- * the id (so always the same ones, spread over the catalog whatever its order), at the
- * index's input size.
- */
-async function calibrateOn(jobs: EmbedJob[], settings: EmbeddingSettings, log: (m: string) => void): Promise<Calibration> {
-  const hash = (id: string) => createHash('sha256').update(`calibration:${id}`).digest('hex');
-  const chosen = jobs.map((j) => ({ j, h: hash(j.id) })).sort((a, b) => (a.h < b.h ? -1 : a.h > b.h ? 1 : 0)).map((x) => x.j);
-  const prep = prepareOptionsFor(settings);
-  const plane = 3 * settings.width * settings.height;
-  const tensors: Float32Array[] = [];
-  // Unreadable images are skipped (they are reported by the indexing run itself).
-  for (let i = 0; i < chosen.length && tensors.length < CALIBRATION_IMAGES; i += 16) {
-    const batch = await Promise.all(chosen.slice(i, i + 16).map((j) => prepareImage(j.image, { ...prep, label: j.image }).then((p) => p.tensor, () => undefined)));
-    for (const t of batch) if (t && tensors.length < CALIBRATION_IMAGES) tensors.push(t);
-  }
-  if (!tensors.length) throw new LookalikeError('CATALOG_EMPTY', { path: 'the catalog (no readable image to calibrate int8 on)' });
-  log(`calibrating int8 on ${tensors.length} catalog images`);
-  const pixels = new Float32Array(tensors.length * plane);
-  tensors.forEach((t, i) => pixels.set(t, i * plane));
-  return calibrate(settings.backbone, pixels, tensors.length, settings.height, settings.width, log);
 }
 
 async function embedAll(store: Store, embedder: Embedder, settings: EmbeddingSettings, jobs: EmbedJob[], options: BuildOptions) {

@@ -57,13 +57,12 @@ export const BACKBONES: Record<string, BackboneSpec> = {
     },
     channelOrder: 'BGR',
     channelMeans: [103.939, 116.779, 123.68],
-    // float32 at 224x224, as the reference design. int8 at 224x224 (FAST_SETTINGS, quantiser
-    // v4) indexes 2.3-2.4x faster with the same leave-one-out precision and shopper-photo
-    // recall on the full dev catalog (README, "Indexing speed"); making it the default is
-    // the next step. (168x224 lost shopper photos: recall@10 0.890 against 0.920, from the
-    // smaller input, not from int8.)
+    // int8 at 224x224 (quantiser v4): 2.3-2.4x faster than float32 with the same
+    // leave-one-out precision and shopper-photo recall on the full dev catalog (README,
+    // "Indexing speed"); `--precision fp32` is the reference design's arithmetic. (168x224
+    // lost shopper photos: recall@10 0.890 against 0.920, from the smaller input, not int8.)
     defaultSize: { width: 224, height: 224 },
-    defaultPrecision: 'fp32',
+    defaultPrecision: 'int8',
     async labels() {
       const json = JSON.parse(await readFile(path.join(resnetPackageDir(), 'assets', 'labels.json'), 'utf8')) as Record<string, string>;
       return Object.keys(json).sort((a, b) => Number(a) - Number(b)).map((k) => json[k]);
@@ -92,13 +91,6 @@ export interface EmbeddingSettings {
   /** Absent in indexes built before int8 existed: those are float32 (see `storedSettings`). */
   precision?: Precision;
 }
-
-/**
- * The fast indexing choice (`index --precision int8`): int8 arithmetic at the reference
- * input size. 168x224 (the photos' 3:4 aspect, 25% fewer operations) was tried first: same
- * catalog precision, but shopper photos lost 3 points of recall@10 on the full dev index.
- */
-export const FAST_SETTINGS: Pick<EmbeddingSettings, 'precision' | 'width' | 'height'> = { precision: 'int8', width: 224, height: 224 };
 
 export function defaultSettings(overrides: Partial<EmbeddingSettings> = {}): EmbeddingSettings {
   const backbone = getBackbone(overrides.backbone ?? DEFAULT_BACKBONE);

@@ -17,6 +17,7 @@ import { LookalikeError } from '../errors.js';
 import { manifestFor, staleIds, writeCatalog } from '../indexing/build.js';
 import { imagesToEmbed } from '../indexing/changes.js';
 import type { FetchOptions } from '../image/fetch.js';
+import { calibrateOnCatalog } from '../indexing/calibration.js';
 import { ensureOnnxModel } from '../model/onnx-cache.js';
 import { defaultSettings, getBackbone, imageFingerprint, storedSettings, type EmbeddingSettings } from '../model/registry.js';
 import { describeLocation } from '../store/location.js';
@@ -75,11 +76,6 @@ export async function enqueueIndex(options: EnqueueOptions): Promise<EnqueueRepo
       try {
         const existing = store.getManifest();
         const settings = defaultSettings({ ...(existing ? storedSettings(existing.settings) : {}), ...options.settings });
-        // An int8 index's model is fixed by its calibration, measured on its catalog when the
-        // index is created in process; workers rebuild the same model from it.
-        if (settings.precision === 'int8' && !existing?.calibration) {
-          throw new LookalikeError('BAD_OPTION', { message: 'an int8 index is calibrated when it is created: run `lookalike index CATALOG --precision int8 --limit 64` (in process) once, then index the rest with --queue.' });
-        }
         if (existing && imageFingerprint(existing.settings) !== imageFingerprint(settings)) {
           throw new LookalikeError('MODEL_MISMATCH', { index: options.location, indexed: imageFingerprint(existing.settings), requested: imageFingerprint(settings) });
         }
@@ -90,8 +86,12 @@ export async function enqueueIndex(options: EnqueueOptions): Promise<EnqueueRepo
         }
         const stale = staleIds(store, catalog.root, items, { indexDir: options.location, allowRemove: options.allowRemove });
         const { todo, changed } = await imagesToEmbed(store, items, { log, fetch: options.fetch });
+        // An int8 index's model is fixed by its calibration: measured here on the catalog
+        // for a new index (a few seconds of float32 inference), rebuilt from it by every worker.
+        const calibration = settings.precision !== 'int8' ? undefined
+          : existing?.calibration ?? await calibrateOnCatalog(items.map((i) => ({ id: i.id, image: i.imagePath })), settings, { log, fetch: options.fetch });
         const now = new Date().toISOString();
-        const manifest = manifestFor({ existing, settings, weightsId, dimension: getBackbone(settings.backbone).dimension, calibration: existing?.calibration, catalog, extensions: existing?.extensions });
+        const manifest = manifestFor({ existing, settings, weightsId, dimension: getBackbone(settings.backbone).dimension, calibration, catalog, extensions: existing?.extensions });
         await writeCatalog(store, manifest, stale, items);
 
         const run = randomUUID();

@@ -22,7 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Lookalike } from '../lookalike.js';
 import { Embedder } from '../model/embedder.js';
-import type { Pooling, ResizeMode } from '../model/registry.js';
+import { defaultSettings, type Pooling, type Precision, type ResizeMode } from '../model/registry.js';
 import { buildIndex } from '../indexing/build.js';
 import { prepareImage } from '../image/prepare.js';
 import { prepareOptionsFor } from '../image/options.js';
@@ -287,7 +287,9 @@ async function sweepImages(lookalike: Lookalike, o: {
   const sampleItems = engine.items.filter((i) => ids.has(i.id));
   const current = lookalike.settings;
   o.log(`image settings: re-embedding a stratified sample of ${ids.size} items (by ${o.primary}) for each of ${o.settings.length} settings`);
-  const embedder = await Embedder.create(current.backbone);
+  // The index's own arithmetic: an int8 index's sweep runs the model of its calibration at
+  // every size (a new index at another size would calibrate afresh at that size).
+  const embedder = await Embedder.create(current.backbone, { precision: current.precision, calibration: lookalike.manifest.calibration });
   const probes = sampleItems.filter((_, i) => i % Math.max(1, Math.floor(sampleItems.length / 12)) === 0).slice(0, 12);
   const rows: ImageRow[] = [];
   try {
@@ -400,12 +402,14 @@ export async function applyTuned(lookalike: Lookalike, result: TuneResult): Prom
 }
 
 /** The `lookalike index` command that rebuilds an index with other image settings. */
-export function rebuildCommand(catalog: string, indexDir: string, row: { width: number; height: number; resize: ResizeMode }): string {
+export function rebuildCommand(catalog: string, indexDir: string, row: { width: number; height: number; resize: ResizeMode }, precision?: Precision): string {
+  // The index's arithmetic is kept (a float32 index is rebuilt in float32).
+  const keep = precision && precision !== defaultSettings().precision ? ` --precision ${precision}` : '';
   if (isStoreUrl(indexDir)) {
     // A shared store: a new index name beside this one, in the same database.
     const { index, url } = parseLocation(indexDir);
-    return `lookalike index ${JSON.stringify(catalog)} --store ${JSON.stringify(redact(url))} --index ${index}_${row.width}x${row.height}_${row.resize} --size ${row.width}x${row.height} --resize ${row.resize}`;
+    return `lookalike index ${JSON.stringify(catalog)} --store ${JSON.stringify(redact(url))} --index ${index}_${row.width}x${row.height}_${row.resize} --size ${row.width}x${row.height} --resize ${row.resize}${keep}`;
   }
   const target = `${indexDir.replace(/\/+$/, '')}-${row.width}x${row.height}-${row.resize}`;
-  return `lookalike index ${JSON.stringify(catalog)} --index ${JSON.stringify(target)} --size ${row.width}x${row.height} --resize ${row.resize}`;
+  return `lookalike index ${JSON.stringify(catalog)} --index ${JSON.stringify(target)} --size ${row.width}x${row.height} --resize ${row.resize}${keep}`;
 }

@@ -31,7 +31,7 @@ describe('building an index', () => {
     const store = SqliteStore.open(indexDir);
     const manifest = store.getManifest()!;
     expect(store.count()).toEqual({ items: 16, embedded: 16, failed: 0 });
-    // The new-index default: float32 at 224x224, as the reference design (int8 is a choice).
+    // A float32 backbone passed in makes a float32 index (a new one is int8 by default, see quantise-parity).
     expect(manifest.settings).toMatchObject({ backbone: 'resnet50-imagenet', width: 224, height: 224, resize: 'stretch', pooling: 'max', precision: 'fp32' });
     expect(manifest.calibration).toBeUndefined();
     expect(manifest.weightsId).toMatch(/^resnet50-imagenet@/);

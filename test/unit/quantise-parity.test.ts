@@ -12,7 +12,7 @@ import { Embedder } from '../../src/model/embedder.js';
 import { calibrate } from '../../src/model/calibrate.js';
 import { ensureOnnxModel, ensureQuantisedModel } from '../../src/model/onnx-cache.js';
 import { calibrationTensors, foldModel, quantiseModel, QUANTISER_VERSION, type Calibration } from '../../src/model/quantise.js';
-import { defaultSettings, FAST_SETTINGS, getBackbone, imageFingerprint, storedSettings } from '../../src/model/registry.js';
+import { defaultSettings, getBackbone, imageFingerprint, storedSettings } from '../../src/model/registry.js';
 import { prepareImage } from '../../src/image/prepare.js';
 import { prepareOptionsFor } from '../../src/image/options.js';
 import path from 'node:path';
@@ -141,18 +141,17 @@ describe('precision in the settings fingerprint', () => {
     expect(imageFingerprint({ ...old, precision: 'int8' })).not.toBe(imageFingerprint(old));
   });
 
-  it('keeps float32 at 224x224 the default for a new index, with int8 at 224x224 as the fast choice', () => {
+  it('makes int8 at 224x224 the default for a new index (float32 is the choice of --precision fp32)', () => {
     const s = defaultSettings();
-    expect([s.precision, s.width, s.height]).toEqual(['fp32', 224, 224]);
-    expect(FAST_SETTINGS).toEqual({ precision: 'int8', width: 224, height: 224 });
+    expect([s.precision, s.width, s.height]).toEqual(['int8', 224, 224]);
   });
 });
 
-describe('an int8 index (index --precision int8)', () => {
+describe('an int8 index (the default of a new index)', () => {
   it('calibrates on its own catalog, records it, and answers photo queries with the same int8 model', async () => {
     const catalog = await makeCatalog();
     const indexDir = path.join(tempDir(), 'index');
-    const report = await buildIndex({ catalogDir: catalog, indexDir, settings: FAST_SETTINGS });
+    const report = await buildIndex({ catalogDir: catalog, indexDir });
     expect(report.total).toBe(16);
     const store = SqliteStore.open(indexDir, { readonly: true });
     const manifest = store.getManifest()!;

@@ -30,6 +30,8 @@ const ITEMS = 24;
 const BATCH = 3;
 /** Longer than a batch takes, short enough for the suite. */
 const OUTAGE_MS = 4000;
+/** The shared float32 backbone (a new index is int8 by default). */
+const FP32 = { precision: 'fp32' } as const;
 
 let embedder: Embedder;
 let catalog: string;
@@ -141,7 +143,7 @@ describe('queued indexing through outages', () => {
     const proxy = proxyFor(REDIS);
     await proxy.start();
     // Queued over the direct Redis; the worker reaches the same Redis through the proxy.
-    const report = await enqueueIndex({ catalogDir: catalog, location, queue: REDIS, batchSize: BATCH });
+    const report = await enqueueIndex({ catalogDir: catalog, location, queue: REDIS, settings: FP32, batchSize: BATCH });
     expect(report).toMatchObject({ queued: ITEMS, jobs: ITEMS / BATCH });
     const logs: string[] = [];
     const batches: Array<BatchTiming & { at: number }> = [];
@@ -175,7 +177,7 @@ describe('queued indexing through outages', () => {
     await proxy.start();
     // The worker's (and so the queue's) location is the database through the proxy.
     const { name, location } = freshIndex('qout_pg', proxy.url(PG_URL));
-    const report = await enqueueIndex({ catalogDir: catalog, location, queue: REDIS, batchSize: BATCH });
+    const report = await enqueueIndex({ catalogDir: catalog, location, queue: REDIS, settings: FP32, batchSize: BATCH });
     expect(report).toMatchObject({ queued: ITEMS, jobs: ITEMS / BATCH });
     const logs: string[] = [];
     let written = 0;

@@ -5,7 +5,7 @@
  * Every test uses its own index folder, hence its own queue, obliterated afterwards.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -103,6 +103,8 @@ async function untilFinished(location: string, timeoutMs = 120_000) {
 }
 
 const fetchLimits = { timeoutMs: 1000, maxBytes: 200_000, retries: 1 };
+/** The queue's mechanics are tested with the shared float32 backbone (a new index is int8 by default: see the last describe). */
+const FP32 = { precision: 'fp32' } as const;
 
 describe('a catalog of image URLs, indexed by a worker', () => {
   it('records each bad URL as a failure with its reason and indexes the rest', async () => {
@@ -117,7 +119,7 @@ describe('a catalog of image URLs, indexed by a worker', () => {
     ];
     const catalog = urlCatalog(rows);
     const location = indexFolder();
-    const report = await enqueueIndex({ catalogDir: catalog, location, queue: REDIS, batchSize: 4 });
+    const report = await enqueueIndex({ catalogDir: catalog, location, queue: REDIS, settings: FP32, batchSize: 4 });
     expect(report).toMatchObject({ queued: 11, jobs: 3, removed: 0 });
     const worker = await startWorker({ location, queue: REDIS, embedder, fetch: fetchLimits });
     const progress = await untilFinished(location);
@@ -167,14 +169,14 @@ describe('queued runs', () => {
     const catalog = await makeCatalog();
     const location = indexFolder();
     const both = await Promise.allSettled([
-      enqueueIndex({ catalogDir: catalog, location, queue: REDIS, batchSize: 4 }),
-      enqueueIndex({ catalogDir: catalog, location, queue: REDIS, batchSize: 4 }),
+      enqueueIndex({ catalogDir: catalog, location, queue: REDIS, settings: FP32, batchSize: 4 }),
+      enqueueIndex({ catalogDir: catalog, location, queue: REDIS, settings: FP32, batchSize: 4 }),
     ]);
     expect(both.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
     const refused = both.find((r) => r.status === 'rejected') as PromiseRejectedResult;
     expect(isLookalikeError(refused.reason, 'INDEX_LOCKED') || isLookalikeError(refused.reason, 'QUEUE_BUSY')).toBe(true);
     // And later, while the first run's batches wait for a worker: refused with the progress.
-    await expect(enqueueIndex({ catalogDir: catalog, location, queue: REDIS, batchSize: 4 })).rejects.toMatchObject({ code: 'QUEUE_BUSY', message: /0 of 16 items done/ });
+    await expect(enqueueIndex({ catalogDir: catalog, location, queue: REDIS, settings: FP32, batchSize: 4 })).rejects.toMatchObject({ code: 'QUEUE_BUSY', message: /0 of 16 items done/ });
     const queue = new Queue(queueNameFor(location), { connection: redis, prefix: KEY_PREFIX });
     expect(await queue.getJobCounts('waiting')).toEqual({ waiting: 4 });
     await queue.close();
@@ -183,13 +185,13 @@ describe('queued runs', () => {
     const worker = await startWorker({ location, queue: REDIS, embedder });
     await untilFinished(location);
     await worker.close();
-    expect(await enqueueIndex({ catalogDir: catalog, location, queue: REDIS })).toMatchObject({ queued: 0, jobs: 0, unchanged: 16 });
+    expect(await enqueueIndex({ catalogDir: catalog, location, queue: REDIS, settings: FP32 })).toMatchObject({ queued: 0, jobs: 0, unchanged: 16 });
   }, 180_000);
 
   it('queues only new items and changed images on a rerun, refreshes metadata without embedding, and removes what left', async () => {
     const rows: Array<[string, string, string]> = GOOD.slice(0, 4).map(([id]) => [id, 'Shirts', `${base}/img/${id}.jpg`]);
     const location = indexFolder();
-    await enqueueIndex({ catalogDir: urlCatalog(rows), location, queue: REDIS });
+    await enqueueIndex({ catalogDir: urlCatalog(rows), location, queue: REDIS, settings: FP32 });
     const worker = await startWorker({ location, queue: REDIS, embedder, fetch: fetchLimits });
     await untilFinished(location);
     const before = SqliteStore.open(location);
@@ -203,7 +205,7 @@ describe('queued runs', () => {
       ['3', 'Shirts', `${base}/img/3.jpg`], // unchanged
       ['5', 'Shirts', `${base}/img/5.jpg`], // new
     ]; // 4 left the catalog
-    const report = await enqueueIndex({ catalogDir: urlCatalog(next), location, queue: REDIS });
+    const report = await enqueueIndex({ catalogDir: urlCatalog(next), location, queue: REDIS, settings: FP32 });
     expect(report).toMatchObject({ queued: 2, removed: 1, unchanged: 2 });
     await untilFinished(location);
     await worker.close();
@@ -218,7 +220,7 @@ describe('queued runs', () => {
     const original = images.get('3')!;
     images.set('3', await drawProduct('trousers', '#d22'));
     try {
-      const replaced = await enqueueIndex({ catalogDir: urlCatalog(next), location, queue: REDIS });
+      const replaced = await enqueueIndex({ catalogDir: urlCatalog(next), location, queue: REDIS, settings: FP32 });
       expect(replaced).toMatchObject({ queued: 1, changed: 1, unchanged: 3 });
       const worker2 = await startWorker({ location, queue: REDIS, embedder, fetch: fetchLimits });
       await untilFinished(location);
@@ -227,7 +229,7 @@ describe('queued runs', () => {
       expect(vectorOf(last, '3')).not.toEqual(v3);
       expect((await last.imageSources()).get('3')!.stamp).toMatch(/^etag:"[0-9a-f]{32}"$/);
       last.close();
-      expect(await enqueueIndex({ catalogDir: urlCatalog(next), location, queue: REDIS })).toMatchObject({ queued: 0, changed: 0 });
+      expect(await enqueueIndex({ catalogDir: urlCatalog(next), location, queue: REDIS, settings: FP32 })).toMatchObject({ queued: 0, changed: 0 });
     } finally {
       images.set('3', original);
     }
@@ -236,22 +238,49 @@ describe('queued runs', () => {
   it('refuses a worker whose model differs from the index, and bad or unreachable Redis URLs in one line', async () => {
     const catalog = await makeCatalog();
     const location = indexFolder();
-    await enqueueIndex({ catalogDir: catalog, location, queue: REDIS });
+    await enqueueIndex({ catalogDir: catalog, location, queue: REDIS, settings: FP32 });
     const store = SqliteStore.open(location);
     store.setManifest({ ...store.getManifest()!, weightsId: 'resnet50-imagenet@000000000000' });
     store.close();
     await expect(startWorker({ location, queue: REDIS, embedder })).rejects.toMatchObject({ code: 'MODEL_MISMATCH' });
     await expect(enqueueIndex({ catalogDir: catalog, location, queue: 'http://127.0.0.1:6379' })).rejects.toMatchObject({ code: 'QUEUE_URL_INVALID' });
     await expect(enqueueIndex({ catalogDir: catalog, location, queue: 'redis://127.0.0.1:1' })).rejects.toMatchObject({ code: 'QUEUE_UNREACHABLE', message: /127\.0\.0\.1:1 \(ECONNREFUSED\)/ });
-    // A new int8 index has no calibration for the workers to rebuild its model from: refused, no manifest written.
-    const int8 = indexFolder();
-    await expect(enqueueIndex({ catalogDir: catalog, location: int8, queue: REDIS, settings: { precision: 'int8' } })).rejects.toMatchObject({ code: 'BAD_OPTION', message: /--precision int8 --limit 64/ });
-    if (existsSync(path.join(int8, 'index.sqlite'))) {
-      const empty = SqliteStore.open(int8, { readonly: true });
-      expect(empty.getManifest()).toBeUndefined();
-      empty.close();
-    }
   }, 60_000);
+});
+
+describe('a new index in the default int8 over the queue', () => {
+  it('is calibrated by the enqueuing command; a worker rebuilds that model and writes the vectors an in-process index gets', async () => {
+    const catalog = await makeCatalog();
+    const location = indexFolder();
+    const report = await enqueueIndex({ catalogDir: catalog, location, queue: REDIS, batchSize: 8 });
+    expect(report).toMatchObject({ queued: 16 });
+    const queued = SqliteStore.open(location, { readonly: true });
+    const manifest = queued.getManifest()!;
+    queued.close();
+    expect(manifest.settings.precision).toBe('int8');
+    expect(manifest.calibration).toMatchObject({ method: 'minmax', images: 16 });
+    // The worker builds its own model from the index's calibration (no backbone passed in);
+    // the shared float32 one is refused: another model, whatever its weights.
+    await expect(startWorker({ location, queue: REDIS, embedder })).rejects.toMatchObject({ code: 'MODEL_MISMATCH', message: /int8/ });
+    const worker = await startWorker({ location, queue: REDIS });
+    try {
+      expect((await untilFinished(location)).done).toBe(16);
+    } finally {
+      await worker.close();
+    }
+    const inProcess = path.join(tempDir(), 'index');
+    await buildIndex({ catalogDir: catalog, indexDir: inProcess });
+    const [a, b] = [location, inProcess].map((dir) => {
+      const store = SqliteStore.open(dir, { readonly: true });
+      try { return { manifest: store.getManifest()!, m: store.loadMatrix('max') }; } finally { store.close(); }
+    });
+    expect(b.manifest.calibration).toEqual(a.manifest.calibration);
+    expect(a.m.ids.slice().sort()).toEqual(b.m.ids.slice().sort());
+    for (const id of a.m.ids) {
+      const ra = a.m.ids.indexOf(id), rb = b.m.ids.indexOf(id);
+      expect(Array.from(a.m.data.subarray(ra * a.m.dim, (ra + 1) * a.m.dim))).toEqual(Array.from(b.m.data.subarray(rb * b.m.dim, (rb + 1) * b.m.dim)));
+    }
+  }, 240_000);
 });
 
 describe('the queue on the command line', () => {
@@ -263,7 +292,7 @@ describe('the queue on the command line', () => {
     expect(down.stderr.trim().split('\n')).toHaveLength(1);
     expect(down.stderr).toMatch(/cannot reach Redis at 127\.0\.0\.1:1 .*\[QUEUE_UNREACHABLE\]/);
 
-    const queued = runCli(['index', catalog, '--index', location, '--queue', REDIS, '--detach']);
+    const queued = runCli(['index', catalog, '--index', location, '--queue', REDIS, '--detach', '--precision', 'fp32']);
     expect(queued.code).toBe(0);
     expect(queued.stdout).toMatch(/queued 16 item\(s\) in 1 batch\(es\)/);
     const waiting = runCli(['status', '--index', location, '--queue', REDIS]);

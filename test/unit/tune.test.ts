@@ -74,8 +74,9 @@ describe('tuning an index', () => {
     embedder = await Embedder.create('resnet50-imagenet');
     catalog = await makeCatalog(defaultItems());
     indexDir = path.join(tempDir(), 'index');
-    // The reference size, so the first image setting tuned is the index's own.
-    await buildIndex({ catalogDir: catalog, indexDir, embedder, batchSize: 8, settings: { width: 224, height: 224 } });
+    // A new index's default (int8 at 224x224): the first image setting tuned is the index's
+    // own, and the sweep runs the index's int8 model (a float32 one is refused by buildIndex).
+    await buildIndex({ catalogDir: catalog, indexDir, batchSize: 8 });
     const lookalike = await Lookalike.open(indexDir);
     try {
       result = await tune(lookalike, {
@@ -115,6 +116,8 @@ describe('tuning an index', () => {
     expect(rows[1].relativeCost).toBeCloseTo((128 * 128) / (224 * 224), 6);
     for (const r of rows) expect(r.queryMs).toBeGreaterThan(0);
     expect(rebuildCommand(catalog, indexDir, rows[1])).toContain('--size 128x128 --resize pad');
+    expect(rebuildCommand(catalog, indexDir, rows[1], 'int8')).not.toContain('--precision');
+    expect(rebuildCommand(catalog, indexDir, rows[1], 'fp32')).toMatch(/--resize pad --precision fp32$/);
   });
 
   it('writes a report with tuning curves and CSV tables', async () => {

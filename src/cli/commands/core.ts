@@ -68,7 +68,7 @@ export function registerCoreCommands(program: Command): void {
     .addOption(indexOption())
     .option('--batch <n>', 'images per inference batch', intArg('batch', 1, 256), INDEX_BATCH_SIZE)
     .option('--size <WxH>', `network input size, width x height (only when creating the index; default ${defaultSettings().width}x${defaultSettings().height}, as the reference; smaller is faster but finds the product in shoppers' photos less often)`)
-    .addOption(new Option('--precision <p>', `arithmetic of the network (only when creating the index; default ${defaultSettings().precision}): int8 indexes 2.3x faster at the same quality (README, "Indexing speed"), float32 is the reference`).choices([...PRECISIONS]))
+    .addOption(new Option('--precision <p>', `arithmetic of the network (only when creating the index; default ${defaultSettings().precision}): int8 indexes 2.3x faster than fp32 at the same quality (README, "Indexing speed"); fp32 is the reference design's arithmetic`).choices([...PRECISIONS]))
     .addOption(new Option('--resize <mode>', 'how photos become the input size: stretch (reference), pad to square, crop').choices(['stretch', 'pad', 'crop']))
     .addOption(new Option('--pooling <kind>', 'default pooling for search (both are stored)').choices(['max', 'avg']))
     .option('--limit <n>', 'embed at most n new items in this run', intArg('limit'))
@@ -79,7 +79,7 @@ export function registerCoreCommands(program: Command): void {
     .option(...queueOption(), process.env[ENV.queue] || undefined)
     .option('--detach', 'with --queue: return once the work is queued (`lookalike status` shows the progress)')
     .option('--json', 'print the report as JSON')
-    .addHelpText('after', '\nExamples:\n  lookalike index ../shared/datasets/fashion-small --sample 1500   # quick start\n  lookalike index ../shared/datasets/fashion-small\n  lookalike index ./photos --index ./photos-index --resize pad\n  lookalike index ../shared/datasets/fashion-small --index ./fast-index --precision int8   # 2.3x faster, same quality\n  lookalike index ./next-season --index ./next-index --head head.lkhead')
+    .addHelpText('after', '\nExamples:\n  lookalike index ../shared/datasets/fashion-small --sample 1500   # quick start\n  lookalike index ../shared/datasets/fashion-small\n  lookalike index ./photos --index ./photos-index --resize pad\n  lookalike index ../shared/datasets/fashion-small --index ./fp32-index --precision fp32   # the reference arithmetic, 2.3x slower\n  lookalike index ./next-season --index ./next-index --head head.lkhead')
     .action(action(async (catalog: string, flags: { index: string; batch: number; size?: string; precision?: Precision; resize?: ResizeMode; pooling?: Pooling; limit?: number; sample?: number; head?: string; allowRemove?: boolean; search?: SearchSetting; queue?: string; detach?: boolean; json?: boolean }) => {
       const settings: Record<string, unknown> = {};
       if (flags.size) {

@@ -88,7 +88,7 @@ export function registerTuneCommand(program: Command): void {
         bar.stop();
         const catalog = result.image?.catalog ?? lookalike.manifest.catalog.root;
         const chosen = result.best.image?.cheapest;
-        const rebuild = chosen && !chosen.current ? rebuildCommand(catalog, lookalike.indexDir, chosen) : undefined;
+        const rebuild = chosen && !chosen.current ? rebuildCommand(catalog, lookalike.indexDir, chosen, lookalike.settings.precision) : undefined;
         let applied;
         if (flags.apply) applied = await applyTuned(lookalike, result);
         let reportFile: string | undefined;
