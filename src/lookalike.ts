@@ -4,18 +4,18 @@
  */
 import { DEFAULT_K, DEFAULT_THRESHOLD } from './defaults.js';
 import { LookalikeError } from './errors.js';
-import { Embedder, type BackboneOutput } from './model/embedder.js';
-import { maskedPooling, productMask, proposeRegions, type Localisation, type ProposedRegion, type Region } from './model/localise.js';
-import { colourHistogram } from './image/colour.js';
+import { Embedder } from './model/embedder.js';
+import type { Localisation, ProposedRegion, Region } from './model/localise.js';
+import { DEFAULT_LOCALISATION, expandedQuery, photoBatchVectors, withinRegion, type PhotoVectors } from './query/photo.js';
 import { imageFingerprint, storedSettings, type EmbeddingSettings, type Pooling } from './model/registry.js';
-import { prepareImage, type PreparedImage } from './image/prepare.js';
+import { prepareImage } from './image/prepare.js';
 import { prepareOptionsFor } from './image/options.js';
 import { openStore } from './store/open.js';
 import { storeCacheDir } from './paths.js';
 import { describeLocation } from './store/location.js';
 import type { IndexManifest, Store, VectorKind } from './store/types.js';
 import { SearchEngine, PHOTO_ANN_CANDIDATES, SEARCH_SETTINGS, type SearchHit, type SearchOptions, type SearchSetting } from './search/engine.js';
-import { backboneSpace, type EmbeddingSpace, type RawVectors } from './search/space.js';
+import { backboneSpace, type EmbeddingSpace } from './search/space.js';
 import { batchTopK } from './search/kernel.js';
 import { HeadSpaces } from './head/index-head.js';
 import { MODES } from './head/head.js';
@@ -35,43 +35,26 @@ export interface QueryOptions extends SearchOptions {
 export interface PhotoOptions {
   /** Only this part of the photo (relative x, y, w, h): the box a shopper drew. */
   crop?: Region;
-  /** Pool over the product's cells of the feature map (default) or over the whole photo. */
+  /** Pool over the product's cells of the feature map (default: zoom) or over the whole photo. */
   localise?: Localisation;
+  /**
+   * When the top result stands out, search the rest with its vector added (default true;
+   * query/photo.ts expandedQuery). false: the photo's own vector only.
+   */
+  expand?: boolean;
 }
 
-/** The query-side default, chosen by `lookalike robustness` (README, "Shopper photos"). */
-export const DEFAULT_LOCALISATION: Localisation = 'centred';
-
-/** A photo's raw vectors, and where in it products seem to be. */
-export interface PhotoVectors extends RawVectors {
-  /** Up to 3 regions proposed from the feature map, relative to the (cropped) photo. */
-  regions: ProposedRegion[];
-}
-
-/**
- * Row `row` of a batch run with the feature map, pooled as `localise` says: catalog items
- * keep whole-photo pooling (what the index stores); a photo's product cells are pooled
- * alone, and its colour histogram counts only pixels under those cells.
- */
-export function photoVectors(out: BackboneOutput, row: number, prepared: PreparedImage, width: number, height: number, dim: number, localise: Localisation): PhotoVectors {
-  const fm = out.featureMap;
-  const view = fm ? { data: fm.data, offset: row * dim * fm.gridH * fm.gridW, channels: dim, gridH: fm.gridH, gridW: fm.gridW } : undefined;
-  const regions = view ? proposeRegions(view) : [];
-  if (localise === 'none' || !view) {
-    return {
-      n: 1, max: out.max.slice(row * dim, (row + 1) * dim), avg: out.avg.slice(row * dim, (row + 1) * dim),
-      colour: prepared.colour, dim, colourDim: prepared.colour.length, regions,
-    };
-  }
-  const mask = productMask(view, localise === 'centred');
-  const { max, avg } = maskedPooling(view, mask);
-  const colour = colourHistogram(prepared.rgb, width, height, { mask, gridW: view.gridW, gridH: view.gridH });
-  return { n: 1, max, avg, colour, dim, colourDim: colour.length, regions };
-}
+export { DEFAULT_LOCALISATION, photoVectors, type PhotoVectors } from './query/photo.js';
 
 export interface SearchResponse {
   /** `warnings`: damage the decoder worked around in the query photo. */
-  query: { kind: 'image' | 'item'; id?: string; label?: string; crop?: Region; warnings?: string[] };
+  query: {
+    kind: 'image' | 'item'; id?: string; label?: string; crop?: Region; warnings?: string[];
+    /** A photo: the part the second look went to (`zoom`), relative to the (cropped) photo. */
+    zoom?: Region;
+    /** A photo: whether its results were searched with its top result's vector as well. */
+    expanded?: boolean;
+  };
   space: string;
   /** The threshold applied: the caller's, else the tuned default, else none. */
   threshold?: number;
@@ -252,11 +235,10 @@ export class Lookalike {
    * what the index would store for it; by default they describe the product found in it.
    */
   async embedImage(input: string | Buffer, label?: string, maxPixels?: number, photo: PhotoOptions = {}): Promise<PhotoVectors & { warnings: string[] }> {
-    const { width, height } = this.settings;
     const prepared = await prepareImage(input, { ...prepareOptionsFor(this.settings), label, maxPixels, crop: photo.crop });
     const embedder = await this.loadEmbedder();
-    const out = await embedder.run(prepared.tensor, 1, height, width, { featureMap: true });
-    return { ...photoVectors(out, 0, prepared, width, height, embedder.dimension, photo.localise ?? DEFAULT_LOCALISATION), warnings: prepared.warnings };
+    const [vectors] = await photoBatchVectors(embedder, this.settings, [{ input, prepared, crop: photo.crop, label, maxPixels }], photo.localise ?? DEFAULT_LOCALISATION);
+    return { ...vectors, warnings: prepared.warnings };
   }
 
   /** The backbone, loaded once (batched evaluation runs it directly). */
@@ -291,10 +273,25 @@ export class Lookalike {
     const space = this.photoSpace(options);
     const defaults = this.defaults(space);
     const threshold = options.threshold ?? defaults.threshold;
-    const results = await this.engine.query(space, space.embed(raw), { candidates: PHOTO_ANN_CANDIDATES, ...options, k: options.k ?? defaults.k, threshold });
-    const regions = options.crop ? raw.regions.map((r) => toWhole(r, options.crop as Region)) : raw.regions;
+    const k = options.k ?? defaults.k;
+    const search = { candidates: PHOTO_ANN_CANDIDATES, ...options, threshold };
+    const query = space.embed(raw);
+    // Two results at least, to see whether the top one stands out (query/photo.ts expandedQuery).
+    let results = await this.engine.query(space, query, { ...search, k: Math.max(k, 2) });
+    let expanded = false;
+    if (options.expand !== false && results.length >= 2) {
+      const top = await this.engine.vectorOfForSearch(space, results[0].id, options.search);
+      const next = expandedQuery(query, results.map((r) => r.score), top);
+      if (next) {
+        results = await this.engine.query(space, next, { ...search, k });
+        expanded = true;
+      }
+    }
+    results = results.slice(0, k);
+    // Found inside the shopper's box: given in the whole photo's coordinates.
+    const regions = options.crop ? raw.regions.map((r) => ({ ...withinRegion(options.crop, r), score: r.score })) : raw.regions;
     return {
-      query: { kind: 'image', label: options.label, crop: options.crop, ...(raw.warnings.length && { warnings: raw.warnings }) },
+      query: { kind: 'image', label: options.label, crop: options.crop, ...(raw.zoom && { zoom: raw.zoom }), expanded, ...(raw.warnings.length && { warnings: raw.warnings }) },
       space: space.id, threshold, results, regions,
     };
   }
@@ -326,9 +323,4 @@ export class Lookalike {
     await this.engine.close();
     await this.store.close();
   }
-}
-
-/** A region found inside `crop`, in the whole photo's coordinates. */
-function toWhole(r: ProposedRegion, crop: Region): ProposedRegion {
-  return { x: crop.x + r.x * crop.w, y: crop.y + r.y * crop.h, w: r.w * crop.w, h: r.h * crop.h, score: r.score };
 }

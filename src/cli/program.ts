@@ -12,7 +12,7 @@ import { registerEvalCommand } from './commands/eval.js';
 import { registerMapCommand } from './commands/map.js';
 import { registerTuneCommand } from './commands/tune.js';
 import { registerTrainCommand } from './commands/train.js';
-import { registerRobustnessCommand } from './commands/robustness.js';
+import { registerRobustnessCommand, registerTransferCommand } from './commands/robustness.js';
 import { storeOption } from './shared.js';
 
 export function createProgram(): Command {
@@ -40,6 +40,7 @@ Typical session:
   registerTuneCommand(program);
   registerTrainCommand(program);
   registerRobustnessCommand(program);
+  registerTransferCommand(program);
   // Every command that opens an index can open it in a shared store instead.
   for (const command of program.commands) {
     if (command.options.some((o) => o.long === '--index')) command.addOption(storeOption());

@@ -12,12 +12,12 @@ import type { SearchEngine } from '../search/engine.js';
 
 export function robustnessTableRows(rows: RobustnessRow[]): Array<Array<string | number>> {
   return rows.map((r) => [
-    r.kind === 'overall' ? 'overall' : PERTURBATION_LABELS[r.kind], r.spaceLabel, r.localise, r.queries,
+    r.kind === 'overall' ? 'overall' : PERTURBATION_LABELS[r.kind], r.spaceLabel, r.localise + (r.expanded ? ' + expansion' : ''), r.queries,
     r.recallAt1, r.recallAt10, r.precisionAt5,
   ]);
 }
 
-export const ROBUSTNESS_HEADER = ['kind', 'space', 'query pooling', 'queries', 'recall@1', 'recall@10', 'precision@5 (others)'];
+export const ROBUSTNESS_HEADER = ['kind', 'space', 'query', 'queries', 'recall@1', 'recall@10', 'precision@5 (others)'];
 
 export async function writeRobustnessReport(dir: string, result: RobustnessResult, engine: SearchEngine, showKeys: string[]): Promise<WrittenReport> {
   const examplesDir = path.join(dir, 'examples');

@@ -22,7 +22,8 @@ import { backboneSpace, type EmbeddingSpace } from '../search/space.js';
 import { LOCALISATIONS, type Localisation } from '../model/localise.js';
 import { MODES } from '../head/head.js';
 import { headRefOf } from '../head/index-head.js';
-import { photoVectors, type Lookalike } from '../lookalike.js';
+import type { Lookalike } from '../lookalike.js';
+import { expandedQuery, photoBatchVectorsBy } from '../query/photo.js';
 
 export interface RobustnessOptions {
   /** Number of shopper photos (spread evenly over the kinds). */
@@ -39,6 +40,8 @@ export interface RobustnessOptions {
    * model alone) or ann (through the approximate index, as a large catalog's searches are).
    */
   search?: SearchMethod;
+  /** Photo searches with expansion by the top result ('on', as searches do), without ('off'), or both side by side (default). */
+  expansion?: 'on' | 'off' | 'both';
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -49,6 +52,8 @@ export interface RobustnessRow {
   /** Short name of the space for tables: plain, head style, ... */
   spaceLabel: string;
   localise: Localisation;
+  /** Whether the results were searched with the top result's vector added (query/photo.ts expandedQuery). */
+  expanded: boolean;
   queries: number;
   recallAt1: number;
   recallAt10: number;
@@ -60,7 +65,7 @@ export interface RobustnessExample {
   kind: Perturbation;
   id: string;
   photo: Buffer;
-  /** Top 10 ids per (space label / localisation) key. */
+  /** Top 10 ids per resultKey (space label, localisation, expansion). */
   results: Record<string, string[]>;
 }
 
@@ -129,9 +134,7 @@ export async function evaluateRobustness(lookalike: Lookalike, options: Robustne
 
   const spaces = spacesOf(lookalike);
   const embedder = await lookalike.backbone();
-  const { width, height } = lookalike.settings;
   const prep = prepareOptionsFor(lookalike.settings);
-  const dim = embedder.dimension;
   const vectors = new Map<string, Float32Array>();
   const key = (s: NamedSpace, l: Localisation) => `${s.label}|${l}`;
   for (const s of spaces) for (const l of locs) vectors.set(key(s, l), new Float32Array(total * s.space.dim));
@@ -146,15 +149,13 @@ export async function evaluateRobustness(lookalike: Lookalike, options: Robustne
       engine.items[q.row].image, q.kind, querySeed(seed, start + i), q.others.map((o) => engine.items[o].image),
     )));
     const prepared: PreparedImage[] = await Promise.all(photos.map((p, i) => prepareImage(p, { ...prep, label: `query ${start + i}` })));
-    const tensor = new Float32Array(prepared.length * prepared[0].tensor.length);
-    prepared.forEach((p, i) => tensor.set(p.tensor, i * p.tensor.length));
-    const out = await embedder.run(tensor, prepared.length, height, width, { featureMap: true });
+    const byLocalisation = await photoBatchVectorsBy(embedder, lookalike.settings, photos.map((p, i) => ({ input: p, prepared: prepared[i] })), locs);
     for (let i = 0; i < slice.length; i++) {
       const q = start + i;
       const seen = seenPerKind.get(slice[i].kind) ?? 0;
       if (seen < examplesPerKind) { examplePhotos.set(q, photos[i]); seenPerKind.set(slice[i].kind, seen + 1); }
       for (const l of locs) {
-        const raw = photoVectors(out, i, prepared[i], width, height, dim, l);
+        const raw = byLocalisation.get(l)![i];
         for (const s of spaces) vectors.get(key(s, l))?.set(s.space.embed(raw), q * s.space.dim);
       }
     }
@@ -165,34 +166,74 @@ export async function evaluateRobustness(lookalike: Lookalike, options: Robustne
   const examples = new Map<number, RobustnessExample>();
   for (const [q, photo] of examplePhotos) examples.set(q, { kind: queries[q].kind, id: engine.items[queries[q].row].id, photo, results: {} });
   const labelOf = (row: number) => engine.items[row].metadata[attribute] ?? '';
+  const expansions = options.expansion === 'on' ? [true] : options.expansion === 'off' ? [false] : [false, true];
   for (const s of spaces) {
     const { data } = engine.matrix(s.space);
     for (const l of locs) {
       const qv = vectors.get(key(s, l)) as Float32Array;
-      const hits = options.search === 'ann' ? await annHits(lookalike, s.space, qv, total, 10) : await batchTopK(data, s.space.dim, qv, total, 10);
-      const acc = new Map<string, { n: number; r1: number; r10: number; p5: number }>();
-      for (let q = 0; q < total; q++) {
-        const truth = queries[q].row;
-        const top = Array.from(hits.rows.subarray(q * hits.k, (q + 1) * hits.k));
-        const at = top.indexOf(truth);
-        const others = top.filter((r) => r !== truth && r >= 0).slice(0, 5);
-        const p5 = others.filter((r) => labelOf(r) === labelOf(truth)).length / Math.max(1, others.length);
-        for (const k of [queries[q].kind, 'overall']) {
-          const a = acc.get(k) ?? { n: 0, r1: 0, r10: 0, p5: 0 };
-          a.n++; a.r1 += at === 0 ? 1 : 0; a.r10 += at >= 0 ? 1 : 0; a.p5 += p5;
-          acc.set(k, a);
+      const search = (v: Float32Array, n: number) => (options.search === 'ann' ? annHits(lookalike, s.space, v, n, 10) : batchTopK(data, s.space.dim, v, n, 10));
+      const plainHits = await search(qv, total);
+      for (const expanded of expansions) {
+        const hits = expanded ? await expandedHits(lookalike, s.space, qv, plainHits, search) : plainHits;
+        const acc = new Map<string, { n: number; r1: number; r10: number; p5: number }>();
+        for (let q = 0; q < total; q++) {
+          const truth = queries[q].row;
+          const top = Array.from(hits.rows.subarray(q * hits.k, (q + 1) * hits.k));
+          const at = top.indexOf(truth);
+          const others = top.filter((r) => r !== truth && r >= 0).slice(0, 5);
+          const p5 = others.filter((r) => labelOf(r) === labelOf(truth)).length / Math.max(1, others.length);
+          for (const k of [queries[q].kind, 'overall']) {
+            const a = acc.get(k) ?? { n: 0, r1: 0, r10: 0, p5: 0 };
+            a.n++; a.r1 += at === 0 ? 1 : 0; a.r10 += at >= 0 ? 1 : 0; a.p5 += p5;
+            acc.set(k, a);
+          }
+          const example = examples.get(q);
+          if (example) example.results[resultKey(s.label, l, expanded)] = top.map((r) => engine.items[r].id);
         }
-        const example = examples.get(q);
-        if (example) example.results[key(s, l)] = top.map((r) => engine.items[r].id);
-      }
-      for (const kind of [...kinds, 'overall' as const]) {
-        const a = acc.get(kind);
-        if (!a) continue;
-        rows.push({ kind, space: s.space.id, spaceLabel: s.label, localise: l, queries: a.n, recallAt1: a.r1 / a.n, recallAt10: a.r10 / a.n, precisionAt5: a.p5 / a.n });
+        for (const kind of [...kinds, 'overall' as const]) {
+          const a = acc.get(kind);
+          if (!a) continue;
+          rows.push({ kind, space: s.space.id, spaceLabel: s.label, localise: l, expanded, queries: a.n, recallAt1: a.r1 / a.n, recallAt10: a.r10 / a.n, precisionAt5: a.p5 / a.n });
+        }
       }
     }
   }
   return { queries: total, seed, attribute, holdout, rows, examples: [...examples.values()], seconds: (performance.now() - started) / 1000 };
+}
+
+/** The key of an example's results: space label, query pooling, and "+ expansion" when expanded. */
+export function resultKey(spaceLabel: string, localise: Localisation, expanded: boolean): string {
+  return `${spaceLabel}|${localise}${expanded ? ' + expansion' : ''}`;
+}
+
+/**
+ * The hits a photo search returns with expansion (query/photo.ts expandedQuery): queries
+ * whose top result stands out are searched again with its vector added, the others keep
+ * their hits.
+ */
+async function expandedHits(lookalike: Lookalike, space: EmbeddingSpace, queries: Float32Array, hits: BatchHits, search: (v: Float32Array, n: number) => Promise<BatchHits>): Promise<BatchHits> {
+  const dim = space.dim;
+  const total = queries.length / dim;
+  const again: number[] = [];
+  const next: Float32Array[] = [];
+  for (let q = 0; q < total; q++) {
+    const topRow = hits.rows[q * hits.k];
+    if (topRow < 0) continue;
+    const scores = Array.from(hits.scores.subarray(q * hits.k, q * hits.k + 2));
+    const top = await lookalike.engine.vectorOfForSearch(space, lookalike.engine.items[topRow].id);
+    const expanded = expandedQuery(queries.subarray(q * dim, (q + 1) * dim), scores, top);
+    if (expanded) { again.push(q); next.push(expanded); }
+  }
+  const rows = hits.rows.slice(), scores = hits.scores.slice();
+  if (!again.length) return { k: hits.k, rows, scores };
+  const stacked = new Float32Array(again.length * dim);
+  next.forEach((v, i) => stacked.set(v, i * dim));
+  const second = await search(stacked, again.length);
+  again.forEach((q, i) => {
+    rows.set(second.rows.subarray(i * second.k, (i + 1) * second.k), q * hits.k);
+    scores.set(second.scores.subarray(i * second.k, (i + 1) * second.k), q * hits.k);
+  });
+  return { k: hits.k, rows, scores };
 }
 
 /** Top-k of each query through the space's ANN index, in batchTopK's layout. */

@@ -4,16 +4,21 @@
  * table) fire weakly. Selective convolutional descriptor aggregation (SCDA, Wei et al.
  * 2017) keeps the cells whose summed activation is above the map's mean, keeps the
  * largest connected blob of them, and pools only over it: the query vector then describes
- * the product rather than the product plus its surroundings. No new model, no second pass.
+ * the product rather than the product plus its surroundings. No new model; `zoom` (query/
+ * photo.ts) looks a second time at the blob's box.
  *
  * The same blobs, ranked, are the regions proposed to a shopper (`proposeRegions`).
  */
 
 import { LookalikeError } from '../errors.js';
 
-/** How a query photo's vectors are pooled: over the whole map, or over the product's cells. */
-export type Localisation = 'none' | 'scda' | 'centred';
-export const LOCALISATIONS: readonly Localisation[] = ['none', 'scda', 'centred'];
+/**
+ * How a query photo's vectors are pooled: over the whole map, over the product's cells
+ * (`scda`; `centred` prefers the middle), or `zoom`: centred, then a second pass over the
+ * product's box (query/photo.ts).
+ */
+export type Localisation = 'none' | 'scda' | 'centred' | 'zoom';
+export const LOCALISATIONS: readonly Localisation[] = ['none', 'scda', 'centred', 'zoom'];
 
 /** A rectangle relative to the image: x, y, w, h in [0, 1]. */
 export interface Region { x: number; y: number; w: number; h: number }
@@ -152,6 +157,24 @@ function cellsBox(cells: number[], gridH: number, gridW: number): Region {
     x0 = Math.min(x0, x); y0 = Math.min(y0, y); x1 = Math.max(x1, x + 1); y1 = Math.max(y1, y + 1);
   }
   return { x: x0 / gridW, y: y0 / gridH, w: (x1 - x0) / gridW, h: (y1 - y0) / gridH };
+}
+
+/** Smallest side of a zoom box, relative to the photo: a few cells of context stay. */
+const MIN_BOX_SIDE = 0.2;
+
+/**
+ * The box of a mask's cells, grown by `margin` cells on every side, at least MIN_BOX_SIDE
+ * wide and high, inside the photo: where a second look at the product goes.
+ */
+export function maskBox(mask: Uint8Array, gridW: number, gridH: number, margin: number): Region {
+  const cells: number[] = [];
+  mask.forEach((m, p) => { if (m) cells.push(p); });
+  if (!cells.length) return { x: 0, y: 0, w: 1, h: 1 };
+  const b = cellsBox(cells, gridH, gridW);
+  const w = Math.min(1, Math.max(MIN_BOX_SIDE, b.w + (2 * margin) / gridW));
+  const h = Math.min(1, Math.max(MIN_BOX_SIDE, b.h + (2 * margin) / gridH));
+  const cx = b.x + b.w / 2, cy = b.y + b.h / 2;
+  return { x: Math.min(Math.max(0, cx - w / 2), 1 - w), y: Math.min(Math.max(0, cy - h / 2), 1 - h), w, h };
 }
 
 /**

@@ -100,6 +100,7 @@ const photoSearchBody = {
   properties: {
     image: { [UPLOAD_KEYWORD]: true, description: `the photo: ${ACCEPTED_FORMATS.join(', ')} (sniffed from the bytes, not the name)` },
     crop: cropParam,
+    expand: { type: 'boolean', default: true, description: 'when the top result stands out, search the rest with its catalog vector added to the photo\'s (more like the product found); false: the photo alone' },
     ...searchProperties,
   },
 } as const;
@@ -199,6 +200,9 @@ export function addSharedSchemas(app: FastifyInstance): void {
           height: { type: 'integer' },
           format: { type: 'string' },
           crop: ref('Region'),
+          // The part of the (cropped) photo looked at a second time, where the product was found.
+          zoom: ref('Region'),
+          expanded: { type: 'boolean', description: 'whether the results were searched with the top result\'s vector added (see the request\'s expand)' },
           warnings: { type: 'array', items: { type: 'string' }, description: 'damage in the photo that was worked around (it was still searched)' },
         },
       },

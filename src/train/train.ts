@@ -11,7 +11,7 @@
  * the one step that runs the CNN, once per view, its vectors then stored with the index.
  */
 import { DEFAULT_MODE, FASHION_LABELS } from '../defaults.js';
-import { DEFAULT_LOCALISATION } from '../lookalike.js';
+import { DEFAULT_LOCALISATION } from '../query/photo.js';
 import { LookalikeError } from '../errors.js';
 import { openStore } from '../store/open.js';
 import type { IndexManifest } from '../store/types.js';

@@ -29,7 +29,7 @@ import { Random, sampleWithoutReplacement } from '../math/random.js';
 import { isHeldOut } from '../eval/split.js';
 import { PERTURBATIONS, perturbPhoto, type Perturbation } from '../eval/perturb.js';
 import { QUERY_HOLDOUT } from '../eval/robustness.js';
-import { DEFAULT_LOCALISATION, photoVectors } from '../lookalike.js';
+import { DEFAULT_LOCALISATION, photoBatchVectors } from '../query/photo.js';
 
 export const VIEWS_FILE = INDEX_FILES.views;
 
@@ -211,7 +211,6 @@ export async function embedViews(options: EmbedViewsOptions): Promise<TrainingVi
     try {
       // As Lookalike does for a query: the very model that embedded the catalog.
       if (embedder.weightsId !== manifest.weightsId) throw new LookalikeError('MODEL_MISMATCH', { index: options.indexDir, indexed: manifest.weightsId, requested: embedder.weightsId });
-      const { width, height } = settings;
       const prep = prepareOptionsFor(settings);
       const batch = 8;
       for (let start = 0; start < missing.length; start += batch) {
@@ -221,23 +220,18 @@ export async function embedViews(options: EmbedViewsOptions): Promise<TrainingVi
           const v = plan[i];
           try {
             const photo = await perturbPhoto(images[v.row], v.kind, v.seed, v.others.map((o) => images[o]));
-            return await prepareImage(photo, { ...prep, label: `view ${i}` });
+            return { photo, prepared: await prepareImage(photo, { ...prep, label: `view ${i}` }) };
           } catch {
             failed.add(i);
             return undefined;
           }
         }));
-        const ok = slice.map((i, j) => ({ i, p: drawn[j] })).filter((x): x is { i: number; p: PreparedImage } => !!x.p);
-        if (ok.length) {
-          const tensor = new Float32Array(ok.length * ok[0].p.tensor.length);
-          ok.forEach((x, j) => tensor.set(x.p.tensor, j * x.p.tensor.length));
-          const out = await embedder.run(tensor, ok.length, height, width, { featureMap: true });
-          ok.forEach((x, j) => {
-            const raw = photoVectors(out, j, x.p, width, height, dim, localise);
-            colourDim = raw.colourDim;
-            found[x.i] = { max: raw.max, avg: raw.avg, colour: raw.colour };
-          });
-        }
+        const ok = slice.map((i, j) => ({ i, d: drawn[j] })).filter((x): x is { i: number; d: { photo: Buffer; prepared: PreparedImage } } => !!x.d);
+        const raws = await photoBatchVectors(embedder, settings, ok.map((x) => ({ input: x.d.photo, prepared: x.d.prepared, label: `view ${x.i}` })), localise);
+        ok.forEach((x, j) => {
+          colourDim = raws[j].colourDim;
+          found[x.i] = { max: raws[j].max, avg: raws[j].avg, colour: raws[j].colour };
+        });
         options.onProgress?.(Math.min(missing.length, start + batch), missing.length);
       }
     } finally {

@@ -5,7 +5,8 @@ import sharp from 'sharp';
 import { buildIndex } from '../../src/indexing/build.js';
 import { Lookalike } from '../../src/lookalike.js';
 import { PERTURBATIONS, perturbPhoto } from '../../src/eval/perturb.js';
-import { activeBlobs, productMask } from '../../src/model/localise.js';
+import { activeBlobs, maskBox, productMask } from '../../src/model/localise.js';
+import { EXPANSION_GAP, expandedQuery } from '../../src/query/photo.js';
 import { defaultItems, drawProduct, makeCatalog, tempDir } from '../helpers/fixtures.js';
 import { runCli } from '../helpers/cli.js';
 
@@ -56,6 +57,66 @@ describe('localising the product in a photo', () => {
     }
   });
 
+  it('looks a second time at a small product (zoom): the box holds it and the query comes nearer its packshot', async () => {
+    const lookalike = await Lookalike.open(indexDir);
+    try {
+      const photo = await scene([{ shape: 'shirt', colour: '#d22', left: 340, top: 300 }]);
+      const zoomed = await lookalike.embedImage(photo, 'photo', undefined, { localise: 'zoom' });
+      const once = await lookalike.embedImage(photo, 'photo', undefined, { localise: 'centred' });
+      const box = zoomed.zoom!;
+      expect(box).toBeDefined();
+      // The shirt covers x 0.71-0.96, y 0.63-0.96 of the photo: the box is around it and small.
+      expect(box.x + box.w / 2).toBeGreaterThan(0.6);
+      expect(box.y + box.h / 2).toBeGreaterThan(0.6);
+      expect(box.w * box.h).toBeLessThan(0.3);
+      expect(once.zoom).toBeUndefined();
+      // Item 1000 is the red shirt drawn the same way (fixtures.defaultItems).
+      const packshot = await lookalike.embedImage(path.join(catalog, 'images', '1000.jpg'), 'packshot', undefined, { localise: 'none' });
+      const cos = (a: Float32Array, b: Float32Array) => {
+        let d = 0, na = 0, nb = 0;
+        for (let i = 0; i < a.length; i++) { d += a[i] * b[i]; na += a[i] * a[i]; nb += b[i] * b[i]; }
+        return d / Math.sqrt(na * nb);
+      };
+      expect(cos(zoomed.max, packshot.max)).toBeGreaterThan(cos(once.max, packshot.max));
+    } finally {
+      await lookalike.close();
+    }
+  });
+
+  it('searches the rest of a photo\'s results with its top result added when that one stands out, and only then', async () => {
+    const lookalike = await Lookalike.open(indexDir);
+    try {
+      const photo = await scene([{ shape: 'shirt', colour: '#d22', left: 180, top: 160 }]);
+      const on = await lookalike.searchByImage(photo, { k: 5 });
+      const off = await lookalike.searchByImage(photo, { k: 5, expand: false });
+      expect(off.query.expanded).toBe(false);
+      expect(on.results[0].id).toBe(off.results[0].id);
+      const gap = off.results[0].score - off.results[1].score;
+      expect(on.query.expanded).toBe(gap >= EXPANSION_GAP);
+      // The list follows the photo plus its top result: scores still fall, k results.
+      expect(on.results).toHaveLength(5);
+      for (let i = 1; i < 5; i++) expect(on.results[i].score).toBeLessThanOrEqual(on.results[i - 1].score);
+    } finally {
+      await lookalike.close();
+    }
+    const q = new Float32Array([1, 0, 0]), top = new Float32Array([0, 1, 0]);
+    expect(expandedQuery(q, [0.9, 0.89], top)).toBeUndefined();
+    expect(Array.from(expandedQuery(q, [0.9, 0.8], top)!).map((v) => Number(v.toFixed(4)))).toEqual([0.7071, 0.7071, 0]);
+    expect(expandedQuery(q, [0.9], top)).toBeUndefined();
+  });
+
+  it('grows the mask\'s box by a margin, keeps it at least a fifth of the photo, and inside it', () => {
+    const mask = new Uint8Array(49);
+    mask[3 * 7 + 3] = 1; // one cell in the middle of a 7x7 map
+    const box = maskBox(mask, 7, 7, 0.5);
+    expect(box.w).toBeCloseTo(2 / 7, 6);
+    expect(box.x + box.w / 2).toBeCloseTo(0.5, 6);
+    const corner = new Uint8Array(49);
+    corner[0] = 1;
+    expect(maskBox(corner, 7, 7, 0)).toEqual({ x: 0, y: 0, w: 0.2, h: 0.2 });
+    expect(maskBox(new Uint8Array(49).fill(1), 7, 7, 0.5)).toEqual({ x: 0, y: 0, w: 1, h: 1 });
+  });
+
   it('keeps the largest blob of above-mean cells as the product mask', () => {
     // 4x4 map, one channel: a 2x2 blob top-left and a single hot cell bottom-right.
     const act = new Float32Array([5, 5, 0, 0, 5, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9]);
@@ -81,14 +142,14 @@ describe('localising the product in a photo', () => {
 });
 
 describe('lookalike robustness', () => {
-  it('reports recall and precision per kind and overall for each query pooling, as JSON and as a report with examples', () => {
+  it('reports recall and precision per kind and overall for each query pooling, with and without expansion, as JSON and as a report with examples', () => {
     const report = path.join(tempDir(), 'robustness');
-    const r = runCli(['robustness', '--index', indexDir, '--queries', '12', '--seed', '3', '--json', '--report', report]);
+    const r = runCli(['robustness', '--index', indexDir, '--queries', '12', '--seed', '3', '--localise', 'none,zoom', '--json', '--report', report]);
     expect(r.code, r.stderr).toBe(0);
-    const result = JSON.parse(r.stdout) as { queries: number; rows: Array<{ kind: string; localise: string; spaceLabel: string; queries: number; recallAt1: number; recallAt10: number; precisionAt5: number }> };
+    const result = JSON.parse(r.stdout) as { queries: number; rows: Array<{ kind: string; localise: string; expanded: boolean; spaceLabel: string; queries: number; recallAt1: number; recallAt10: number; precisionAt5: number }> };
     expect(result.queries).toBe(12);
-    for (const loc of ['none', 'scda']) {
-      const rows = result.rows.filter((row) => row.localise === loc && row.spaceLabel === 'plain');
+    for (const [loc, expanded] of [['none', false], ['none', true], ['zoom', false], ['zoom', true]] as const) {
+      const rows = result.rows.filter((row) => row.localise === loc && row.expanded === expanded && row.spaceLabel === 'plain');
       expect(rows.map((row) => row.kind).sort()).toEqual([...PERTURBATIONS, 'overall'].sort());
       const overall = rows.find((row) => row.kind === 'overall');
       expect(overall?.queries).toBe(12);
@@ -103,10 +164,10 @@ describe('lookalike robustness', () => {
     expect(existsSync(path.join(report, 'examples', 'query-0.jpg'))).toBe(true);
     expect(existsSync(path.join(report, 'per-kind.csv'))).toBe(true);
     // Same seed, same photos, same figures.
-    const again = runCli(['robustness', '--index', indexDir, '--queries', '12', '--seed', '3', '--json']);
+    const again = runCli(['robustness', '--index', indexDir, '--queries', '12', '--seed', '3', '--localise', 'none,zoom', '--json']);
     expect(JSON.parse(again.stdout).rows).toEqual(result.rows);
     // Through the approximate index (on so small a catalog it answers exactly): the same figures.
-    const ann = runCli(['robustness', '--index', indexDir, '--queries', '12', '--seed', '3', '--search', 'ann', '--json']);
+    const ann = runCli(['robustness', '--index', indexDir, '--queries', '12', '--seed', '3', '--localise', 'none,zoom', '--search', 'ann', '--json']);
     expect(ann.code, ann.stderr).toBe(0);
     expect(JSON.parse(ann.stdout).rows).toEqual(result.rows);
   });

@@ -145,15 +145,16 @@ export function registerCoreCommands(program: Command): void {
     }));
 
   searchOptions(program.command('query')
-    .description('Find catalog products that look like a photo. The product is found in the photo by itself (its cells of the feature map); --crop searches only the box you give.')
+    .description('Find catalog products that look like a photo. The product is found in the photo by itself (its cells of the feature map, then a second look at its box); --crop searches only the box you give. When the top result stands out, the rest are searched with its vector added (more like the product found).')
     .argument('<image>', 'a photo (jpg, png, webp)')
     .option('--crop <x,y,w,h>', 'search only this part of the photo, relative to it (each 0..1), e.g. 0.1,0.2,0.5,0.6')
+    .option('--no-expand', "search with the photo's own vector only (no expansion by the top result)")
     .addHelpText('after', '\nExamples:\n  lookalike query photo.jpg -k 5\n  lookalike query photo.jpg --crop 0.5,0,0.5,1     # the right half\n  lookalike query photo.jpg --filter gender=Women --threshold 0.6 --json'))
-    .action(action(async (image: string, flags: SearchFlags & { crop?: string }) => {
+    .action(action(async (image: string, flags: SearchFlags & { crop?: string; expand: boolean }) => {
       const crop = flags.crop ? parseRegion(flags.crop, '--crop') : undefined;
       await withIndex(flags.index, async (lookalike) => {
         const response = await lookalike.searchByImage(image, {
-          label: image, k: flags.k, threshold: flags.threshold, pooling: flags.pooling, mode: flags.mode, crop, search: flags.search,
+          label: image, k: flags.k, threshold: flags.threshold, pooling: flags.pooling, mode: flags.mode, crop, search: flags.search, expand: flags.expand,
           filters: parseFilters(flags.filter, lookalike.manifest.catalog.columns),
         });
         for (const warning of response.query.warnings ?? []) process.stderr.write(`lookalike: warning: ${warning}\n`);

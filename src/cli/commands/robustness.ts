@@ -6,7 +6,8 @@
  */
 import path from 'node:path';
 import { PERTURBATIONS, type Perturbation } from '../../eval/perturb.js';
-import { evaluateRobustness } from '../../eval/robustness.js';
+import { evaluateRobustness, resultKey } from '../../eval/robustness.js';
+import { evaluateTransfer } from '../../eval/transfer.js';
 import { ROBUSTNESS_HEADER, robustnessTableRows, writeRobustnessReport } from '../../eval/robustness-report.js';
 import { LOCALISATIONS, type Localisation } from '../../model/localise.js';
 import { DEFAULT_LOCALISATION } from '../../lookalike.js';
@@ -14,7 +15,7 @@ import { action, badOption, indexOption, intArg, print, printJson, progressBar, 
 
 interface RobustnessFlags {
   index: string; queries: number; seed: number; kinds?: string; localise?: string; attr: string;
-  json?: boolean; report?: string; search?: string;
+  json?: boolean; report?: string; search?: string; expansion?: string;
 }
 
 function listOf<T extends string>(value: string | undefined, known: readonly T[], what: string): readonly T[] {
@@ -32,22 +33,25 @@ export function registerRobustnessCommand(program: Command): void {
     .option('--queries <n>', 'number of photos, spread evenly over the kinds', intArg('queries', 1, 100_000), 2000)
     .option('--seed <n>', 'seed of the photos (training views use other seeds and items)', intArg('seed', 0), 1)
     .option('--kinds <list>', `kinds of photo, comma-separated: ${PERTURBATIONS.join(', ')} (default: all)`)
-    .option('--localise <list>', `query pooling to compare, comma-separated: ${LOCALISATIONS.join(', ')} (default: both; searches use ${DEFAULT_LOCALISATION})`)
+    .option('--localise <list>', `query pooling to compare, comma-separated: ${LOCALISATIONS.join(', ')} (default: centred, the one-pass pooling, and ${DEFAULT_LOCALISATION}, what searches use)`)
     .option('--attr <column>', 'label column of the precision of the other results', 'articleType')
+    .option('--expansion <when>', "photo searches with the top result's vector added when it stands out (on, as searches do), without it (off), or both side by side", 'both')
     .option('--search <method>', 'exact (every item scored: the model alone) or ann (through the approximate index, as large catalogs search)', 'exact')
     .option('--json', 'print the result as JSON')
     .option('--report <dir>', 'write an HTML report with CSV tables and a strip of example queries')
     .addHelpText('after', '\nExamples:\n  lookalike robustness --queries 300\n  lookalike robustness --report robustness/ --json > robustness.json')
     .action(action(async (flags: RobustnessFlags) => {
       const kinds = listOf<Perturbation>(flags.kinds, PERTURBATIONS, 'kind');
-      const localisations = listOf<Localisation>(flags.localise, LOCALISATIONS, 'pooling');
+      const localisations = flags.localise ? listOf<Localisation>(flags.localise, LOCALISATIONS, 'pooling') : [...new Set<Localisation>(['centred', DEFAULT_LOCALISATION])];
       const [search] = listOf<'exact' | 'ann'>(flags.search, ['exact', 'ann'], 'search method');
+      const [expansion] = listOf<'on' | 'off' | 'both'>(flags.expansion, ['both', 'on', 'off'], 'expansion');
+      const expansions = expansion === 'on' ? [true] : expansion === 'off' ? [false] : [false, true];
       await withIndex(flags.index, async (lookalike) => {
         const bar = progressBar('photographing and querying', 'photos', flags.json ? false : undefined);
         bar.start(flags.queries);
         const started = performance.now();
         const result = await evaluateRobustness(lookalike, {
-          queries: flags.queries, seed: flags.seed, kinds, localisations, attribute: flags.attr, search,
+          queries: flags.queries, seed: flags.seed, kinds, localisations, attribute: flags.attr, search, expansion,
           onProgress: (done) => bar.update(done, done / Math.max(1e-3, (performance.now() - started) / 1000)),
         });
         bar.stop();
@@ -58,11 +62,41 @@ export function registerRobustnessCommand(program: Command): void {
         }
         if (flags.report) {
           const def = lookalike.head ? `head ${lookalike.head.head.meta.defaultMode} (default), photo search` : 'plain';
-          const keys = [...new Set(['plain', def])].flatMap((s) => localisations.map((l) => `${s}|${l}`));
+          const keys = [...new Set(['plain', def])].flatMap((s) => localisations.flatMap((l) => expansions.map((e) => resultKey(s, l, e))));
           const report = await writeRobustnessReport(flags.report, result, lookalike.engine, keys);
           process.stderr.write(`report: ${path.resolve(report.html)}\n`);
         }
         process.stderr.write(`${result.queries} photos in ${result.seconds.toFixed(1)} s\n`);
+      });
+    }));
+}
+
+interface TransferFlags { index: string; items: number; size: number; attr?: string; k: number; json?: boolean }
+
+export function registerTransferCommand(program: Command): void {
+  program.command('transfer')
+    .description("Check that the index's head helps on a catalog of another kind that it never saw: its held-out items become small greyscale thumbnails, indexed with the same settings, and leave-one-out kNN accuracy and precision@k of plain features and every head mode are compared (the head is attached as it is, not retrained).")
+    .addOption(indexOption())
+    .option('--items <n>', "held-out items made into the other catalog", intArg('items', 10, 100_000), 2000)
+    .option('--size <px>', 'side of the square greyscale thumbnails', intArg('size', 8, 512), 28)
+    .option('--attr <columns>', 'label columns to compare, comma-separated (default: the fashion labels the catalog has)')
+    .option('--k <n>', 'neighbours per query', intArg('k', 1, 100), 5)
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nExamples:\n  lookalike transfer --index ./index\n  lookalike transfer --items 500 --size 32 --attr articleType --json')
+    .action(action(async (flags: TransferFlags) => {
+      await withIndex(flags.index, async (lookalike) => {
+        const bar = progressBar('thumbnails, then indexing them', 'items', flags.json ? false : undefined);
+        let stage = '';
+        const result = await evaluateTransfer(lookalike, {
+          items: flags.items, size: flags.size, k: flags.k, attributes: flags.attr?.split(',').map((a) => a.trim()).filter(Boolean),
+          onProgress: (s, done, total) => { if (s !== stage) { if (stage) bar.stop(); stage = s; bar.start(total); } bar.update(done); },
+        });
+        bar.stop();
+        if (flags.json) return printJson(result);
+        print(`${result.items} held-out items as ${result.size}x${result.size} greyscale thumbnails, leave-one-out, k = ${result.k}`);
+        const f3 = (v: number) => v.toFixed(3);
+        print(table([['space', 'attribute', 'kNN accuracy', `precision@${result.k}`], ...result.rows.map((r) => [r.space, r.attribute, f3(r.knnAccuracy), f3(r.precisionAtK)])]));
+        process.stderr.write(`done in ${result.seconds.toFixed(1)} s\n`);
       });
     }));
 }

@@ -33,11 +33,11 @@ export async function searchRoutes(fastify: FastifyInstance, { ctx }: { ctx: Ser
       const gone = new AbortController();
       reply.raw.once('close', () => { if (!reply.raw.writableFinished) gone.abort(); });
       const response = await queue.run(
-        () => lookalike.searchByImage(image, { ...options, crop, label: 'the upload', maxPixels: limits.maxPixels }),
+        () => lookalike.searchByImage(image, { ...options, crop, expand: body.expand, label: 'the upload', maxPixels: limits.maxPixels }),
         gone.signal,
       );
       return {
-        query: { kind: 'image', ...source, crop, ...(response.query.warnings && { warnings: response.query.warnings }) },
+        query: { kind: 'image', ...source, crop, zoom: response.query.zoom, expanded: response.query.expanded, ...(response.query.warnings && { warnings: response.query.warnings }) },
         space: response.space,
         regions: response.regions,
         tookMs: performance.now() - started,
