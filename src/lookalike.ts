@@ -274,20 +274,20 @@ export class Lookalike {
     const defaults = this.defaults(space);
     const threshold = options.threshold ?? defaults.threshold;
     const k = options.k ?? defaults.k;
-    const search = { candidates: PHOTO_ANN_CANDIDATES, ...options, threshold };
+    const search = { candidates: PHOTO_ANN_CANDIDATES, ...options };
     const query = space.embed(raw);
-    // Two results at least, to see whether the top one stands out (query/photo.ts expandedQuery).
-    let results = await this.engine.query(space, query, { ...search, k: Math.max(k, 2) });
+    // Two results at least, to see whether the top one stands out (query/photo.ts
+    // expandedQuery); the threshold applies to the list returned (below), not to that look.
+    let results = await this.engine.query(space, query, { ...search, threshold: undefined, k: Math.max(k, 2) });
     let expanded = false;
-    if (options.expand !== false && results.length >= 2) {
-      const top = await this.engine.vectorOfForSearch(space, results[0].id, options.search);
-      const next = expandedQuery(query, results.map((r) => r.score), top);
-      if (next) {
-        results = await this.engine.query(space, next, { ...search, k });
-        expanded = true;
-      }
+    const next = options.expand !== false && results.length >= 2
+      ? expandedQuery(query, results.map((r) => r.score), await this.engine.vectorOfForSearch(space, results[0].id, options.search))
+      : undefined;
+    if (next) {
+      results = await this.engine.query(space, next, { ...search, threshold: undefined, k });
+      expanded = true;
     }
-    results = results.slice(0, k);
+    results = results.filter((r) => threshold === undefined || r.score >= threshold).slice(0, k);
     // Found inside the shopper's box: given in the whole photo's coordinates.
     const regions = options.crop ? raw.regions.map((r) => ({ ...withinRegion(options.crop, r), score: r.score })) : raw.regions;
     return {

@@ -33,6 +33,26 @@ function isBackground(r: number, g: number, b: number): boolean {
 }
 
 /**
+ * Share of a photo's border (the outer 1/28 of each side) that is near-white background: 1
+ * for a packshot on white, as the catalog's; a shopper's photo has a wall, a table or other
+ * products there.
+ */
+export function whiteBorderShare(rgb: Uint8Array, width: number, height: number): number {
+  const bx = Math.max(1, Math.round(width / 28)), by = Math.max(1, Math.round(height / 28));
+  let n = 0, white = 0;
+  for (let y = 0; y < height; y++) {
+    const edgeRow = y < by || y >= height - by;
+    for (let x = 0; x < width; x++) {
+      if (!edgeRow && x >= bx && x < width - bx) continue;
+      const o = (y * width + x) * 3;
+      n++;
+      if (isBackground(rgb[o], rgb[o + 1], rgb[o + 2])) white++;
+    }
+  }
+  return n ? white / n : 0;
+}
+
+/**
  * Which cells of a coarse grid over the image hold the product (model/localise.ts): pixels
  * outside them are background even when they are not white (a shopper's photo).
  */

@@ -97,7 +97,8 @@ export interface TrainingViews {
 
 export interface ViewsMeta {
   format: 'lookalike-views';
-  version: 1;
+  /** 2: pooled by the two-pass zoom with its packshot gate (query/photo.ts); older views are embedded again. */
+  version: 2;
   /** Backbone weights, image preparation and precision: views of another model are useless. */
   model: string;
   localise: Localisation;
@@ -122,7 +123,7 @@ export function decodeViews(buf: Buffer | undefined): Stored | undefined {
     const len = buf.readUInt32LE(MAGIC.length);
     const headerEnd = MAGIC.length + 4 + len;
     const meta = JSON.parse(buf.subarray(MAGIC.length + 4, headerEnd).toString('utf8')) as ViewsMeta;
-    if (meta.format !== 'lookalike-views' || meta.version !== 1) return undefined;
+    if (meta.format !== 'lookalike-views' || meta.version !== 2) return undefined;
     const n = meta.keys.length;
     const start = headerEnd + ((4 - (headerEnd % 4)) % 4);
     const floats = n * (2 * meta.dim + meta.colourDim);
@@ -250,7 +251,7 @@ export async function embedViews(options: EmbedViewsOptions): Promise<TrainingVi
   });
   const embedded = missing.filter((i) => found[i]).length;
   if (embedded > 0 && !options.signal?.aborted) {
-    const meta: ViewsMeta = { format: 'lookalike-views', version: 1, model, localise, dim, colourDim, keys: kept.map((i) => keys[i]) };
+    const meta: ViewsMeta = { format: 'lookalike-views', version: 2, model, localise, dim, colourDim, keys: kept.map((i) => keys[i]) };
     const writable = await openStore(options.indexDir);
     try {
       await writable.putFile(VIEWS_FILE, encodeViews(meta, max, avg, colour));

@@ -22,6 +22,7 @@ const LAYERS: string[][] = [
   ['head'],
   ['indexing'],
   ['queue'],
+  ['query'],
   ['lookalike'],
   ['viz'],
   ['eval'],

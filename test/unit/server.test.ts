@@ -107,7 +107,7 @@ describe('searching over HTTP', () => {
     const res = await upload(orangeShirt, { k: '4' });
     expect(res.status).toBe(200);
     const body = await res.json();
-    expect(body.query).toEqual({ kind: 'image', width: 60, height: 80, format: 'jpeg' });
+    expect(body.query).toEqual({ kind: 'image', width: 60, height: 80, format: 'jpeg', expanded: expect.any(Boolean) });
     expect(body.space).toBe('backbone:max');
     expect(body.tookMs).toBeGreaterThan(0);
     const results = body.results as Hit[];

@@ -32,6 +32,11 @@ export interface paths {
                         image: string;
                         /** @description search only this part of the photo: "x,y,w,h" relative to the photo (0..1), e.g. "0.1,0.2,0.5,0.6"; without it the product is found in the photo by itself. The response proposes up to 3 regions. */
                         crop?: string;
+                        /**
+                         * @description when the top result stands out, search the rest with its catalog vector added to the photo's (more like the product found); false: the photo alone
+                         * @default true
+                         */
+                        expand?: boolean;
                         /** @description how many similar products to return (default: the k stored by `lookalike tune --apply`, else 5) */
                         k?: number;
                         /** @description minimum cosine similarity; fewer than k results is fine */
@@ -555,6 +560,9 @@ export interface components {
                 height?: number;
                 format?: string;
                 crop?: components["schemas"]["Region"];
+                zoom?: components["schemas"]["Region"];
+                /** @description whether the results were searched with the top result's vector added (see the request's expand) */
+                expanded?: boolean;
                 /** @description damage in the photo that was worked around (it was still searched) */
                 warnings?: string[];
             };
