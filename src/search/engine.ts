@@ -517,6 +517,19 @@ export class SearchEngine {
    */
   async vectorOfForSearch(space: EmbeddingSpace, id: string, search?: SearchSetting): Promise<Float32Array> {
     const row = this.rowOf(id);
+    if (!this.spaces.has(space.id) && space.parts && this.method(search) === 'ann') {
+      // A blend (the photo space) from its parts' vectors, each scaled as blendedSpace does:
+      // its own matrix (n x 2,368 floats for a head's photo space) is never built for ANN search.
+      const out = new Float32Array(space.dim);
+      let at = 0;
+      for (const part of space.parts) {
+        const v = await this.vectorOfForSearch(part.space, id, search);
+        const w = Math.sqrt(part.weight);
+        for (let i = 0; i < v.length; i++) out[at + i] = w * v[i];
+        at += part.space.dim;
+      }
+      return out;
+    }
     if (!this.spaces.has(space.id) && !space.parts && this.method(search) === 'ann') {
       const ann = await this.ann(space);
       if (ann.hasRowsFile && !this.spaces.has(space.id)) return ann.readRow(row, new Float32Array(space.dim));

@@ -241,6 +241,19 @@ describe('the ANN index beside the store', () => {
     });
   });
 
+  it('gives a catalog item\'s vector in a blend (a photo search\'s expansion) from its parts, without the blend\'s matrix', async () => {
+    const blend = blendedSpace(backboneSpace('max', DIM), backboneSpace('avg', DIM), 0.3);
+    // Both parts' ANN files written, as a server's start-up does for the photo space.
+    await withIndex((l) => l.engine.prepareAnn(blend));
+    await withIndex(async (l) => {
+      const v = await l.engine.vectorOfForSearch(blend, 'p777', 'ann');
+      expect(l.engine.heldSpaces()).toEqual([]);
+      const row = l.engine.vectorOf(blend, 'p777');
+      expect(v).toHaveLength(row.length);
+      for (let i = 0; i < row.length; i++) expect(v[i]).toBeCloseTo(row[i], 6);
+    });
+  });
+
   it('adds new items incrementally: searches find them', async () => {
     addItems(dir, 3000, 3100, 7);
     await withIndex(async (l) => {
