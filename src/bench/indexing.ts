@@ -64,7 +64,7 @@ export async function runIndexingBench(options: { catalogDir: string; images?: n
       keep('default', await index('lookalike index (the default)', path.join(tmp, 'default'), {}));
     }
     // The float32 run is at the default's size already, unless the default size changes.
-    const sameSizeDir = defaults.width === 224 && defaults.height === 224 ? path.join(tmp, 'fp32') : path.join(tmp, 'fp32-same');
+    const sameSizeDir = defaults.width === FP32_224.width && defaults.height === FP32_224.height ? path.join(tmp, 'fp32') : path.join(tmp, 'fp32-same');
     if (sameSizeDir !== path.join(tmp, 'fp32')) {
       log('cosine int8 vs float32 at the same size...');
       await index('', sameSizeDir, { width: defaults.width, height: defaults.height, precision: 'fp32' });

@@ -13,7 +13,7 @@ import { INDEX_BATCH_SIZE } from '../defaults.js';
 import { LookalikeError } from '../errors.js';
 import { Embedder } from '../model/embedder.js';
 import { calibrateOnCatalog } from './calibration.js';
-import { calibrationId, type Calibration } from '../model/quantise.js';
+import { arithmeticOf, type Calibration } from '../model/quantise.js';
 import { defaultSettings, imageFingerprint, storedSettings, type EmbeddingSettings } from '../model/registry.js';
 import { embedPrepared, prepareBatch, type EmbedJob } from './embed-batch.js';
 import { imagesToEmbed } from './changes.js';
@@ -161,8 +161,8 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
       throw new LookalikeError('MODEL_MISMATCH', { index: options.indexDir, indexed: imageFingerprint(settings), requested: `${settings.backbone} ${options.embedder.precision}` });
     }
     // int8: another calibration is another model; a passed-in one must be the index's own.
-    if (options.embedder?.calibration && existing?.calibration && calibrationId(options.embedder.calibration) !== calibrationId(existing.calibration)) {
-      throw new LookalikeError('MODEL_MISMATCH', { index: options.indexDir, indexed: `int8 calibration ${calibrationId(existing.calibration)}`, requested: `int8 calibration ${calibrationId(options.embedder.calibration)}` });
+    if (options.embedder?.calibration && existing?.calibration && arithmeticOf(options.embedder.calibration) !== arithmeticOf(existing.calibration)) {
+      throw new LookalikeError('MODEL_MISMATCH', { index: options.indexDir, indexed: arithmeticOf(existing.calibration), requested: arithmeticOf(options.embedder.calibration) });
     }
     // int8: the index's calibration, or, for a new index, one measured now on its catalog.
     const calibration: Calibration | undefined = settings.precision !== 'int8' ? undefined

@@ -72,6 +72,15 @@ export function calibrationId(c: Calibration): string {
   return createHash('sha256').update(text).digest('hex').slice(0, 12);
 }
 
+/**
+ * How a model's arithmetic is named where two must match (MODEL_MISMATCH): "int8
+ * calibration <id>", or "float32". Another calibration is another model: its vectors differ
+ * from this one's at cosine ~0.99.
+ */
+export function arithmeticOf(c: Calibration | undefined): string {
+  return c ? `int8 calibration ${calibrationId(c)}` : 'float32';
+}
+
 interface FloatTensor { dims: number[]; data: Float32Array }
 
 /** A float graph held as nodes plus float initialisers (the converter's output is all float). */

@@ -25,6 +25,7 @@ import { prepareImage, type PreparedImage } from '../image/prepare.js';
 import { prepareOptionsFor } from '../image/options.js';
 import type { EmbeddingSettings } from '../model/registry.js';
 import type { RawVectors } from '../search/space.js';
+import { normaliseRows } from '../search/kernel.js';
 
 /** The query-side default, chosen by `lookalike robustness` (README, "Shopper photos"). */
 export const DEFAULT_LOCALISATION: Localisation = 'zoom';
@@ -61,17 +62,17 @@ function mapView(out: BackboneOutput, row: number, dim: number): FeatureMapView 
  */
 export function photoVectors(out: BackboneOutput, row: number, prepared: PreparedImage, width: number, height: number, dim: number, localise: Localisation): PhotoVectors {
   const view = mapView(out, row, dim);
-  const regions = view ? proposeRegions(view) : [];
+  return { ...pooled(out, row, view, prepared, width, height, dim, localise), regions: view ? proposeRegions(view) : [] };
+}
+
+function pooled(out: BackboneOutput, row: number, view: FeatureMapView | undefined, prepared: PreparedImage, width: number, height: number, dim: number, localise: Localisation): RawVectors {
   if (localise === 'none' || !view) {
-    return {
-      n: 1, max: out.max.slice(row * dim, (row + 1) * dim), avg: out.avg.slice(row * dim, (row + 1) * dim),
-      colour: prepared.colour, dim, colourDim: prepared.colour.length, regions,
-    };
+    return { n: 1, max: out.max.slice(row * dim, (row + 1) * dim), avg: out.avg.slice(row * dim, (row + 1) * dim), colour: prepared.colour, dim, colourDim: prepared.colour.length };
   }
   const mask = productMask(view, localise !== 'scda');
   const { max, avg } = maskedPooling(view, mask);
   const colour = colourHistogram(prepared.rgb, width, height, { mask, gridW: view.gridW, gridH: view.gridH });
-  return { n: 1, max, avg, colour, dim, colourDim: colour.length, regions };
+  return { n: 1, max, avg, colour, dim, colourDim: colour.length };
 }
 
 /** One photo of a batch: its bytes or path (read again for the second pass), prepared for pass 1. */
@@ -90,15 +91,9 @@ export function withinRegion(outer: Region | undefined, inner: Region): Region {
   return { x: outer.x + inner.x * outer.w, y: outer.y + inner.y * outer.h, w: inner.w * outer.w, h: inner.h * outer.h };
 }
 
-function normalised(v: Float32Array): Float32Array {
-  let n = 0;
-  for (const x of v) n += x * x;
-  const s = n > 0 ? 1 / Math.sqrt(n) : 0;
-  return v.map((x) => x * s);
-}
-
+/** a / |a| + b / |b|, in a new array. */
 function added(a: Float32Array, b: Float32Array): Float32Array {
-  const na = normalised(a), nb = normalised(b);
+  const na = normaliseRows(Float32Array.from(a), a.length), nb = normaliseRows(Float32Array.from(b), b.length);
   for (let i = 0; i < na.length; i++) na[i] += nb[i];
   return na;
 }
@@ -127,7 +122,14 @@ export async function photoBatchVectorsBy(embedder: Embedder, settings: Embeddin
     return t;
   };
   const out = await embedder.run(stack(photos.map((p) => p.prepared)), photos.length, height, width, { featureMap: true });
-  for (const l of localisations) result.set(l, photos.map((p, i) => photoVectors(out, i, p.prepared, width, height, dim, l)));
+  // zoom's first pass is the centred pooling: computed once when both are asked for.
+  const onePass = (l: Localisation): Localisation => (l === 'zoom' ? 'centred' : l);
+  const pooledBy = new Map<Localisation, PhotoVectors[]>();
+  for (const l of localisations) {
+    const key = onePass(l);
+    if (!pooledBy.has(key)) pooledBy.set(key, photos.map((p, i) => photoVectors(out, i, p.prepared, width, height, dim, key)));
+    result.set(l, [...pooledBy.get(key)!]);
+  }
   const zoom = result.get('zoom');
   if (!zoom) return result;
 
@@ -145,7 +147,7 @@ export async function photoBatchVectorsBy(embedder: Embedder, settings: Embeddin
   })));
   const out2 = await embedder.run(stack(crops), crops.length, height, width, { featureMap: true });
   zoomed.forEach((i, j) => {
-    const second = photoVectors(out2, j, crops[j], width, height, dim, 'centred');
+    const second = pooled(out2, j, mapView(out2, j, dim), crops[j], width, height, dim, 'centred');
     const a = zoom[i];
     zoom[i] = { ...a, max: added(a.max, second.max), avg: added(a.avg, second.avg), colour: second.colour, zoom: boxes[i] };
   });
@@ -169,5 +171,6 @@ export const EXPANSION_GAP = 0.03;
  */
 export function expandedQuery(query: Float32Array, scores: readonly number[], top: Float32Array | undefined): Float32Array | undefined {
   if (!top || scores.length < 2 || scores[0] - scores[1] < EXPANSION_GAP) return undefined;
-  return normalised(added(query, top));
+  const sum = added(query, top);
+  return normaliseRows(sum, sum.length);
 }

@@ -19,7 +19,7 @@ import { WORKER_DEFAULTS } from '../defaults.js';
 import { isLookalikeError, LookalikeError } from '../errors.js';
 import { embedPrepared, prepareBatch } from '../indexing/embed-batch.js';
 import { Embedder } from '../model/embedder.js';
-import { calibrationId, type Calibration } from '../model/quantise.js';
+import { arithmeticOf } from '../model/quantise.js';
 import { imageFingerprint, storedSettings, type EmbeddingSettings } from '../model/registry.js';
 import type { FetchOptions } from '../image/fetch.js';
 import { openStore } from '../store/open.js';
@@ -63,13 +63,11 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const fingerprint = imageFingerprint(settings);
   // The index's own model: float32, or int8 rebuilt from the index's calibration.
   const embedder = options.embedder ?? await Embedder.create(settings.backbone, { log, precision: settings.precision, calibration: manifest.calibration });
-  // int8: another calibration is another model (its vectors differ at cosine ~0.99).
-  const calibrated = (c?: Calibration) => (c ? `, int8 calibration ${calibrationId(c)}` : '');
   if (embedder.weightsId !== manifest.weightsId || embedder.spec.name !== settings.backbone || embedder.precision !== settings.precision
-    || calibrated(embedder.calibration) !== calibrated(manifest.calibration)) {
+    || arithmeticOf(embedder.calibration) !== arithmeticOf(manifest.calibration)) {
     if (!options.embedder) await embedder.release();
     await store.close();
-    throw new LookalikeError('MODEL_MISMATCH', { index: options.location, indexed: `${manifest.weightsId}${calibrated(manifest.calibration)}`, requested: `${embedder.weightsId}${calibrated(embedder.calibration)}` });
+    throw new LookalikeError('MODEL_MISMATCH', { index: options.location, indexed: `${manifest.weightsId}, ${arithmeticOf(manifest.calibration)}`, requested: `${embedder.weightsId}, ${arithmeticOf(embedder.calibration)}` });
   }
   const name = queueNameFor(options.location);
   const redis = connect(target, true);
