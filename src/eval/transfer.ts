@@ -3,9 +3,11 @@
  * `lookalike transfer` makes such a catalog from the index's own held-out items (the share
  * its head never trained on): each photo shrunk to a small greyscale thumbnail (28x28 by
  * default, the size of Fashion-MNIST), with the item's labels. That catalog is indexed with
- * the index's settings, the index's head is attached to it as it is (not retrained), and
- * leave-one-out kNN accuracy and precision@k are compared: plain backbone against every
- * mode of the head. A head that only learnt the dev catalog's packshots loses here.
+ * the index's settings, the index's head is attached to it (not retrained, its inputs
+ * re-centred on the new catalog as any head carried to another catalog is: head.ts
+ * recentredHead), and leave-one-out kNN accuracy and precision@k are compared: plain
+ * backbone against every mode of the head, and the default mode as trained (not
+ * re-centred). A head that only learnt the dev catalog's packshots loses here.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -14,7 +16,7 @@ import sharp from 'sharp';
 import { stringify } from 'csv-stringify/sync';
 import { DEFAULT_K } from '../defaults.js';
 import { LookalikeError } from '../errors.js';
-import { MODES, type Mode } from '../head/head.js';
+import { MODES, recentredHead, type Head, type Mode } from '../head/head.js';
 import { headRefOf, installHead } from '../head/index-head.js';
 import { buildIndex, type IndexProgress } from '../indexing/build.js';
 import { Lookalike } from '../lookalike.js';
@@ -28,6 +30,11 @@ export interface TransferOptions {
   items?: number;
   /** Side of the square thumbnails, in pixels. */
   size?: number;
+  /**
+   * Keep the photos' colour: a control, a catalog of the dev catalog's own kind (only
+   * reframed to a square), on which re-centring should change little.
+   */
+  colour?: boolean;
   attributes?: string[];
   k?: number;
   /** Where the other catalog and its index go (a temporary folder, removed, by default). */
@@ -47,6 +54,7 @@ export interface TransferRow {
 export interface TransferResult {
   items: number;
   size: number;
+  colour: boolean;
   k: number;
   rows: TransferRow[];
   seconds: number;
@@ -70,30 +78,47 @@ export async function evaluateTransfer(lookalike: Lookalike, options: TransferOp
     mkdirSync(path.join(catalog, 'images'), { recursive: true });
     for (let i = 0; i < items.length; i++) {
       // Greyscale, then shrunk to fit the square on white (the catalog's own background).
-      await sharp(items[i].image).greyscale().resize(size, size, { fit: 'contain', background: '#ffffff' }).flatten({ background: '#ffffff' })
+      const photo = sharp(items[i].image);
+      await (options.colour ? photo : photo.greyscale()).resize(size, size, { fit: 'contain', background: '#ffffff' }).flatten({ background: '#ffffff' })
         .png().toFile(path.join(catalog, 'images', `${items[i].id}.png`));
       if (i % 50 === 0 || i === items.length - 1) options.onProgress?.('thumbnails', i + 1, items.length);
     }
     writeFileSync(path.join(catalog, 'styles.csv'), stringify([['id', ...attributes], ...items.map((i) => [i.id, ...attributes.map((a) => i.metadata[a] ?? '')])]));
     const indexDir = path.join(work, 'index');
-    log(`indexing ${items.length} ${size}x${size} greyscale thumbnails with the index's settings`);
+    log(`indexing ${items.length} ${size}x${size} ${options.colour ? 'colour' : 'greyscale'} thumbnails with the index's settings`);
     await buildIndex({
       catalogDir: catalog, indexDir, settings: storedSettings(lookalike.settings),
       // The same int8 model as the index: its calibration, not one measured on thumbnails.
       embedder: await lookalike.backbone(),
       onProgress: (p: IndexProgress) => options.onProgress?.('indexing', p.done, p.total),
     });
+    const spaces: Array<{ label: string; mode?: Mode }> = [{ label: 'plain' }, ...MODES.map((mode) => ({ label: `head ${mode}${mode === head.head.meta.defaultMode ? ' (default)' : ''}`, mode }))];
+    const rows: TransferRow[] = [];
+    const measure = async (other: Lookalike, picked: typeof spaces, suffix = '') => {
+      for (const s of picked) {
+        // pooling 'max' is the plain backbone, as `lookalike eval --pooling max` on a head's index.
+        const result = await evaluateIndex(other, { k, attributes, ...(s.mode ? { mode: s.mode } : { pooling: 'max' as const }) });
+        for (const a of result.attributes) rows.push({ space: s.label + suffix, attribute: a.attribute, knnAccuracy: a.knnAccuracy, precisionAtK: a.precisionAtK });
+      }
+    };
+    // The head as trained first (its inputs centred on the dev catalog), then re-centred on
+    // the thumbnails, as a head carried to another catalog is (head.ts recentredHead).
     await installHead(indexDir, head.head);
+    let recentred: Head;
+    const asTrained = await Lookalike.open(indexDir, { readonly: true });
+    try {
+      await measure(asTrained, spaces.filter((s) => s.mode === head.head.meta.defaultMode), ', as trained');
+      recentred = recentredHead(head.head, asTrained.engine.rawVectors());
+    } finally {
+      await asTrained.close();
+    }
+    await installHead(indexDir, recentred);
     const other = await Lookalike.open(indexDir, { readonly: true });
     try {
-      const rows: TransferRow[] = [];
-      // pooling 'max' is the plain backbone, as `lookalike eval --pooling max` on a head's index.
-      const spaces: Array<{ label: string; mode?: Mode }> = [{ label: 'plain' }, ...MODES.map((mode) => ({ label: `head ${mode}${mode === head.head.meta.defaultMode ? ' (default)' : ''}`, mode }))];
-      for (const s of spaces) {
-        const result = await evaluateIndex(other, { k, attributes, ...(s.mode ? { mode: s.mode } : { pooling: 'max' as const }) });
-        for (const a of result.attributes) rows.push({ space: s.label, attribute: a.attribute, knnAccuracy: a.knnAccuracy, precisionAtK: a.precisionAtK });
-      }
-      return { items: items.length, size, k, rows, seconds: (performance.now() - started) / 1000 };
+      const before = rows.splice(0);
+      await measure(other, spaces);
+      rows.push(...before);
+      return { items: items.length, size, colour: !!options.colour, k, rows, seconds: (performance.now() - started) / 1000 };
     } finally {
       await other.close();
     }

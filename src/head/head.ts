@@ -58,6 +58,11 @@ export interface HeadMeta {
     /** Shopper-photo views trained on besides the packshots (train/views.ts); absent: none. */
     views?: { count: number; items: number; localise: string };
   };
+  /**
+   * Set when the head was re-centred on a catalog other than the one it was trained on
+   * (recentredHead): that catalog's item count and when.
+   */
+  recentred?: { items: number; at: string };
   /** Held-out figures measured at training time (see train.ts). */
   results?: unknown;
   tensors: Array<{ name: string; length: number }>;
@@ -248,6 +253,41 @@ export function backboneFeatures(raw: RawVectors, start: number, count: number, 
     }
   }
   return out;
+}
+
+/**
+ * The head carried to another catalog, its inputs centred on that catalog: the mean of its
+ * backbone features and of its colour histograms, measured on `raw` (the catalog's stored
+ * vectors; no labels), replace the training catalog's. The components, scales and network
+ * stay as trained.
+ *
+ * Why: a catalog of another kind (small greyscale thumbnails, another studio's lighting)
+ * moves every item's features by about the same offset. Centred on the training catalog,
+ * that offset lands in the whitened components and the network reads it as content; centred
+ * on its own mean, the new catalog's items differ from each other as the training items
+ * did (the idea of AdaBN, Li et al. 2016, for a fixed linear layer). Measured with
+ * `lookalike transfer` (README, "Shopper photos"): it lifts the head on greyscale
+ * thumbnails to plain features or above on every label.
+ */
+export function recentredHead(head: Head, raw: RawVectors): Head {
+  if (raw.n < 2) throw new LookalikeError('BAD_OPTION', { message: `re-centring a head needs the catalog's vectors: ${raw.n} item(s) embedded.` });
+  const { power } = head.meta.features;
+  const d = 2 * raw.dim, cd = raw.colourDim;
+  const mean = new Float64Array(d), colour = new Float64Array(cd);
+  const block = 1024;
+  for (let start = 0; start < raw.n; start += block) {
+    const count = Math.min(block, raw.n - start);
+    const feats = backboneFeatures(raw, start, count, power);
+    for (let i = 0; i < count * d; i++) mean[i % d] += feats[i];
+  }
+  const colours = raw.colour;
+  for (let i = 0; i < raw.n * cd; i++) colour[i % cd] += colours[i];
+  const tensors = new Map(head.tensors);
+  tensors.set('reduce.mean', Float32Array.from(mean, (v) => v / raw.n));
+  tensors.set('colour.mean', Float32Array.from(colour, (v) => v / raw.n));
+  const { id: _id, results: _results, ...meta } = head.meta;
+  const recentred = { ...meta, recentred: { items: raw.n, at: new Date().toISOString() } };
+  return new Head({ ...recentred, id: headId(recentred, tensors) }, tensors);
 }
 
 /** mean · component for each component: the centring of a single vector, computed once. */

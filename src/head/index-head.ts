@@ -19,7 +19,7 @@ import type { IndexManifest, Store } from '../store/types.js';
 import type { SearchEngine } from '../search/engine.js';
 import { backboneSpace, blendedSpace, type EmbeddingSpace, type RawVectors } from '../search/space.js';
 import { openStore } from '../store/open.js';
-import { backboneKey, decodeHead, encodeHead, readHeadFile, type Head, type Mode } from './head.js';
+import { backboneKey, decodeHead, encodeHead, readHeadFile, recentredHead, type Head, type Mode } from './head.js';
 
 export const HEAD_FILE = INDEX_FILES.head;
 
@@ -77,6 +77,25 @@ export async function adoptHeadFile(file: string, store: Store, weightsId: strin
   checkHeadFits(head, weightsId, settings, file);
   await store.putFile(HEAD_FILE, encodeHead(head));
   return refFor(head);
+}
+
+/**
+ * `index --head FILE`, once the catalog is embedded: the index's head, trained on another
+ * catalog, is re-centred on this one's stored vectors (head.ts recentredHead) and stored in
+ * its place. Returns the new manifest entry, or undefined when the index has no head or
+ * fewer than 2 embedded items.
+ */
+export async function recentreIndexHead(store: Store): Promise<HeadRef | undefined> {
+  const manifest = store.getManifest();
+  const head = manifest && loadIndexHead(store, manifest);
+  if (!manifest || !head || store.count().embedded < 2) return undefined;
+  await store.preload?.(['max', 'avg', 'colour']);
+  const max = store.loadMatrix('max'), avg = store.loadMatrix('avg'), colour = store.loadMatrix('colour');
+  const recentred = recentredHead(head, { n: max.data.length / max.dim, max: max.data, avg: avg.data, colour: colour.data, dim: max.dim, colourDim: colour.dim });
+  await store.putFile(HEAD_FILE, encodeHead(recentred));
+  const ref = refFor(recentred);
+  await store.setManifest({ ...manifest, extensions: { ...manifest.extensions, head: ref }, updatedAt: new Date().toISOString() });
+  return ref;
 }
 
 /** Makes `head` the index's embedding (the store must be writable). */

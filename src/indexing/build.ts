@@ -21,7 +21,7 @@ import { COLOUR_DIMENSION } from '../image/colour.js';
 import { lockStore, openStore, settleStore } from '../store/open.js';
 import { checkInputSize } from '../validate.js';
 import type { IndexManifest, ItemFailure, Store } from '../store/types.js';
-import { adoptHeadFile } from '../head/index-head.js';
+import { adoptHeadFile, recentreIndexHead } from '../head/index-head.js';
 import type { SearchSetting } from '../search/engine.js';
 
 export const FORMAT_VERSION = 1;
@@ -198,6 +198,8 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
 
     const result = await embedAll(store, embedder, settings, todo.map((i) => ({ id: i.id, image: i.imagePath })), options);
     if (!options.embedder) await embedder.release();
+    // A head trained on another catalog is centred on this one once it is embedded (head.ts recentredHead).
+    if (head && !result.interrupted && await recentreIndexHead(store)) log('the head is re-centred on this catalog\'s vectors');
     const seconds = (performance.now() - started) / 1000;
     return {
       catalog: { root: catalog.root, kind: catalog.kind, items: catalog.items.length, problems: catalog.problems },

@@ -16,9 +16,9 @@ const SHAPES: Record<Shape, string> = {
   bag: '<rect x="10" y="25" width="40" height="45" rx="5"/><path d="M20 25 Q30 5 40 25" fill="none" stroke="#333" stroke-width="4"/>',
 };
 
-/** A 60x80 product-style photo: one shape in one colour on white. */
-export function drawProduct(shape: Shape, colour: string, format: 'jpeg' | 'png' | 'webp' = 'jpeg'): Promise<Buffer> {
-  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="60" height="80"><rect width="60" height="80" fill="#fff"/><g fill="${colour}">${SHAPES[shape]}</g></svg>`;
+/** A 60x80 product-style photo: one shape in one colour on white (or on nothing: a PNG cut-out to paste on a scene). */
+export function drawProduct(shape: Shape, colour: string, format: 'jpeg' | 'png' | 'webp' = 'jpeg', background: '#fff' | 'none' = '#fff'): Promise<Buffer> {
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="60" height="80"><rect width="60" height="80" fill="${background}"/><g fill="${colour}">${SHAPES[shape]}</g></svg>`;
   return sharp(Buffer.from(svg))[format]().toBuffer();
 }
 

@@ -129,6 +129,29 @@ describe('localising the product in a photo', () => {
     expect(Array.from(mask)).toEqual([1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
   });
 
+  it('finds a product on a striped background nearer its packshot with the second look than in one pass', async () => {
+    const lookalike = await Lookalike.open(indexDir);
+    try {
+      const stripes = await sharp(Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="480" height="480"><defs><pattern id="s" width="40" height="40" patternUnits="userSpaceOnUse" patternTransform="rotate(30)"><rect width="40" height="40" fill="#3a8f5c"/><rect width="20" height="40" fill="#e0c020"/></pattern></defs><rect width="480" height="480" fill="url(#s)"/></svg>`)).png().toBuffer();
+      const shirt = await sharp(await drawProduct('shirt', '#d22', 'png', 'none')).resize(240, 320).png().toBuffer();
+      const photo = await sharp(stripes).composite([{ input: shirt, left: 120, top: 80 }]).jpeg().toBuffer();
+      const zoomed = await lookalike.embedImage(photo, 'photo', undefined, { localise: 'zoom' });
+      const once = await lookalike.embedImage(photo, 'photo', undefined, { localise: 'centred' });
+      const packshot = await lookalike.embedImage(path.join(catalog, 'images', '1000.jpg'), 'packshot', undefined, { localise: 'none' });
+      const cos = (a: Float32Array, b: Float32Array) => {
+        let d = 0, na = 0, nb = 0;
+        for (let i = 0; i < a.length; i++) { d += a[i] * b[i]; na += a[i] * a[i]; nb += b[i] * b[i]; }
+        return d / Math.sqrt(na * nb);
+      };
+      expect(cos(zoomed.max, packshot.max)).toBeGreaterThan(cos(once.max, packshot.max));
+      // A shirt comes first (1000-1003 are the shirts; the green and yellow stripes may tint the colour found).
+      const hits = await lookalike.searchByImage(photo, { k: 1 });
+      expect(['1000', '1001', '1002', '1003']).toContain(hits.results[0].id);
+    } finally {
+      await lookalike.close();
+    }
+  });
+
   it('searches only the box the shopper drew: each crop of a two-product photo finds its own product', async () => {
     const lookalike = await Lookalike.open(indexDir);
     try {

@@ -11,7 +11,7 @@ import { isHeldOut } from '../../src/eval/split.js';
 import { Random } from '../../src/math/random.js';
 import { classWeights, editKind, planLabels } from '../../src/train/labels.js';
 import { parseLabelSpec, trainHead, VIEW_TASK, type TrainOptions } from '../../src/train/train.js';
-import { decodeHead, encodeHead, readHeadFile, writeHeadFile, MODES } from '../../src/head/head.js';
+import { backboneFeatures, decodeHead, encodeHead, readHeadFile, writeHeadFile, MODES } from '../../src/head/head.js';
 import { adoptHeadFile, embedSync, HEAD_FILE, removeHead } from '../../src/head/index-head.js';
 import { gemm, mat } from '../../src/head/gemm.js';
 import { fitReducer, applyReducer } from '../../src/head/reduce.js';
@@ -475,7 +475,22 @@ describe('index --head (real backbone)', () => {
     await buildIndex({ catalogDir: catalog, indexDir: next, head: file });
     const lookalike = await Lookalike.open(next);
     try {
-      expect(lookalike.space().id).toBe(`head:${report.head.id}:balanced`);
+      // Carried to this index, the head is re-centred on its catalog's vectors: a new id,
+      // the same network, and its inputs' mean is this catalog's.
+      const carried = lookalike.head!.head;
+      expect(carried.meta.recentred?.items).toBe(16);
+      expect(carried.id).not.toBe(report.head.id);
+      expect(carried.tensors.get('w1')).toEqual(report.head.tensors.get('w1'));
+      const raw = lookalike.engine.rawVectors();
+      const feats = backboneFeatures(raw, 0, raw.n, carried.meta.features.power);
+      const d = 2 * raw.dim;
+      const mean = carried.tensors.get('reduce.mean')!;
+      for (const j of [0, 7, d - 1]) {
+        let m = 0;
+        for (let i = 0; i < raw.n; i++) m += feats[i * d + j] / raw.n;
+        expect(mean[j]).toBeCloseTo(m, 5);
+      }
+      expect(lookalike.space().id).toBe(`head:${carried.id}:balanced`);
       const response = await lookalike.searchByImage(readFileSync(path.join(catalog, 'images', '1000.jpg')), { k: 3, mode: 'colour' });
       expect(response.space).toBe(lookalike.photoSpace({ mode: 'colour' }).id);
       expect(response.results).toHaveLength(3);

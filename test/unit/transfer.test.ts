@@ -42,7 +42,7 @@ describe('a head on a catalog of another kind (lookalike transfer)', () => {
       const heldOut = lookalike.engine.items.filter((i) => isHeldOut(i.id, 0.2)).length;
       const result = await evaluateTransfer(lookalike, { k: 1, size: 28, attributes: ['articleType'], workDir: work });
       expect(result.items).toBe(heldOut);
-      expect(result.rows.map((r) => r.space)).toEqual(['plain', 'head style', 'head balanced (default)', 'head colour']);
+      expect(result.rows.map((r) => r.space)).toEqual(['plain', 'head style', 'head balanced (default)', 'head colour', 'head balanced (default), as trained']);
       for (const r of result.rows) {
         expect(r.attribute).toBe('articleType');
         expect(r.knnAccuracy).toBeGreaterThanOrEqual(0);
@@ -54,6 +54,22 @@ describe('a head on a catalog of another kind (lookalike transfer)', () => {
       expect([info.width, info.height]).toEqual([28, 28]);
       // Greyscale: one channel, or three equal ones.
       if (info.channels >= 3) for (let p = 0; p < data.length; p += info.channels) expect(data[p]).toBe(data[p + 1]);
+      // The head is re-centred on the thumbnails, so it differs from the one attached as trained.
+      const row = (space: string) => result.rows.find((r) => r.space === space)!;
+      expect(row('head balanced (default)')).toBeDefined();
+      expect(row('head balanced (default), as trained')).toBeDefined();
+
+      // The control keeps the colour: some pixel of some thumbnail is not grey.
+      const control = tempDir('lookalike-transfer-colour-');
+      const coloured = await evaluateTransfer(lookalike, { k: 1, size: 32, colour: true, attributes: ['articleType'], workDir: control });
+      expect(coloured.colour).toBe(true);
+      let grey = true;
+      for (const file of readdirSync(path.join(control, 'catalog', 'images'))) {
+        const px = await sharp(path.join(control, 'catalog', 'images', file)).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+        expect([px.info.width, px.info.height]).toEqual([32, 32]);
+        for (let p = 0; p < px.data.length; p += 3) if (px.data[p] !== px.data[p + 1] || px.data[p] !== px.data[p + 2]) grey = false;
+      }
+      expect(grey).toBe(false);
     } finally {
       await lookalike.close();
     }
@@ -62,7 +78,7 @@ describe('a head on a catalog of another kind (lookalike transfer)', () => {
   it('runs from the command line, and says what to do on an index without a head', async () => {
     const r = runCli(['transfer', '--index', indexDir, '--k', '1', '--attr', 'articleType', '--json']);
     expect(r.code, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout).rows).toHaveLength(4);
+    expect(JSON.parse(r.stdout).rows).toHaveLength(5);
     const plainIndex = path.join(tempDir(), 'index');
     await buildIndex({ catalogDir: await makeCatalog(), indexDir: plainIndex });
     const none = runCli(['transfer', '--index', plainIndex]);

@@ -73,7 +73,7 @@ export function registerCoreCommands(program: Command): void {
     .addOption(new Option('--pooling <kind>', 'default pooling for search (both are stored)').choices(['max', 'avg']))
     .option('--limit <n>', 'embed at most n new items in this run', intArg('limit'))
     .option('--sample <n>', 'quick start: embed a sample of n items with the same share of every articleType (chosen by a stable hash of the id, so always the same ones); run again without --sample for the rest', intArg('sample', 1))
-    .option('--head <file>', 'search with a head trained on another catalog (`lookalike train --save FILE`)')
+    .option('--head <file>', 'search with a head trained on another catalog (`lookalike train --save FILE`); once this catalog is embedded, the head is re-centred on its vectors (no labels needed)')
     .addOption(new Option('--search <method>', `how searches are answered from now on: auto (ann from ${ANN_MIN_ITEMS.toLocaleString('en-US')} items), exact, ann`).choices(['auto', 'exact', 'ann']))
     .option('--allow-remove', 'let this run remove more than half of the index (items missing from this catalog)')
     .option(...queueOption(), process.env[ENV.queue] || undefined)
