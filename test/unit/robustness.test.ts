@@ -25,6 +25,21 @@ async function scene(products: Array<{ shape: 'shirt' | 'watch' | 'bag' | 'trous
   return sharp({ create: { width: 480, height: 480, channels: 3, background } }).composite(layers).jpeg().toBuffer();
 }
 
+function cos(a: Float32Array, b: Float32Array): number {
+  let d = 0, na = 0, nb = 0;
+  for (let i = 0; i < a.length; i++) { d += a[i] * b[i]; na += a[i] * a[i]; nb += b[i] * b[i]; }
+  return d / Math.sqrt(na * nb);
+}
+
+/** A photo of the red shirt pooled by zoom and in one pass, and its packshot (item 1000, drawn the same way: fixtures.defaultItems). */
+async function zoomAndOnePass(lookalike: Lookalike, photo: Buffer) {
+  return {
+    zoomed: await lookalike.embedImage(photo, 'photo', undefined, { localise: 'zoom' }),
+    once: await lookalike.embedImage(photo, 'photo', undefined, { localise: 'centred' }),
+    packshot: await lookalike.embedImage(path.join(catalog, 'images', '1000.jpg'), 'packshot', undefined, { localise: 'none' }),
+  };
+}
+
 describe('shopper photos (eval/perturb)', () => {
   it('draws every kind of photo reproducibly for a seed, and differently for another seed', async () => {
     const file = path.join(catalog, 'images', '1000.jpg');
@@ -62,8 +77,7 @@ describe('localising the product in a photo', () => {
     try {
       // On a wall's tone: a photo with white all round is a packshot and gets one pass.
       const photo = await scene([{ shape: 'shirt', colour: '#d22', left: 340, top: 300 }], '#d6cfc4');
-      const zoomed = await lookalike.embedImage(photo, 'photo', undefined, { localise: 'zoom' });
-      const once = await lookalike.embedImage(photo, 'photo', undefined, { localise: 'centred' });
+      const { zoomed, once, packshot } = await zoomAndOnePass(lookalike, photo);
       const box = zoomed.zoom!;
       expect(box).toBeDefined();
       // The shirt covers x 0.71-0.96, y 0.63-0.96 of the photo: the box is around it, well short of the whole.
@@ -71,13 +85,6 @@ describe('localising the product in a photo', () => {
       expect(box.y + box.h / 2).toBeGreaterThan(0.6);
       expect(box.w * box.h).toBeLessThan(0.4);
       expect(once.zoom).toBeUndefined();
-      // Item 1000 is the red shirt drawn the same way (fixtures.defaultItems).
-      const packshot = await lookalike.embedImage(path.join(catalog, 'images', '1000.jpg'), 'packshot', undefined, { localise: 'none' });
-      const cos = (a: Float32Array, b: Float32Array) => {
-        let d = 0, na = 0, nb = 0;
-        for (let i = 0; i < a.length; i++) { d += a[i] * b[i]; na += a[i] * a[i]; nb += b[i] * b[i]; }
-        return d / Math.sqrt(na * nb);
-      };
       expect(cos(zoomed.max, packshot.max)).toBeGreaterThan(cos(once.max, packshot.max));
       // The same product on white: a packshot, one pass.
       const onWhite = await lookalike.embedImage(await scene([{ shape: 'shirt', colour: '#d22', left: 340, top: 300 }]), 'photo', undefined, { localise: 'zoom' });
@@ -135,14 +142,7 @@ describe('localising the product in a photo', () => {
       const stripes = await sharp(Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="480" height="480"><defs><pattern id="s" width="40" height="40" patternUnits="userSpaceOnUse" patternTransform="rotate(30)"><rect width="40" height="40" fill="#3a8f5c"/><rect width="20" height="40" fill="#e0c020"/></pattern></defs><rect width="480" height="480" fill="url(#s)"/></svg>`)).png().toBuffer();
       const shirt = await sharp(await drawProduct('shirt', '#d22', 'png', 'none')).resize(240, 320).png().toBuffer();
       const photo = await sharp(stripes).composite([{ input: shirt, left: 120, top: 80 }]).jpeg().toBuffer();
-      const zoomed = await lookalike.embedImage(photo, 'photo', undefined, { localise: 'zoom' });
-      const once = await lookalike.embedImage(photo, 'photo', undefined, { localise: 'centred' });
-      const packshot = await lookalike.embedImage(path.join(catalog, 'images', '1000.jpg'), 'packshot', undefined, { localise: 'none' });
-      const cos = (a: Float32Array, b: Float32Array) => {
-        let d = 0, na = 0, nb = 0;
-        for (let i = 0; i < a.length; i++) { d += a[i] * b[i]; na += a[i] * a[i]; nb += b[i] * b[i]; }
-        return d / Math.sqrt(na * nb);
-      };
+      const { zoomed, once, packshot } = await zoomAndOnePass(lookalike, photo);
       expect(cos(zoomed.max, packshot.max)).toBeGreaterThan(cos(once.max, packshot.max));
       // A shirt comes first (1000-1003 are the shirts; the green and yellow stripes may tint the colour found).
       const hits = await lookalike.searchByImage(photo, { k: 1 });
