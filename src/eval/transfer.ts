@@ -93,21 +93,22 @@ export async function evaluateTransfer(lookalike: Lookalike, options: TransferOp
       onProgress: (p: IndexProgress) => options.onProgress?.('indexing', p.done, p.total),
     });
     const spaces: Array<{ label: string; mode?: Mode }> = [{ label: 'plain' }, ...MODES.map((mode) => ({ label: `head ${mode}${mode === head.head.meta.defaultMode ? ' (default)' : ''}`, mode }))];
-    const rows: TransferRow[] = [];
-    const measure = async (other: Lookalike, picked: typeof spaces, suffix = '') => {
+    const measure = async (other: Lookalike, picked: typeof spaces, suffix = ''): Promise<TransferRow[]> => {
+      const rows: TransferRow[] = [];
       for (const s of picked) {
         // pooling 'max' is the plain backbone, as `lookalike eval --pooling max` on a head's index.
         const result = await evaluateIndex(other, { k, attributes, ...(s.mode ? { mode: s.mode } : { pooling: 'max' as const }) });
         for (const a of result.attributes) rows.push({ space: s.label + suffix, attribute: a.attribute, knnAccuracy: a.knnAccuracy, precisionAtK: a.precisionAtK });
       }
+      return rows;
     };
     // The head as trained first (its inputs centred on the dev catalog), then re-centred on
     // the thumbnails, as a head carried to another catalog is (head.ts recentredHead).
     await installHead(indexDir, head.head);
-    let recentred: Head;
+    let recentred: Head, asTrainedRows: TransferRow[];
     const asTrained = await Lookalike.open(indexDir, { readonly: true });
     try {
-      await measure(asTrained, spaces.filter((s) => s.mode === head.head.meta.defaultMode), ', as trained');
+      asTrainedRows = await measure(asTrained, spaces.filter((s) => s.mode === head.head.meta.defaultMode), ', as trained');
       recentred = recentredHead(head.head, asTrained.engine.rawVectors());
     } finally {
       await asTrained.close();
@@ -115,9 +116,7 @@ export async function evaluateTransfer(lookalike: Lookalike, options: TransferOp
     await installHead(indexDir, recentred);
     const other = await Lookalike.open(indexDir, { readonly: true });
     try {
-      const before = rows.splice(0);
-      await measure(other, spaces);
-      rows.push(...before);
+      const rows = [...await measure(other, spaces), ...asTrainedRows];
       return { items: items.length, size, colour: !!options.colour, k, rows, seconds: (performance.now() - started) / 1000 };
     } finally {
       await other.close();

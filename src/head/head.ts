@@ -274,14 +274,15 @@ export function recentredHead(head: Head, raw: RawVectors): Head {
   const { power } = head.meta.features;
   const d = 2 * raw.dim, cd = raw.colourDim;
   const mean = new Float64Array(d), colour = new Float64Array(cd);
+  // In blocks: the features of a million items at once would be 16 GB.
   const block = 1024;
   for (let start = 0; start < raw.n; start += block) {
     const count = Math.min(block, raw.n - start);
     const feats = backboneFeatures(raw, start, count, power);
-    for (let i = 0; i < count * d; i++) mean[i % d] += feats[i];
+    for (let i = 0; i < count; i++) for (let j = 0, o = i * d; j < d; j++) mean[j] += feats[o + j];
   }
   const colours = raw.colour;
-  for (let i = 0; i < raw.n * cd; i++) colour[i % cd] += colours[i];
+  for (let i = 0; i < raw.n; i++) for (let j = 0, o = i * cd; j < cd; j++) colour[j] += colours[o + j];
   const tensors = new Map(head.tensors);
   tensors.set('reduce.mean', Float32Array.from(mean, (v) => v / raw.n));
   tensors.set('colour.mean', Float32Array.from(colour, (v) => v / raw.n));

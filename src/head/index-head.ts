@@ -17,7 +17,7 @@ import { LookalikeError } from '../errors.js';
 import { imageFingerprint, type EmbeddingSettings } from '../model/registry.js';
 import type { IndexManifest, Store } from '../store/types.js';
 import type { SearchEngine } from '../search/engine.js';
-import { backboneSpace, blendedSpace, type EmbeddingSpace, type RawVectors } from '../search/space.js';
+import { backboneSpace, blendedSpace, loadRawVectors, type EmbeddingSpace, type RawVectors } from '../search/space.js';
 import { openStore } from '../store/open.js';
 import { backboneKey, decodeHead, encodeHead, readHeadFile, recentredHead, type Head, type Mode } from './head.js';
 
@@ -89,9 +89,7 @@ export async function recentreIndexHead(store: Store): Promise<HeadRef | undefin
   const manifest = store.getManifest();
   const head = manifest && loadIndexHead(store, manifest);
   if (!manifest || !head || store.count().embedded < 2) return undefined;
-  await store.preload?.(['max', 'avg', 'colour']);
-  const max = store.loadMatrix('max'), avg = store.loadMatrix('avg'), colour = store.loadMatrix('colour');
-  const recentred = recentredHead(head, { n: max.data.length / max.dim, max: max.data, avg: avg.data, colour: colour.data, dim: max.dim, colourDim: colour.dim });
+  const recentred = recentredHead(head, (await loadRawVectors(store)).raw);
   await store.putFile(HEAD_FILE, encodeHead(recentred));
   const ref = refFor(recentred);
   await store.setManifest({ ...manifest, extensions: { ...manifest.extensions, head: ref }, updatedAt: new Date().toISOString() });

@@ -5,6 +5,7 @@
  */
 import { normaliseRows } from './kernel.js';
 import type { Pooling } from '../model/registry.js';
+import type { Store } from '../store/types.js';
 
 export interface RawVectors {
   n: number;
@@ -57,4 +58,15 @@ export function blendedSpace(a: EmbeddingSpace, b: EmbeddingSpace, weight: numbe
       return out;
     },
   };
+}
+
+/**
+ * Every embedded item's raw vectors, read from the store at once (a network store fetches
+ * them in bulk first), with their ids in row order: what training and re-centring a head
+ * read. A serving engine loads them lazily instead (SearchEngine.rawVectors).
+ */
+export async function loadRawVectors(store: Store): Promise<{ ids: string[]; raw: RawVectors }> {
+  await store.preload?.(['max', 'avg', 'colour']);
+  const max = store.loadMatrix('max'), avg = store.loadMatrix('avg'), colour = store.loadMatrix('colour');
+  return { ids: max.ids, raw: { n: max.ids.length, max: max.data, avg: avg.data, colour: colour.data, dim: max.dim, colourDim: colour.dim } };
 }

@@ -19,7 +19,7 @@ import { imageFingerprint } from '../model/registry.js';
 import { isHeldOut } from '../eval/split.js';
 import { evaluate, type AttributeResult } from '../eval/evaluate.js';
 import { batchTopK, normaliseRows } from '../search/kernel.js';
-import type { RawVectors } from '../search/space.js';
+import { loadRawVectors, type RawVectors } from '../search/space.js';
 import { Random } from '../math/random.js';
 import { DEFAULT_LABELS, classWeights, planLabels, type LabelPlan, type LabelTask } from './labels.js';
 import { applyReducer, fitReducer } from '../head/reduce.js';
@@ -188,17 +188,14 @@ async function loadIndex(indexDir: string): Promise<Loaded> {
   try {
     const manifest = store.getManifest();
     if (!manifest || store.count().embedded === 0) throw new LookalikeError('INDEX_EMPTY', { path: indexDir });
-    await store.preload?.(['max', 'avg', 'colour']);
-    const max = store.loadMatrix('max');
-    const avg = store.loadMatrix('avg');
-    const colour = store.loadMatrix('colour');
+    const { ids, raw } = await loadRawVectors(store);
     const items = new Map(store.listItems().map((i) => [i.id, i]));
     return {
       manifest,
-      ids: max.ids,
-      images: max.ids.map((id) => items.get(id)?.image ?? ''),
-      metadata: max.ids.map((id) => items.get(id)?.metadata ?? {}),
-      raw: { n: max.ids.length, max: max.data, avg: avg.data, colour: colour.data, dim: max.dim, colourDim: colour.dim },
+      ids,
+      images: ids.map((id) => items.get(id)?.image ?? ''),
+      metadata: ids.map((id) => items.get(id)?.metadata ?? {}),
+      raw,
     };
   } finally {
     await store.close();

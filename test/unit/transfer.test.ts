@@ -54,10 +54,14 @@ describe('a head on a catalog of another kind (lookalike transfer)', () => {
       expect([info.width, info.height]).toEqual([28, 28]);
       // Greyscale: one channel, or three equal ones.
       if (info.channels >= 3) for (let p = 0; p < data.length; p += info.channels) expect(data[p]).toBe(data[p + 1]);
-      // The head is re-centred on the thumbnails, so it differs from the one attached as trained.
-      const row = (space: string) => result.rows.find((r) => r.space === space)!;
-      expect(row('head balanced (default)')).toBeDefined();
-      expect(row('head balanced (default), as trained')).toBeDefined();
+      // The thumbnails' index holds the head re-centred on them, not the one trained.
+      const other = await Lookalike.open(path.join(work, 'index'), { readonly: true });
+      try {
+        expect(other.head!.head.meta.recentred?.items).toBe(heldOut);
+        expect(other.head!.head.id).not.toBe(lookalike.head!.head.id);
+      } finally {
+        await other.close();
+      }
 
       // The control keeps the colour: some pixel of some thumbnail is not grey.
       const control = tempDir('lookalike-transfer-colour-');
