@@ -45,6 +45,15 @@ export interface AnnSettings {
  */
 export const DEFAULT_ANN_SETTINGS: AnnSettings = { quantization: 'f16', connectivity: 24, expansionAdd: 128, expansionSearch: 64 };
 
+/**
+ * A sync adding fewer rows than this inserts them on one thread. usearch's parallel
+ * insertion is not deterministic (two builds of one catalog answer some queries
+ * differently, and now and then miss an item's own vector); on one thread the same rows
+ * added to the same graph always give the same graph. Larger syncs, a big catalog's first
+ * build, use every core: about 1 ms per 2,048-d row on one thread, half that on two.
+ */
+export const SERIAL_ADD_BELOW = 10_000;
+
 /** Bumped when the files' layout or meaning changes; older files are rebuilt. */
 const FORMAT = 2;
 
@@ -125,6 +134,7 @@ export class AnnIndex {
     const addRows: number[] = [];
     for (let row = 0; row < ids.length; row++) if (!this.keyById.has(ids[row])) addRows.push(row);
     const batch = 4096;
+    const threads = addRows.length < SERIAL_ADD_BELOW ? 1 : 0;
     for (let start = 0; start < addRows.length; start += batch) {
       const rows = addRows.slice(start, start + batch);
       const keys = new BigUint64Array(rows.length);
@@ -137,7 +147,7 @@ export class AnnIndex {
         keys[i] = BigInt(key);
         vectors.set(matrix.subarray(row * dim, (row + 1) * dim), i * dim);
       });
-      this.index.add(keys, vectors, 0);
+      this.index.add(keys, vectors, threads);
       onProgress?.(Math.min(start + batch, addRows.length), addRows.length);
     }
     this.bindRows(ids);
