@@ -16,8 +16,9 @@ import sharp from 'sharp';
 import { stringify } from 'csv-stringify/sync';
 import { DEFAULT_K } from '../defaults.js';
 import { LookalikeError } from '../errors.js';
-import { MODES, recentredHead, type Head, type Mode } from '../head/head.js';
-import { headRefOf, installHead } from '../head/index-head.js';
+import { MODES, type Mode } from '../head/head.js';
+import { headRefOf, installHead, recentreIndexHead } from '../head/index-head.js';
+import { openStore } from '../store/open.js';
 import { buildIndex, type IndexProgress } from '../indexing/build.js';
 import { Lookalike } from '../lookalike.js';
 import { storedSettings } from '../model/registry.js';
@@ -103,17 +104,21 @@ export async function evaluateTransfer(lookalike: Lookalike, options: TransferOp
       return rows;
     };
     // The head as trained first (its inputs centred on the dev catalog), then re-centred on
-    // the thumbnails, as a head carried to another catalog is (head.ts recentredHead).
+    // the thumbnails by what `index --head` runs once a catalog is embedded.
     await installHead(indexDir, head.head);
-    let recentred: Head, asTrainedRows: TransferRow[];
+    let asTrainedRows: TransferRow[];
     const asTrained = await Lookalike.open(indexDir, { readonly: true });
     try {
       asTrainedRows = await measure(asTrained, spaces.filter((s) => s.mode === head.head.meta.defaultMode), ', as trained');
-      recentred = recentredHead(head.head, asTrained.engine.rawVectors());
     } finally {
       await asTrained.close();
     }
-    await installHead(indexDir, recentred);
+    const store = await openStore(indexDir);
+    try {
+      await recentreIndexHead(store);
+    } finally {
+      await store.close();
+    }
     const other = await Lookalike.open(indexDir, { readonly: true });
     try {
       const rows = [...await measure(other, spaces), ...asTrainedRows];

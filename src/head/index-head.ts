@@ -89,9 +89,13 @@ export async function recentreIndexHead(store: Store): Promise<HeadRef | undefin
   const manifest = store.getManifest();
   const head = manifest && loadIndexHead(store, manifest);
   if (!manifest || !head || store.count().embedded < 2) return undefined;
-  const recentred = recentredHead(head, (await loadRawVectors(store)).raw);
-  await store.putFile(HEAD_FILE, encodeHead(recentred));
-  const ref = refFor(recentred);
+  return storeHead(store, manifest, recentredHead(head, (await loadRawVectors(store)).raw));
+}
+
+/** Writes `head` as the index's head and points the manifest at it. */
+async function storeHead(store: Store, manifest: IndexManifest, head: Head): Promise<HeadRef> {
+  await store.putFile(HEAD_FILE, encodeHead(head));
+  const ref = refFor(head);
   await store.setManifest({ ...manifest, extensions: { ...manifest.extensions, head: ref }, updatedAt: new Date().toISOString() });
   return ref;
 }
@@ -103,10 +107,7 @@ export async function installHead(location: string, head: Head): Promise<HeadRef
     const manifest = store.getManifest();
     if (!manifest) throw new LookalikeError('INDEX_EMPTY', { path: location });
     checkHeadFits(head, manifest.weightsId, manifest.settings, 'the new head');
-    await store.putFile(HEAD_FILE, encodeHead(head));
-    const ref = refFor(head);
-    await store.setManifest({ ...manifest, extensions: { ...manifest.extensions, head: ref }, updatedAt: new Date().toISOString() });
-    return ref;
+    return await storeHead(store, manifest, head);
   } finally {
     await store.close();
   }
