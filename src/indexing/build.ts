@@ -19,6 +19,7 @@ import { embedPrepared, prepareBatch, type EmbedJob } from './embed-batch.js';
 import { imagesToEmbed } from './changes.js';
 import { COLOUR_DIMENSION } from '../image/colour.js';
 import { lockStore, openStore, settleStore } from '../store/open.js';
+import { describeLocation } from '../store/location.js';
 import { checkInputSize } from '../validate.js';
 import type { IndexManifest, ItemFailure, Store } from '../store/types.js';
 import { adoptHeadFile, recentreIndexHead } from '../head/index-head.js';
@@ -109,7 +110,7 @@ export function staleIds(store: Store, catalogRoot: string, items: ReadonlyArray
   const stored = store.listItems();
   const stale = stored.filter((i) => !wanted.has(i.id)).map((i) => i.id);
   if (!options.allowRemove && stale.length > REMOVE_COUNT_FREE && stale.length > REMOVE_SHARE_LIMIT * stored.length) {
-    throw new LookalikeError('INDEX_WOULD_REMOVE', { catalog: catalogRoot, path: options.indexDir, removed: stale.length, total: stored.length });
+    throw new LookalikeError('INDEX_WOULD_REMOVE', { catalog: catalogRoot, path: describeLocation(options.indexDir), removed: stale.length, total: stored.length });
   }
   return stale;
 }
@@ -154,22 +155,22 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
       ...options.settings,
     });
     if (existing && imageFingerprint(existing.settings) !== imageFingerprint(settings)) {
-      throw new LookalikeError('MODEL_MISMATCH', { index: options.indexDir, indexed: imageFingerprint(existing.settings), requested: imageFingerprint(settings) });
+      throw new LookalikeError('MODEL_MISMATCH', { index: describeLocation(options.indexDir), indexed: imageFingerprint(existing.settings), requested: imageFingerprint(settings) });
     }
     const stale = staleIds(store, catalog.root, items, options);
     if (options.embedder && options.embedder.precision !== settings.precision) {
-      throw new LookalikeError('MODEL_MISMATCH', { index: options.indexDir, indexed: imageFingerprint(settings), requested: `${settings.backbone} ${options.embedder.precision}` });
+      throw new LookalikeError('MODEL_MISMATCH', { index: describeLocation(options.indexDir), indexed: imageFingerprint(settings), requested: `${settings.backbone} ${options.embedder.precision}` });
     }
     // int8: another calibration is another model; a passed-in one must be the index's own.
     if (options.embedder?.calibration && existing?.calibration && arithmeticOf(options.embedder.calibration) !== arithmeticOf(existing.calibration)) {
-      throw new LookalikeError('MODEL_MISMATCH', { index: options.indexDir, indexed: arithmeticOf(existing.calibration), requested: arithmeticOf(options.embedder.calibration) });
+      throw new LookalikeError('MODEL_MISMATCH', { index: describeLocation(options.indexDir), indexed: arithmeticOf(existing.calibration), requested: arithmeticOf(options.embedder.calibration) });
     }
     // int8: the index's calibration, or, for a new index, one measured now on its catalog.
     const calibration: Calibration | undefined = settings.precision !== 'int8' ? undefined
       : options.embedder?.calibration ?? existing?.calibration ?? await calibrateOnCatalog(items.map((i) => ({ id: i.id, image: i.imagePath })), settings, { log });
     const embedder = options.embedder ?? await Embedder.create(settings.backbone, { log, precision: settings.precision, calibration });
     if (existing && existing.weightsId !== embedder.weightsId) {
-      throw new LookalikeError('MODEL_MISMATCH', { index: options.indexDir, indexed: existing.weightsId, requested: embedder.weightsId });
+      throw new LookalikeError('MODEL_MISMATCH', { index: describeLocation(options.indexDir), indexed: existing.weightsId, requested: embedder.weightsId });
     }
     // Checked before the index is touched: a refused head leaves it as it was.
     let head: Awaited<ReturnType<typeof adoptHeadFile>> | undefined;

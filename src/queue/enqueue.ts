@@ -77,12 +77,12 @@ export async function enqueueIndex(options: EnqueueOptions): Promise<EnqueueRepo
         const existing = store.getManifest();
         const settings = defaultSettings({ ...(existing ? storedSettings(existing.settings) : {}), ...options.settings });
         if (existing && imageFingerprint(existing.settings) !== imageFingerprint(settings)) {
-          throw new LookalikeError('MODEL_MISMATCH', { index: options.location, indexed: imageFingerprint(existing.settings), requested: imageFingerprint(settings) });
+          throw new LookalikeError('MODEL_MISMATCH', { index: describeLocation(options.location), indexed: imageFingerprint(existing.settings), requested: imageFingerprint(settings) });
         }
         // The weights' id without loading the network: the workers do the embedding.
         const { weightsId } = await ensureOnnxModel(settings.backbone, log);
         if (existing && existing.weightsId !== weightsId) {
-          throw new LookalikeError('MODEL_MISMATCH', { index: options.location, indexed: existing.weightsId, requested: weightsId });
+          throw new LookalikeError('MODEL_MISMATCH', { index: describeLocation(options.location), indexed: existing.weightsId, requested: weightsId });
         }
         const stale = staleIds(store, catalog.root, items, { indexDir: options.location, allowRemove: options.allowRemove });
         const { todo, changed } = await imagesToEmbed(store, items, { log, fetch: options.fetch });
