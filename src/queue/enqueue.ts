@@ -62,18 +62,21 @@ export async function enqueueIndex(options: EnqueueOptions): Promise<EnqueueRepo
   await checkReachable(target);
   const catalog = await readCatalog(options.catalogDir);
   const items = options.select ? catalog.items.filter((i) => options.select!(i.id)) : catalog.items;
-  const name = queueNameFor(options.location);
   const redis = connect(target, false);
-  const queue = new Queue<BatchJob>(name, { connection: redis, prefix: KEY_PREFIX });
+  let queue: Queue<BatchJob> | undefined;
   try {
     const lock = await lockStore(options.location, 'lookalike index --queue');
     try {
-      const running = await runProgress(redis, queue, name);
-      if (running && !running.finished) {
-        throw new LookalikeError('QUEUE_BUSY', { index: describeLocation(options.location), done: running.done + running.failed, total: running.total, since: running.createdAt });
-      }
       const store = await openStore(options.location, { create: true });
       try {
+        // The index's own name for its queue: a second run spelling the location otherwise
+        // (@localhost, @127.0.0.1) meets the first one's run here and is refused.
+        const name = await queueNameFor(options.location, { create: true });
+        queue = new Queue<BatchJob>(name, { connection: redis, prefix: KEY_PREFIX });
+        const running = await runProgress(redis, queue, name);
+        if (running && !running.finished) {
+          throw new LookalikeError('QUEUE_BUSY', { index: describeLocation(options.location), done: running.done + running.failed, total: running.total, since: running.createdAt });
+        }
         const existing = store.getManifest();
         const settings = defaultSettings({ ...(existing ? storedSettings(existing.settings) : {}), ...options.settings });
         if (existing && imageFingerprint(existing.settings) !== imageFingerprint(settings)) {
@@ -120,7 +123,7 @@ export async function enqueueIndex(options: EnqueueOptions): Promise<EnqueueRepo
       await lock.release();
     }
   } finally {
-    await queue.close();
+    await queue?.close();
     redis.disconnect();
   }
 }

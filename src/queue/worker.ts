@@ -70,7 +70,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     await store.close();
     throw new LookalikeError('MODEL_MISMATCH', { index: describeLocation(options.location), indexed: `${manifest.weightsId}, ${arithmeticOf(manifest.calibration)}`, requested: `${embedder.weightsId}, ${arithmeticOf(embedder.calibration)}` });
   }
-  const name = queueNameFor(options.location);
+  const name = await queueNameFor(options.location, { create: true });
   const redis = connect(target, true);
   // One network run at a time (it uses every core); the second batch in hand decodes meanwhile.
   let cnn: Promise<unknown> = Promise.resolve();

@@ -5,7 +5,9 @@
 import { acquireIndexLock } from './lock.js';
 import { isStoreUrl, parseLocation } from './location.js';
 import { rmSync } from 'node:fs';
-import { dropIndex, lockIndex, PgStore } from './postgres.js';
+import { realpath } from 'node:fs/promises';
+import path from 'node:path';
+import { dropIndex, lockIndex, pgIndexIdentity, PgStore } from './postgres.js';
 import { SqliteStore } from './sqlite.js';
 import type { IndexLock, Store } from './types.js';
 
@@ -33,4 +35,19 @@ export async function removeIndex(location: string): Promise<void> {
 /** After a writer's run: SQLite goes back to a self-contained file; others need nothing. */
 export function settleStore(store: Store): void {
   if (store instanceof SqliteStore) store.settle();
+}
+
+/**
+ * What names an index whatever the spelling of its location (the job queue's name,
+ * queue/connection.ts): a folder's real path (symlinks and ../ resolved), or an id kept in
+ * the PostgreSQL index itself, since one database answers to many URLs (localhost,
+ * 127.0.0.1, a proxy, another user). `create` gives an index without one (made by an older
+ * Lookalike) its id; otherwise such an index has none (undefined).
+ */
+export async function indexIdentity(location: string, options: { create?: boolean } = {}): Promise<string | undefined> {
+  if (isStoreUrl(location)) {
+    const id = await pgIndexIdentity(parseLocation(location), options.create === true);
+    return id === undefined ? undefined : `postgres:${id}`;
+  }
+  return realpath(location).catch(() => path.resolve(location));
 }

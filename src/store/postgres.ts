@@ -14,6 +14,7 @@
  * write bumps the generation and notifies channel `lookalike` in the same transaction;
  * replicas LISTEN, and poll the generation too, for notifications lost while disconnected.
  */
+import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import pg from 'pg';
 import { STORE_POLL_MS } from '../defaults.js';
@@ -568,6 +569,28 @@ export async function lockIndex(where: PgLocation, purpose: string): Promise<Ind
     throw pgError(err, where, 'lock the index');
   }
   return { release: () => client.end().catch(() => {}) };
+}
+
+/** The id kept in an index (store/open.ts indexIdentity); INDEX_NOT_FOUND when there is no index. */
+export async function pgIndexIdentity(where: PgLocation, create: boolean): Promise<string | undefined> {
+  let client: pg.Client | undefined;
+  try {
+    client = new pg.Client(clientConfig(where, { connectionTimeoutMillis: 5000, application_name: 'lookalike' }));
+    client.on('error', () => {});
+    await client.connect();
+    const exists = await client.query('SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = $1 AND tablename = $2', [where.index, 'meta']);
+    if (!exists.rowCount) throw new LookalikeError('INDEX_NOT_FOUND', { path: `${where.server}/${where.database} (index ${where.index})`, args: indexArgs(`${where.url}#${where.index}`) });
+    const read = async () => (await client!.query<{ value: string }>(`SELECT value FROM "${where.index}".meta WHERE key = 'identity'`)).rows[0]?.value;
+    const found = await read();
+    if (found || !create) return found;
+    // Two first writers may race: the first id stays, both read it back.
+    await client.query(`INSERT INTO "${where.index}".meta (key, value) VALUES ('identity', $1) ON CONFLICT (key) DO NOTHING`, [randomUUID()]);
+    return await read();
+  } catch (err) {
+    throw pgError(err, where, 'read the index');
+  } finally {
+    await client?.end().catch(() => {});
+  }
 }
 
 /** Drops an index's schema and everything in it. */

@@ -21,8 +21,19 @@ const TYPE_OF_EXTENSION: Record<string, string> = { '.jpg': 'jpeg', '.jpeg': 'jp
 
 export async function imageRoutes(fastify: FastifyInstance, { ctx }: { ctx: ServerContext }): Promise<void> {
   const app = fastify.withTypeProvider<ApiTypeProvider>();
-  let catalogRoot: Promise<string | undefined> | undefined;
-  const root = () => (catalogRoot ??= realpath(ctx.lookalike.manifest.catalog.root).catch(() => undefined));
+  // The catalog folder's real path, for the manifest now in force: a replica that follows a
+  // re-index from another folder serves from that folder, as a fresh start would.
+  let cached: { root: string; real: Promise<string | undefined> } | undefined;
+  const root = () => {
+    const now = ctx.lookalike.manifest.catalog.root;
+    if (cached?.root !== now) {
+      const real = realpath(now).catch(() => undefined);
+      cached = { root: now, real };
+      // A folder missing now may be mounted later: looked up again on the next request.
+      void real.then((r) => { if (r === undefined && cached?.real === real) cached = undefined; });
+    }
+    return cached.real;
+  };
 
   app.get('/images/:id', {
     schema: {
