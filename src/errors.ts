@@ -22,6 +22,7 @@ export const ERRORS = {
   CATALOG_EMPTY: { status: 400, message: 'no images found in {path}. Put product photos (jpg, png, webp) in it, or styles.csv with an images/ folder.' },
   CATALOG_NO_ID_COLUMN: { status: 400, message: '{path} has no "id" column (header: {header}). The first row must name the columns, one of them "id".' },
   CATALOG_UNREADABLE_CSV: { status: 400, message: 'cannot read {path}: {reason}. Check that it is a comma-separated text file.' },
+  CATALOG_UNREADABLE: { status: 400, message: 'cannot list the catalog folder {path} ({reason}). Check its permissions.' },
   CATALOG_NO_READABLE_IMAGE: { status: 400, message: 'none of the {tried} catalog photos tried could be read (e.g. {example}), so nothing was indexed. Check that the photos are JPEG, PNG or WebP files (or reachable image URLs).' },
 
   IMAGE_NOT_FOUND: { status: 404, message: 'image file not found: {path}. Check the path.' },

@@ -18,8 +18,9 @@ import { defaultSettings, imageFingerprint, storedSettings, type EmbeddingSettin
 import { embedPrepared, prepareBatch, type EmbedJob } from './embed-batch.js';
 import { imagesToEmbed } from './changes.js';
 import { COLOUR_DIMENSION } from '../image/colour.js';
-import { lockStore, openStore, settleStore } from '../store/open.js';
-import { describeLocation } from '../store/location.js';
+import { discardUnfinishedIndex, lockStore, openStore, settleStore } from '../store/open.js';
+import { describeLocation, isStoreUrl } from '../store/location.js';
+import { existsSync } from 'node:fs';
 import { checkInputSize } from '../validate.js';
 import type { IndexManifest, ItemFailure, Store } from '../store/types.js';
 import { adoptHeadFile, recentreIndexHead } from '../head/index-head.js';
@@ -137,6 +138,7 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
   const catalog = await readCatalog(options.catalogDir);
   const items = options.select ? catalog.items.filter((i) => options.select!(i.id)) : catalog.items;
   // One writer at a time, locked before the store is opened: a refused run changes nothing.
+  const folderExisted = isStoreUrl(options.indexDir) || existsSync(options.indexDir);
   const lock = await lockStore(options.indexDir, 'lookalike index');
   let store: Store;
   try {
@@ -145,6 +147,7 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
     await lock.release();
     throw err;
   }
+  let unfinished = false;
   try {
     const existing = store.getManifest();
     // An index keeps the settings it was built with (an old one is float32, see storedSettings);
@@ -214,9 +217,14 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
       imagesPerSecond: result.seconds > 0 ? result.added / result.seconds : 0,
       interrupted: result.interrupted,
     };
+  } catch (err) {
+    // A first run that failed before writing its manifest leaves no half-made index behind.
+    unfinished = !store.getManifest();
+    throw err;
   } finally {
     settleStore(store);
     await store.close();
+    if (unfinished) await discardUnfinishedIndex(options.indexDir, { folderExisted }).catch(() => {});
     await lock.release();
   }
 }

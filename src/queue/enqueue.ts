@@ -20,8 +20,9 @@ import type { FetchOptions } from '../image/fetch.js';
 import { calibrateOnCatalog } from '../indexing/calibration.js';
 import { ensureOnnxModel } from '../model/onnx-cache.js';
 import { defaultSettings, getBackbone, imageFingerprint, storedSettings, type EmbeddingSettings } from '../model/registry.js';
-import { describeLocation } from '../store/location.js';
-import { lockStore, openStore } from '../store/open.js';
+import { describeLocation, isStoreUrl } from '../store/location.js';
+import { discardUnfinishedIndex, lockStore, openStore } from '../store/open.js';
+import { existsSync } from 'node:fs';
 import { checkInputSize } from '../validate.js';
 import { checkReachable, connect, KEY_PREFIX, parseQueueUrl, queueNameFor } from './connection.js';
 import { runProgress, startRun, type BatchJob } from './run.js';
@@ -65,7 +66,9 @@ export async function enqueueIndex(options: EnqueueOptions): Promise<EnqueueRepo
   const redis = connect(target, false);
   let queue: Queue<BatchJob> | undefined;
   try {
+    const folderExisted = isStoreUrl(options.location) || existsSync(options.location);
     const lock = await lockStore(options.location, 'lookalike index --queue');
+    let unfinished = false;
     try {
       const store = await openStore(options.location, { create: true });
       try {
@@ -116,10 +119,15 @@ export async function enqueueIndex(options: EnqueueOptions): Promise<EnqueueRepo
           catalog: { root: catalog.root, kind: catalog.kind, items: catalog.items.length, problems: catalog.problems },
           run, queue: name, queued: todo.length, jobs: jobs.length, removed: stale.length, unchanged: items.length - todo.length, changed,
         };
+      } catch (err) {
+        // A first run that failed before writing its manifest leaves no half-made index behind.
+        unfinished = !store.getManifest();
+        throw err;
       } finally {
         await store.close();
       }
     } finally {
+      if (unfinished) await discardUnfinishedIndex(options.location, { folderExisted }).catch(() => {});
       await lock.release();
     }
   } finally {

@@ -2,9 +2,10 @@
  * The one place that turns an index location into a store: a folder opens SQLite, a
  * `postgres://…#NAME` location opens PostgreSQL. Everything above works on `Store`.
  */
-import { acquireIndexLock } from './lock.js';
+import { INDEX_FILES } from '../defaults.js';
+import { acquireIndexLock, LOCK_FILE } from './lock.js';
 import { isStoreUrl, parseLocation } from './location.js';
-import { rmSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { dropIndex, lockIndex, pgIndexIdentity, PgStore } from './postgres.js';
@@ -30,6 +31,23 @@ export async function lockStore(location: string, purpose: string): Promise<Inde
 export async function removeIndex(location: string): Promise<void> {
   if (isStoreUrl(location)) await dropIndex(parseLocation(location));
   else rmSync(location, { recursive: true, force: true });
+}
+
+/**
+ * Undoes the creation of an index that never got a manifest (its first run failed before
+ * writing anything: every photo unreadable, a refused head): `info` would otherwise find an
+ * index that is neither usable nor explained. Called under the writer's lock, store closed.
+ * A folder keeps whatever else it holds; the folder itself goes when this run made it.
+ */
+export async function discardUnfinishedIndex(location: string, options: { folderExisted: boolean }): Promise<void> {
+  if (isStoreUrl(location)) return dropIndex(parseLocation(location));
+  const db = path.join(location, INDEX_FILES.database);
+  for (const file of [db, `${db}-wal`, `${db}-shm`]) rmSync(file, { force: true });
+  if (!options.folderExisted) {
+    // The lock file is still there (released after this); the folder goes if nothing else is.
+    const left = readdirSync(location).filter((f) => f !== LOCK_FILE);
+    if (!left.length) rmSync(location, { recursive: true, force: true });
+  }
 }
 
 /** After a writer's run: SQLite goes back to a self-contained file; others need nothing. */

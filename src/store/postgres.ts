@@ -293,7 +293,7 @@ export class PgStore implements Store {
    * the server's pgvector has them (0.8+).
    */
   async searchVectors(query: Float32Array, options: DbSearchOptions): Promise<Array<{ id: string; score: number }>> {
-    if (!this.canSearch) throw new LookalikeError('BAD_OPTION', { message: `--search db needs the pgvector extension in the database (${this.where.server}/${this.where.database}); without it, search exact or ann.` });
+    if (!this.canSearch) throw new LookalikeError('BAD_OPTION', { message: `search "db" (answered by PostgreSQL) needs the pgvector extension in the database (${this.where.server}/${this.where.database}); without it, search "exact" or "ann".` });
     const values: unknown[] = [halfvecLiteral(query), options.k];
     const where: string[] = ['v.vdb IS NOT NULL'];
     for (const [field, accepted] of Object.entries(options.filters ?? {})) {

@@ -6,6 +6,7 @@
  * (symlinks followed) inside the catalog folder, and its bytes must be the image type its
  * name states. A photo swapped for a link to /etc/passwd is refused, not served.
  */
+import { constants } from 'node:fs';
 import { open, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -57,7 +58,8 @@ export async function imageRoutes(fastify: FastifyInstance, { ctx }: { ctx: Serv
     }
     const inside = await root();
     if (!inside || (real !== inside && !real.startsWith(inside + path.sep))) throw refused('the file now points outside the catalog folder');
-    const handle = await open(real, 'r').catch(() => undefined);
+    // Without blocking: a named pipe put in the catalog would hold the request for ever.
+    const handle = await open(real, constants.O_RDONLY | constants.O_NONBLOCK).catch(() => undefined);
     if (!handle) throw new LookalikeError('CATALOG_IMAGE_MISSING', { id });
     let bytes: Buffer;
     try {
