@@ -25,6 +25,9 @@ export interface QueueTarget {
  */
 export const QUEUE_CHECK_MS = 7500;
 
+/** How Redis says no to a login (ACL users, requirepass). */
+const LOGIN_REFUSED = /WRONGPASS|NOAUTH|invalid password|invalid username|AUTH failed|NOPERM/i;
+
 /** Keys of every Lookalike queue start with this (BullMQ's prefix). */
 export const KEY_PREFIX = 'lookalike';
 
@@ -84,7 +87,9 @@ export function connect(target: QueueTarget, persistent: boolean): Redis {
 export async function checkReachable(target: QueueTarget): Promise<void> {
   const { db, ...options } = target.options;
   const redis = new Redis({ ...options, lazyConnect: true, connectTimeout: 3000, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  redis.on('error', () => {});
+  // A refused login arrives as an event; the command that fails then only says "closed".
+  let event: Error | undefined;
+  redis.on('error', (err: Error) => { event ??= err; });
   let timer: NodeJS.Timeout | undefined;
   const silent = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`no answer within ${QUEUE_CHECK_MS / 1000} s (is it a Redis server?)`)), QUEUE_CHECK_MS);
@@ -98,9 +103,8 @@ export async function checkReachable(target: QueueTarget): Promise<void> {
   } catch (err) {
     const e = err as { code?: string; message?: string };
     const message = (e.message ?? String(err)).split('\n')[0];
-    if (/WRONGPASS|NOAUTH|invalid password|invalid username|AUTH failed|NOPERM/i.test(message)) {
-      throw new LookalikeError('QUEUE_AUTH_FAILED', { server: target.server, reason: message }, { cause: err });
-    }
+    const login = [message, event?.message.split('\n')[0] ?? ''].find((m) => LOGIN_REFUSED.test(m));
+    if (login) throw new LookalikeError('QUEUE_AUTH_FAILED', { server: target.server, reason: login }, { cause: err });
     if (/DB index is out of range|invalid DB index/i.test(message)) {
       const count = await redis.config('GET', 'databases').then((r) => Number((r as string[])[1]), () => undefined).catch(() => undefined);
       throw new LookalikeError('QUEUE_URL_INVALID', { url: redact(target.url), reason: `the Redis server at ${target.server} has no database ${db}${count ? `: its databases are 0 to ${count - 1}` : ''}` }, { cause: err });
