@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { LookalikeError } from '../errors.js';
-import { redact } from '../store/location.js';
+import { decodable, redact } from '../store/location.js';
 import { indexIdentity } from '../store/open.js';
 
 export interface QueueTarget {
@@ -46,6 +46,9 @@ export function parseQueueUrl(url: string): QueueTarget {
   if (!(port > 0 && port < 65536)) throw new LookalikeError('QUEUE_URL_INVALID', { url: redact(url), reason: `bad port ${parsed.port}` });
   const db = parsed.pathname.replace(/^\//, '');
   if (db && !/^\d+$/.test(db)) throw new LookalikeError('QUEUE_URL_INVALID', { url: redact(url), reason: `the database after the host must be a number, not "${db}"` });
+  if (!decodable(parsed.username) || !decodable(parsed.password)) {
+    throw new LookalikeError('QUEUE_URL_INVALID', { url: redact(url), reason: 'a "%" must start an escape such as %2F; write "%" itself as %25' });
+  }
   const host = parsed.hostname.replace(/^\[(.*)\]$/, '$1');
   return {
     url,

@@ -57,6 +57,10 @@ export function parseLocation(location: string): PgLocation {
   if (parsed.hash) throw new LookalikeError('STORE_URL_INVALID', { url: redact(url), reason: 'it has a "#": write it as %23 in a password' });
   if (!parsed.hostname) throw new LookalikeError('STORE_URL_INVALID', { url: redact(url), reason: 'no host' });
   if (parsed.port && !(Number(parsed.port) > 0 && Number(parsed.port) < 65536)) throw new LookalikeError('STORE_URL_INVALID', { url: redact(url), reason: `bad port ${parsed.port}` });
+  // pg decodes these too, and a stray % would throw inside it: refused here, in one line.
+  if (!decodable(parsed.username) || !decodable(parsed.password) || !decodable(parsed.pathname)) {
+    throw new LookalikeError('STORE_URL_INVALID', { url: redact(url), reason: 'a "%" must start an escape such as %2F; write "%" itself as %25' });
+  }
   const database = decodeURIComponent(parsed.pathname.replace(/^\//, ''));
   if (!database || database.includes('/')) throw new LookalikeError('STORE_URL_INVALID', { url: redact(url), reason: 'no database name after the host (…:5432/DATABASE)' });
   const sslmode = parsed.searchParams.get('sslmode');
@@ -78,7 +82,16 @@ function splitLocation(location: string): { url: string; index: string } {
   const suffix = location.slice(hash + 1);
   // After a '#' that belongs to a password comes the rest of the URL (an '@', a '/'), not a name.
   if (hash < 0 || /[@/]/.test(suffix)) return { url: location, index: 'lookalike' };
-  return { url: location.slice(0, hash), index: decodeURIComponent(suffix) };
+  return { url: location.slice(0, hash), index: decodable(suffix) ? decodeURIComponent(suffix) : suffix };
+}
+
+export function decodable(text: string): boolean {
+  try {
+    decodeURIComponent(text);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function hasUserInfo(url: string): boolean {

@@ -13,17 +13,18 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Queue } from 'bullmq';
+import fc from 'fast-check';
 import { Redis } from 'ioredis';
 import type { FastifyInstance } from 'fastify';
 import { readCatalog } from '../../src/catalog/index.js';
-import { isLookalikeError, LookalikeError } from '../../src/errors.js';
+import { isLookalikeError, LookalikeError, redactUrl } from '../../src/errors.js';
 import { buildIndex } from '../../src/indexing/build.js';
 import { Lookalike } from '../../src/lookalike.js';
 import { Embedder } from '../../src/model/embedder.js';
 import { KEY_PREFIX, parseQueueUrl, queueNameFor } from '../../src/queue/connection.js';
 import { enqueueIndex } from '../../src/queue/enqueue.js';
 import { createServer } from '../../src/server/app.js';
-import { storeLocation } from '../../src/store/location.js';
+import { describeLocation, indexArgs, parseLocation, storeLocation } from '../../src/store/location.js';
 import { openStore } from '../../src/store/open.js';
 import { drawProduct, makeCatalog, tempDir } from '../helpers/fixtures.js';
 import { runCli } from '../helpers/cli.js';
@@ -221,6 +222,32 @@ describe('credentials are never printed, logged or stored (item 5)', () => {
     }
     expect(readFileSync(path.join(index, 'index.sqlite')).includes('secret')).toBe(false);
   }, 120_000);
+
+  it('fuzz: whatever a password holds, no message, location or redaction shows it (fast-check)', () => {
+    const unit = fc.constantFrom(...'abcXYZ019'.split(''), '/', '#', '?', '@', ':', '%', ' ', '&', '=', '.', '[', ']');
+    // A prefix found nowhere else in the URL, so "contains the password" means a leak.
+    const password = fc.string({ unit, minLength: 1, maxLength: 16 }).map((p) => `Qj${p}`);
+    let runs = 0;
+    fc.assert(fc.property(password, fc.constantFrom('postgres', 'redis'), (pw, scheme) => {
+      runs++;
+      const url = scheme === 'postgres' ? `postgres://shop:${pw}@127.0.0.1:5432/test` : `redis://shop:${pw}@127.0.0.1:6379/3`;
+      const shown: string[] = [redactUrl(url)];
+      try {
+        if (scheme === 'postgres') {
+          const location = storeLocation(url, 'h23_fuzz');
+          parseLocation(location);
+          shown.push(describeLocation(location), indexArgs(location));
+        } else {
+          parseQueueUrl(url);
+        }
+      } catch (err) {
+        expect(isLookalikeError(err), String(err)).toBe(true);
+        shown.push((err as LookalikeError).message, (err as LookalikeError).publicMessage);
+      }
+      for (const text of shown) expect(text, text).not.toContain(pw);
+    }), { numRuns: 3000, seed: 23 });
+    process.stdout.write(`password fuzz: ${runs} cases\n`);
+  });
 
   it('any URL quoted in an error message loses its password', () => {
     const e = new LookalikeError('IMAGE_FETCH_FAILED', { url: 'https://shop:hunter2@cdn.example/a.jpg', reason: 'redirected to http://x:pw/2@h/b.jpg' });
