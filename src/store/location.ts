@@ -36,8 +36,11 @@ export function storeLocation(url: string, index: string): string {
     throw new LookalikeError('STORE_URL_INVALID', { url: redact(url), reason });
   }
   checkIndexName(index);
-  // The index name follows the last '#' (parseLocation): a '#' inside a password stays in the URL.
-  return `${url}#${index}`;
+  // A fragment already there (`…/shop#main`) gives way to --index; a '#' in a password (an
+  // '@' or '/' follows it) stays, and the index name follows the last '#' (parseLocation).
+  const hash = url.lastIndexOf('#');
+  const base = hash >= 0 && !/[@/]/.test(url.slice(hash + 1)) ? url.slice(0, hash) : url;
+  return `${base}#${index}`;
 }
 
 export function checkIndexName(name: string): string {
@@ -54,7 +57,7 @@ export function parseLocation(location: string): PgLocation {
   } catch {
     throw new LookalikeError('STORE_URL_INVALID', { url: redact(url), reason: `it cannot be parsed as a URL${hasUserInfo(url) ? '; write / # ? @ : in a password as %2F %23 %3F %40 %3A' : ''}` });
   }
-  if (parsed.hash) throw new LookalikeError('STORE_URL_INVALID', { url: redact(url), reason: 'it has a "#": write it as %23 in a password' });
+  if (parsed.hash) throw new LookalikeError('STORE_URL_INVALID', { url: redact(url), reason: 'it has a "#": name the index with --index, and write a "#" in a password as %23' });
   if (!parsed.hostname) throw new LookalikeError('STORE_URL_INVALID', { url: redact(url), reason: 'no host' });
   if (parsed.port && !(Number(parsed.port) > 0 && Number(parsed.port) < 65536)) throw new LookalikeError('STORE_URL_INVALID', { url: redact(url), reason: `bad port ${parsed.port}` });
   // pg decodes these too, and a stray % would throw inside it: refused here, in one line.
