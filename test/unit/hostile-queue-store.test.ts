@@ -378,6 +378,20 @@ describe('catalogs nothing can be read from, pipes and /proc (item 12)', () => {
     expect(isLookalikeError(out, 'CATALOG_UNREADABLE_CSV'), String(out)).toBe(true);
   });
 
+  it('a query photo that is a named pipe: IMAGE_UNSUPPORTED at once, no hang', async () => {
+    const index = path.join(folder(), 'index');
+    await buildIndex({ catalogDir: catalog, indexDir: index, embedder, select: (id) => id < '1003' });
+    const fifo = path.join(folder('lookalike-h23-query-'), 'photo.jpg');
+    execFileSync('mkfifo', [fifo]);
+    const lookalike = await Lookalike.open(index);
+    try {
+      const out = await within(10_000, 'searching with a pipe as the photo', lookalike.searchByImage(fifo).then(() => undefined, (e: unknown) => e));
+      expect(isLookalikeError(out, 'IMAGE_UNSUPPORTED'), String(out)).toBe(true);
+    } finally {
+      await lookalike.close();
+    }
+  }, 60_000);
+
   it('a photo that is a never-ending /proc file is recorded as unreadable, no hang', async (ctx) => {
     // /proc/kmsg claims to be an empty regular file and blocks any reader (root only).
     try { execFileSync('test', ['-r', '/proc/kmsg']); } catch { ctx.skip(); }
