@@ -22,6 +22,8 @@ export const ERRORS = {
   CATALOG_EMPTY: { status: 400, message: 'no images found in {path}. Put product photos (jpg, png, webp) in it, or styles.csv with an images/ folder.' },
   CATALOG_NO_ID_COLUMN: { status: 400, message: '{path} has no "id" column (header: {header}). The first row must name the columns, one of them "id".' },
   CATALOG_UNREADABLE_CSV: { status: 400, message: 'cannot read {path}: {reason}. Check that it is a comma-separated text file.' },
+  CATALOG_UNREADABLE: { status: 400, message: 'cannot list the catalog folder {path} ({reason}). Check its permissions.' },
+  CATALOG_NO_READABLE_IMAGE: { status: 400, message: 'none of the {tried} catalog photos tried could be read (e.g. {example}), so nothing was indexed. Check that the photos are JPEG, PNG or WebP files (or reachable image URLs).' },
 
   IMAGE_NOT_FOUND: { status: 404, message: 'image file not found: {path}. Check the path.' },
   IMAGE_NOT_A_FILE: { status: 400, message: '{path} is a folder, not an image file. Pass one photo (JPEG, PNG or WebP).' },
@@ -44,13 +46,13 @@ export const ERRORS = {
   },
   MODEL_MISMATCH: {
     status: 409,
-    message: 'the index at {index} was built with {indexed}, but this query uses {requested}. Query with the same settings, or rebuild the index with `lookalike index CATALOG --index {index}`.',
-    public: 'the index was built with {indexed}, but this query uses {requested}. Query with the index\'s settings (GET /api/health lists them).',
+    message: 'the index at {index} was built with {indexed}, not {requested}. Use the index\'s settings (`lookalike info` lists them), or build another index with these settings (--index).',
+    public: 'the index was built with {indexed}, not {requested}. Query with the index\'s settings (GET /api/health lists them).',
   },
 
-  INDEX_NOT_FOUND: { status: 404, message: 'no index at {path}. Build one first: `lookalike index CATALOG --index {path}`.', public: 'the server has no index. Its operator should build one with `lookalike index`.' },
+  INDEX_NOT_FOUND: { status: 404, message: 'no index at {path}. Build one first: `lookalike index CATALOG {args}`.', public: 'the server has no index. Its operator should build one with `lookalike index`.' },
   INDEX_NOT_A_FOLDER: { status: 400, message: '{path} is a file, not an index folder. Pass the folder `lookalike index` wrote (the one holding index.sqlite) with --index.' },
-  INDEX_EMPTY: { status: 409, message: 'the index at {path} has no embedded items yet. Run `lookalike index CATALOG --index {path}`; `lookalike info --index {path}` lists the photos that could not be read.', public: 'the index has no embedded items yet. Its operator should run `lookalike index`.' },
+  INDEX_EMPTY: { status: 409, message: 'the index at {path} has no embedded items yet. Run `lookalike index CATALOG {args}`; `lookalike info {args}` lists the photos that could not be read.', public: 'the index has no embedded items yet. Its operator should run `lookalike index`.' },
   INDEX_DAMAGED: {
     status: 500,
     message: 'the index at {path} is damaged ({reason}). Rebuild it: move the folder away and run `lookalike index CATALOG --index {path}`.',
@@ -86,6 +88,7 @@ export const ERRORS = {
   MAP_UNREADABLE: { status: 500, message: 'the map file {path} cannot be read ({reason}). Make it again with `lookalike map --index {index}`.', public: 'the map file cannot be read. Make it again with `lookalike map`.' },
   STORE_URL_INVALID: { status: 400, message: '{url} is not a PostgreSQL URL ({reason}). Write it as postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE; a folder goes with --index DIR.', public: 'the server\'s store URL is invalid. Its operator should fix --store.' },
   STORE_UNREACHABLE: { status: 503, message: 'cannot reach the PostgreSQL server at {server} ({reason}). Check that it runs and that host and port in --store are right.', public: 'the catalog database cannot be reached. Try again shortly.' },
+  STORE_TLS_FAILED: { status: 503, message: 'cannot open a TLS connection to the PostgreSQL server at {server} ({reason}). Match sslmode in --store to the server: sslmode=disable for a server without TLS; for a certificate signed by your own CA, add sslrootcert=/path/to/ca.crt.', public: 'the catalog database cannot be reached over TLS.' },
   STORE_AUTH_FAILED: { status: 500, message: 'PostgreSQL refused user "{user}" at {server} ({reason}). Check the user and password in --store (postgres://USER:PASSWORD@HOST/DATABASE).', public: 'the server cannot log in to its catalog database.' },
   STORE_DATABASE_MISSING: { status: 500, message: 'the database "{database}" does not exist on {server}. Create it (`createdb {database}`) or name an existing one in --store.', public: 'the server\'s catalog database does not exist.' },
   STORE_PERMISSION_DENIED: { status: 500, message: 'user "{user}" may not {action} in database "{database}" ({reason}). Grant it (`GRANT CREATE ON DATABASE {database} TO {user}`, or USAGE/SELECT on the index\'s schema to read), or connect as the index\'s owner.', public: 'the server may not use its catalog database.' },
@@ -100,6 +103,7 @@ export const ERRORS = {
 
   QUEUE_URL_INVALID: { status: 400, message: '--queue "{url}" is not a Redis URL ({reason}). Write it as redis://HOST:6379 (or rediss:// for TLS).' },
   QUEUE_UNREACHABLE: { status: 503, message: 'cannot reach Redis at {server} ({reason}). Start it (redis-server) or check --queue.' },
+  QUEUE_AUTH_FAILED: { status: 500, message: 'Redis at {server} refused the login ({reason}). Check the user and password in --queue (redis://USER:PASSWORD@HOST:6379).' },
   QUEUE_BUSY: { status: 409, message: 'another `lookalike index` run is already queued for {index}: {done} of {total} items done (started {since}). Watch it with `lookalike status`, and rerun when it has finished.' },
   QUEUE_NO_RUN: { status: 404, message: 'no queued indexing run for {index} in {server}. Start one with `lookalike index CATALOG --queue ...`.' },
   HEAD_UNREADABLE: { status: 400, message: '{path} is not a usable Lookalike head ({reason}). Write one with `lookalike train --save FILE`; for an index, train again with `lookalike train` or go back to plain features with `lookalike train --off`.', public: 'the index\'s head cannot be read. Its operator should train it again with `lookalike train`.' },
@@ -137,8 +141,45 @@ const OWN_TEXT = new Set(['message', 'known']);
 function fill(template: string, params: Record<string, unknown>): string {
   return template.replace(/\{(\w+)\}/g, (whole, key: string) => {
     if (!(key in params)) return whole;
-    return OWN_TEXT.has(key) ? String(params[key]) : shorten(String(params[key]));
+    const text = hidePasswords(String(params[key]));
+    return OWN_TEXT.has(key) ? text : shorten(text);
   });
+}
+
+/**
+ * The URL without its password, for messages and logs. A password the URL parser cannot
+ * place (an unescaped / # ? in it) must not come out either: then everything up to the
+ * last '@' counts as user and password, and only the user name (before the first ':') is
+ * kept. Over-hiding in a message costs nothing; a printed password cannot be taken back.
+ */
+export function redactUrl(url: string): string {
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(url);
+  if (!scheme) return url;
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) {
+      parsed.password = '***';
+      return parsed.href.replace(/:\*\*\*@/, ':***@');
+    }
+    // An '@' in the path of a web address is part of a file name (img@2x.jpg); in a store or
+    // queue URL it is far more likely a password with an unescaped '/' ("u:12/x@host").
+    if (parsed.username || /^https?:$/.test(parsed.protocol)) return url;
+  } catch {
+    // not a URL: the text rule below
+  }
+  const rest = url.slice(scheme[0].length);
+  const at = rest.lastIndexOf('@');
+  if (at < 0) return url;
+  const userInfo = rest.slice(0, at);
+  const colon = userInfo.indexOf(':');
+  if (colon < 0 && !/[/#?]/.test(userInfo)) return url;
+  const user = colon < 0 ? '' : userInfo.slice(0, colon);
+  return `${scheme[0]}${/[/#?]/.test(user) ? '' : user}:***@${rest.slice(at + 1)}`;
+}
+
+/** Any URL inside a message loses its password (a parameter may quote a URL in its text). */
+function hidePasswords(text: string): string {
+  return text.includes('@') ? text.replace(/[a-z][a-z0-9+.-]*:\/\/\S+/gi, (url) => redactUrl(url)) : text;
 }
 
 function shorten(value: string): string {

@@ -12,7 +12,7 @@ import { prepareImage } from './image/prepare.js';
 import { prepareOptionsFor } from './image/options.js';
 import { openStore } from './store/open.js';
 import { storeCacheDir } from './paths.js';
-import { describeLocation } from './store/location.js';
+import { describeLocation, indexArgs } from './store/location.js';
 import type { IndexManifest, Store, VectorKind } from './store/types.js';
 import { SearchEngine, PHOTO_ANN_CANDIDATES, SEARCH_SETTINGS, type SearchHit, type SearchOptions, type SearchSetting } from './search/engine.js';
 import { backboneSpace, type EmbeddingSpace } from './search/space.js';
@@ -108,7 +108,7 @@ export class Lookalike {
     const store = await openStore(indexDir, { readonly: options.readonly });
     try {
       const manifest = store.getManifest();
-      if (!manifest || store.count().embedded === 0) throw new LookalikeError('INDEX_EMPTY', { path: describeLocation(indexDir) });
+      if (!manifest || store.count().embedded === 0) throw new LookalikeError('INDEX_EMPTY', { path: describeLocation(indexDir), args: indexArgs(indexDir) });
       await store.preload?.(kindsFor(manifest));
       const lookalike = new Lookalike(store, indexDir, options.readonly, options.search);
       lookalike.current.head = await HeadSpaces.open(manifest, store, lookalike.engine);
@@ -199,7 +199,7 @@ export class Lookalike {
     if (!expect) return;
     const wanted = { ...this.settings, ...Object.fromEntries(Object.entries(expect).filter(([, v]) => v !== undefined)) } as EmbeddingSettings;
     if (imageFingerprint(wanted) !== imageFingerprint(this.settings)) {
-      throw new LookalikeError('MODEL_MISMATCH', { index: this.indexDir, indexed: imageFingerprint(this.settings), requested: imageFingerprint(wanted) });
+      throw new LookalikeError('MODEL_MISMATCH', { index: describeLocation(this.indexDir), indexed: imageFingerprint(this.settings), requested: imageFingerprint(wanted) });
     }
   }
 
@@ -207,7 +207,7 @@ export class Lookalike {
     // The index's precision, and for int8 its calibration: the same model that embedded the catalog.
     this.embedder ??= Embedder.create(this.settings.backbone, { precision: this.settings.precision, calibration: this.manifest.calibration }).then((e) => {
       if (e.weightsId !== this.manifest.weightsId) {
-        throw new LookalikeError('MODEL_MISMATCH', { index: this.indexDir, indexed: this.manifest.weightsId, requested: e.weightsId });
+        throw new LookalikeError('MODEL_MISMATCH', { index: describeLocation(this.indexDir), indexed: this.manifest.weightsId, requested: e.weightsId });
       }
       return e;
     });

@@ -88,7 +88,7 @@ export async function runQueueBench(options: {
     log(`queue + store, one worker in this process: ${n} items...`);
     const qLoc = place('queued');
     const track = async (location: string) => {
-      const name = queueNameFor(location);
+      const name = await queueNameFor(location, { create: true });
       const queue = new Queue(name, { connection: redis, prefix: KEY_PREFIX });
       cleanups.push(async () => { await queue.obliterate({ force: true }); await redis.del(`${KEY_PREFIX}:${name}:lk:run`, `${KEY_PREFIX}:${name}:lk:counted`); await queue.close(); });
       return async (): Promise<RunProgress> => {

@@ -70,7 +70,15 @@ function preferImage(a: string, b: string): boolean {
 export async function readImageFolder(root: string): Promise<CatalogItem[]> {
   const items: CatalogItem[] = [];
   const walk = async (dir: string, rel: string): Promise<void> => {
-    const entries = await fs.readdir(dir, { withFileTypes: true });
+    let entries: Dirent[];
+    try {
+      entries = await fs.readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      // A subfolder that cannot be listed (permissions; parts of /proc) holds no photos we
+      // could read anyway; the catalog folder itself must be readable (readCatalog).
+      if (rel === '') throw err;
+      return;
+    }
     for (const entry of entries) {
       if (isHidden(entry.name)) continue;
       const childRel = rel === '' ? entry.name : `${rel}/${entry.name}`;

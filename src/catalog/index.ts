@@ -25,7 +25,12 @@ export async function readCatalog(dir: string): Promise<Catalog> {
   }
   if (!isDir) throw new LookalikeError('CATALOG_NOT_A_FOLDER', { path: root });
 
-  const entries = await fs.readdir(root, { withFileTypes: true });
+  let entries: Dirent[];
+  try {
+    entries = await fs.readdir(root, { withFileTypes: true });
+  } catch (err) {
+    throw new LookalikeError('CATALOG_UNREADABLE', { path: root, reason: (err as NodeJS.ErrnoException).code === 'EACCES' ? 'permission denied' : (err as Error).message }, { cause: err });
+  }
   const csv = findEntry(entries, 'styles.csv');
   if (csv !== undefined) {
     const images = findEntry(entries, 'images');
@@ -54,14 +59,15 @@ async function isDirectory(p: string): Promise<boolean> {
   }
 }
 
-const KIND_ORDER: readonly CatalogProblemKind[] = ['malformed-row', 'empty-id', 'duplicate-id', 'missing-image', 'unlisted-image'];
+const KIND_ORDER: readonly CatalogProblemKind[] = ['malformed-row', 'empty-id', 'duplicate-id', 'missing-image', 'unlisted-image', 'url-with-credentials'];
 
 const KIND_MEANING: Record<CatalogProblemKind, string> = {
   'malformed-row': 'rows that could not be parsed, skipped',
   'empty-id': 'rows without an id, skipped',
   'duplicate-id': 'ids listed more than once, first row kept',
   'missing-image': 'listed ids with no image file, left out',
-  'unlisted-image': 'images with no row in the CSV, included with empty metadata',
+  'url-with-credentials': 'image URLs with a user name or password, left out (never stored)',
+  'unlisted-image': 'images with no row in the CSV, not indexed (or with a malformed one, indexed with empty metadata)',
 };
 
 const EXAMPLES_PER_KIND = 5;

@@ -3,10 +3,10 @@
  * column) and images/<id>.jpg. Bad rows and missing files become problems, never throws:
  * one broken row must not cost the other 31k.
  */
-import { promises as fs } from 'node:fs';
+import { constants as fsConstants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { parse, type CsvError } from 'csv-parse/sync';
-import { LookalikeError } from '../errors.js';
+import { LookalikeError, redactUrl } from '../errors.js';
 import { compareIds, IMAGE_EXTENSIONS, listImagesById } from './image-folder.js';
 import type { Catalog, CatalogItem, CatalogProblem } from './types.js';
 
@@ -180,11 +180,33 @@ function unreadable(csvPath: string, reason: string, cause?: unknown): Lookalike
   return new LookalikeError('CATALOG_UNREADABLE_CSV', { path: csvPath, reason }, { cause });
 }
 
+/** Largest CSV read: the Kaggle styles.csv is 4 MB; a bigger "CSV" is a mistake, not a catalog. */
+const MAX_CSV_BYTES = 512 * 1024 * 1024;
+
+/**
+ * A regular file's bytes. Opened without blocking, then checked: a named pipe would wait for
+ * a writer for ever, and files under /proc say they are empty while some never end (kmsg).
+ */
+async function readRegularFile(file: string): Promise<Buffer> {
+  const handle = await fs.open(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  try {
+    const info = await handle.stat();
+    if (info.isDirectory()) throw unreadable(file, 'it is a folder, not a file');
+    if (!info.isFile()) throw unreadable(file, 'it is not a regular file (a pipe, socket or device)');
+    if (info.size === 0) return Buffer.alloc(0);
+    if (info.size > MAX_CSV_BYTES) throw unreadable(file, `it is ${info.size} bytes, too large for a catalog`);
+    return await handle.readFile();
+  } finally {
+    await handle.close();
+  }
+}
+
 async function readCsvBytes(csvPath: string): Promise<Buffer> {
   let buf: Buffer;
   try {
-    buf = await fs.readFile(csvPath);
+    buf = await readRegularFile(csvPath);
   } catch (err) {
+    if (err instanceof LookalikeError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     const reason =
       code === 'EISDIR' ? 'it is a folder, not a file'
@@ -245,6 +267,17 @@ function guessId(text: string, idIndex: number): string | undefined {
 
 /** Columns of styles.csv that may hold an item's image URL (case does not matter). */
 const LINK_COLUMNS = ['link', 'image_url', 'imageurl', 'image'];
+
+/** http(s)://USER[:PASSWORD]@HOST/... */
+function hasCredentials(url: string): boolean {
+  try {
+    const u = new URL(url);
+    return u.username !== '' || u.password !== '';
+  } catch {
+    // Unparseable (a password with an unescaped '/' or '#'): any '@' may end one.
+    return url.includes('@');
+  }
+}
 
 function isHttpUrl(cell: string | undefined): cell is string {
   return !!cell && /^https?:\/\/\S+$/i.test(cell.trim());
@@ -315,6 +348,12 @@ export async function readStylesCatalog(root: string, csvPath: string, imagesDir
     firstLineById.set(id, line);
     const imageName = imagesById.get(id);
     const url = imageName === undefined ? (linkIndex >= 0 && isHttpUrl(cells[linkIndex]) ? cells[linkIndex].trim() : links.get(id)) : undefined;
+    if (url !== undefined && hasCredentials(url)) {
+      // The index stores each item's image URL, and workers and failure reports pass it on:
+      // a password in it would end up in the database, in Redis and on screen.
+      problems.push({ kind: 'url-with-credentials', id, line, file: csvPath, detail: `the image URL ${redactUrl(url)} carries a user name or password, which Lookalike does not store; item left out (serve the images without a login, or from images/)` });
+      continue;
+    }
     if (imageName === undefined && url === undefined) {
       problems.push({
         kind: 'missing-image',
@@ -334,15 +373,21 @@ export async function readStylesCatalog(root: string, csvPath: string, imagesDir
   for (const p of problems) {
     if (p.kind === 'malformed-row' && p.id !== undefined && !brokenLineById.has(p.id)) brokenLineById.set(p.id, p.line!);
   }
+  // styles.csv is the list of products: an image it does not list is reported, not indexed
+  // (so deleting a product's row removes the product, even with its photo left behind). An
+  // image whose row is there but unreadable is still the shop's product: kept, without metadata.
   const unlisted = [...imagesById.keys()].filter((id) => !firstLineById.has(id)).sort(compareIds);
   for (const id of unlisted) {
     const imagePath = imagePrefix + imagesById.get(id)!;
+    const brokenLine = brokenLineById.get(id);
+    if (brokenLine === undefined) {
+      problems.push({ kind: 'unlisted-image', id, file: imagePath, detail: `${path.relative(root, imagePath)} has no row in ${path.basename(csvPath)}; not indexed (add a row to index it)` });
+      continue;
+    }
     const metadata: Record<string, string> = {};
     for (const column of columns) metadata[column] = '';
     items.push({ id, imagePath, metadata });
-    const brokenLine = brokenLineById.get(id);
-    const why = brokenLine === undefined ? `has no row in ${path.basename(csvPath)}` : `has no readable row (line ${brokenLine} is malformed)`;
-    problems.push({ kind: 'unlisted-image', id, file: imagePath, detail: `${path.relative(root, imagePath)} ${why}; included with empty metadata` });
+    problems.push({ kind: 'unlisted-image', id, file: imagePath, detail: `${path.relative(root, imagePath)} has no readable row (line ${brokenLine} is malformed); included with empty metadata` });
   }
 
   if (items.length === 0) throw new LookalikeError('CATALOG_EMPTY', { path: root });

@@ -7,7 +7,7 @@ export interface CatalogItem {
   metadata: Record<string, string>;
 }
 
-export type CatalogProblemKind = 'malformed-row' | 'empty-id' | 'duplicate-id' | 'missing-image' | 'unlisted-image';
+export type CatalogProblemKind = 'malformed-row' | 'empty-id' | 'duplicate-id' | 'missing-image' | 'unlisted-image' | 'url-with-credentials';
 
 export interface CatalogProblem {
   kind: CatalogProblemKind;
@@ -24,7 +24,7 @@ export interface Catalog {
   kind: 'styles-csv' | 'image-folder';
   /** metadata columns in CSV order, without "id" (image-folder: ['folder']) */
   columns: string[];
-  /** in CSV order, then unlisted images by id (image-folder: sorted by id) */
+  /** in CSV order, then images whose row is malformed, by id (image-folder: sorted by id) */
   items: CatalogItem[];
   problems: CatalogProblem[];
 }

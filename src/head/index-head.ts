@@ -9,6 +9,7 @@
  * are projected on the next open: the head works from the stored raw vectors, the CNN is
  * never re-run.
  */
+import { describeLocation, indexArgs } from '../store/location.js';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -105,7 +106,7 @@ export async function installHead(location: string, head: Head): Promise<HeadRef
   const store = await openStore(location);
   try {
     const manifest = store.getManifest();
-    if (!manifest) throw new LookalikeError('INDEX_EMPTY', { path: location });
+    if (!manifest) throw new LookalikeError('INDEX_EMPTY', { path: describeLocation(location), args: indexArgs(location) });
     checkHeadFits(head, manifest.weightsId, manifest.settings, 'the new head');
     return await storeHead(store, manifest, head);
   } finally {

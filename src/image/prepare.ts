@@ -43,9 +43,14 @@ export interface PreparedImage {
 
 /** Cheap header check: format sniffed from the bytes and pixel count, before decoding. */
 export async function inspectImage(input: string | Buffer, label: string, maxPixels = DEFAULT_MAX_PIXELS): Promise<{ width: number; height: number; format: string }> {
-  if (typeof input === 'string' && (await stat(input).then((s) => s.isDirectory(), () => false))) {
-    throw new LookalikeError('IMAGE_NOT_A_FILE', { path: label });
-  }
+  const kind = typeof input === 'string'
+    ? await stat(input).then((s) => (s.isDirectory() ? 'folder' : !s.isFile() ? 'special' : s.size === 0 ? 'empty' : 'file'), () => 'missing')
+    : 'bytes';
+  if (kind === 'folder') throw new LookalikeError('IMAGE_NOT_A_FILE', { path: label });
+  // A pipe, socket or device is never a photo, nor is a file that says it is empty (files
+  // under /proc do, and some never end): refused unread.
+  if (kind === 'special') throw new LookalikeError('IMAGE_UNSUPPORTED', { what: label, detected: 'a pipe, socket or device, not a file' });
+  if (kind === 'empty') throw new LookalikeError('IMAGE_UNSUPPORTED', { what: label, detected: 'an empty file' });
   let head: Uint8Array;
   try {
     head = typeof input === 'string' ? await readHead(input) : input;

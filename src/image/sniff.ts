@@ -3,6 +3,7 @@
  * formats are refused by their signature, so hostile SVG (scripts, XML entities), TIFF or
  * PDF bytes are never parsed at all.
  */
+import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 
 export type AcceptedFormat = 'jpeg' | 'png' | 'webp';
@@ -36,7 +37,9 @@ export function isAccepted(format: string): format is AcceptedFormat {
 
 /** The first bytes of a file (fewer when it is shorter). */
 export async function readHead(file: string): Promise<Buffer> {
-  const handle = await open(file, 'r');
+  // Without blocking: a named pipe (or /proc/kmsg) given as a photo reads as nothing (or
+  // fails) at once, and is refused before any decoder opens it and waits for ever.
+  const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const head = Buffer.alloc(SNIFF_BYTES);
     const { bytesRead } = await handle.read(head, 0, SNIFF_BYTES, 0);

@@ -18,7 +18,9 @@ import { defaultSettings, imageFingerprint, storedSettings, type EmbeddingSettin
 import { embedPrepared, prepareBatch, type EmbedJob } from './embed-batch.js';
 import { imagesToEmbed } from './changes.js';
 import { COLOUR_DIMENSION } from '../image/colour.js';
-import { lockStore, openStore, settleStore } from '../store/open.js';
+import { discardUnfinishedIndex, lockStore, openStore, settleStore } from '../store/open.js';
+import { describeLocation, isStoreUrl } from '../store/location.js';
+import { existsSync } from 'node:fs';
 import { checkInputSize } from '../validate.js';
 import type { IndexManifest, ItemFailure, Store } from '../store/types.js';
 import { adoptHeadFile, recentreIndexHead } from '../head/index-head.js';
@@ -109,7 +111,7 @@ export function staleIds(store: Store, catalogRoot: string, items: ReadonlyArray
   const stored = store.listItems();
   const stale = stored.filter((i) => !wanted.has(i.id)).map((i) => i.id);
   if (!options.allowRemove && stale.length > REMOVE_COUNT_FREE && stale.length > REMOVE_SHARE_LIMIT * stored.length) {
-    throw new LookalikeError('INDEX_WOULD_REMOVE', { catalog: catalogRoot, path: options.indexDir, removed: stale.length, total: stored.length });
+    throw new LookalikeError('INDEX_WOULD_REMOVE', { catalog: catalogRoot, path: describeLocation(options.indexDir), removed: stale.length, total: stored.length });
   }
   return stale;
 }
@@ -136,6 +138,7 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
   const catalog = await readCatalog(options.catalogDir);
   const items = options.select ? catalog.items.filter((i) => options.select!(i.id)) : catalog.items;
   // One writer at a time, locked before the store is opened: a refused run changes nothing.
+  const folderExisted = isStoreUrl(options.indexDir) || existsSync(options.indexDir);
   const lock = await lockStore(options.indexDir, 'lookalike index');
   let store: Store;
   try {
@@ -144,6 +147,7 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
     await lock.release();
     throw err;
   }
+  let unfinished = false;
   try {
     const existing = store.getManifest();
     // An index keeps the settings it was built with (an old one is float32, see storedSettings);
@@ -154,22 +158,22 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
       ...options.settings,
     });
     if (existing && imageFingerprint(existing.settings) !== imageFingerprint(settings)) {
-      throw new LookalikeError('MODEL_MISMATCH', { index: options.indexDir, indexed: imageFingerprint(existing.settings), requested: imageFingerprint(settings) });
+      throw new LookalikeError('MODEL_MISMATCH', { index: describeLocation(options.indexDir), indexed: imageFingerprint(existing.settings), requested: imageFingerprint(settings) });
     }
     const stale = staleIds(store, catalog.root, items, options);
     if (options.embedder && options.embedder.precision !== settings.precision) {
-      throw new LookalikeError('MODEL_MISMATCH', { index: options.indexDir, indexed: imageFingerprint(settings), requested: `${settings.backbone} ${options.embedder.precision}` });
+      throw new LookalikeError('MODEL_MISMATCH', { index: describeLocation(options.indexDir), indexed: imageFingerprint(settings), requested: `${settings.backbone} ${options.embedder.precision}` });
     }
     // int8: another calibration is another model; a passed-in one must be the index's own.
     if (options.embedder?.calibration && existing?.calibration && arithmeticOf(options.embedder.calibration) !== arithmeticOf(existing.calibration)) {
-      throw new LookalikeError('MODEL_MISMATCH', { index: options.indexDir, indexed: arithmeticOf(existing.calibration), requested: arithmeticOf(options.embedder.calibration) });
+      throw new LookalikeError('MODEL_MISMATCH', { index: describeLocation(options.indexDir), indexed: arithmeticOf(existing.calibration), requested: arithmeticOf(options.embedder.calibration) });
     }
     // int8: the index's calibration, or, for a new index, one measured now on its catalog.
     const calibration: Calibration | undefined = settings.precision !== 'int8' ? undefined
       : options.embedder?.calibration ?? existing?.calibration ?? await calibrateOnCatalog(items.map((i) => ({ id: i.id, image: i.imagePath })), settings, { log });
     const embedder = options.embedder ?? await Embedder.create(settings.backbone, { log, precision: settings.precision, calibration });
     if (existing && existing.weightsId !== embedder.weightsId) {
-      throw new LookalikeError('MODEL_MISMATCH', { index: options.indexDir, indexed: existing.weightsId, requested: embedder.weightsId });
+      throw new LookalikeError('MODEL_MISMATCH', { index: describeLocation(options.indexDir), indexed: existing.weightsId, requested: embedder.weightsId });
     }
     // Checked before the index is touched: a refused head leaves it as it was.
     let head: Awaited<ReturnType<typeof adoptHeadFile>> | undefined;
@@ -213,9 +217,14 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
       imagesPerSecond: result.seconds > 0 ? result.added / result.seconds : 0,
       interrupted: result.interrupted,
     };
+  } catch (err) {
+    // A first run that failed before writing its manifest leaves no half-made index behind.
+    unfinished = !store.getManifest();
+    throw err;
   } finally {
     settleStore(store);
     await store.close();
+    if (unfinished) await discardUnfinishedIndex(options.indexDir, { folderExisted }).catch(() => {});
     await lock.release();
   }
 }

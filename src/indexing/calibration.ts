@@ -19,12 +19,17 @@ export async function calibrateOnCatalog(jobs: readonly EmbedJob[], settings: Em
   const chosen = jobs.map((j) => ({ j, h: hash(j.id) })).sort((a, b) => (a.h < b.h ? -1 : a.h > b.h ? 1 : 0)).map((x) => x.j);
   const plane = 3 * settings.width * settings.height;
   const tensors: Float32Array[] = [];
+  let tried = 0;
+  let firstFailure: { id: string; reason: string } | undefined;
   // Unreadable images are skipped (the indexing run itself reports them).
   for (let i = 0; i < chosen.length && tensors.length < CALIBRATION_IMAGES; i += 16) {
     const batch = await prepareBatch(chosen.slice(i, i + 16), settings, options.fetch);
+    tried += Math.min(16, chosen.length - i);
+    firstFailure ??= batch.failures[0];
     for (const p of batch.ok) if (tensors.length < CALIBRATION_IMAGES) tensors.push(p.image.tensor);
   }
-  if (!tensors.length) throw new LookalikeError('CATALOG_EMPTY', { path: 'the catalog (no readable image to calibrate int8 on)' });
+  // Not one photo to measure the int8 model on: every photo of the catalog was tried.
+  if (!tensors.length) throw new LookalikeError('CATALOG_NO_READABLE_IMAGE', { tried, example: firstFailure ? `${firstFailure.id}: ${firstFailure.reason}` : 'none' });
   log(`calibrating int8 on ${tensors.length} catalog images`);
   const pixels = new Float32Array(tensors.length * plane);
   tensors.forEach((t, i) => pixels.set(t, i * plane));

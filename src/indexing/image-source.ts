@@ -5,7 +5,7 @@
  * reruns (changes.ts) compare them with the catalog.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { constants, createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 
 /** Larger files are hashed as a stream and decoded from their path instead of held in memory. */
@@ -25,10 +25,14 @@ export function fileStamp(s: { size: number; mtimeMs: number }): string {
 /** Reads an image file once; undefined when it cannot be read (the decoder then says why, in its words). */
 export async function readImageFile(file: string): Promise<ImageFile | undefined> {
   try {
-    const handle = await open(file, 'r');
+    // Without blocking: a named pipe in a catalog would wait for a writer for ever.
+    const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
     try {
       const info = await handle.stat();
-      if (!info.isFile()) return undefined;
+      // Not a regular file, or one that claims to be empty (files under /proc do, and some,
+      // like kmsg, never end): no bytes, never read (decoding from the path would block on
+      // it too), so the decoder reports an empty photo.
+      if (!info.isFile() || info.size === 0) return { bytes: Buffer.alloc(0), hash: sha256(Buffer.alloc(0)), stamp: fileStamp(info) };
       if (info.size > IN_MEMORY_BYTES) return { hash: await hashFile(file), stamp: fileStamp(info) };
       const bytes = await handle.readFile();
       return { bytes, hash: sha256(bytes), stamp: fileStamp(info) };

@@ -20,8 +20,9 @@ import type { FetchOptions } from '../image/fetch.js';
 import { calibrateOnCatalog } from '../indexing/calibration.js';
 import { ensureOnnxModel } from '../model/onnx-cache.js';
 import { defaultSettings, getBackbone, imageFingerprint, storedSettings, type EmbeddingSettings } from '../model/registry.js';
-import { describeLocation } from '../store/location.js';
-import { lockStore, openStore } from '../store/open.js';
+import { describeLocation, isStoreUrl } from '../store/location.js';
+import { discardUnfinishedIndex, lockStore, openStore } from '../store/open.js';
+import { existsSync } from 'node:fs';
 import { checkInputSize } from '../validate.js';
 import { checkReachable, connect, KEY_PREFIX, parseQueueUrl, queueNameFor } from './connection.js';
 import { runProgress, startRun, type BatchJob } from './run.js';
@@ -62,27 +63,32 @@ export async function enqueueIndex(options: EnqueueOptions): Promise<EnqueueRepo
   await checkReachable(target);
   const catalog = await readCatalog(options.catalogDir);
   const items = options.select ? catalog.items.filter((i) => options.select!(i.id)) : catalog.items;
-  const name = queueNameFor(options.location);
   const redis = connect(target, false);
-  const queue = new Queue<BatchJob>(name, { connection: redis, prefix: KEY_PREFIX });
+  let queue: Queue<BatchJob> | undefined;
   try {
+    const folderExisted = isStoreUrl(options.location) || existsSync(options.location);
     const lock = await lockStore(options.location, 'lookalike index --queue');
+    let unfinished = false;
     try {
-      const running = await runProgress(redis, queue, name);
-      if (running && !running.finished) {
-        throw new LookalikeError('QUEUE_BUSY', { index: describeLocation(options.location), done: running.done + running.failed, total: running.total, since: running.createdAt });
-      }
       const store = await openStore(options.location, { create: true });
       try {
+        // The index's own name for its queue: a second run spelling the location otherwise
+        // (@localhost, @127.0.0.1) meets the first one's run here and is refused.
+        const name = await queueNameFor(options.location, { create: true });
+        queue = new Queue<BatchJob>(name, { connection: redis, prefix: KEY_PREFIX });
+        const running = await runProgress(redis, queue, name);
+        if (running && !running.finished) {
+          throw new LookalikeError('QUEUE_BUSY', { index: describeLocation(options.location), done: running.done + running.failed, total: running.total, since: running.createdAt });
+        }
         const existing = store.getManifest();
         const settings = defaultSettings({ ...(existing ? storedSettings(existing.settings) : {}), ...options.settings });
         if (existing && imageFingerprint(existing.settings) !== imageFingerprint(settings)) {
-          throw new LookalikeError('MODEL_MISMATCH', { index: options.location, indexed: imageFingerprint(existing.settings), requested: imageFingerprint(settings) });
+          throw new LookalikeError('MODEL_MISMATCH', { index: describeLocation(options.location), indexed: imageFingerprint(existing.settings), requested: imageFingerprint(settings) });
         }
         // The weights' id without loading the network: the workers do the embedding.
         const { weightsId } = await ensureOnnxModel(settings.backbone, log);
         if (existing && existing.weightsId !== weightsId) {
-          throw new LookalikeError('MODEL_MISMATCH', { index: options.location, indexed: existing.weightsId, requested: weightsId });
+          throw new LookalikeError('MODEL_MISMATCH', { index: describeLocation(options.location), indexed: existing.weightsId, requested: weightsId });
         }
         const stale = staleIds(store, catalog.root, items, { indexDir: options.location, allowRemove: options.allowRemove });
         const { todo, changed } = await imagesToEmbed(store, items, { log, fetch: options.fetch });
@@ -113,14 +119,19 @@ export async function enqueueIndex(options: EnqueueOptions): Promise<EnqueueRepo
           catalog: { root: catalog.root, kind: catalog.kind, items: catalog.items.length, problems: catalog.problems },
           run, queue: name, queued: todo.length, jobs: jobs.length, removed: stale.length, unchanged: items.length - todo.length, changed,
         };
+      } catch (err) {
+        // A first run that failed before writing its manifest leaves no half-made index behind.
+        unfinished = !store.getManifest();
+        throw err;
       } finally {
         await store.close();
       }
     } finally {
+      if (unfinished) await discardUnfinishedIndex(options.location, { folderExisted }).catch(() => {});
       await lock.release();
     }
   } finally {
-    await queue.close();
+    await queue?.close();
     redis.disconnect();
   }
 }

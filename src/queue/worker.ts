@@ -23,6 +23,7 @@ import { arithmeticOf } from '../model/quantise.js';
 import { imageFingerprint, storedSettings, type EmbeddingSettings } from '../model/registry.js';
 import type { FetchOptions } from '../image/fetch.js';
 import { openStore } from '../store/open.js';
+import { describeLocation, indexArgs } from '../store/location.js';
 import { checkReachable, connect, KEY_PREFIX, parseQueueUrl, queueNameFor } from './connection.js';
 import { countBatch, markStarted, type BatchJob } from './run.js';
 
@@ -57,7 +58,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const manifest = store.getManifest();
   if (!manifest) {
     await store.close();
-    throw new LookalikeError('INDEX_NOT_FOUND', { path: options.location });
+    throw new LookalikeError('INDEX_NOT_FOUND', { path: describeLocation(options.location), args: indexArgs(options.location) });
   }
   const settings: EmbeddingSettings = storedSettings(manifest.settings);
   const fingerprint = imageFingerprint(settings);
@@ -67,9 +68,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     || arithmeticOf(embedder.calibration) !== arithmeticOf(manifest.calibration)) {
     if (!options.embedder) await embedder.release();
     await store.close();
-    throw new LookalikeError('MODEL_MISMATCH', { index: options.location, indexed: `${manifest.weightsId}, ${arithmeticOf(manifest.calibration)}`, requested: `${embedder.weightsId}, ${arithmeticOf(embedder.calibration)}` });
+    throw new LookalikeError('MODEL_MISMATCH', { index: describeLocation(options.location), indexed: `${manifest.weightsId}, ${arithmeticOf(manifest.calibration)}`, requested: `${embedder.weightsId}, ${arithmeticOf(embedder.calibration)}` });
   }
-  const name = queueNameFor(options.location);
+  const name = await queueNameFor(options.location, { create: true });
   const redis = connect(target, true);
   // One network run at a time (it uses every core); the second batch in hand decodes meanwhile.
   let cnn: Promise<unknown> = Promise.resolve();
@@ -86,7 +87,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     const t0 = performance.now();
     const { data } = job;
     if (data.weightsId !== embedder.weightsId || data.fingerprint !== fingerprint) {
-      refuse = new LookalikeError('MODEL_MISMATCH', { index: options.location, indexed: `${data.weightsId} ${data.fingerprint}`, requested: `${embedder.weightsId} ${fingerprint}` });
+      refuse = new LookalikeError('MODEL_MISMATCH', { index: describeLocation(options.location), indexed: `${data.weightsId} ${data.fingerprint}`, requested: `${embedder.weightsId} ${fingerprint}` });
       void worker.close().then(stop);
       throw refuse;
     }

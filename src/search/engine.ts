@@ -266,9 +266,9 @@ export class SearchEngine {
    */
   async searchDb(space: EmbeddingSpace, query: Float32Array, options: SearchOptions & { excludeId?: string } = {}): Promise<SearchHit[]> {
     if (!this.store.searchVectors || !this.store.canSearch) {
-      throw new LookalikeError('BAD_OPTION', { message: '--search db needs a PostgreSQL store with the pgvector extension (--store postgres://...); search exact or ann here.' });
+      throw new LookalikeError('BAD_OPTION', { message: 'search "db" (answered by the database) needs an index in PostgreSQL with the pgvector extension; this one is not: search "exact" or "ann".' });
     }
-    if (space.id !== 'backbone:max') throw new LookalikeError('BAD_OPTION', { message: `--search db searches the backbone's max-pooled vectors only, not ${space.id}: add --pooling max (and no head mode), or search exact or ann.` });
+    if (space.id !== 'backbone:max') throw new LookalikeError('BAD_OPTION', { message: `search "db" searches the backbone's max-pooled vectors only, not ${space.id}: ask for pooling "max" (and no head mode), or search "exact" or "ann".` });
     const k = checkK(options.k ?? DEFAULT_K);
     const hits = await this.store.searchVectors(query, { k, threshold: checkThreshold(options.threshold), filters: options.filters, excludeId: options.excludeId });
     return this.toResults(hits.flatMap((h) => {

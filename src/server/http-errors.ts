@@ -128,6 +128,12 @@ export function parseJsonBody(_request: FastifyRequest, body: string, done: (err
     done(new LookalikeError('INVALID_REQUEST', { message: 'the JSON body has a "__proto__" or "constructor.prototype" key, which is refused (it could change objects on the server). Send only the fields this route takes, e.g. {"id": "15970", "k": 10}.' }));
     return;
   }
+  // Ajv would coerce a null to "" (or 0) and then blame the value for being empty.
+  const nulled = value !== null && typeof value === 'object' && !Array.isArray(value) ? Object.keys(value).find((k) => (value as Record<string, unknown>)[k] === null) : undefined;
+  if (nulled !== undefined) {
+    done(new LookalikeError('INVALID_REQUEST', { message: `the field "${nulled.slice(0, 100)}" is null. Give it a value (e.g. {"id": "15970", "k": 10}) or leave it out.` }));
+    return;
+  }
   done(null, value);
 }
 

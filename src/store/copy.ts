@@ -4,6 +4,7 @@
  * Resumable like `index`: batches are transactions, and items already embedded in the
  * target are skipped, so a copy stopped halfway is finished by running it again.
  */
+import { describeLocation, indexArgs } from './location.js';
 import { LookalikeError } from '../errors.js';
 import { lockStore, openStore, settleStore } from './open.js';
 import type { ItemVectors } from './types.js';
@@ -18,7 +19,7 @@ export async function copyIndex(from: string, to: string, log: (m: string) => vo
   const source = await openStore(from, { readonly: true });
   try {
     const manifest = source.getManifest();
-    if (!manifest) throw new LookalikeError('INDEX_EMPTY', { path: from });
+    if (!manifest) throw new LookalikeError('INDEX_EMPTY', { path: describeLocation(from), args: indexArgs(from) });
     await source.preload?.(['max', 'avg', 'colour']);
     const [max, avg, colour] = (['max', 'avg', 'colour'] as const).map((k) => source.loadMatrix(k));
     const lock = await lockStore(to, 'lookalike copy');

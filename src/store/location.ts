@@ -4,7 +4,7 @@
  * NAME inside a shared PostgreSQL database. The CLI builds the second form from `--store`
  * and `--index`; the fragment never reaches the server.
  */
-import { LookalikeError } from '../errors.js';
+import { LookalikeError, redactUrl } from '../errors.js';
 
 export interface PgLocation {
   /** The connection string, without the fragment. */
@@ -18,6 +18,8 @@ export interface PgLocation {
 }
 
 const SCHEME = /^postgres(ql)?:\/\//i;
+/** libpq's sslmode values (README, "TLS to PostgreSQL"). */
+const SSL_MODES = ['disable', 'prefer', 'require', 'verify-ca', 'verify-full'];
 const NAME = /^[a-z][a-z0-9_]{0,47}$/;
 /** Schemas PostgreSQL owns: an index there would mix with the server's own tables. */
 const RESERVED = /^(pg_|information_schema$|public$)/;
@@ -34,7 +36,11 @@ export function storeLocation(url: string, index: string): string {
     throw new LookalikeError('STORE_URL_INVALID', { url: redact(url), reason });
   }
   checkIndexName(index);
-  return `${url.replace(/#.*$/, '')}#${index}`;
+  // A fragment already there (`…/shop#main`) gives way to --index; a '#' in a password (an
+  // '@' or '/' follows it) stays, and the index name follows the last '#' (parseLocation).
+  const hash = url.lastIndexOf('#');
+  const base = hash >= 0 && !/[@/]/.test(url.slice(hash + 1)) ? url.slice(0, hash) : url;
+  return `${base}#${index}`;
 }
 
 export function checkIndexName(name: string): string {
@@ -43,36 +49,72 @@ export function checkIndexName(name: string): string {
 }
 
 export function parseLocation(location: string): PgLocation {
-  const hash = location.indexOf('#');
-  const url = hash < 0 ? location : location.slice(0, hash);
-  const index = checkIndexName(hash < 0 ? 'lookalike' : decodeURIComponent(location.slice(hash + 1)));
+  const { url, index: name } = splitLocation(location);
+  const index = checkIndexName(name);
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    throw new LookalikeError('STORE_URL_INVALID', { url: redact(url), reason: 'it cannot be parsed as a URL' });
+    throw new LookalikeError('STORE_URL_INVALID', { url: redact(url), reason: `it cannot be parsed as a URL${hasUserInfo(url) ? '; write / # ? @ : in a password as %2F %23 %3F %40 %3A' : ''}` });
   }
+  if (parsed.hash) throw new LookalikeError('STORE_URL_INVALID', { url: redact(url), reason: 'it has a "#": name the index with --index, and write a "#" in a password as %23' });
   if (!parsed.hostname) throw new LookalikeError('STORE_URL_INVALID', { url: redact(url), reason: 'no host' });
   if (parsed.port && !(Number(parsed.port) > 0 && Number(parsed.port) < 65536)) throw new LookalikeError('STORE_URL_INVALID', { url: redact(url), reason: `bad port ${parsed.port}` });
+  // pg decodes these too, and a stray % would throw inside it: refused here, in one line.
+  if (!decodable(parsed.username) || !decodable(parsed.password) || !decodable(parsed.pathname)) {
+    throw new LookalikeError('STORE_URL_INVALID', { url: redact(url), reason: 'a "%" must start an escape such as %2F; write "%" itself as %25' });
+  }
   const database = decodeURIComponent(parsed.pathname.replace(/^\//, ''));
   if (!database || database.includes('/')) throw new LookalikeError('STORE_URL_INVALID', { url: redact(url), reason: 'no database name after the host (…:5432/DATABASE)' });
+  const sslmode = parsed.searchParams.get('sslmode');
+  if (sslmode !== null && !SSL_MODES.includes(sslmode)) throw new LookalikeError('STORE_URL_INVALID', { url: redact(url), reason: `unknown sslmode "${sslmode}"; use one of ${SSL_MODES.join(', ')}` });
+  // ?host=/run/postgresql (a socket folder) or ?host=other overrides the URL's host, in pg as here.
+  const host = parsed.searchParams.get('host') || parsed.hostname;
   return {
     url,
     index,
-    server: `${parsed.hostname}:${parsed.port || 5432}`,
+    server: `${host}:${parsed.searchParams.get('port') || parsed.port || 5432}`,
     user: decodeURIComponent(parsed.username) || process.env.PGUSER || process.env.USER || 'postgres',
     database,
   };
 }
 
-/** The URL without its password, for messages and logs. */
-export function redact(url: string): string {
-  return url.replace(/(\/\/[^:/@]*):[^@/]*@/, '$1:***@');
+/** `URL#NAME` apart: the name follows the last '#' (index names never hold one). */
+function splitLocation(location: string): { url: string; index: string } {
+  const hash = location.lastIndexOf('#');
+  const suffix = location.slice(hash + 1);
+  // After a '#' that belongs to a password comes the rest of the URL (an '@', a '/'), not a name.
+  if (hash < 0 || /[@/]/.test(suffix)) return { url: location, index: 'lookalike' };
+  return { url: location.slice(0, hash), index: decodable(suffix) ? decodeURIComponent(suffix) : suffix };
 }
+
+export function decodable(text: string): boolean {
+  try {
+    decodeURIComponent(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function hasUserInfo(url: string): boolean {
+  const rest = url.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '');
+  return rest !== url && rest.includes('@');
+}
+
+/** The URL without its password, for messages and logs (errors.ts redactUrl). */
+export const redact = redactUrl;
 
 /** What a person reads for a location: the folder, or the index in its database. */
 export function describeLocation(location: string): string {
   if (!isStoreUrl(location)) return location;
-  const hash = location.indexOf('#');
-  return `${redact(hash < 0 ? location : location.slice(0, hash))} (index ${hash < 0 ? 'lookalike' : location.slice(hash + 1)})`;
+  const { url, index } = splitLocation(location);
+  return `${redact(url)} (index ${index})`;
+}
+
+/** The options that name this index on the command line: `--index DIR`, or `--store URL --index NAME`. */
+export function indexArgs(location: string): string {
+  if (!isStoreUrl(location)) return `--index ${location}`;
+  const { url, index } = splitLocation(location);
+  return `--store ${redact(url)} --index ${index}`;
 }

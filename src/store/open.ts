@@ -2,10 +2,13 @@
  * The one place that turns an index location into a store: a folder opens SQLite, a
  * `postgres://…#NAME` location opens PostgreSQL. Everything above works on `Store`.
  */
-import { acquireIndexLock } from './lock.js';
+import { INDEX_FILES } from '../defaults.js';
+import { acquireIndexLock, LOCK_FILE } from './lock.js';
 import { isStoreUrl, parseLocation } from './location.js';
-import { rmSync } from 'node:fs';
-import { dropIndex, lockIndex, PgStore } from './postgres.js';
+import { readdirSync, rmSync } from 'node:fs';
+import { realpath } from 'node:fs/promises';
+import path from 'node:path';
+import { dropIndex, lockIndex, pgIndexIdentity, PgStore } from './postgres.js';
 import { SqliteStore } from './sqlite.js';
 import type { IndexLock, Store } from './types.js';
 
@@ -30,7 +33,39 @@ export async function removeIndex(location: string): Promise<void> {
   else rmSync(location, { recursive: true, force: true });
 }
 
+/**
+ * Undoes the creation of an index that never got a manifest (its first run failed before
+ * writing anything: every photo unreadable, a refused head): `info` would otherwise find an
+ * index that is neither usable nor explained. Called under the writer's lock, store closed.
+ * A folder keeps whatever else it holds; the folder itself goes when this run made it.
+ */
+export async function discardUnfinishedIndex(location: string, options: { folderExisted: boolean }): Promise<void> {
+  if (isStoreUrl(location)) return dropIndex(parseLocation(location));
+  const db = path.join(location, INDEX_FILES.database);
+  for (const file of [db, `${db}-wal`, `${db}-shm`]) rmSync(file, { force: true });
+  if (!options.folderExisted) {
+    // The lock file is still there (released after this); the folder goes if nothing else is.
+    const left = readdirSync(location).filter((f) => f !== LOCK_FILE);
+    if (!left.length) rmSync(location, { recursive: true, force: true });
+  }
+}
+
 /** After a writer's run: SQLite goes back to a self-contained file; others need nothing. */
 export function settleStore(store: Store): void {
   if (store instanceof SqliteStore) store.settle();
+}
+
+/**
+ * What names an index whatever the spelling of its location (the job queue's name,
+ * queue/connection.ts): a folder's real path (symlinks and ../ resolved), or an id kept in
+ * the PostgreSQL index itself, since one database answers to many URLs (localhost,
+ * 127.0.0.1, a proxy, another user). `create` gives an index without one (made by an older
+ * Lookalike) its id; otherwise such an index has none (undefined).
+ */
+export async function indexIdentity(location: string, options: { create?: boolean } = {}): Promise<string | undefined> {
+  if (isStoreUrl(location)) {
+    const id = await pgIndexIdentity(parseLocation(location), options.create === true);
+    return id === undefined ? undefined : `postgres:${id}`;
+  }
+  return realpath(location).catch(() => path.resolve(location));
 }

@@ -14,12 +14,13 @@
  * write bumps the generation and notifies channel `lookalike` in the same transaction;
  * replicas LISTEN, and poll the generation too, for notifications lost while disconnected.
  */
+import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import pg from 'pg';
 import { STORE_POLL_MS } from '../defaults.js';
 import { LookalikeError } from '../errors.js';
 import { copyVectors } from './copy-binary.js';
-import { parseLocation, type PgLocation } from './location.js';
+import { indexArgs, parseLocation, type PgLocation } from './location.js';
 import type { DbSearchOptions, ImageSource, IndexLock, IndexManifest, ItemFailure, ItemVectors, Store, StoredItem, VectorKind, VectorMatrix } from './types.js';
 
 /** The channel writers notify on; the payload is `<schema>:<generation>`. */
@@ -94,7 +95,12 @@ export class PgStore implements Store {
    */
   static async open(location: string, options: { create?: boolean; readonly?: boolean } = {}): Promise<PgStore> {
     const where = parseLocation(location);
-    const pool = new pg.Pool({ connectionString: where.url, max: 3, connectionTimeoutMillis: 5000, idleTimeoutMillis: 10_000, application_name: 'lookalike' });
+    let pool: pg.Pool;
+    try {
+      pool = new pg.Pool(clientConfig(where, { max: 3, connectionTimeoutMillis: 5000, idleTimeoutMillis: 10_000, application_name: 'lookalike' }));
+    } catch (err) {
+      throw pgError(err, where, 'connect');
+    }
     // A pooled connection that drops while idle (a server restart) must not end the process.
     pool.on('error', () => {});
     try {
@@ -287,7 +293,7 @@ export class PgStore implements Store {
    * the server's pgvector has them (0.8+).
    */
   async searchVectors(query: Float32Array, options: DbSearchOptions): Promise<Array<{ id: string; score: number }>> {
-    if (!this.canSearch) throw new LookalikeError('BAD_OPTION', { message: `--search db needs the pgvector extension in the database (${this.where.server}/${this.where.database}); without it, search exact or ann.` });
+    if (!this.canSearch) throw new LookalikeError('BAD_OPTION', { message: `search "db" (answered by PostgreSQL) needs the pgvector extension in the database (${this.where.server}/${this.where.database}); without it, search "exact" or "ann".` });
     const values: unknown[] = [halfvecLiteral(query), options.k];
     const where: string[] = ['v.vdb IS NOT NULL'];
     for (const [field, accepted] of Object.entries(options.filters ?? {})) {
@@ -489,7 +495,13 @@ export class PgStore implements Store {
     };
     const listen = async () => {
       if (stopped) return;
-      const client = new pg.Client({ connectionString: this.where.url, connectionTimeoutMillis: 5000, application_name: 'lookalike replica' });
+      let client: pg.Client;
+      try {
+        client = new pg.Client(clientConfig(this.where, { connectionTimeoutMillis: 5000, application_name: 'lookalike replica' }));
+      } catch (err) {
+        onError(pgError(err, this.where, 'connect'));
+        return;
+      }
       const again = () => {
         if (listener === client) listener = undefined;
         client.end().catch(() => {});
@@ -537,7 +549,12 @@ export class PgStore implements Store {
 /** Takes the writer's advisory lock of an index, or throws INDEX_LOCKED naming the holder. */
 export async function lockIndex(where: PgLocation, purpose: string): Promise<IndexLock> {
   const name = `${purpose}, pid ${process.pid} on ${os.hostname()}, since ${new Date().toISOString()}`.slice(0, 63);
-  const client = new pg.Client({ connectionString: where.url, connectionTimeoutMillis: 5000, application_name: name });
+  let client: pg.Client;
+  try {
+    client = new pg.Client(clientConfig(where, { connectionTimeoutMillis: 5000, application_name: name }));
+  } catch (err) {
+    throw pgError(err, where, 'lock the index');
+  }
   client.on('error', () => {});
   try {
     await client.connect();
@@ -554,16 +571,39 @@ export async function lockIndex(where: PgLocation, purpose: string): Promise<Ind
   return { release: () => client.end().catch(() => {}) };
 }
 
+/** The id kept in an index (store/open.ts indexIdentity); INDEX_NOT_FOUND when there is no index. */
+export async function pgIndexIdentity(where: PgLocation, create: boolean): Promise<string | undefined> {
+  let client: pg.Client | undefined;
+  try {
+    client = new pg.Client(clientConfig(where, { connectionTimeoutMillis: 5000, application_name: 'lookalike' }));
+    client.on('error', () => {});
+    await client.connect();
+    const exists = await client.query('SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = $1 AND tablename = $2', [where.index, 'meta']);
+    if (!exists.rowCount) throw new LookalikeError('INDEX_NOT_FOUND', { path: `${where.server}/${where.database} (index ${where.index})`, args: indexArgs(`${where.url}#${where.index}`) });
+    const read = async () => (await client!.query<{ value: string }>(`SELECT value FROM "${where.index}".meta WHERE key = 'identity'`)).rows[0]?.value;
+    const found = await read();
+    if (found || !create) return found;
+    // Two first writers may race: the first id stays, both read it back.
+    await client.query(`INSERT INTO "${where.index}".meta (key, value) VALUES ('identity', $1) ON CONFLICT (key) DO NOTHING`, [randomUUID()]);
+    return await read();
+  } catch (err) {
+    throw pgError(err, where, 'read the index');
+  } finally {
+    await client?.end().catch(() => {});
+  }
+}
+
 /** Drops an index's schema and everything in it. */
 export async function dropIndex(where: PgLocation): Promise<void> {
-  const client = new pg.Client({ connectionString: where.url, application_name: 'lookalike' });
+  let client: pg.Client | undefined;
   try {
+    client = new pg.Client(clientConfig(where, { application_name: 'lookalike' }));
     await client.connect();
     await client.query(`DROP SCHEMA IF EXISTS "${where.index}" CASCADE`);
   } catch (err) {
     throw pgError(err, where, 'drop the index');
   } finally {
-    await client.end().catch(() => {});
+    await client?.end().catch(() => {});
   }
 }
 
@@ -581,7 +621,7 @@ async function migrate(c: pg.PoolClient, where: PgLocation, create: boolean): Pr
   let found = await version();
   if (found > SCHEMA_VERSION) throw new LookalikeError('STORE_TOO_NEW', { index: where.index, server: `${where.server}/${where.database}`, found, known: SCHEMA_VERSION });
   if (found === SCHEMA_VERSION) return;
-  if (found === 0 && !create) throw new LookalikeError('INDEX_NOT_FOUND', { path: `${where.server}/${where.database} (index ${where.index})` });
+  if (found === 0 && !create) throw new LookalikeError('INDEX_NOT_FOUND', { path: `${where.server}/${where.database} (index ${where.index})`, args: indexArgs(`${where.url}#${where.index}`) });
   await c.query('BEGIN');
   try {
     await c.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_MIGRATE, where.index]);
@@ -613,6 +653,21 @@ function emptySnapshot(): Snapshot {
 }
 
 /**
+ * How pg connects to a location. An sslmode in the URL keeps libpq's meaning (require:
+ * encrypted, certificate not checked; verify-ca / verify-full: checked against sslrootcert),
+ * the one PostgreSQL's documentation and every other client give it; pg's own reading of
+ * sslmode also prints a warning of several lines on every start.
+ */
+export function clientConfig(where: PgLocation, extra: Omit<pg.PoolConfig, 'connectionString'> = {}): pg.PoolConfig {
+  const compat = /[?&]sslmode=/.test(where.url) && !/[?&]uselibpqcompat=/.test(where.url);
+  return { ...extra, connectionString: compat ? `${where.url}${where.url.includes('?') ? '&' : '?'}uselibpqcompat=true` : where.url };
+}
+
+/** Node's and PostgreSQL's ways of saying a TLS handshake or certificate check failed. */
+const TLS_CODES = new Set(['DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'ERR_TLS_CERT_ALTNAME_INVALID', 'ERR_SSL_WRONG_VERSION_NUMBER', 'EPROTO']);
+
+/**
  * PostgreSQL and network failures as errors a person can act on: which server, which user,
  * what to change. Anything else is passed on (a bug, shown as INTERNAL).
  */
@@ -622,6 +677,20 @@ export function pgError(err: unknown, where: PgLocation, action: string): unknow
   const code = e.code ?? '';
   const reason = (e.message ?? String(err)).split('\n')[0];
   const base = { server: where.server, user: where.user, database: where.database };
+  const syscall = (err as { syscall?: string }).syscall;
+  // sslrootcert / sslcert / sslkey name files pg reads before it connects.
+  if (syscall === 'open' && (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR')) {
+    return new LookalikeError('STORE_TLS_FAILED', { ...base, reason: `cannot read the certificate file ${(err as { path?: string }).path ?? ''}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : 'it is a folder'}` }, { cause: err });
+  }
+  if (TLS_CODES.has(code) || /does not support SSL|SSL|TLS|certificate|sslrootcert/i.test(reason)) {
+    const why = /does not support SSL/i.test(reason) ? 'the server does not offer TLS'
+      : /verify-ca requires/.test(reason) ? 'sslmode=verify-ca needs sslrootcert=FILE, the CA that signed the server\'s certificate' : reason;
+    return new LookalikeError('STORE_TLS_FAILED', { ...base, reason: why }, { cause: err });
+  }
+  // A socket folder (?host=/run/postgresql) with no server socket in it.
+  if (syscall === 'connect' && (code === 'ENOENT' || code === 'EACCES')) {
+    return new LookalikeError('STORE_UNREACHABLE', { ...base, reason: code === 'ENOENT' ? 'no server socket there' : 'permission denied on its socket' }, { cause: err });
+  }
   if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'EPIPE', '57P01', '57P02', '57P03'].includes(code)
     || /timeout|Connection terminated|connection refused/i.test(reason)) {
     return new LookalikeError('STORE_UNREACHABLE', { ...base, reason: code === 'ENOTFOUND' ? `unknown host` : reason }, { cause: err });

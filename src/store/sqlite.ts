@@ -6,6 +6,7 @@
  * Loading 31k x 2048 blobs row by row costs about a second, so the contiguous matrix is
  * also cached as a flat file keyed by the store's generation; serve starts from it.
  */
+import { indexArgs } from './location.js';
 import Database from 'better-sqlite3';
 import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readSync, rmSync, statSync, writeFileSync, renameSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -41,7 +42,7 @@ export class SqliteStore implements Store {
     const file = path.join(dir, DB_FILE);
     if (isFile(dir)) throw new LookalikeError('INDEX_NOT_A_FOLDER', { path: dir });
     if (!existsSync(file)) {
-      if (!options.create) throw new LookalikeError('INDEX_NOT_FOUND', { path: dir });
+      if (!options.create) throw new LookalikeError('INDEX_NOT_FOUND', { path: dir, args: indexArgs(dir) });
       try {
         mkdirSync(dir, { recursive: true });
       } catch (err) {

@@ -10,6 +10,7 @@
  * Besides the packshots, it learns from shopper photos of training items (train/views.ts):
  * the one step that runs the CNN, once per view, its vectors then stored with the index.
  */
+import { describeLocation, indexArgs } from '../store/location.js';
 import { DEFAULT_MODE, FASHION_LABELS } from '../defaults.js';
 import { DEFAULT_LOCALISATION } from '../query/photo.js';
 import { LookalikeError } from '../errors.js';
@@ -187,7 +188,7 @@ async function loadIndex(indexDir: string): Promise<Loaded> {
   const store = await openStore(indexDir, { readonly: true });
   try {
     const manifest = store.getManifest();
-    if (!manifest || store.count().embedded === 0) throw new LookalikeError('INDEX_EMPTY', { path: indexDir });
+    if (!manifest || store.count().embedded === 0) throw new LookalikeError('INDEX_EMPTY', { path: describeLocation(indexDir), args: indexArgs(indexDir) });
     const { ids, raw } = await loadRawVectors(store);
     const items = new Map(store.listItems().map((i) => [i.id, i]));
     return {

@@ -12,7 +12,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { HAS_DEV_CATALOG, DEV_CATALOG, devIndex, devSubsetIds } from './dev-index.js';
 import { enqueueIndex } from '../../src/queue/enqueue.js';
-import { KEY_PREFIX, parseQueueUrl, queueNameFor } from '../../src/queue/connection.js';
+import { KEY_PREFIX, parseQueueUrl } from '../../src/queue/connection.js';
 import { runProgress } from '../../src/queue/run.js';
 import { storeLocation } from '../../src/store/location.js';
 import { openStore } from '../../src/store/open.js';
@@ -27,16 +27,17 @@ const REDIS = process.env.LOOKALIKE_TEST_REDIS ?? 'redis://127.0.0.1:6379';
 describe.skipIf(!HAS_DEV_CATALOG)('three workers, one killed with -9', () => {
   const name = freshIndexName('queue');
   const location = storeLocation(PG_URL, name);
-  const queueName = queueNameFor(location);
+  // The queue is named after the index (queue/connection.ts), known once the run made it.
+  let queueName = '';
   const redis = new Redis(parseQueueUrl(REDIS).options);
-  const queue = new Queue(queueName, { connection: redis, prefix: KEY_PREFIX });
+  let queue: Queue | undefined;
   const workers: ChildProcess[] = [];
 
   afterAll(async () => {
     for (const w of workers) if (w.exitCode === null) w.kill('SIGKILL');
-    await queue.obliterate({ force: true }).catch(() => {});
-    await redis.del(`${KEY_PREFIX}:${queueName}:lk:run`, `${KEY_PREFIX}:${queueName}:lk:counted`);
-    await queue.close();
+    await queue?.obliterate({ force: true }).catch(() => {});
+    if (queueName) await redis.del(`${KEY_PREFIX}:${queueName}:lk:run`, `${KEY_PREFIX}:${queueName}:lk:counted`);
+    await queue?.close();
     redis.disconnect();
     await dropIndex(PG_URL, name).catch(() => {});
   });
@@ -46,6 +47,8 @@ describe.skipIf(!HAS_DEV_CATALOG)('three workers, one killed with -9', () => {
     const ids = new Set(devSubsetIds());
     const report = await enqueueIndex({ catalogDir: DEV_CATALOG, location, queue: REDIS, select: (id) => ids.has(id) });
     expect(report.queued).toBe(ids.size);
+    queueName = report.queue;
+    queue = new Queue(queueName, { connection: redis, prefix: KEY_PREFIX });
 
     for (let i = 0; i < 3; i++) {
       const child = spawn(process.execPath, ['--import', TSX, path.join(ROOT, 'src/cli/main.ts'), 'worker', '--store', PG_URL, '--index', name, '--queue', REDIS], {
@@ -60,17 +63,17 @@ describe.skipIf(!HAS_DEV_CATALOG)('three workers, one killed with -9', () => {
     // About half way: kill the first worker while it holds batches.
     let handoverSeconds: number | undefined;
     for (;;) {
-      const p = (await runProgress(redis, queue, queueName))!;
+      const p = (await runProgress(redis, queue!, queueName))!;
       if (p.done + p.failed >= ids.size / 2) break;
       await new Promise((r) => setTimeout(r, 250));
     }
-    const activeBefore = (await queue.getJobCounts('active')).active;
+    const activeBefore = (await queue!.getJobCounts('active')).active;
     workers[0].kill('SIGKILL');
     const killedAt = Date.now();
     // Each live worker holds at most 2 batches: once the dead one's are taken back, at most 4 remain active.
     for (;;) {
-      const p = (await runProgress(redis, queue, queueName))!;
-      const { active } = await queue.getJobCounts('active');
+      const p = (await runProgress(redis, queue!, queueName))!;
+      const { active } = await queue!.getJobCounts('active');
       if (handoverSeconds === undefined && active <= 4) handoverSeconds = (Date.now() - killedAt) / 1000;
       if (p.finished) {
         expect(p.done + p.failed).toBe(ids.size);

@@ -177,11 +177,10 @@ describe('readCatalog, styles.csv layout', () => {
     expect(catalog.problems).toMatchObject([{ kind: 'missing-image', id: '2', line: 3, file: path.join(dir, 'styles.csv') }]);
   });
 
-  it('includes images with no CSV row, with empty metadata, and reports them', async () => {
+  it('reports images with no CSV row and leaves them out: styles.csv is the list of products', async () => {
     const dir = await kaggle(['id,name,colour', '1,Red Dress,Red'], ['1', '9', '10']);
     const catalog = await readCatalog(dir);
-    expect(catalog.items.map((i) => i.id)).toEqual(['1', '10', '9']);
-    expect(catalog.items[1]).toEqual({ id: '10', imagePath: path.join(dir, 'images', '10.jpg'), metadata: { name: '', colour: '' } });
+    expect(catalog.items.map((i) => i.id)).toEqual(['1']);
     expect(catalog.problems).toMatchObject([
       { kind: 'unlisted-image', id: '10', file: path.join(dir, 'images', '10.jpg') },
       { kind: 'unlisted-image', id: '9' },

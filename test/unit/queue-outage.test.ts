@@ -61,12 +61,15 @@ afterAll(async () => {
 function freshIndex(prefix: string, via = PG_URL): { name: string; location: string } {
   const name = freshIndexName(prefix);
   const location = storeLocation(via, name);
-  const queue = queueNameFor(location);
   cleanups.push(async () => {
-    const q = new Queue(queue, { connection: redis, prefix: KEY_PREFIX });
-    await q.obliterate({ force: true });
-    await q.close();
-    await redis.del(`${KEY_PREFIX}:${queue}:lk:run`, `${KEY_PREFIX}:${queue}:lk:counted`);
+    // Named after the index (queue/connection.ts): known while the index is there.
+    const queue = await queueNameFor(location).catch(() => undefined);
+    if (queue) {
+      const q = new Queue(queue, { connection: redis, prefix: KEY_PREFIX });
+      await q.obliterate({ force: true });
+      await q.close();
+      await redis.del(`${KEY_PREFIX}:${queue}:lk:run`, `${KEY_PREFIX}:${queue}:lk:counted`);
+    }
     await dropIndex(PG_URL, name);
   });
   return { name, location };
@@ -90,7 +93,7 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 
 /** The run's progress once finished, read over the direct Redis. */
 async function untilFinished(location: string, logs: string[]): Promise<RunProgress> {
-  const name = queueNameFor(location);
+  const name = (await queueNameFor(location))!;
   const queue = new Queue(name, { connection: redis, prefix: KEY_PREFIX });
   try {
     return await until('the run finished', async () => {

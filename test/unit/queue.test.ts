@@ -29,6 +29,7 @@ const redis = new Redis(parseQueueUrl(REDIS).options);
 let embedder: Embedder;
 let server: http.Server;
 let base = '';
+/** Index folders made here: their queues are obliterated afterwards. */
 const queues: string[] = [];
 const GOOD: Array<[string, Shape, string]> = [['1', 'shirt', '#d22'], ['2', 'trousers', '#23c'], ['3', 'watch', '#2a3'], ['4', 'bag', '#111'], ['5', 'shirt', '#23c'], ['6', 'bag', '#d22']];
 const images = new Map<string, Buffer>();
@@ -64,7 +65,9 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  for (const name of queues) {
+  for (const location of queues) {
+    const name = await queueNameFor(location);
+    if (!name) continue;
     const q = new Queue(name, { connection: redis, prefix: KEY_PREFIX });
     await q.obliterate({ force: true });
     await q.close();
@@ -77,7 +80,7 @@ afterAll(async () => {
 
 function indexFolder(): string {
   const dir = path.join(tempDir('lookalike-queue-'), 'index');
-  queues.push(queueNameFor(dir));
+  queues.push(dir);
   return dir;
 }
 
@@ -88,7 +91,7 @@ function urlCatalog(rows: Array<[string, string, string]>): string {
 }
 
 async function untilFinished(location: string, timeoutMs = 120_000) {
-  const name = queueNameFor(location);
+  const name = (await queueNameFor(location))!;
   const queue = new Queue(name, { connection: redis, prefix: KEY_PREFIX });
   try {
     for (const end = Date.now() + timeoutMs; Date.now() < end;) {
@@ -177,7 +180,7 @@ describe('queued runs', () => {
     expect(isLookalikeError(refused.reason, 'INDEX_LOCKED') || isLookalikeError(refused.reason, 'QUEUE_BUSY')).toBe(true);
     // And later, while the first run's batches wait for a worker: refused with the progress.
     await expect(enqueueIndex({ catalogDir: catalog, location, queue: REDIS, settings: FP32, batchSize: 4 })).rejects.toMatchObject({ code: 'QUEUE_BUSY', message: /0 of 16 items done/ });
-    const queue = new Queue(queueNameFor(location), { connection: redis, prefix: KEY_PREFIX });
+    const queue = new Queue((await queueNameFor(location))!, { connection: redis, prefix: KEY_PREFIX });
     expect(await queue.getJobCounts('waiting')).toEqual({ waiting: 4 });
     await queue.close();
 

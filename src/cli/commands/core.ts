@@ -21,7 +21,7 @@ import { parseRegion } from '../../model/localise.js';
 import { openStore } from '../../store/open.js';
 import { copyIndex } from '../../store/copy.js';
 import { isStoreUrl, parseLocation } from '../../store/location.js';
-import { describeLocation } from '../../store/location.js';
+import { describeLocation, indexArgs } from '../../store/location.js';
 import { LookalikeError } from '../../errors.js';
 import { checkInputSize, MAX_K } from '../../validate.js';
 import { action, badOption, collect, floatArg, indexOption, intArg, print, printJson, progressBar, table, withIndex, type Command } from '../shared.js';
@@ -272,7 +272,9 @@ export function registerCoreCommands(program: Command): void {
       const store = await openStore(flags.index, { readonly: true });
       const read = () => {
         const manifest = store.getManifest();
-        if (!manifest) throw new LookalikeError('INDEX_EMPTY', { path: flags.index });
+        // No manifest: no indexing run got as far as writing one, so there is nothing to describe
+        // (INDEX_EMPTY would send the user back to this very command).
+        if (!manifest) throw new LookalikeError('INDEX_NOT_FOUND', { path: describeLocation(flags.index), args: indexArgs(flags.index) });
         return { manifest, counts: store.count(), failures: store.failures() };
       };
       let stored: ReturnType<typeof read>;

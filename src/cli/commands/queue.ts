@@ -10,7 +10,7 @@ import { checkReachable, connect, KEY_PREFIX, parseQueueUrl, queueNameFor } from
 import { enqueueIndex, type EnqueueOptions } from '../../queue/enqueue.js';
 import { runProgress, type RunProgress } from '../../queue/run.js';
 import { startWorker } from '../../queue/worker.js';
-import { describeLocation } from '../../store/location.js';
+import { describeLocation, redact } from '../../store/location.js';
 import { openStore } from '../../store/open.js';
 import { action, indexOption, print, printJson, progressBar, type Command } from '../shared.js';
 
@@ -21,6 +21,12 @@ export function queueOption() {
 const queueDefault = () => process.env[ENV.queue] || undefined;
 
 const POLL_MS = 1000;
+/**
+ * How long a run may wait for its first worker before `index` says so: workers started
+ * before the index existed check for it every few seconds and then load the model, so
+ * "no worker" in the first seconds is only a worker on its way.
+ */
+const NO_WORKER_WARN_MS = 20_000;
 
 /** `index --queue`: queue what changed, then (unless detached) one bar over all workers. */
 export async function queuedIndex(options: EnqueueOptions & { detach?: boolean; json?: boolean }): Promise<void> {
@@ -44,19 +50,20 @@ export async function queuedIndex(options: EnqueueOptions & { detach?: boolean; 
 
 async function watch(location: string, queueUrl: string, run: string): Promise<RunProgress> {
   const target = parseQueueUrl(queueUrl);
-  const name = queueNameFor(location);
+  const name = await queueNameFor(location, { create: true });
   const redis = connect(target, true);
   const queue = new Queue(name, { connection: redis, prefix: KEY_PREFIX });
   const bar = progressBar('indexing', 'img');
   let started = false, warned = false;
+  const since = Date.now();
   try {
     for (;;) {
       const p = await runProgress(redis, queue, name);
       if (!p || p.id !== run) throw new LookalikeError('QUEUE_NO_RUN', { index: describeLocation(location), server: target.server });
       if (!started) { bar.start(p.total); started = true; }
       bar.update(p.done + p.failed, p.rate);
-      if (!p.workers && !warned && !p.finished) {
-        process.stderr.write(`\nno worker is connected yet: start \`lookalike worker --queue ${queueUrl}\` with the same --store/--index (Ctrl-C leaves the run queued).\n`);
+      if (!warned && !p.finished && !p.workers && !p.startedAt && Date.now() - since > NO_WORKER_WARN_MS) {
+        process.stderr.write(`\nno worker has taken a batch in ${NO_WORKER_WARN_MS / 1000} s: start \`lookalike worker --queue ${redact(queueUrl)}\` with the same --store/--index (Ctrl-C leaves the run queued).\n`);
         warned = true;
       }
       if (p.finished) return p;
@@ -129,7 +136,8 @@ export function registerQueueCommands(program: Command): void {
       if (!flags.queue) throw new LookalikeError('BAD_OPTION', { message: `say which Redis holds the queue: --queue redis://HOST:6379 (or set ${ENV.queue}).` });
       const target = parseQueueUrl(flags.queue);
       await checkReachable(target);
-      const name = queueNameFor(flags.index);
+      const name = await queueNameFor(flags.index);
+      if (!name) throw new LookalikeError('QUEUE_NO_RUN', { index: describeLocation(flags.index), server: target.server });
       const redis = connect(target, false);
       const queue = new Queue(name, { connection: redis, prefix: KEY_PREFIX });
       try {

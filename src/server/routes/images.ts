@@ -6,6 +6,7 @@
  * (symlinks followed) inside the catalog folder, and its bytes must be the image type its
  * name states. A photo swapped for a link to /etc/passwd is refused, not served.
  */
+import { constants } from 'node:fs';
 import { open, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -21,8 +22,19 @@ const TYPE_OF_EXTENSION: Record<string, string> = { '.jpg': 'jpeg', '.jpeg': 'jp
 
 export async function imageRoutes(fastify: FastifyInstance, { ctx }: { ctx: ServerContext }): Promise<void> {
   const app = fastify.withTypeProvider<ApiTypeProvider>();
-  let catalogRoot: Promise<string | undefined> | undefined;
-  const root = () => (catalogRoot ??= realpath(ctx.lookalike.manifest.catalog.root).catch(() => undefined));
+  // The catalog folder's real path, for the manifest now in force: a replica that follows a
+  // re-index from another folder serves from that folder, as a fresh start would.
+  let cached: { root: string; real: Promise<string | undefined> } | undefined;
+  const root = () => {
+    const now = ctx.lookalike.manifest.catalog.root;
+    if (cached?.root !== now) {
+      const real = realpath(now).catch(() => undefined);
+      cached = { root: now, real };
+      // A folder missing now may be mounted later: looked up again on the next request.
+      void real.then((r) => { if (r === undefined && cached?.real === real) cached = undefined; });
+    }
+    return cached.real;
+  };
 
   app.get('/images/:id', {
     schema: {
@@ -46,7 +58,8 @@ export async function imageRoutes(fastify: FastifyInstance, { ctx }: { ctx: Serv
     }
     const inside = await root();
     if (!inside || (real !== inside && !real.startsWith(inside + path.sep))) throw refused('the file now points outside the catalog folder');
-    const handle = await open(real, 'r').catch(() => undefined);
+    // Without blocking: a named pipe put in the catalog would hold the request for ever.
+    const handle = await open(real, constants.O_RDONLY | constants.O_NONBLOCK).catch(() => undefined);
     if (!handle) throw new LookalikeError('CATALOG_IMAGE_MISSING', { id });
     let bytes: Buffer;
     try {
