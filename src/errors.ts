@@ -70,6 +70,7 @@ export const ERRORS = {
   ITEM_NOT_FOUND: { status: 404, message: 'no item with id "{id}" in the index. List ids with `lookalike export --metadata -` or GET /api/items.', echoes: ['id'] },
 
   BAD_OPTION: { status: 400, message: '{message}' },
+  BAD_CROP: { status: 400, message: 'the crop must be x,y,w,h relative to the photo: four numbers from 0 to 1, w and h at least {min}, the box inside the photo (x+w and y+h at most 1), e.g. 0.1,0.2,0.5,0.6 (got {got}).', echoes: ['got'] },
   BAD_FILTER: { status: 400, message: 'bad filter "{filter}": write it as field=value, e.g. gender=Women.' },
   UNKNOWN_FILTER_FIELD: { status: 400, message: 'unknown filter field "{field}". Fields in this catalog: {known}.' },
 

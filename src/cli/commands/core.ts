@@ -15,13 +15,12 @@ import { ANN_MIN_ITEMS, type SearchMethod, type SearchSetting } from '../../sear
 import { searchSettingOf, type SearchResponse } from '../../lookalike.js';
 import { defaultSettings, PRECISIONS, type Precision, type ResizeMode, type Pooling } from '../../model/registry.js';
 import { calibrationId } from '../../model/quantise.js';
-import { parseRegion } from '../../model/localise.js';
 import { openStore } from '../../store/open.js';
 import { copyIndex } from '../../store/copy.js';
 import { isStoreUrl, parseLocation } from '../../store/location.js';
 import { describeLocation } from '../../store/location.js';
 import { LookalikeError } from '../../errors.js';
-import { checkInputSize, MAX_K } from '../../validate.js';
+import { checkInputSize, MAX_K, parseCrop } from '../../validate.js';
 import { action, badOption, collect, floatArg, indexOption, intArg, print, printJson, progressBar, table, withIndex, type Command } from '../shared.js';
 
 const searchOptions = (cmd: Command) => cmd
@@ -151,7 +150,8 @@ export function registerCoreCommands(program: Command): void {
     .option('--no-expand', "search with the photo's own vector only (no expansion by the top result)")
     .addHelpText('after', '\nExamples:\n  lookalike query photo.jpg -k 5\n  lookalike query photo.jpg --crop 0.5,0,0.5,1     # the right half\n  lookalike query photo.jpg --filter gender=Women --threshold 0.6 --json'))
     .action(action(async (image: string, flags: SearchFlags & { crop?: string; expand: boolean }) => {
-      const crop = flags.crop ? parseRegion(flags.crop, '--crop') : undefined;
+      // An empty --crop '' is a mistake to report, not a crop to ignore.
+      const crop = flags.crop !== undefined ? parseCrop(flags.crop) : undefined;
       await withIndex(flags.index, async (lookalike) => {
         const response = await lookalike.searchByImage(image, {
           label: image, k: flags.k, threshold: flags.threshold, pooling: flags.pooling, mode: flags.mode, crop, search: flags.search, expand: flags.expand,

@@ -1,0 +1,215 @@
+/**
+ * Hostile cases of issue 23 (part 2): the crop (library, CLI and API), URL catalogs that
+ * point at this machine or a private network, messages the path scrubbing garbled, an
+ * upload cut off by its client, the model cache, and URL images fetched once. Fuzzing with
+ * fast-check covers the crop and URL parsers.
+ *
+ * No traffic leaves this machine: private and link-local addresses are given by a stub
+ * resolver and must be refused before any connection is attempted (net's own
+ * 'connectionAttempt' events are counted); the only servers are local, on 127.0.0.1.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import dc from 'node:diagnostics_channel';
+import { mkdirSync, readdirSync, rmSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
+import http from 'node:http';
+import net, { type AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import fc from 'fast-check';
+import type { FastifyInstance } from 'fastify';
+import { buildIndex } from '../../src/indexing/build.js';
+import { Lookalike } from '../../src/lookalike.js';
+import { Embedder } from '../../src/model/embedder.js';
+import { defaultSettings } from '../../src/model/registry.js';
+import { createServer } from '../../src/server/app.js';
+import { isLookalikeError } from '../../src/errors.js';
+import { checkRegion, parseCrop } from '../../src/validate.js';
+import { fetchImage, type Resolver } from '../../src/image/fetch.js';
+import { refusedRange } from '../../src/image/url-policy.js';
+import { cacheDir } from '../../src/paths.js';
+import { listCache, pruneCache } from '../../src/model/cache.js';
+import { drawProduct, makeCatalog, tempDir } from '../helpers/fixtures.js';
+
+let catalog: string, indexDir: string;
+let embedder: Embedder;
+let lookalike: Lookalike;
+let app: FastifyInstance;
+let base: string;
+let jpeg: Buffer;
+const warnings: string[] = [];
+const stderr: string[] = [];
+
+/** Every TCP connection this process attempts, as "address:port". */
+const attempts: string[] = [];
+const onSocket = ({ socket }: { socket: net.Socket }) => socket.on('connectionAttempt', (address: string, port: number) => attempts.push(`${address}:${port}`));
+
+beforeAll(async () => {
+  dc.subscribe('net.client.socket', onSocket as (message: unknown) => void);
+  jpeg = await drawProduct('shirt', '#e90');
+  catalog = await makeCatalog();
+  indexDir = path.join(tempDir('lookalike-h23b-'), 'index');
+  embedder = await Embedder.create(defaultSettings().backbone);
+  await buildIndex({ catalogDir: catalog, indexDir, embedder });
+  lookalike = await Lookalike.open(indexDir);
+  const onWarning = (w: Error & { code?: string }) => warnings.push(`${w.code ?? w.name}: ${w.message}`);
+  process.on('warning', onWarning);
+  const write = process.stderr.write;
+  process.stderr.write = ((chunk: string | Uint8Array) => { stderr.push(String(chunk)); return true; }) as typeof process.stderr.write;
+  try {
+    app = await createServer(lookalike, { webRoot: false, warmUp: false });
+    base = await app.listen({ port: 0, host: '127.0.0.1' });
+  } finally {
+    process.stderr.write = write;
+  }
+  // Warnings are emitted on the next tick.
+  await new Promise((r) => setTimeout(r, 50));
+  process.off('warning', onWarning);
+}, 300_000);
+
+afterAll(async () => {
+  dc.unsubscribe('net.client.socket', onSocket as (message: unknown) => void);
+  await app?.close();
+  await lookalike?.close();
+  await embedder?.release();
+});
+
+async function api(method: string, url: string, init: RequestInit = {}): Promise<{ status: number; code?: string; message?: string }> {
+  const res = await fetch(base + url, { method, ...init });
+  const body = await res.json() as { error?: { code: string; message: string } };
+  return { status: res.status, code: body.error?.code, message: body.error?.message };
+}
+
+function upload(fields: Record<string, string>): Promise<{ status: number; code?: string; message?: string }> {
+  const form = new FormData();
+  form.append('image', new Blob([new Uint8Array(jpeg)], { type: 'image/jpeg' }), 'photo.jpg');
+  for (const [k, v] of Object.entries(fields)) form.append(k, v);
+  return api('POST', '/api/search', { body: form });
+}
+
+/** The CLI run in this process, as `lookalike ...` (exit code, stdout, stderr). */
+async function cli(args: string[], env: Record<string, string | undefined> = {}): Promise<{ exit: number; stdout: string; stderr: string }> {
+  const { createProgram } = await import('../../src/cli/program.js');
+  const out: string[] = [], err: string[] = [];
+  const { write: writeOut } = process.stdout, { write: writeErr } = process.stderr;
+  const previousExitCode = process.exitCode;
+  const previousEnv = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+  for (const [k, v] of Object.entries(env)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+  process.exitCode = undefined;
+  process.stdout.write = ((chunk: string | Uint8Array) => { out.push(String(chunk)); return true; }) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string | Uint8Array) => { err.push(String(chunk)); return true; }) as typeof process.stderr.write;
+  let exit: number;
+  try {
+    const program = createProgram();
+    for (const command of [program, ...program.commands]) command.exitOverride();
+    await program.parseAsync(args, { from: 'user' });
+    exit = Number(process.exitCode ?? 0);
+  } catch (e) {
+    exit = (e as { exitCode?: number }).exitCode ?? -1;
+    if (!String((e as { code?: string }).code).startsWith('commander.')) err.push(String(e));
+  } finally {
+    process.stdout.write = writeOut;
+    process.stderr.write = writeErr;
+    process.exitCode = previousExitCode;
+    for (const [k, v] of Object.entries(previousEnv)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+  }
+  return { exit, stdout: out.join(''), stderr: err.join('') };
+}
+
+async function codeOf(body: () => unknown): Promise<string | null> {
+  try {
+    await body();
+    return null;
+  } catch (err) {
+    if (!isLookalikeError(err)) throw err;
+    return err.code;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+describe('messages and logs of the server (items 9 and 11)', () => {
+  it('echoes the route and the id a client sent, instead of "a file on the server"', async () => {
+    const route = await api('PUT', '/api/search');
+    expect(route).toMatchObject({ status: 404, code: 'ROUTE_NOT_FOUND' });
+    expect(route.message).toContain('nothing at PUT /api/search');
+    const traversal = await api('GET', '/images/..%2f..%2fetc%2fpasswd');
+    expect(traversal).toMatchObject({ status: 404, code: 'ITEM_NOT_FOUND' });
+    expect(traversal.message).toContain('no item with id "../../etc/passwd"');
+    expect(traversal.message).not.toContain('a file on the server');
+  });
+
+  it('starts without a deprecation warning (FSTDEP022) or anything on stderr', () => {
+    expect(warnings.filter((w) => /FSTDEP/.test(w))).toEqual([]);
+    expect(stderr.join('')).toBe('');
+  });
+
+  it('logs nothing unexpected when a client aborts its upload', async () => {
+    const written: string[] = [];
+    const write = process.stderr.write;
+    process.stderr.write = ((chunk: string | Uint8Array) => { written.push(String(chunk)); return true; }) as typeof process.stderr.write;
+    try {
+      const url = new URL(base);
+      const boundary = 'h23b-boundary';
+      await new Promise<void>((resolve) => {
+        const socket = net.connect(Number(url.port), url.hostname, () => {
+          socket.write(`POST /api/search HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: 1000000\r\n\r\n`);
+          socket.write(`--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="photo.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`);
+          socket.write(jpeg.subarray(0, 500));
+          setTimeout(() => { socket.destroy(); resolve(); }, 100);
+        });
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      // The server still answers, and said nothing about a bug.
+      expect((await fetch(`${base}/api/health`)).status).toBe(200);
+    } finally {
+      process.stderr.write = write;
+    }
+    expect(written.join('')).not.toMatch(/unexpected error|aborted/);
+  });
+});
+
+// ---------------------------------------------------------------------------------------
+describe('the crop: one check in the library, for the library, the CLI and the API (item 8)', () => {
+  const BAD_BOXES: unknown[] = [
+    { x: NaN, y: 0, w: 1, h: 1 }, { x: '0', y: 0, w: 1, h: 1 }, { x: 0, y: 0, w: 1 }, {}, 'x', [0, 0, 1, 1], null,
+    { x: -0.1, y: 0, w: 0.5, h: 0.5 }, { x: 0, y: 0, w: 0, h: 0.5 }, { x: 0.8, y: 0.8, w: 0.5, h: 0.5 }, { x: 0, y: 0, w: 5, h: 1 },
+    { x: 0, y: 0, w: 1e-10, h: 1e-10 }, { x: 0, y: 0, w: Infinity, h: 1 }, { x: 2, y: 0, w: 0.5, h: 0.5 },
+  ];
+
+  it('refuses a bad crop from a program with BAD_CROP before the photo is decoded, and takes a good one', async () => {
+    for (const crop of BAD_BOXES) {
+      expect(await codeOf(() => lookalike.searchByImage(jpeg, { crop: crop as never })), JSON.stringify(crop)).toBe('BAD_CROP');
+      expect(await codeOf(() => lookalike.embedImage(jpeg, 'photo', undefined, { crop: crop as never })), JSON.stringify(crop)).toBe('BAD_CROP');
+    }
+    // Not blamed on the photo: a text file with a bad crop is still a crop error.
+    expect(await codeOf(() => lookalike.searchByImage(Buffer.from('not a photo'), { crop: { x: NaN, y: 0, w: 1, h: 1 } }))).toBe('BAD_CROP');
+    const good = await lookalike.searchByImage(jpeg, { crop: { x: 0.1, y: 0.1, w: 0.8, h: 0.8 }, k: 2 });
+    expect(good.results).toHaveLength(2);
+    // A rounding overshoot at the edge is cut, not refused.
+    expect(checkRegion({ x: 0.5, y: 0, w: 0.505, h: 1 })).toEqual({ x: 0.5, y: 0, w: 0.5, h: 1 });
+  });
+
+  const BAD_TEXTS = [',,1,1', '0x0,0,1,1', '1e-300,0,1e-300,1', '', ' ', '0,0,1', '0,0,1,1,1', 'a,b,c,d', '0,0,-1,1', '0,0,1e-10,1e-10', '0,0,5,1', 'Infinity,0,1,1', '0.5,0.5,0.6,0.6'];
+
+  it('refuses every bad --crop on the command line with BAD_CROP and exit 1, an empty one included', async () => {
+    const photo = path.join(tempDir('lookalike-h23b-photo-'), 'photo.jpg');
+    writeFileSync(photo, jpeg);
+    for (const text of BAD_TEXTS) {
+      const r = await cli(['query', photo, '--index', indexDir, '--crop', text]);
+      expect(r.exit, `--crop "${text}": ${r.stderr}`).toBe(1);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(/the crop must be x,y,w,h .*\[BAD_CROP\]$/m);
+    }
+    const ok = await cli(['query', photo, '--index', indexDir, '--crop', '0.1,0.1,0.8,0.8', '--json']);
+    expect(ok.exit, ok.stderr).toBe(0);
+  });
+
+  it('answers every bad crop over HTTP with 400 BAD_CROP, the same message, no regular expression', async () => {
+    for (const text of BAD_TEXTS) {
+      const r = await upload({ crop: text });
+      expect(r, `crop "${text}"`).toMatchObject({ status: 400, code: 'BAD_CROP' });
+      expect(r.message).toMatch(/^the crop must be x,y,w,h relative to the photo/);
+      expect(r.message).not.toMatch(/\\s|\(\?:|\^|pattern/);
+    }
+    expect((await upload({ crop: '0.1,0.1,0.8,0.8' })).status).toBe(200);
+  });
+});
