@@ -142,6 +142,8 @@ export const ENV = {
   store: 'LOOKALIKE_STORE',
   /** The job queue, redis://HOST:6379, used where --queue is not given. */
   queue: 'LOOKALIKE_QUEUE',
+  /** Hosts a URL catalog may fetch from although they are private or local (comma-separated), used where --allow-host is not given. */
+  allowHosts: 'LOOKALIKE_ALLOW_HOSTS',
   /** The dev catalog for the data suite and benchmarks. */
   dataset: 'LOOKALIKE_DATASET',
   /** The chromium the page's browser tests drive. */

@@ -38,6 +38,7 @@ export const ERRORS = {
   BODY_TOO_LARGE: { status: 413, message: 'the request body is larger than {limit} bytes. JSON bodies are small, e.g. {"id": "15970", "k": 10}; photos go as multipart/form-data in the field "image".' },
   URI_TOO_LONG: { status: 414, message: 'the URL is too long. Item ids in the path may have at most {limit} characters.' },
   REQUEST_TIMEOUT: { status: 408, message: 'the request took too long to arrive. Check the connection and send it again.' },
+  IMAGE_URL_REFUSED: { status: 403, message: 'not fetching {url}: {why}, which URL catalogs do not reach by default. If it is your own image server, allow it with --allow-host {host} (or LOOKALIKE_ALLOW_HOSTS).' },
   IMAGE_FETCH_FAILED: { status: 502, message: 'cannot fetch the image {url}: {reason}. Check the catalog\'s image URL.' },
   HEADERS_TOO_LARGE: { status: 431, message: 'the request line or headers are too large. Item ids in the path may have at most a few thousand characters; keep headers small.' },
 

@@ -23,6 +23,7 @@ import { checkInputSize } from '../validate.js';
 import type { IndexManifest, ItemFailure, Store } from '../store/types.js';
 import { adoptHeadFile, recentreIndexHead } from '../head/index-head.js';
 import type { SearchSetting } from '../search/engine.js';
+import type { FetchOptions } from '../image/fetch.js';
 
 export const FORMAT_VERSION = 1;
 
@@ -63,6 +64,8 @@ export interface BuildOptions {
   allowRemove?: boolean;
   /** How searches are answered from now on (stored in the manifest): auto, exact or ann. */
   search?: SearchSetting;
+  /** Limits and URL policy of image URLs (image/fetch.ts): time-out, size, hosts allowed although private. */
+  fetch?: FetchOptions;
 }
 
 /**
@@ -166,7 +169,7 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
     }
     // int8: the index's calibration, or, for a new index, one measured now on its catalog.
     const calibration: Calibration | undefined = settings.precision !== 'int8' ? undefined
-      : options.embedder?.calibration ?? existing?.calibration ?? await calibrateOnCatalog(items.map((i) => ({ id: i.id, image: i.imagePath })), settings, { log });
+      : options.embedder?.calibration ?? existing?.calibration ?? await calibrateOnCatalog(items.map((i) => ({ id: i.id, image: i.imagePath })), settings, { log, fetch: options.fetch });
     const embedder = options.embedder ?? await Embedder.create(settings.backbone, { log, precision: settings.precision, calibration });
     if (existing && existing.weightsId !== embedder.weightsId) {
       throw new LookalikeError('MODEL_MISMATCH', { index: options.indexDir, indexed: existing.weightsId, requested: embedder.weightsId });
@@ -183,7 +186,7 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
     }
     const extensions = head || options.search ? { ...existing?.extensions, ...(head && { head }), ...(options.search && { search: options.search }) } : existing?.extensions;
     // Before the catalog is written: the comparison needs the image paths the vectors came from.
-    const changes = await imagesToEmbed(store, items, { log });
+    const changes = await imagesToEmbed(store, items, { log, fetch: options.fetch });
     await writeCatalog(store, manifestFor({ existing, settings, weightsId: embedder.weightsId, dimension: embedder.dimension, calibration, catalog, extensions }), stale, items);
 
     const embedded = store.embeddedIds();
@@ -224,7 +227,7 @@ async function embedAll(store: Store, embedder: Embedder, settings: EmbeddingSet
   const batchSize = options.batchSize ?? INDEX_BATCH_SIZE;
   const started = performance.now();
   let added = 0, failed = 0, interrupted = false;
-  const prepare = (batch: EmbedJob[]) => prepareBatch(batch, settings);
+  const prepare = (batch: EmbedJob[]) => prepareBatch(batch, settings, options.fetch);
 
   const batches: EmbedJob[][] = [];
   for (let i = 0; i < jobs.length; i += batchSize) batches.push(jobs.slice(i, i + batchSize));

@@ -213,3 +213,128 @@ describe('the crop: one check in the library, for the library, the CLI and the A
     expect((await upload({ crop: '0.1,0.1,0.8,0.8' })).status).toBe(200);
   });
 });
+
+// ---------------------------------------------------------------------------------------
+describe('URL catalogs reach public addresses only, unless a host is allowed (item 7)', () => {
+  let photoServer: http.Server, port = 0, otherPort = 0;
+  let other: http.Server;
+  const hits: string[] = [];
+  const RESOLVES: Record<string, string[]> = {
+    'metadata.test': ['169.254.169.254'],
+    'intranet.test': ['10.0.0.5'],
+    'home.test': ['192.168.1.10'],
+    'office.test': ['172.16.3.4'],
+    'cgnat.test': ['100.64.0.9'],
+    'ula.test': ['fd12:3456::1'],
+    'linklocal6.test': ['fe80::1'],
+    'multicast.test': ['224.0.0.251'],
+    'zero.test': ['0.0.0.0'],
+    'mapped.test': ['::ffff:10.0.0.1'],
+    'mixed.test': ['203.0.113.7', '127.0.0.1'],
+    'shop.test': ['127.0.0.1'],
+  };
+  const asked: string[] = [];
+  const stub: Resolver = async (host) => {
+    asked.push(host);
+    const addresses = RESOLVES[host];
+    if (!addresses) throw Object.assign(new Error(`no such test host ${host}`), { code: 'ENOTFOUND' });
+    return addresses.map((address) => ({ address, family: net.isIP(address) }));
+  };
+
+  beforeAll(async () => {
+    photoServer = http.createServer((req, res) => {
+      hits.push(req.url ?? '');
+      if (req.url === '/photo.jpg') return void res.writeHead(200, { 'content-type': 'image/jpeg' }).end(jpeg);
+      if (req.url === '/to-metadata') return void res.writeHead(302, { location: 'http://metadata.test/latest/meta-data/' }).end();
+      if (req.url === '/to-literal') return void res.writeHead(302, { location: 'http://169.254.169.254/latest/meta-data/' }).end();
+      if (req.url === '/to-other-port') return void res.writeHead(302, { location: `http://127.0.0.1:${otherPort}/photo.jpg` }).end();
+      if (req.url === '/to-localhost') return void res.writeHead(302, { location: `http://localhost:${otherPort}/photo.jpg` }).end();
+      res.writeHead(404).end();
+    });
+    other = http.createServer((req, res) => { hits.push(`other${req.url}`); res.writeHead(200, { 'content-type': 'image/jpeg' }).end(jpeg); });
+    await new Promise<void>((r) => photoServer.listen(0, '127.0.0.1', r));
+    await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+    port = (photoServer.address() as AddressInfo).port;
+    otherPort = (other.address() as AddressInfo).port;
+  });
+  afterAll(() => { photoServer?.close(); other?.close(); });
+
+  /** The code a fetch ends with, and the connections it attempted. */
+  async function attempt(url: string, options: Parameters<typeof fetchImage>[1] = {}): Promise<{ code: string | null; reason?: string; connections: string[] }> {
+    const before = attempts.length;
+    try {
+      await fetchImage(url, { resolve: stub, retries: 0, timeoutMs: 5000, ...options });
+      return { code: null, connections: attempts.slice(before) };
+    } catch (err) {
+      if (!isLookalikeError(err)) throw err;
+      return { code: err.code, reason: err.message, connections: attempts.slice(before) };
+    }
+  }
+
+  it('refuses this machine however it is written, without connecting', async () => {
+    const spellings = ['127.0.0.1', 'localhost', '[::1]', '2130706433', '0x7f.1', '127.1', '0.0.0.0', '[::]', '[::ffff:127.0.0.1]', '[::ffff:7f00:1]', '127.255.255.254', 'LOCALHOST'];
+    for (const host of spellings) {
+      // localhost is resolved by the system (the hosts file); everything else is an address.
+      const r = await attempt(`http://${host}:${port}/photo.jpg`, host.toLowerCase().startsWith('localhost') ? { resolve: undefined } : {});
+      expect(r, host).toMatchObject({ code: 'IMAGE_URL_REFUSED', connections: [] });
+      expect(r.reason).toMatch(/loopback|unspecified/);
+    }
+    expect(hits).toEqual([]);
+  });
+
+  it('refuses link-local, private, ULA, CGNAT, multicast and mixed answers after resolution, never connecting to them', async () => {
+    for (const host of Object.keys(RESOLVES).filter((h) => h !== 'shop.test')) {
+      const r = await attempt(`http://${host}/photo.jpg`);
+      expect(r, host).toMatchObject({ code: 'IMAGE_URL_REFUSED', connections: [] });
+      expect(r.reason).toContain(`--allow-host ${host}`);
+    }
+    for (const literal of ['169.254.169.254', '10.1.2.3', '192.168.0.1', '172.31.255.255', '[fd00::1]', '[fe80::1]', '100.100.100.100', '224.0.0.1', '255.255.255.255', '[::ffff:169.254.169.254]', '[64:ff9b::a9fe:a9fe]']) {
+      expect(await attempt(`http://${literal}/latest/meta-data/`), literal).toMatchObject({ code: 'IMAGE_URL_REFUSED', connections: [] });
+    }
+    expect(refusedRange('169.254.169.254')).toMatch(/link-local/);
+    expect(refusedRange('8.8.8.8')).toBeUndefined();
+    expect(refusedRange('2606:4700::1111')).toBeUndefined();
+    expect(refusedRange('64:ff9b::808:808')).toBeUndefined();
+  });
+
+  it('checks every redirect hop: to a link-local name, a link-local address, another port or localhost', async () => {
+    const allow = { allowHosts: ['shop.test'] };
+    for (const hop of ['/to-metadata', '/to-literal', '/to-other-port', '/to-localhost']) {
+      const r = await attempt(`http://shop.test:${port}${hop}`, { ...allow, resolve: async (h) => (h === 'localhost' ? [{ address: '127.0.0.1', family: 4 }] : stub(h)) });
+      expect(r, hop).toMatchObject({ code: 'IMAGE_URL_REFUSED' });
+      // Only the allowed first hop was connected to.
+      expect(r.connections, hop).toEqual([`127.0.0.1:${port}`]);
+    }
+    expect(hits.filter((h) => h.startsWith('other'))).toEqual([]);
+  });
+
+  it('fetches an allowed host, connecting to the very address the policy checked (no second DNS look-up)', async () => {
+    asked.length = 0;
+    // shop.test exists only in the stub: a second, system look-up would fail.
+    const r = await attempt(`http://shop.test:${port}/photo.jpg`, { allowHosts: ['SHOP.test'] });
+    expect(r).toMatchObject({ code: null, connections: [`127.0.0.1:${port}`] });
+    expect(asked).toEqual(['shop.test']);
+    expect(await attempt(`http://127.0.0.1:${port}/photo.jpg`, { allowHosts: ['127.0.0.1'] })).toMatchObject({ code: null });
+    // An allowed name does not open up its address, nor other names.
+    expect(await attempt(`http://127.0.0.1:${port}/photo.jpg`, { allowHosts: ['shop.test'] })).toMatchObject({ code: 'IMAGE_URL_REFUSED', connections: [] });
+  });
+
+  it('lets `index --allow-host` (or LOOKALIKE_ALLOW_HOSTS) fetch a local image server that is refused without it', async () => {
+    const dir = tempDir('lookalike-h23b-urls-');
+    writeFileSync(path.join(dir, 'styles.csv'), `id,articleType,link\n1,Shirts,http://127.0.0.1:${port}/photo.jpg\n2,Shirts,http://localhost:${port}/photo.jpg\n`);
+    const refusedIndex = path.join(dir, 'refused');
+    const r1 = await cli(['index', dir, '--index', refusedIndex, '--precision', 'fp32', '--json'], { LOOKALIKE_ALLOW_HOSTS: undefined });
+    expect(r1.exit, r1.stderr).toBe(0);
+    const report1 = JSON.parse(r1.stdout) as { added: number; failed: Array<{ id: string; reason: string }> };
+    expect(report1.added).toBe(0);
+    expect(report1.failed.map((f) => f.reason)).toEqual([expect.stringMatching(/127\.0\.0\.1 is a loopback address.*--allow-host 127\.0\.0\.1/), expect.stringMatching(/localhost resolves to .*loopback.*--allow-host localhost/)]);
+    const r2 = await cli(['index', dir, '--index', path.join(dir, 'allowed'), '--precision', 'fp32', '--allow-host', '127.0.0.1', '--allow-host', 'localhost', '--json']);
+    expect(r2.exit, r2.stderr).toBe(0);
+    expect(JSON.parse(r2.stdout)).toMatchObject({ added: 2, failed: [] });
+    const r3 = await cli(['index', dir, '--index', path.join(dir, 'env'), '--precision', 'fp32', '--json'], { LOOKALIKE_ALLOW_HOSTS: '127.0.0.1, localhost' });
+    expect(JSON.parse(r3.stdout)).toMatchObject({ added: 2, failed: [] });
+    const bad = await cli(['index', dir, '--index', path.join(dir, 'bad'), '--allow-host', `http://127.0.0.1:${port}/`]);
+    expect(bad.exit).toBe(1);
+    expect(bad.stderr).toMatch(/--allow-host takes host names or IP addresses.*\[BAD_OPTION\]$/m);
+  });
+});

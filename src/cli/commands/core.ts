@@ -21,7 +21,7 @@ import { isStoreUrl, parseLocation } from '../../store/location.js';
 import { describeLocation } from '../../store/location.js';
 import { LookalikeError } from '../../errors.js';
 import { checkInputSize, MAX_K, parseCrop } from '../../validate.js';
-import { action, badOption, collect, floatArg, indexOption, intArg, print, printJson, progressBar, table, withIndex, type Command } from '../shared.js';
+import { action, allowHostOption, badOption, collect, fetchOptionsOf, floatArg, indexOption, intArg, print, printJson, progressBar, table, withIndex, type Command } from '../shared.js';
 
 const searchOptions = (cmd: Command) => cmd
   .addOption(indexOption())
@@ -75,11 +75,13 @@ export function registerCoreCommands(program: Command): void {
     .option('--head <file>', 'search with a head trained on another catalog (`lookalike train --save FILE`); once this catalog is embedded, the head is re-centred on its vectors (no labels needed)')
     .addOption(new Option('--search <method>', `how searches are answered from now on: auto (ann from ${ANN_MIN_ITEMS.toLocaleString('en-US')} items), exact, ann`).choices(['auto', 'exact', 'ann']))
     .option('--allow-remove', 'let this run remove more than half of the index (items missing from this catalog)')
+    .addOption(allowHostOption())
     .option(...queueOption(), process.env[ENV.queue] || undefined)
     .option('--detach', 'with --queue: return once the work is queued (`lookalike status` shows the progress)')
     .option('--json', 'print the report as JSON')
     .addHelpText('after', '\nExamples:\n  lookalike index ../shared/datasets/fashion-small --sample 1500   # quick start\n  lookalike index ../shared/datasets/fashion-small\n  lookalike index ./photos --index ./photos-index --resize pad\n  lookalike index ../shared/datasets/fashion-small --index ./fp32-index --precision fp32   # the reference arithmetic, 2.3x slower\n  lookalike index ./next-season --index ./next-index --head head.lkhead')
-    .action(action(async (catalog: string, flags: { index: string; batch: number; size?: string; precision?: Precision; resize?: ResizeMode; pooling?: Pooling; limit?: number; sample?: number; head?: string; allowRemove?: boolean; search?: SearchSetting; queue?: string; detach?: boolean; json?: boolean }) => {
+    .action(action(async (catalog: string, flags: { index: string; batch: number; size?: string; precision?: Precision; resize?: ResizeMode; pooling?: Pooling; limit?: number; sample?: number; head?: string; allowRemove?: boolean; search?: SearchSetting; queue?: string; detach?: boolean; json?: boolean; allowHost?: string[] }) => {
+      const fetch = fetchOptionsOf(flags);
       const settings: Record<string, unknown> = {};
       if (flags.size) {
         const m = /^(\d+)x(\d+)$/.exec(flags.size);
@@ -93,7 +95,7 @@ export function registerCoreCommands(program: Command): void {
       if (flags.pooling) settings.pooling = flags.pooling;
       if (flags.queue) {
         if (flags.sample || flags.limit || flags.head || flags.search) badOption('--queue indexes the whole catalog: leave out --sample, --limit, --head and --search (set them with an in-process run).');
-        return queuedIndex({ catalogDir: catalog, location: flags.index, queue: flags.queue, settings, batchSize: flags.batch, allowRemove: flags.allowRemove, detach: flags.detach, json: flags.json });
+        return queuedIndex({ catalogDir: catalog, location: flags.index, queue: flags.queue, settings, batchSize: flags.batch, allowRemove: flags.allowRemove, detach: flags.detach, json: flags.json, fetch });
       }
       const bar = progressBar('indexing', 'img');
       let started = false;
@@ -115,6 +117,7 @@ export function registerCoreCommands(program: Command): void {
           head: flags.head,
           allowRemove: flags.allowRemove,
           search: flags.search,
+          fetch,
           signal: controller.signal,
           log: (m) => process.stderr.write(`${m}\n`),
           onProgress: (p) => {
