@@ -338,3 +338,90 @@ describe('URL catalogs reach public addresses only, unless a host is allowed (it
     expect(bad.stderr).toMatch(/--allow-host takes host names or IP addresses.*\[BAD_OPTION\]$/m);
   });
 });
+
+// ---------------------------------------------------------------------------------------
+describe('the model cache: per user, listed and pruned (item 14)', () => {
+  function withEnv<T>(env: Record<string, string | undefined>, body: () => T): T {
+    const before = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+    for (const [k, v] of Object.entries(env)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+    try {
+      return body();
+    } finally {
+      for (const [k, v] of Object.entries(before)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+    }
+  }
+
+  it('lives in the user\'s cache folder (XDG_CACHE_HOME, else ~/.cache), not in the package, unless LOOKALIKE_CACHE says', () => {
+    const home = tempDir('lookalike-h23b-home-');
+    expect(withEnv({ LOOKALIKE_CACHE: undefined, XDG_CACHE_HOME: path.join(home, 'xdg'), HOME: home }, cacheDir)).toBe(path.join(home, 'xdg', 'lookalike'));
+    if (process.platform === 'linux') {
+      expect(withEnv({ LOOKALIKE_CACHE: undefined, XDG_CACHE_HOME: undefined, HOME: home }, cacheDir)).toBe(path.join(home, '.cache', 'lookalike'));
+      // A relative XDG_CACHE_HOME is ignored, as the XDG spec says.
+      expect(withEnv({ LOOKALIKE_CACHE: undefined, XDG_CACHE_HOME: 'relative', HOME: home }, cacheDir)).toBe(path.join(home, '.cache', 'lookalike'));
+    }
+    expect(withEnv({ LOOKALIKE_CACHE: path.join(home, 'mine') }, cacheDir)).toBe(path.join(home, 'mine'));
+    expect(withEnv({ LOOKALIKE_CACHE: undefined, XDG_CACHE_HOME: undefined, HOME: home }, cacheDir)).not.toContain(path.resolve(import.meta.dirname, '..', '..'));
+  });
+
+  /** A cache folder as a few weeks of indexing leave it. */
+  function agedCache(): string {
+    const dir = tempDir('lookalike-h23b-cache-');
+    const days = (n: number) => new Date(Date.now() - n * 24 * 3600 * 1000);
+    const put = (name: string, bytes: number, age: Date) => {
+      mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+      writeFileSync(path.join(dir, name), Buffer.alloc(bytes));
+      utimesSync(path.join(dir, name), age, age);
+    };
+    put('models/resnet50-imagenet-v2-abc.onnx', 3000, days(90));
+    put('models/resnet50-imagenet-v2-abc-int8q3-old.onnx', 2000, days(45));
+    put('models/resnet50-imagenet-v2-abc-int8q3-new.onnx', 2000, days(2));
+    put('models/resnet50-imagenet-v2-abc-int8q3-dead.onnx.4242.tmp', 500, new Date(Date.now() - 2 * 3600 * 1000));
+    put('calibrations/0123.json', 100, days(60));
+    put('stores/5f3a/max-g3.usearch', 700, days(40));
+    put('stores/5f3a/max-g3.rows', 300, days(40));
+    put('stores/9b1c/max-g9.usearch', 700, days(1));
+    // A replica last wrote its folder when it wrote its files.
+    utimesSync(path.join(dir, 'stores', '5f3a'), days(40), days(40));
+    return dir;
+  }
+
+  it('lists what it holds, and prunes what has not been used for --older-than days and unfinished writes', async () => {
+    const dir = agedCache();
+    const listing = await listCache(dir);
+    expect(listing.bytes).toBe(9300);
+    expect(listing.entries.map((e) => [e.name, e.kind])).toEqual([
+      ['calibrations/0123.json', 'calibration'],
+      ['models/resnet50-imagenet-v2-abc-int8q3-dead.onnx.4242.tmp', 'unfinished write'],
+      ['models/resnet50-imagenet-v2-abc-int8q3-new.onnx', 'int8 model'],
+      ['models/resnet50-imagenet-v2-abc-int8q3-old.onnx', 'int8 model'],
+      ['models/resnet50-imagenet-v2-abc.onnx', 'float32 model'],
+      ['stores/5f3a', 'replica ANN files'],
+      ['stores/9b1c', 'replica ANN files'],
+    ].map(([a, b]) => [a.split('/').join(path.sep), b]));
+    const dry = await pruneCache({ dir, dryRun: true });
+    expect(dry.removed).toHaveLength(5);
+    expect(readdirSync(path.join(dir, 'models'))).toHaveLength(4);
+    const pruned = await pruneCache({ dir });
+    expect(pruned.removed.map((e) => e.name).sort()).toEqual(['calibrations/0123.json', 'models/resnet50-imagenet-v2-abc-int8q3-dead.onnx.4242.tmp', 'models/resnet50-imagenet-v2-abc-int8q3-old.onnx', 'models/resnet50-imagenet-v2-abc.onnx', 'stores/5f3a'].map((n) => n.split('/').join(path.sep)));
+    expect(pruned).toMatchObject({ removedBytes: 6600, kept: 2, keptBytes: 2700 });
+    expect(existsSync(path.join(dir, 'models', 'resnet50-imagenet-v2-abc-int8q3-new.onnx'))).toBe(true);
+    expect(existsSync(path.join(dir, 'stores', '5f3a'))).toBe(false);
+    expect((await pruneCache({ dir, all: true })).kept).toBe(0);
+    expect(await codeOf(() => pruneCache({ dir, olderThanDays: -1 }))).toBe('BAD_OPTION');
+  });
+
+  it('`lookalike cache` and `lookalike cache prune` show and prune the cache LOOKALIKE_CACHE names', async () => {
+    const dir = agedCache();
+    const list = await cli(['cache', '--json'], { LOOKALIKE_CACHE: dir });
+    expect(list.exit, list.stderr).toBe(0);
+    expect(JSON.parse(list.stdout)).toMatchObject({ dir, bytes: 9300 });
+    const text = await cli(['cache'], { LOOKALIKE_CACHE: dir });
+    expect(text.stdout).toMatch(/7 entries, 0\.0 MB/);
+    const prune = await cli(['cache', 'prune', '--older-than', '10'], { LOOKALIKE_CACHE: dir });
+    expect(prune.exit, prune.stderr).toBe(0);
+    expect(prune.stdout).toMatch(/removed 5 entries/);
+    const bad = await cli(['cache', 'prune', '--older-than', 'soon'], { LOOKALIKE_CACHE: dir });
+    expect(bad.exit).not.toBe(0);
+    expect(bad.stderr).toMatch(/BAD_OPTION/);
+  });
+});
