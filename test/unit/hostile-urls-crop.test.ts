@@ -425,3 +425,65 @@ describe('the model cache: per user, listed and pruned (item 14)', () => {
     expect(bad.stderr).toMatch(/BAD_OPTION/);
   });
 });
+
+// ---------------------------------------------------------------------------------------
+describe('image URLs are fetched once, and slow hosts do not hold the network back (item 15)', () => {
+  let server: http.Server, base = '';
+  const photos = new Map<string, Buffer>();
+  const gets = new Map<string, number>();
+  let releaseSlow: () => void = () => {};
+  let slowGate = new Promise<void>((resolve) => { releaseSlow = resolve; });
+
+  beforeAll(async () => {
+    const shapes = ['shirt', 'trousers', 'watch', 'bag'] as const;
+    const colours = ['#d22', '#23c', '#2a3', '#111', '#e90', '#888'];
+    for (let i = 0; i < 12; i++) photos.set(String(i), await drawProduct(shapes[i % 4], colours[i % 6]));
+    server = http.createServer((req, res) => {
+      const m = /^\/(slow-)?(\d+)\.jpg$/.exec(req.url ?? '');
+      if (!m || !photos.has(m[2])) return void res.writeHead(404).end();
+      gets.set(req.url!, (gets.get(req.url!) ?? 0) + 1);
+      const send = () => res.writeHead(200, { 'content-type': 'image/jpeg' }).end(photos.get(m[2]));
+      if (m[1]) void slowGate.then(send);
+      else send();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => { releaseSlow(); server?.close(); });
+
+  function urlCatalog(urls: string[]): string {
+    const dir = tempDir('lookalike-h23b-fetch-');
+    writeFileSync(path.join(dir, 'styles.csv'), `id,articleType,link\n${urls.map((u, i) => `${i},Shirts,${u}`).join('\n')}\n`);
+    return dir;
+  }
+
+  it('fetches each image URL of a new int8 index once (calibration and embedding share the bytes)', async () => {
+    gets.clear();
+    const urls = [...photos.keys()].slice(0, 6).map((id) => `${base}/${id}.jpg`);
+    const report = await buildIndex({ catalogDir: urlCatalog(urls), indexDir: path.join(tempDir('lookalike-h23b-int8-'), 'index'), settings: { precision: 'int8' }, fetch: { allowHosts: ['127.0.0.1'] } });
+    expect(report).toMatchObject({ added: 6, failed: [] });
+    expect([...gets.values()]).toEqual([1, 1, 1, 1, 1, 1]);
+  }, 240_000);
+
+  it('embeds the fast images while two slow ones are still on their way', async () => {
+    slowGate = new Promise<void>((resolve) => { releaseSlow = resolve; });
+    // The slow ones sit in the first and second batch of 4.
+    const urls = [...photos.keys()].map((id) => (id === '0' || id === '5' ? `${base}/slow-${id}.jpg` : `${base}/${id}.jpg`));
+    let doneBeforeRelease = -1;
+    const release = () => { if (doneBeforeRelease < 0) { doneBeforeRelease = progress; releaseSlow(); } };
+    let progress = 0;
+    // Without arrival order, nothing is embedded until the slow ones come: release them after 20 s then.
+    const fallback = setTimeout(release, 20_000);
+    try {
+      const report = await buildIndex({
+        catalogDir: urlCatalog(urls), indexDir: path.join(tempDir('lookalike-h23b-slow-'), 'index'), embedder, batchSize: 4,
+        fetch: { allowHosts: ['127.0.0.1'], timeoutMs: 60_000 },
+        onProgress: (p) => { progress = p.done; if (p.done >= 10) release(); },
+      });
+      expect(report).toMatchObject({ added: 12, failed: [] });
+    } finally {
+      clearTimeout(fallback);
+    }
+    expect(doneBeforeRelease).toBe(10);
+  }, 120_000);
+});
