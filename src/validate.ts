@@ -106,9 +106,11 @@ export function checkRegion(value: unknown): CropBox {
     if (v < 0 || v > 1) throw badCrop(`${f} = ${v}`);
   }
   const { x, y, w, h } = box as CropBox;
-  if (w < MIN_CROP_SIDE || h < MIN_CROP_SIDE) throw badCrop(`a box of ${w} x ${h}`);
   if (x + w > 1 + CROP_OVERSHOOT || y + h > 1 + CROP_OVERSHOOT) throw badCrop(`a box reaching ${x + w} x ${y + h}, outside the photo`);
-  return { x, y, w: Math.min(w, 1 - x), h: Math.min(h, 1 - y) };
+  // Cut at the edge first: what is left must still be a box.
+  const inside = { x, y, w: Math.min(w, 1 - x), h: Math.min(h, 1 - y) };
+  if (inside.w < MIN_CROP_SIDE || inside.h < MIN_CROP_SIDE) throw badCrop(`a box of ${w} x ${h}${inside.w !== w || inside.h !== h ? ` at ${x}, ${y}` : ''}`);
+  return inside;
 }
 
 /** "x,y,w,h" as written on a command line or in a form: plain decimal numbers only (no hex, no blanks). */
