@@ -81,8 +81,12 @@ export function checkInputSize(width: unknown, height: unknown): void {
   }
 }
 
-/** Smallest side of a crop, relative to the photo: below it the box holds no product to search. */
-export const MIN_CROP_SIDE = 0.01;
+/**
+ * Smallest side of a crop, relative to the photo: under a pixel of a 1000-pixel photo. Not
+ * larger: a region proposed inside a small drawn box (the page draws boxes from 0.05, the
+ * feature map's cells are 1/7 of the input) must still be a crop a client can send back.
+ */
+export const MIN_CROP_SIDE = 0.001;
 /** How far x+w (y+h) may pass 1 and be taken for a rounding overshoot (the box is then cut at the edge). */
 const CROP_OVERSHOOT = 0.01;
 

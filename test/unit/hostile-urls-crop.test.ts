@@ -24,7 +24,7 @@ import { Embedder } from '../../src/model/embedder.js';
 import { defaultSettings } from '../../src/model/registry.js';
 import { createServer } from '../../src/server/app.js';
 import { isLookalikeError } from '../../src/errors.js';
-import { checkRegion, parseCrop } from '../../src/validate.js';
+import { checkRegion, MIN_CROP_SIDE, parseCrop } from '../../src/validate.js';
 import { fetchImage, type Resolver } from '../../src/image/fetch.js';
 import { refusedRange } from '../../src/image/url-policy.js';
 import { cacheDir } from '../../src/paths.js';
@@ -195,6 +195,8 @@ describe('the crop: one check in the library, for the library, the CLI and the A
     expect(checkRegion({ x: 0.5, y: 0, w: 0.505, h: 1 })).toEqual({ x: 0.5, y: 0, w: 0.5, h: 1 });
     expect(await codeOf(() => checkRegion({ x: 0, y: 1, w: 0.01, h: 0.01 }))).toBe('BAD_CROP');
     expect(await codeOf(() => parseCrop('1,0,0.01,1'))).toBe('BAD_CROP');
+    expect(await codeOf(() => checkRegion({ x: 0, y: 0, w: 0.0009, h: 0.5 }))).toBe('BAD_CROP');
+    expect(checkRegion({ x: 0.2, y: 0.3, w: 0.001, h: 0.002 })).toEqual({ x: 0.2, y: 0.3, w: 0.001, h: 0.002 });
   });
 
   const BAD_TEXTS = [',,1,1', '0x0,0,1,1', '1e-300,0,1e-300,1', '', ' ', '0,0,1', '0,0,1,1,1', 'a,b,c,d', '0,0,-1,1', '0,0,1e-10,1e-10', '0,0,5,1', 'Infinity,0,1,1', '0.5,0.5,0.6,0.6'];
@@ -503,7 +505,7 @@ export const FUZZ_RUNS = { cropText: 3000, cropObject: 3000, urlDecision: 3000, 
 
 describe('fuzz: the crop parser and the URL policy', () => {
   const validBox = (b: { x: number; y: number; w: number; h: number }) => [b.x, b.y, b.w, b.h].every((v) => Number.isFinite(v) && v >= 0 && v <= 1)
-    && b.w >= 0.01 - 1e-12 && b.h >= 0.01 - 1e-12 && b.x + b.w <= 1 + 1e-12 && b.y + b.h <= 1 + 1e-12;
+    && b.w >= MIN_CROP_SIDE - 1e-12 && b.h >= MIN_CROP_SIDE - 1e-12 && b.x + b.w <= 1 + 1e-12 && b.y + b.h <= 1 + 1e-12;
   /** The answer of a check: the box, or BAD_CROP; anything else thrown fails the property. */
   const outcome = (body: () => { x: number; y: number; w: number; h: number }) => {
     try {
@@ -532,7 +534,7 @@ describe('fuzz: the crop parser and the URL policy', () => {
   });
 
   it('checkRegion: any value gives a box inside the photo or BAD_CROP; text and numbers agree', () => {
-    const coordinate = fc.oneof(fc.double({ min: -1, max: 2 }), fc.double({ min: 0, max: 1 }), fc.constantFrom(0, 1, 0.01, 0.0099, 1e-10, NaN, Infinity), fc.anything());
+    const coordinate = fc.oneof(fc.double({ min: -1, max: 2 }), fc.double({ min: 0, max: 1 }), fc.constantFrom(0, 1, 0.01, 0.001, 0.00099, 1e-10, NaN, Infinity), fc.anything());
     fc.assert(fc.property(fc.oneof(fc.record({ x: coordinate, y: coordinate, w: coordinate, h: coordinate }, { requiredKeys: [] }), fc.anything()), (value) => {
       const r = outcome(() => checkRegion(value));
       if (r !== 'BAD_CROP') {
