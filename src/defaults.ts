@@ -129,12 +129,9 @@ export const DEFAULT_STORE_INDEX = 'lookalike';
  */
 export const STORE_POLL_MS = 1000;
 
-/** The folder for converted models, under the package root, unless LOOKALIKE_CACHE says. */
-export const DEFAULT_CACHE_DIR = '.cache';
-
 /** Environment variables Lookalike reads. */
 export const ENV = {
-  /** Where converted models (ONNX) are kept. */
+  /** Where converted models (ONNX) are kept (default: the user's cache folder, paths.ts cacheDir). */
   cache: 'LOOKALIKE_CACHE',
   /** The default index folder (or, with a store URL, the index's name in the database). */
   index: 'LOOKALIKE_INDEX',
@@ -142,6 +139,8 @@ export const ENV = {
   store: 'LOOKALIKE_STORE',
   /** The job queue, redis://HOST:6379, used where --queue is not given. */
   queue: 'LOOKALIKE_QUEUE',
+  /** Hosts a URL catalog may fetch from although they are private or local (comma-separated), used where --allow-host is not given. */
+  allowHosts: 'LOOKALIKE_ALLOW_HOSTS',
   /** The dev catalog for the data suite and benchmarks. */
   dataset: 'LOOKALIKE_DATASET',
   /** The chromium the page's browser tests drive. */

@@ -18,3 +18,7 @@ export type { EmbeddingSpace, RawVectors } from './search/space.js';
 export type { EmbeddingSettings, Pooling, ResizeMode } from './model/registry.js';
 export type { IndexManifest, StoredItem } from './store/types.js';
 export type { Catalog, CatalogItem, CatalogProblem, CatalogProblemKind } from './catalog/types.js';
+export type { FetchOptions, Resolver } from './image/fetch.js';
+export { checkRegion, parseCrop, type CropBox } from './validate.js';
+export { cacheDir } from './paths.js';
+export { listCache, pruneCache, type CacheEntry, type CacheListing, type PruneOptions, type PruneReport } from './model/cache.js';

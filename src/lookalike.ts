@@ -20,7 +20,7 @@ import { batchTopK } from './search/kernel.js';
 import { HeadSpaces } from './head/index-head.js';
 import { MODES } from './head/head.js';
 import { checkFilterFields } from './search/filters.js';
-import { checkChoice, checkK, checkPositiveInteger, checkThreshold } from './validate.js';
+import { checkChoice, checkK, checkPositiveInteger, checkRegion, checkThreshold } from './validate.js';
 
 export interface QueryOptions extends SearchOptions {
   /** Override the index's pooling (both are stored). */
@@ -235,6 +235,7 @@ export class Lookalike {
    * what the index would store for it; by default they describe the product found in it.
    */
   async embedImage(input: string | Buffer, label?: string, maxPixels?: number, photo: PhotoOptions = {}): Promise<PhotoVectors & { warnings: string[] }> {
+    if (photo.crop !== undefined) photo = { ...photo, crop: checkRegion(photo.crop) };
     const prepared = await prepareImage(input, { ...prepareOptionsFor(this.settings), label, maxPixels, crop: photo.crop });
     const embedder = await this.loadEmbedder();
     const [vectors] = await photoBatchVectors(embedder, this.settings, [{ input, prepared, crop: photo.crop, label, maxPixels }], photo.localise ?? DEFAULT_LOCALISATION);
@@ -274,6 +275,8 @@ export class Lookalike {
 
   async searchByImage(input: string | Buffer, options: QueryOptions & PhotoOptions & { label?: string; maxPixels?: number } = {}): Promise<SearchResponse> {
     this.checkQuery(options);
+    // The crop is checked here, before the photo is decoded (BAD_CROP, whoever sent it).
+    if (options.crop !== undefined) options = { ...options, crop: checkRegion(options.crop) };
     const raw = await this.embedImage(input, options.label, options.maxPixels, { crop: options.crop, localise: options.localise });
     const space = this.photoSpace(options);
     const defaults = this.defaults(space);

@@ -8,6 +8,7 @@ import { asLookalikeError, LookalikeError } from '../errors.js';
 import { defaultIndexDir } from '../paths.js';
 import { DEFAULT_STORE_INDEX, ENV } from '../defaults.js';
 import { storeLocation } from '../store/location.js';
+import { parseAllowHosts } from '../image/url-policy.js';
 import { Lookalike } from '../lookalike.js';
 
 export function indexOption(): Option {
@@ -33,6 +34,20 @@ function resolveStore(args: unknown[]): void {
   const fromEnv = process.env[ENV.index];
   const name = source === 'default' ? (fromEnv && !fromEnv.includes('/') ? fromEnv : DEFAULT_STORE_INDEX) : String(flags.index);
   flags.index = storeLocation(flags.store, name);
+}
+
+/**
+ * `--allow-host NAMES` (repeatable, comma-separated; default $LOOKALIKE_ALLOW_HOSTS): hosts a
+ * URL catalog may fetch from although they are on this machine or a private network.
+ */
+export function allowHostOption(): Option {
+  return new Option('--allow-host <hosts>', `for URL catalogs: hosts fetched although they are on this machine or a private network (your own image server), comma-separated host names or addresses (default: $${ENV.allowHosts}); other private, loopback and link-local addresses are refused`)
+    .argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
+}
+
+/** The image fetching options of `--allow-host` (or its environment variable). */
+export function fetchOptionsOf(flags: { allowHost?: string[] }): { allowHosts: string[] } {
+  return { allowHosts: parseAllowHosts(flags.allowHost ?? process.env[ENV.allowHosts]) };
 }
 
 export function intArg(name: string, min = 1, max = Number.MAX_SAFE_INTEGER) {

@@ -10,7 +10,6 @@
  * The same blobs, ranked, are the regions proposed to a shopper (`proposeRegions`).
  */
 
-import { LookalikeError } from '../errors.js';
 
 /**
  * How a query photo's vectors are pooled: over the whole map, over the product's cells
@@ -22,19 +21,6 @@ export const LOCALISATIONS: readonly Localisation[] = ['none', 'scda', 'centred'
 
 /** A rectangle relative to the image: x, y, w, h in [0, 1]. */
 export interface Region { x: number; y: number; w: number; h: number }
-
-/**
- * "x,y,w,h" (relative to the photo, each 0..1) as a Region; the box must have an area and
- * lie inside the photo (a rounding overshoot of 0.01 is forgiven).
- */
-export function parseRegion(text: string, what = 'crop'): Region {
-  const parts = text.split(',').map((p) => Number(p.trim()));
-  const [x, y, w, h] = parts;
-  const ok = parts.length === 4 && parts.every((v) => Number.isFinite(v) && v >= 0 && v <= 1)
-    && w > 0 && h > 0 && x + w <= 1.01 && y + h <= 1.01;
-  if (!ok) throw new LookalikeError('BAD_OPTION', { message: `${what} must be "x,y,w,h" relative to the photo (each between 0 and 1, w and h above 0, the box inside the photo), e.g. 0.1,0.2,0.5,0.6; got "${text}".` });
-  return { x, y, w, h };
-}
 
 export interface ProposedRegion extends Region {
   /** Share of the map's above-mean activation inside the region's blob (0..1). */

@@ -48,11 +48,14 @@ const modeParam = {
 } as const;
 const poolingParam = { type: 'string', enum: ['max', 'avg'], description: "pooling of the backbone features (default: the index's)" } as const;
 
-const NUMBER = '\\s*(?:0|1|0?\\.\\d+|1\\.0*)\\s*';
-/** The part of the photo to search, relative to it: "x,y,w,h", each in 0..1 (the box a shopper drew). */
+/**
+ * The part of the photo to search, relative to it: "x,y,w,h", each in 0..1 (the box a
+ * shopper drew). Checked by the library (validate.ts parseCrop), as for the CLI: one
+ * message and code (BAD_CROP), not a regular expression in the answer.
+ */
 export const cropParam = {
   type: 'string',
-  pattern: `^${NUMBER},${NUMBER},${NUMBER},${NUMBER}$`,
+  maxLength: 200,
   description: 'search only this part of the photo: "x,y,w,h" relative to the photo (0..1), e.g. "0.1,0.2,0.5,0.6"; '
     + 'without it the product is found in the photo by itself. The response proposes up to 3 regions.',
 } as const;

@@ -295,7 +295,7 @@ describe('request validation and limits', () => {
     const outside = await upload(orangeShirt, { crop: '0.5,0.5,0.8,0.8' });
     expect(outside.status).toBe(400);
     const err = await errorOf(outside);
-    expect(err.code).toBe('BAD_OPTION');
+    expect(err.code).toBe('BAD_CROP');
     expect(err.message).toContain('x,y,w,h');
     expect((await upload(orangeShirt, { crop: 'left half' })).status).toBe(400);
   });

@@ -17,14 +17,13 @@ import { defaultSettings, PRECISIONS, type Precision, type ResizeMode, type Pool
 import { calibrationId, saturatesWithoutVnni } from '../../model/quantise.js';
 import { indexArithmetic } from '../../model/embedder.js';
 import { cpuLine } from '../../model/cpu.js';
-import { parseRegion } from '../../model/localise.js';
 import { openStore } from '../../store/open.js';
 import { copyIndex } from '../../store/copy.js';
 import { isStoreUrl, parseLocation } from '../../store/location.js';
 import { describeLocation, indexArgs } from '../../store/location.js';
 import { LookalikeError } from '../../errors.js';
-import { checkInputSize, MAX_K } from '../../validate.js';
-import { action, badOption, collect, floatArg, indexOption, intArg, print, printJson, progressBar, table, withIndex, type Command } from '../shared.js';
+import { checkInputSize, MAX_K, parseCrop } from '../../validate.js';
+import { action, allowHostOption, badOption, collect, fetchOptionsOf, floatArg, indexOption, intArg, print, printJson, progressBar, table, withIndex, type Command } from '../shared.js';
 
 const searchOptions = (cmd: Command) => cmd
   .addOption(indexOption())
@@ -78,11 +77,13 @@ export function registerCoreCommands(program: Command): void {
     .option('--head <file>', 'search with a head trained on another catalog (`lookalike train --save FILE`); once this catalog is embedded, the head is re-centred on its vectors (no labels needed)')
     .addOption(new Option('--search <method>', `how searches are answered from now on: auto (ann from ${ANN_MIN_ITEMS.toLocaleString('en-US')} items), exact, ann`).choices(['auto', 'exact', 'ann']))
     .option('--allow-remove', 'let this run remove more than half of the index (items missing from this catalog)')
+    .addOption(allowHostOption())
     .option(...queueOption(), process.env[ENV.queue] || undefined)
     .option('--detach', 'with --queue: return once the work is queued (`lookalike status` shows the progress)')
     .option('--json', 'print the report as JSON')
     .addHelpText('after', '\nExamples:\n  lookalike index ../shared/datasets/fashion-small --sample 1500   # quick start\n  lookalike index ../shared/datasets/fashion-small\n  lookalike index ./photos --index ./photos-index --resize pad\n  lookalike index ../shared/datasets/fashion-small --index ./fp32-index --precision fp32   # the reference arithmetic, about half the speed\n  lookalike index ./next-season --index ./next-index --head head.lkhead')
-    .action(action(async (catalog: string, flags: { index: string; batch: number; size?: string; precision?: Precision; resize?: ResizeMode; pooling?: Pooling; limit?: number; sample?: number; head?: string; allowRemove?: boolean; search?: SearchSetting; queue?: string; detach?: boolean; json?: boolean }) => {
+    .action(action(async (catalog: string, flags: { index: string; batch: number; size?: string; precision?: Precision; resize?: ResizeMode; pooling?: Pooling; limit?: number; sample?: number; head?: string; allowRemove?: boolean; search?: SearchSetting; queue?: string; detach?: boolean; json?: boolean; allowHost?: string[] }) => {
+      const fetch = fetchOptionsOf(flags);
       const settings: Record<string, unknown> = {};
       if (flags.size) {
         const m = /^(\d+)x(\d+)$/.exec(flags.size);
@@ -96,7 +97,7 @@ export function registerCoreCommands(program: Command): void {
       if (flags.pooling) settings.pooling = flags.pooling;
       if (flags.queue) {
         if (flags.sample || flags.limit || flags.head || flags.search) badOption('--queue indexes the whole catalog: leave out --sample, --limit, --head and --search (set them with an in-process run).');
-        return queuedIndex({ catalogDir: catalog, location: flags.index, queue: flags.queue, settings, batchSize: flags.batch, allowRemove: flags.allowRemove, detach: flags.detach, json: flags.json });
+        return queuedIndex({ catalogDir: catalog, location: flags.index, queue: flags.queue, settings, batchSize: flags.batch, allowRemove: flags.allowRemove, detach: flags.detach, json: flags.json, fetch });
       }
       const bar = progressBar('indexing', 'img');
       let started = false;
@@ -118,6 +119,7 @@ export function registerCoreCommands(program: Command): void {
           head: flags.head,
           allowRemove: flags.allowRemove,
           search: flags.search,
+          fetch,
           signal: controller.signal,
           log: (m) => process.stderr.write(`${m}\n`),
           onProgress: (p) => {
@@ -153,7 +155,8 @@ export function registerCoreCommands(program: Command): void {
     .option('--no-expand', "search with the photo's own vector only (no expansion by the top result)")
     .addHelpText('after', '\nExamples:\n  lookalike query photo.jpg -k 5\n  lookalike query photo.jpg --crop 0.5,0,0.5,1     # the right half\n  lookalike query photo.jpg --filter gender=Women --threshold 0.6 --json'))
     .action(action(async (image: string, flags: SearchFlags & { crop?: string; expand: boolean }) => {
-      const crop = flags.crop ? parseRegion(flags.crop, '--crop') : undefined;
+      // An empty --crop '' is a mistake to report, not a crop to ignore.
+      const crop = flags.crop !== undefined ? parseCrop(flags.crop) : undefined;
       await withIndex(flags.index, async (lookalike) => {
         const response = await lookalike.searchByImage(image, {
           label: image, k: flags.k, threshold: flags.threshold, pooling: flags.pooling, mode: flags.mode, crop, search: flags.search, expand: flags.expand,

@@ -12,7 +12,7 @@ import { runProgress, type RunProgress } from '../../queue/run.js';
 import { startWorker } from '../../queue/worker.js';
 import { describeLocation, redact } from '../../store/location.js';
 import { openStore } from '../../store/open.js';
-import { action, indexOption, print, printJson, progressBar, type Command } from '../shared.js';
+import { action, allowHostOption, fetchOptionsOf, indexOption, print, printJson, progressBar, type Command } from '../shared.js';
 
 export function queueOption() {
   return ['--queue <url>', `Redis for the job queue, redis://HOST:6379 (default: $${ENV.queue})`] as const;
@@ -100,15 +100,17 @@ export function registerQueueCommands(program: Command): void {
     .description('Embed the batches `lookalike index --queue` queued for an index, into its store. Run any number, on any machines, at any time; Ctrl-C (SIGTERM) finishes the batches in hand first.')
     .addOption(indexOption())
     .option(...queueOption(), queueDefault())
+    .addOption(allowHostOption())
     .addHelpText('after', '\nExample:\n  lookalike worker --store postgres://me@db:5432/shop --index main --queue redis://queue:6379')
-    .action(action(async (flags: { index: string; queue?: string }) => {
+    .action(action(async (flags: { index: string; queue?: string; allowHost?: string[] }) => {
       if (!flags.queue) throw new LookalikeError('BAD_OPTION', { message: `say which Redis holds the queue: --queue redis://HOST:6379 (or set ${ENV.queue}).` });
+      const fetch = fetchOptionsOf(flags);
       const log = (m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`);
       // A worker may start before the first `index --queue` made the index: it waits for it.
       let worker: Awaited<ReturnType<typeof startWorker>> | undefined;
       for (let waited = false; !worker;) {
         try {
-          worker = await startWorker({ location: flags.index, queue: flags.queue, log });
+          worker = await startWorker({ location: flags.index, queue: flags.queue, log, fetch });
         } catch (err) {
           if (!isLookalikeError(err, 'INDEX_NOT_FOUND')) throw err;
           if (!waited) log(`no index at ${describeLocation(flags.index)} yet: waiting for \`lookalike index CATALOG --queue ...\` to create it`);

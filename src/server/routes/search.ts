@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { inspectImage } from '../../image/prepare.js';
-import { parseRegion } from '../../model/localise.js';
+import { parseCrop } from '../../validate.js';
 import { filtersOf, presentHit, type ServerContext } from '../context.js';
 import { responses, searchBody, type ApiTypeProvider, type SearchBody } from '../schemas.js';
 
@@ -27,7 +27,7 @@ export async function searchRoutes(fastify: FastifyInstance, { ctx }: { ctx: Ser
     const options = { k: body.k, threshold: body.threshold, filters: filtersOf(ctx, body.filter), mode: body.mode, pooling: body.pooling, search: body.search };
     if ('image' in body) {
       const image = body.image;
-      const crop = body.crop ? parseRegion(body.crop) : undefined;
+      const crop = body.crop !== undefined ? parseCrop(body.crop) : undefined;
       const source = await inspectImage(image, 'the upload', limits.maxPixels);
       // A client that gives up while waiting loses its place instead of costing an inference.
       const gone = new AbortController();
