@@ -13,6 +13,7 @@ import { registerMapCommand } from './commands/map.js';
 import { registerTuneCommand } from './commands/tune.js';
 import { registerTrainCommand } from './commands/train.js';
 import { registerRobustnessCommand, registerTransferCommand } from './commands/robustness.js';
+import { registerPrepareCommand } from './commands/prepare.js';
 import { storeOption } from './shared.js';
 
 export function createProgram(): Command {
@@ -41,6 +42,7 @@ Typical session:
   registerTrainCommand(program);
   registerRobustnessCommand(program);
   registerTransferCommand(program);
+  registerPrepareCommand(program);
   // Every command that opens an index can open it in a shared store instead.
   for (const command of program.commands) {
     if (command.options.some((o) => o.long === '--index')) command.addOption(storeOption());

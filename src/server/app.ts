@@ -6,14 +6,14 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import multipart from '@fastify/multipart';
 import fastifyStatic from '@fastify/static';
 import swagger from '@fastify/swagger';
 import sharp from 'sharp';
 import type { Lookalike } from '../lookalike.js';
 import { DEFAULT_MAX_PIXELS } from '../image/prepare.js';
-import { FACET_COLUMNS, MAX_UPLOAD_BYTES } from '../defaults.js';
+import { FACET_COLUMNS, MAX_UPLOAD_BYTES, SERVICE_DEFAULTS } from '../defaults.js';
 import { PACKAGE_ROOT } from '../paths.js';
 import { checkPositiveInteger } from '../validate.js';
 import type { ModelState, ServerContext } from './context.js';
@@ -24,11 +24,18 @@ import { searchRoutes } from './routes/search.js';
 import { itemRoutes } from './routes/items.js';
 import { imageRoutes } from './routes/images.js';
 import { metaRoutes } from './routes/meta.js';
+import { instrument, serverRegistry } from './metrics.js';
+import { readinessOf } from './readiness.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** Settles when the background warm-up is over, with the model's state (never rejects). */
     modelReady: Promise<ModelState>;
+    /**
+     * Starts the shutdown: /api/health/ready answers 503 from now on, while every other
+     * route keeps answering until `close()` (SIGTERM: drain, then close).
+     */
+    drain(): void;
   }
 }
 
@@ -49,6 +56,14 @@ export interface ServerOptions {
   facetFields?: string[];
   /** Fastify's logger (default off). */
   logger?: FastifyServerOptions['logger'];
+  /** A pino logger to log with instead (`lookalike serve`: one format for every line). */
+  loggerInstance?: FastifyBaseLogger;
+  /** With `loggerInstance`: one line per request too (default false: errors and events only). */
+  logRequests?: boolean;
+  /** A replica further behind its database than this many seconds is not ready (default 30). */
+  maxStalenessSeconds?: number;
+  /** Serve GET /metrics (Prometheus; default true). */
+  metrics?: boolean;
   /** Load the model and the search matrix in the background right away (default true). */
   warmUp?: boolean;
 }
@@ -60,6 +75,7 @@ export function defaultWebRoot(): string {
 export async function createServer(lookalike: Lookalike, options: ServerOptions = {}): Promise<FastifyInstance> {
   checkPositiveInteger(options.maxUploadBytes, 'maxUploadBytes');
   checkPositiveInteger(options.maxPixels, 'maxPixels');
+  checkPositiveInteger(options.maxStalenessSeconds, 'maxStalenessSeconds');
   const ctx: ServerContext = {
     lookalike,
     queue: options.queue instanceof InferenceQueue ? options.queue : new InferenceQueue(options.queue),
@@ -67,9 +83,12 @@ export async function createServer(lookalike: Lookalike, options: ServerOptions 
     facetFields: options.facetFields ?? facetFieldsOf(lookalike),
     model: { state: 'loading' },
     startedAt: performance.now(),
+    maxStalenessSeconds: options.maxStalenessSeconds ?? SERVICE_DEFAULTS.maxStalenessSeconds,
+    draining: false,
+    readiness: () => readinessOf(ctx),
   };
   const app = Fastify({
-    logger: options.logger ?? false,
+    ...(options.loggerInstance ? { loggerInstance: options.loggerInstance, disableRequestLogging: !options.logRequests } : { logger: options.logger ?? false }),
     // Uploads have their own limit (multipart); JSON bodies are tiny.
     bodyLimit: JSON_BODY_LIMIT,
     requestTimeout: 120_000,
@@ -87,7 +106,9 @@ export async function createServer(lookalike: Lookalike, options: ServerOptions 
     },
   });
 
-  installErrorHandling(app, ctx, { logToStderr: !options.logger });
+  installErrorHandling(app, ctx, { logToStderr: !options.logger && !options.loggerInstance });
+  app.decorate('drain', () => { ctx.draining = true; });
+  if (options.metrics !== false) instrument(app, serverRegistry(ctx));
   // Only JSON and multipart bodies exist in this API; anything else is a 415, not a guess.
   app.removeContentTypeParser(['text/plain', 'application/json']);
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody);

@@ -21,8 +21,13 @@ const TYPE_OF_EXTENSION: Record<string, string> = { '.jpg': 'jpeg', '.jpeg': 'jp
 
 export async function imageRoutes(fastify: FastifyInstance, { ctx }: { ctx: ServerContext }): Promise<void> {
   const app = fastify.withTypeProvider<ApiTypeProvider>();
-  let catalogRoot: Promise<string | undefined> | undefined;
-  const root = () => (catalogRoot ??= realpath(ctx.lookalike.manifest.catalog.root).catch(() => undefined));
+  // Resolved again when the catalog's folder changes (a re-index from elsewhere, followed by a replica).
+  let catalogRoot: { dir: string; real: Promise<string | undefined> } | undefined;
+  const root = () => {
+    const dir = ctx.lookalike.catalogRoot();
+    if (catalogRoot?.dir !== dir) catalogRoot = { dir, real: realpath(dir).catch(() => undefined) };
+    return catalogRoot.real;
+  };
 
   app.get('/images/:id', {
     schema: {
@@ -36,7 +41,7 @@ export async function imageRoutes(fastify: FastifyInstance, { ctx }: { ctx: Serv
     },
   }, async (request, reply) => {
     const { id } = request.params;
-    const file = itemOf(ctx, id).image;
+    const file = ctx.lookalike.imageOf(itemOf(ctx, id));
     const refused = (why: string) => new LookalikeError('CATALOG_IMAGE_REFUSED', { id, why });
     let real: string;
     try {
