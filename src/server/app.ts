@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import multipart from '@fastify/multipart';
 import fastifyStatic from '@fastify/static';
 import swagger from '@fastify/swagger';
@@ -40,6 +40,8 @@ declare module 'fastify' {
 }
 
 export const DEFAULT_MAX_UPLOAD_BYTES = MAX_UPLOAD_BYTES;
+/** Routes orchestrators and Prometheus call every few seconds. */
+const PROBES = new Set(['/api/health/live', '/api/health/ready', '/metrics']);
 /** The fields a fashion catalog is browsed by, in the order the page shows them. */
 export const DEFAULT_FACET_FIELDS: readonly string[] = FACET_COLUMNS;
 
@@ -88,7 +90,13 @@ export async function createServer(lookalike: Lookalike, options: ServerOptions 
     readiness: () => readinessOf(ctx),
   };
   const app = Fastify({
-    ...(options.loggerInstance ? { loggerInstance: options.loggerInstance, disableRequestLogging: !options.logRequests } : { logger: options.logger ?? false }),
+    ...(options.loggerInstance
+      ? {
+        loggerInstance: options.loggerInstance,
+        // Probes and scrapes come every few seconds: logging them would drown the rest.
+        logController: new LogController({ disableRequestLogging: (request) => !options.logRequests || PROBES.has(request.url.split('?')[0]) }),
+      }
+      : { logger: options.logger ?? false }),
     // Uploads have their own limit (multipart); JSON bodies are tiny.
     bodyLimit: JSON_BODY_LIMIT,
     requestTimeout: 120_000,
