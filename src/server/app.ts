@@ -122,6 +122,9 @@ export async function createServer(lookalike: Lookalike, options: ServerOptions 
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody);
   app.addHook('onSend', async (_request, reply, payload) => {
     reply.header('X-Content-Type-Options', 'nosniff');
+    // Shutting down: no connection is kept alive past its answer, so that close() is not left
+    // waiting for idle keep-alive connections, and clients reconnect to another replica.
+    if (ctx.draining) reply.header('Connection', 'close');
     if (String(reply.getHeader('Content-Type') ?? '').startsWith('text/html')) {
       // Everything is bundled and same-origin: no CDN, no inline script.
       reply.header('Content-Security-Policy', "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'");
