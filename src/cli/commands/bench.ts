@@ -6,7 +6,9 @@ import { runIndexSearchBench, runServingProbe, runSyntheticBench, type Timing } 
 import { devCatalogDir } from '../../paths.js';
 import { runDbSearchBench, runStoreBench } from '../../bench/store.js';
 import { describeLocation } from '../../store/location.js';
-import { action, floatArg, indexOption, intArg, print, printJson, table, type Command } from '../shared.js';
+import { action, floatArg, indexOption, intArg, print, printJson as printJsonPlain, table, type Command } from '../shared.js';
+import { cpuLine, describeCpu, int8KernelsSaturate } from '../../model/cpu.js';
+import os from 'node:os';
 
 const ms = (t: Timing) => `${t.p50ms.toFixed(3)} / ${t.p99ms.toFixed(3)} ms`;
 const bytes = (b: number) => `${Math.round(b).toLocaleString('en-US')} B`;
@@ -32,6 +34,17 @@ export function registerBenchCommand(program: Command): void {
     .addHelpText('after', '\nExamples:\n  lookalike bench\n  lookalike bench --ann\n  lookalike bench --synthetic 1000000\n  lookalike bench --queue redis://127.0.0.1:6379 --items 160\n  lookalike bench --queue redis://127.0.0.1:6379 --store postgres://postgres@127.0.0.1:5432/test   # the queue + PostgreSQL path')
     .action(action(async (flags: { index: string; catalog: string; items: number; rounds: number; queries?: number; batch: number; queue?: string; ann?: boolean; synthetic?: number; noise: number; serveProbe?: string; storeLoad?: boolean; dbSearch?: boolean; store?: string; json?: boolean }) => {
       const log = (m: string) => process.stderr.write(`${m}\n`);
+      if (flags.serveProbe) return printJsonPlain(runServingProbe(flags.serveProbe));
+      // Every figure names the machine it was taken on: the CPU, whether its int8 kernels sum
+      // exactly (VNNI) or in saturating int16 pairs, and how loaded it was (shared machines).
+      const saturates = await int8KernelsSaturate();
+      const machine = { cpu: describeCpu(), int8PairSums: saturates ? 'int16, saturating (no VNNI)' : 'exact', loadBefore: os.loadavg() };
+      const printJson = (r: object) => printJsonPlain({ machine: { ...machine, loadAfter: os.loadavg() }, ...r });
+      const load = (l: number[]) => l.map((x) => x.toFixed(2)).join(' ');
+      if (!flags.json) {
+        print(`machine: ${cpuLine(machine.cpu)}; int8 pair sums ${machine.int8PairSums}; load average ${load(machine.loadBefore)} (1, 5, 15 min) before`);
+        process.on('exit', () => print(`load average after: ${load(os.loadavg())}`));
+      }
       if (flags.dbSearch) {
         const r = await runDbSearchBench(flags.index, { queries: flags.queries });
         if (flags.json) return printJson(r);
@@ -58,7 +71,6 @@ export function registerBenchCommand(program: Command): void {
         ]));
         return;
       }
-      if (flags.serveProbe) return printJson(runServingProbe(flags.serveProbe));
       if (flags.queue) {
         const queueUrl = flags.queue;
         const r = await runQueueBench({

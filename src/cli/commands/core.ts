@@ -14,7 +14,9 @@ import { parseFilters } from '../../search/filters.js';
 import { ANN_MIN_ITEMS, type SearchMethod, type SearchSetting } from '../../search/engine.js';
 import { searchSettingOf, type SearchResponse } from '../../lookalike.js';
 import { defaultSettings, PRECISIONS, type Precision, type ResizeMode, type Pooling } from '../../model/registry.js';
-import { calibrationId } from '../../model/quantise.js';
+import { calibrationId, saturatesWithoutVnni } from '../../model/quantise.js';
+import { indexArithmetic } from '../../model/embedder.js';
+import { cpuLine } from '../../model/cpu.js';
 import { parseRegion } from '../../model/localise.js';
 import { openStore } from '../../store/open.js';
 import { copyIndex } from '../../store/copy.js';
@@ -68,7 +70,7 @@ export function registerCoreCommands(program: Command): void {
     .addOption(indexOption())
     .addOption(envOption('--batch <n>', 'images per inference batch', 'LOOKALIKE_BATCH').argParser(intArg('batch', 1, 256)).default(INDEX_BATCH_SIZE))
     .addOption(envOption('--size <WxH>', `network input size, width x height (only when creating the index; default ${defaultSettings().width}x${defaultSettings().height}, as the reference; smaller is faster but finds the product in shoppers' photos less often)`, 'LOOKALIKE_SIZE'))
-    .addOption(envOption('--precision <p>', `arithmetic of the network (only when creating the index; default ${defaultSettings().precision}): int8 indexes 2.3x faster than fp32 at the same quality (README, "Indexing speed"); fp32 is the reference design's arithmetic`, 'LOOKALIKE_PRECISION').choices([...PRECISIONS]))
+    .addOption(envOption('--precision <p>', `arithmetic of the network (only when creating the index; default ${defaultSettings().precision}): int8 gives the same vectors on every x86-64 CPU, recommends within 0.005 of fp32's precision@5 and indexes about twice as fast (README, "Same results on every CPU"); fp32 is the reference design's arithmetic`, 'LOOKALIKE_PRECISION').choices([...PRECISIONS]))
     .addOption(envOption('--resize <mode>', 'how photos become the input size: stretch (reference), pad to square, crop', 'LOOKALIKE_RESIZE').choices(['stretch', 'pad', 'crop']))
     .addOption(envOption('--pooling <kind>', 'default pooling for search (both are stored)', 'LOOKALIKE_POOLING').choices(['max', 'avg']))
     .addOption(envOption('--limit <n>', 'embed at most n new items in this run', 'LOOKALIKE_LIMIT').argParser(intArg('limit')))
@@ -79,7 +81,7 @@ export function registerCoreCommands(program: Command): void {
     .addOption(queueOption())
     .addOption(envOption('--detach', 'with --queue: return once the work is queued (`lookalike status` shows the progress)', 'LOOKALIKE_DETACH'))
     .option('--json', 'print the report as JSON')
-    .addHelpText('after', '\nExamples:\n  lookalike index ../shared/datasets/fashion-small --sample 1500   # quick start\n  lookalike index ../shared/datasets/fashion-small\n  lookalike index ./photos --index ./photos-index --resize pad\n  lookalike index ../shared/datasets/fashion-small --index ./fp32-index --precision fp32   # the reference arithmetic, 2.3x slower\n  lookalike index ./next-season --index ./next-index --head head.lkhead')
+    .addHelpText('after', '\nExamples:\n  lookalike index ../shared/datasets/fashion-small --sample 1500   # quick start\n  lookalike index ../shared/datasets/fashion-small\n  lookalike index ./photos --index ./photos-index --resize pad\n  lookalike index ../shared/datasets/fashion-small --index ./fp32-index --precision fp32   # the reference arithmetic, about half the speed\n  lookalike index ./next-season --index ./next-index --head head.lkhead')
     .action(action(async (catalog: string, flags: { index: string; batch: number; size?: string; precision?: Precision; resize?: ResizeMode; pooling?: Pooling; limit?: number; sample?: number; head?: string; allowRemove?: boolean; search?: SearchSetting; queue?: string; detach?: boolean; json?: boolean }) => {
       const settings: Record<string, unknown> = {};
       if (flags.size) {
@@ -290,13 +292,22 @@ export function registerCoreCommands(program: Command): void {
           ann: ann.meta && { file: ann.file, upToDate: ann.current, recallAt10: ann.meta.recallAt10, recallQueries: ann.meta.recallQueries, settings: ann.meta.settings },
         };
       }) : undefined;
-      const info = { index: flags.index, manifest, counts, search, failures };
+      // How this machine would embed for the index (queries, workers): named with its CPU.
+      const arithmetic = await indexArithmetic(manifest.calibration);
+      const info = { index: flags.index, manifest, counts, search, failures, arithmetic };
       if (flags.json) return printJson(info);
       const s = manifest.settings;
       print(`index:    ${describeLocation(flags.index)}`);
       print(`catalog:  ${manifest.catalog.root} (${manifest.catalog.kind})`);
       const precision = manifest.calibration ? `int8 (calibration ${calibrationId(manifest.calibration)}, ${manifest.calibration.images} images)` : 'float32';
       print(`model:    ${manifest.weightsId}, ${precision}, input ${s.width}x${s.height} ${s.resize}, ${s.pooling} pooling, ${manifest.dimension}-d`);
+      print(`arithmetic: ${arithmetic.summary}`);
+      print(`cpu:      ${cpuLine(arithmetic.cpu)}`);
+      if (manifest.calibration && saturatesWithoutVnni(manifest.calibration.quantiser)) {
+        print(`note:     quantised by v${manifest.calibration.quantiser} (8-bit weights): its queries are exact on every CPU, but if its catalog was`);
+        print('          embedded on a CPU without VNNI before v5, those vectors carry int16 saturation. Rebuild it for v5');
+        print('          (7-bit weights, the same vectors on every x86-64 CPU): remove the index and run `lookalike index` again.');
+      }
       print(`items:    ${counts.items} (${counts.embedded} embedded, ${counts.failed} unreadable)`);
       print(`updated:  ${manifest.updatedAt}`);
       if (search) {

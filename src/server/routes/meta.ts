@@ -44,7 +44,7 @@ export async function metaRoutes(app: FastifyInstance, { ctx }: { ctx: ServerCon
   }, async () => ({
     status: 'ok',
     ready: ctx.model.state === 'ready',
-    model: { ...ctx.model, weightsId: lookalike.manifest.weightsId },
+    model: { ...ctx.model, weightsId: lookalike.manifest.weightsId, arithmetic: await lookalike.arithmetic() },
     index: {
       items: lookalike.engine.size,
       columns: lookalike.manifest.catalog.columns,
