@@ -692,6 +692,27 @@ export interface components {
                 state: "loading" | "ready" | "failed";
                 weightsId: string;
                 message?: string;
+                /** @description The arithmetic queries are embedded in on this machine, and the CPU it relies on (model/cpu.ts) */
+                arithmetic?: {
+                    /** @enum {string} */
+                    precision: "fp32" | "int8";
+                    quantiser?: number;
+                    weightBits?: number;
+                    /** @enum {string} */
+                    kernels: "float32" | "u8s8" | "u8u8";
+                    /** @description whether this CPU's u8 x s8 kernels add product pairs in saturating int16 (no VNNI) */
+                    cpuSaturates?: boolean;
+                    /** @description whether the chosen kernels summed the int8 probe exactly (an inexact CPU is refused: INT8_INEXACT) */
+                    exact: boolean;
+                    summary: string;
+                    cpu: {
+                        model: string;
+                        arch: string;
+                        cores: number;
+                        flags: string[];
+                        vnni?: boolean;
+                    };
+                };
             };
             index: {
                 items: number;
