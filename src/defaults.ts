@@ -94,6 +94,15 @@ export const FETCH_DEFAULTS = { timeoutMs: 15_000, maxBytes: 10 * 1024 * 1024, r
  */
 export const WORKER_DEFAULTS = { attempts: 3, lockMs: 15_000, stalledCheckMs: 10_000, maxStalled: 5, concurrency: 2 };
 
+/**
+ * Running as a service: a replica more than `maxStalenessSeconds` behind its database
+ * answers 503 on /api/health/ready (it still answers searches from memory); on SIGTERM,
+ * readiness fails for `drainSeconds` while the server still takes requests (load balancers
+ * notice and stop sending), then it stops accepting, lets requests in flight finish and
+ * exits, forcibly after `shutdownSeconds` in all (Kubernetes kills at 30 s by default).
+ */
+export const SERVICE_DEFAULTS = { maxStalenessSeconds: 30, drainSeconds: 5, shutdownSeconds: 25 };
+
 /** The largest upload the server accepts, in bytes. */
 export const MAX_UPLOAD_BYTES = 10 * 1024 * 1024;
 

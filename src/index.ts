@@ -5,7 +5,7 @@
  * index from a catalog folder, open it, search it by photo or by item, and tell errors
  * apart by their code. Other modules of the package are internal and may change.
  */
-export { Lookalike, type QueryOptions, type SearchResponse } from './lookalike.js';
+export { Lookalike, prepareModel, type Freshness, type PreparedModel, type QueryOptions, type SearchResponse } from './lookalike.js';
 export { buildIndex, type BuildOptions, type BuildReport, type IndexProgress } from './indexing/build.js';
 export { ERRORS, LookalikeError, isLookalikeError, type ErrorCode, type ErrorSpec } from './errors.js';
 export {

@@ -7,7 +7,8 @@ import { LookalikeError } from './errors.js';
 import { Embedder, indexArithmetic, type Arithmetic } from './model/embedder.js';
 import type { Localisation, ProposedRegion, Region } from './model/localise.js';
 import { DEFAULT_LOCALISATION, expandedQuery, photoBatchVectors, withinRegion, type PhotoVectors } from './query/photo.js';
-import { imageFingerprint, storedSettings, type EmbeddingSettings, type Pooling } from './model/registry.js';
+import { defaultSettings, imageFingerprint, storedSettings, type EmbeddingSettings, type Pooling } from './model/registry.js';
+import { calibrationId } from './model/quantise.js';
 import { prepareImage } from './image/prepare.js';
 import { prepareOptionsFor } from './image/options.js';
 import { openStore } from './store/open.js';
@@ -21,6 +22,8 @@ import { HeadSpaces } from './head/index-head.js';
 import { MODES } from './head/head.js';
 import { checkFilterFields } from './search/filters.js';
 import { checkChoice, checkK, checkPositiveInteger, checkRegion, checkThreshold } from './validate.js';
+import { checkCatalogRoot, relocateImage } from './catalog/relocate.js';
+import type { StoredItem } from './store/types.js';
 
 export interface QueryOptions extends SearchOptions {
   /** Override the index's pooling (both are stored). */
@@ -63,6 +66,48 @@ export interface SearchResponse {
   regions?: ProposedRegion[];
 }
 
+export interface PreparedModel {
+  backbone: string;
+  precision: string;
+  weightsId: string;
+  /** int8: the calibration the model was quantised for (the index's). */
+  calibration?: string;
+  seconds: number;
+}
+
+/**
+ * `lookalike prepare`: converts the backbone to ONNX in the model cache and, for an int8
+ * index, quantises it for the index's calibration, so that a new server or worker starts
+ * with its model ready (a container build step, or an init step per machine). Without an
+ * index only the float32 conversion is made (an int8 model needs an index's calibration).
+ */
+export async function prepareModel(options: { location?: string; backbone?: string; log?: (message: string) => void } = {}): Promise<PreparedModel> {
+  const started = performance.now();
+  let settings = defaultSettings({ ...(options.backbone && { backbone: options.backbone }), precision: 'fp32' });
+  let calibration: IndexManifest['calibration'];
+  if (options.location) {
+    const store = await openStore(options.location, { readonly: true });
+    try {
+      const manifest = store.getManifest();
+      if (!manifest) throw new LookalikeError('INDEX_NOT_FOUND', { path: describeLocation(options.location) });
+      settings = storedSettings(manifest.settings);
+      calibration = manifest.calibration;
+    } finally {
+      await store.close();
+    }
+  }
+  const embedder = await Embedder.create(settings.backbone, { precision: settings.precision, calibration, log: options.log });
+  try {
+    return {
+      backbone: settings.backbone, precision: embedder.precision, weightsId: embedder.weightsId,
+      ...(calibration && { calibration: calibrationId(calibration) }),
+      seconds: (performance.now() - started) / 1000,
+    };
+  } finally {
+    await embedder.release();
+  }
+}
+
 /** The index's search setting (`lookalike index --search`), auto when unset. */
 export function searchSettingOf(manifest: IndexManifest): SearchSetting {
   const s = manifest.extensions?.search;
@@ -77,16 +122,33 @@ function kindsFor(manifest: IndexManifest): VectorKind[] {
   return manifest.extensions?.head ? ['max', 'avg', 'colour'] : [manifest.settings.pooling, 'colour'];
 }
 
+/** How current a replica's answers are (Lookalike.freshness). */
+export interface Freshness {
+  /** The generation the answers come from. */
+  generation: number;
+  /** The newest generation the store has read (ahead of `generation` while a rebuild is pending or failing). */
+  storeGeneration: number;
+  /** When `generation` was last confirmed to be the database's latest, ms since the epoch. */
+  confirmedAt: number;
+  /** Seconds since then: how stale the answers may be. */
+  lagSeconds: number;
+}
+
+interface Current { engine: SearchEngine; manifest: Readonly<IndexManifest>; head?: HeadSpaces; confirmedAt?: number }
+
 export class Lookalike {
-  private current: { engine: SearchEngine; manifest: Readonly<IndexManifest>; head?: HeadSpaces };
+  private current: Current;
   private embedder?: Promise<Embedder>;
+
+  /** This machine's copy of the catalog, when it is not where the indexer read it (`--catalog-root`). */
+  private catalogRootDir?: string;
 
   private constructor(readonly store: Store, readonly indexDir: string, private readonly readonly = false, private readonly search?: SearchSetting) {
     this.current = this.build(store.getManifest()!);
   }
 
   /** An engine over the store as it is now. */
-  private build(manifest: IndexManifest): { engine: SearchEngine; manifest: Readonly<IndexManifest> } {
+  private build(manifest: IndexManifest): Current {
     // The ANN index is kept beside index.sqlite (a read-only open loads it but never writes);
     // a shared store has no folder, so each replica keeps it in its own cache, where the next
     // start (and the next change, incrementally) picks it up instead of rebuilding it.
@@ -95,22 +157,25 @@ export class Lookalike {
     // A shared store swaps its matrices on refresh: this engine takes its rows now, so that
     // they always match its items, whatever the store holds later.
     if (this.store.refresh) engine.pin(kindsFor(manifest));
-    return { engine, manifest };
+    return { engine, manifest, confirmedAt: this.store.confirmedAt?.(engine.generation) };
   }
 
   /**
    * `location`: an index folder, or a PostgreSQL location (store/location.ts). `search`
    * overrides the index's search setting for this process (`serve --search`): auto, exact
-   * or ann; a search's own `search` option still comes first.
+   * or ann; a search's own `search` option still comes first. `catalogRoot`: where this
+   * machine has the catalog, when not at the path the indexer read it from (catalog/relocate.ts).
    */
-  static async open(indexDir: string, options: { readonly?: boolean; search?: SearchSetting } = {}): Promise<Lookalike> {
+  static async open(indexDir: string, options: { readonly?: boolean; search?: SearchSetting; catalogRoot?: string } = {}): Promise<Lookalike> {
     checkChoice(options.search, 'search', SEARCH_SETTINGS);
+    const catalogRoot = checkCatalogRoot(options.catalogRoot);
     const store = await openStore(indexDir, { readonly: options.readonly });
     try {
       const manifest = store.getManifest();
       if (!manifest || store.count().embedded === 0) throw new LookalikeError('INDEX_EMPTY', { path: describeLocation(indexDir), args: indexArgs(indexDir) });
       await store.preload?.(kindsFor(manifest));
       const lookalike = new Lookalike(store, indexDir, options.readonly, options.search);
+      lookalike.catalogRootDir = catalogRoot;
       lookalike.current.head = await HeadSpaces.open(manifest, store, lookalike.engine);
       return lookalike;
     } catch (err) {
@@ -149,7 +214,7 @@ export class Lookalike {
     const manifest = this.store.getManifest();
     if (!manifest || this.store.count().embedded === 0) return false;
     await this.store.preload?.(kindsFor(manifest));
-    const next: { engine: SearchEngine; manifest: Readonly<IndexManifest>; head?: HeadSpaces } = this.build(manifest);
+    const next = this.build(manifest);
     next.head = await HeadSpaces.open(manifest, this.store, next.engine);
     const photo = next.head ? next.head.photoSpace() : backboneSpace(manifest.settings.pooling, manifest.dimension);
     if (next.engine.method() === 'ann') {
@@ -164,6 +229,31 @@ export class Lookalike {
     // once those have surely finished.
     setTimeout(() => void previous.close(), ENGINE_RETIRE_MS).unref();
     return true;
+  }
+
+  /**
+   * How current the answers are, for a replica of a shared store (undefined for a folder
+   * index, which is read directly). The answers' generation was last confirmed the latest
+   * either by the store's last check (when it is still the store's generation) or, once the
+   * store has moved on and the rebuild is pending or failing, by the last check before that.
+   */
+  freshness(now = Date.now()): Freshness | undefined {
+    if (!this.store.confirmedAt) return undefined;
+    const current = this.current;
+    const at = this.store.confirmedAt(current.engine.generation);
+    if (at !== undefined) current.confirmedAt = Math.max(current.confirmedAt ?? 0, at);
+    const confirmedAt = current.confirmedAt ?? 0;
+    return { generation: current.engine.generation, storeGeneration: this.store.generation(), confirmedAt, lagSeconds: Math.max(0, (now - confirmedAt) / 1000) };
+  }
+
+  /** The catalog folder as this machine sees it: its own root, else the one the index was made from. */
+  catalogRoot(): string {
+    return this.catalogRootDir ?? this.manifest.catalog.root;
+  }
+
+  /** Where this machine reads an item's image (a file under catalogRoot(), or a URL). */
+  imageOf(item: StoredItem): string {
+    return relocateImage(item.image, this.manifest.catalog.root, this.catalogRootDir);
   }
 
   /** The trained head's spaces, when the index has a head (`lookalike train`). */

@@ -14,6 +14,7 @@ import { registerTuneCommand } from './commands/tune.js';
 import { registerTrainCommand } from './commands/train.js';
 import { registerRobustnessCommand, registerTransferCommand } from './commands/robustness.js';
 import { registerCacheCommand } from './commands/cache.js';
+import { registerPrepareCommand } from './commands/prepare.js';
 import { storeOption } from './shared.js';
 
 export function createProgram(): Command {
@@ -43,6 +44,7 @@ Typical session:
   registerRobustnessCommand(program);
   registerTransferCommand(program);
   registerCacheCommand(program);
+  registerPrepareCommand(program);
   // Every command that opens an index can open it in a shared store instead.
   for (const command of program.commands) {
     if (command.options.some((o) => o.long === '--index')) command.addOption(storeOption());

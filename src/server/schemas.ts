@@ -339,7 +339,43 @@ export function addSharedSchemas(app: FastifyInstance): void {
         properties: { k: { type: 'integer' }, threshold: { type: 'number' } },
       },
       uptimeSeconds: { type: 'number' },
+      replica: ref('ReplicaFreshness'),
     },
+  });
+  app.addSchema({
+    $id: 'ReplicaFreshness',
+    type: 'object',
+    description: 'a replica of a shared store: how far its answers are behind the database',
+    required: ['generation', 'storeGeneration', 'lagSeconds', 'maxStalenessSeconds', 'confirmedAt'],
+    properties: {
+      generation: { type: 'integer', description: 'the generation the answers come from' },
+      storeGeneration: { type: 'integer', description: 'the newest generation read from the database (ahead while the replica rebuilds)' },
+      lagSeconds: { type: 'number', description: 'seconds since the answers were last confirmed to be the database\'s latest' },
+      maxStalenessSeconds: { type: 'number', description: 'past this lag the replica is not ready (serve --max-staleness)' },
+      confirmedAt: { type: 'string' },
+    },
+  });
+  app.addSchema({
+    $id: 'Readiness',
+    type: 'object',
+    required: ['ready', 'reasons', 'model', 'draining'],
+    properties: {
+      ready: { type: 'boolean' },
+      reasons: { type: 'array', items: { type: 'string' }, description: 'why the server is not ready (empty when it is)' },
+      model: {
+        type: 'object',
+        required: ['state'],
+        properties: { state: { type: 'string', enum: ['loading', 'ready', 'failed'] }, message: { type: 'string' } },
+      },
+      draining: { type: 'boolean', description: 'the server is shutting down (SIGTERM): requests in flight finish, new traffic should go elsewhere' },
+      store: ref('ReplicaFreshness'),
+    },
+  });
+  app.addSchema({
+    $id: 'Liveness',
+    type: 'object',
+    required: ['status'],
+    properties: { status: { type: 'string', enum: ['ok'] } },
   });
   app.addSchema({
     $id: 'Map',
@@ -372,5 +408,7 @@ export const responses = {
   item: { 200: ref('Item'), '4xx': errorResponse, '5xx': errorResponse },
   facets: { 200: ref('Facets'), '4xx': errorResponse, '5xx': errorResponse },
   health: { 200: ref('Health'), '5xx': errorResponse },
+  live: { 200: ref('Liveness') },
+  ready: { 200: ref('Readiness'), 503: ref('Readiness') },
   map: { 200: ref('Map'), '4xx': errorResponse, '5xx': errorResponse },
 } as const;

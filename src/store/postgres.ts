@@ -78,6 +78,8 @@ export class PgStore implements Store {
   /** The index has the pgvector column (vdb halfvec + HNSW): `--search db` works. */
   canSearch = false;
   private refreshing?: Promise<boolean>;
+  /** The snapshot's generation and the one before it, with when each was last confirmed the latest (confirmedAt). */
+  private confirmed: Array<{ generation: number; at: number }> = [];
 
   private constructor(location: string, private readonly where: PgLocation, private readonly pool: pg.Pool, snap: Snapshot) {
     this.location = location;
@@ -122,6 +124,7 @@ export class PgStore implements Store {
 
   /** Reads the whole snapshot (not the vectors: `preload`), consistently. */
   private async reload(): Promise<void> {
+    const at = Date.now();
     const next = await this.read(async (c) => {
       const generation = await readGeneration(c, this.schema);
       const rows = (await c.query<{ id: string; image: string; metadata: string }>(`SELECT id, image, metadata FROM ${this.schema}.items ORDER BY seq`)).rows;
@@ -132,6 +135,16 @@ export class PgStore implements Store {
       return snap;
     });
     this.snap = next;
+    this.confirm(next.generation, at);
+  }
+
+  private confirm(generation: number, at: number): void {
+    if (this.confirmed[0]?.generation === generation) this.confirmed[0].at = at;
+    else this.confirmed = [{ generation, at }, ...this.confirmed.slice(0, 1)];
+  }
+
+  confirmedAt(generation: number): number | undefined {
+    return this.confirmed.find((c) => c.generation === generation)?.at;
   }
 
   /** Manifest, failures and files: small, read whole on every change. */
@@ -430,6 +443,7 @@ export class PgStore implements Store {
   private async catchUp(): Promise<boolean> {
     const old = this.snap;
     const kinds = Object.keys(old.matrices) as VectorKind[];
+    const at = Date.now();
     const delta = await this.read(async (c) => {
       const generation = await readGeneration(c, this.schema);
       if (generation === old.generation) return undefined;
@@ -441,7 +455,10 @@ export class PgStore implements Store {
       await this.readSmall(c, snap, old.generation);
       return { snap, changed, removed: removed.rows.map((r) => r.id) };
     });
-    if (!delta) return false;
+    if (!delta) {
+      this.confirm(old.generation, at);
+      return false;
+    }
     const { snap } = delta;
     for (const id of delta.removed) {
       snap.items.delete(id);
@@ -477,6 +494,7 @@ export class PgStore implements Store {
       });
     }
     this.snap = snap;
+    this.confirm(snap.generation, at);
     return true;
   }
 

@@ -102,6 +102,13 @@ export interface Store {
    */
   searchVectors?(query: Float32Array, options: DbSearchOptions): Promise<Array<{ id: string; score: number }>>;
   readonly canSearch?: boolean;
+  /**
+   * When `generation` was last confirmed to be the database's latest (ms since the epoch,
+   * taken before the read that confirmed it), for the snapshot's generation and the one
+   * before it; undefined for others. A replica's staleness (readiness, metrics) is measured
+   * from it. Only shared stores have it.
+   */
+  confirmedAt?(generation: number): number | undefined;
   /** Catches up with other writers; true when the data changed. Only shared stores have it. */
   refresh?(): Promise<boolean>;
   /**

@@ -420,6 +420,87 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/health/live": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Liveness: the process answers (restart it when this fails, never because the database is away) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Liveness"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/health/ready": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Readiness: 200 when the server should get traffic (model loaded, not shutting down, a replica within its staleness bound of the database), else 503 with the reasons */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Readiness"];
+                    };
+                };
+                /** @description Default Response */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Readiness"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/health": {
         parameters: {
             query?: never;
@@ -427,7 +508,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Whether the server is up, and whether the model is ready */
+        /** What the server serves (always 200 while it runs: for readiness see /api/health/ready), whether the model is ready, and a replica's lag */
         get: {
             parameters: {
                 query?: never;
@@ -611,6 +692,27 @@ export interface components {
                 state: "loading" | "ready" | "failed";
                 weightsId: string;
                 message?: string;
+                /** @description The arithmetic queries are embedded in on this machine, and the CPU it relies on (model/cpu.ts) */
+                arithmetic?: {
+                    /** @enum {string} */
+                    precision: "fp32" | "int8";
+                    quantiser?: number;
+                    weightBits?: number;
+                    /** @enum {string} */
+                    kernels: "float32" | "u8s8" | "u8u8";
+                    /** @description whether this CPU's u8 x s8 kernels add product pairs in saturating int16 (no VNNI) */
+                    cpuSaturates?: boolean;
+                    /** @description whether the chosen kernels summed the int8 probe exactly (an inexact CPU is refused: INT8_INEXACT) */
+                    exact: boolean;
+                    summary: string;
+                    cpu: {
+                        model: string;
+                        arch: string;
+                        cores: number;
+                        flags: string[];
+                        vnni?: boolean;
+                    };
+                };
             };
             index: {
                 items: number;
@@ -645,6 +747,36 @@ export interface components {
                 threshold?: number;
             };
             uptimeSeconds: number;
+            replica?: components["schemas"]["ReplicaFreshness"];
+        };
+        /** @description a replica of a shared store: how far its answers are behind the database */
+        ReplicaFreshness: {
+            /** @description the generation the answers come from */
+            generation: number;
+            /** @description the newest generation read from the database (ahead while the replica rebuilds) */
+            storeGeneration: number;
+            /** @description seconds since the answers were last confirmed to be the database's latest */
+            lagSeconds: number;
+            /** @description past this lag the replica is not ready (serve --max-staleness) */
+            maxStalenessSeconds: number;
+            confirmedAt: string;
+        };
+        Readiness: {
+            ready: boolean;
+            /** @description why the server is not ready (empty when it is) */
+            reasons: string[];
+            model: {
+                /** @enum {string} */
+                state: "loading" | "ready" | "failed";
+                message?: string;
+            };
+            /** @description the server is shutting down (SIGTERM): requests in flight finish, new traffic should go elsewhere */
+            draining: boolean;
+            store?: components["schemas"]["ReplicaFreshness"];
+        };
+        Liveness: {
+            /** @enum {string} */
+            status: "ok";
         };
         Map: {
             /** @description how the 2-D layout was made (e.g. tsne, pca) */

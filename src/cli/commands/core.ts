@@ -5,7 +5,7 @@
 import { createWriteStream } from 'node:fs';
 import { Option } from 'commander';
 import { stringify } from 'csv-stringify';
-import { DEFAULT_K, ENV, INDEX_BATCH_SIZE, SAMPLE_STRATA, SEARCH_MODES, SHOWN_COLUMNS } from '../../defaults.js';
+import { DEFAULT_K, INDEX_BATCH_SIZE, SAMPLE_STRATA, SEARCH_MODES, SHOWN_COLUMNS } from '../../defaults.js';
 import { buildIndex } from '../../indexing/build.js';
 import { queuedIndex, queueOption } from './queue.js';
 import { readCatalog, summarizeProblems } from '../../catalog/index.js';
@@ -23,7 +23,7 @@ import { isStoreUrl, parseLocation } from '../../store/location.js';
 import { describeLocation, indexArgs } from '../../store/location.js';
 import { LookalikeError } from '../../errors.js';
 import { checkInputSize, MAX_K, parseCrop } from '../../validate.js';
-import { action, allowHostOption, badOption, collect, fetchOptionsOf, floatArg, indexOption, intArg, print, printJson, progressBar, table, withIndex, type Command } from '../shared.js';
+import { action, allowHostOption, badOption, collect, envOption, fetchOptionsOf, floatArg, indexOption, intArg, print, printJson, progressBar, table, withIndex, type Command } from '../shared.js';
 
 const searchOptions = (cmd: Command) => cmd
   .addOption(indexOption())
@@ -67,19 +67,19 @@ export function registerCoreCommands(program: Command): void {
     .description('Embed a catalog (styles.csv + images/, or a folder of images) into an index. Incremental and resumable: rerun it after changes or an interruption.')
     .argument('<catalog>', 'catalog folder (read only; never written)')
     .addOption(indexOption())
-    .option('--batch <n>', 'images per inference batch', intArg('batch', 1, 256), INDEX_BATCH_SIZE)
-    .option('--size <WxH>', `network input size, width x height (only when creating the index; default ${defaultSettings().width}x${defaultSettings().height}, as the reference; smaller is faster but finds the product in shoppers' photos less often)`)
-    .addOption(new Option('--precision <p>', `arithmetic of the network (only when creating the index; default ${defaultSettings().precision}): int8 gives the same vectors on every x86-64 CPU, recommends within 0.005 of fp32's precision@5 and indexes about twice as fast (README, "Same results on every CPU"); fp32 is the reference design's arithmetic`).choices([...PRECISIONS]))
-    .addOption(new Option('--resize <mode>', 'how photos become the input size: stretch (reference), pad to square, crop').choices(['stretch', 'pad', 'crop']))
-    .addOption(new Option('--pooling <kind>', 'default pooling for search (both are stored)').choices(['max', 'avg']))
-    .option('--limit <n>', 'embed at most n new items in this run', intArg('limit'))
-    .option('--sample <n>', 'quick start: embed a sample of n items with the same share of every articleType (chosen by a stable hash of the id, so always the same ones); run again without --sample for the rest', intArg('sample', 1))
-    .option('--head <file>', 'search with a head trained on another catalog (`lookalike train --save FILE`); once this catalog is embedded, the head is re-centred on its vectors (no labels needed)')
-    .addOption(new Option('--search <method>', `how searches are answered from now on: auto (ann from ${ANN_MIN_ITEMS.toLocaleString('en-US')} items), exact, ann`).choices(['auto', 'exact', 'ann']))
-    .option('--allow-remove', 'let this run remove more than half of the index (items missing from this catalog)')
+    .addOption(envOption('--batch <n>', 'images per inference batch', 'LOOKALIKE_BATCH').argParser(intArg('batch', 1, 256)).default(INDEX_BATCH_SIZE))
+    .addOption(envOption('--size <WxH>', `network input size, width x height (only when creating the index; default ${defaultSettings().width}x${defaultSettings().height}, as the reference; smaller is faster but finds the product in shoppers' photos less often)`, 'LOOKALIKE_SIZE'))
+    .addOption(envOption('--precision <p>', `arithmetic of the network (only when creating the index; default ${defaultSettings().precision}): int8 gives the same vectors on every x86-64 CPU, recommends within 0.005 of fp32's precision@5 and indexes about twice as fast (README, "Same results on every CPU"); fp32 is the reference design's arithmetic`, 'LOOKALIKE_PRECISION').choices([...PRECISIONS]))
+    .addOption(envOption('--resize <mode>', 'how photos become the input size: stretch (reference), pad to square, crop', 'LOOKALIKE_RESIZE').choices(['stretch', 'pad', 'crop']))
+    .addOption(envOption('--pooling <kind>', 'default pooling for search (both are stored)', 'LOOKALIKE_POOLING').choices(['max', 'avg']))
+    .addOption(envOption('--limit <n>', 'embed at most n new items in this run', 'LOOKALIKE_LIMIT').argParser(intArg('limit')))
+    .addOption(envOption('--sample <n>', 'quick start: embed a sample of n items with the same share of every articleType (chosen by a stable hash of the id, so always the same ones); run again without --sample for the rest', 'LOOKALIKE_SAMPLE').argParser(intArg('sample', 1)))
+    .addOption(envOption('--head <file>', 'search with a head trained on another catalog (`lookalike train --save FILE`); once this catalog is embedded, the head is re-centred on its vectors (no labels needed)', 'LOOKALIKE_HEAD'))
+    .addOption(envOption('--search <method>', `how searches are answered from now on: auto (ann from ${ANN_MIN_ITEMS.toLocaleString('en-US')} items), exact, ann`, 'LOOKALIKE_INDEX_SEARCH').choices(['auto', 'exact', 'ann']))
+    .addOption(envOption('--allow-remove', 'let this run remove more than half of the index (items missing from this catalog)', 'LOOKALIKE_ALLOW_REMOVE'))
     .addOption(allowHostOption())
-    .option(...queueOption(), process.env[ENV.queue] || undefined)
-    .option('--detach', 'with --queue: return once the work is queued (`lookalike status` shows the progress)')
+    .addOption(queueOption())
+    .addOption(envOption('--detach', 'with --queue: return once the work is queued (`lookalike status` shows the progress)', 'LOOKALIKE_DETACH'))
     .option('--json', 'print the report as JSON')
     .addHelpText('after', '\nExamples:\n  lookalike index ../shared/datasets/fashion-small --sample 1500   # quick start\n  lookalike index ../shared/datasets/fashion-small\n  lookalike index ./photos --index ./photos-index --resize pad\n  lookalike index ../shared/datasets/fashion-small --index ./fp32-index --precision fp32   # the reference arithmetic, about half the speed\n  lookalike index ./next-season --index ./next-index --head head.lkhead')
     .action(action(async (catalog: string, flags: { index: string; batch: number; size?: string; precision?: Precision; resize?: ResizeMode; pooling?: Pooling; limit?: number; sample?: number; head?: string; allowRemove?: boolean; search?: SearchSetting; queue?: string; detach?: boolean; json?: boolean; allowHost?: string[] }) => {
