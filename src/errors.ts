@@ -66,6 +66,8 @@ export const ERRORS = {
   BAD_OPTION: { status: 400, message: '{message}' },
   BAD_FILTER: { status: 400, message: 'bad filter "{filter}": write it as field=value, e.g. gender=Women.' },
   UNKNOWN_FILTER_FIELD: { status: 400, message: 'unknown filter field "{field}". Fields in this catalog: {known}.' },
+  TEXT_NO_WORDS: { status: 400, message: 'the text "{text}" has no words to search for. Write words from product names or attributes, e.g. "navy shirt".' },
+  NO_LIKED_EXAMPLE: { status: 400, message: 'a recommendation needs at least one liked example: a catalog item id or a photo (like), besides any disliked ones (unlike).' },
 
   SERVER_BUSY: { status: 503, message: 'the server is busy with other searches. Try again in a moment.' },
 
