@@ -9,6 +9,7 @@ import type { Localisation, ProposedRegion, Region } from './model/localise.js';
 import { DEFAULT_LOCALISATION, expandedQuery, photoBatchVectors, withinRegion, type PhotoVectors } from './query/photo.js';
 import { imageFingerprint, storedSettings, type EmbeddingSettings, type Pooling } from './model/registry.js';
 import { prepareImage } from './image/prepare.js';
+import { foregroundRegions } from './image/objects.js';
 import { prepareOptionsFor } from './image/options.js';
 import { openStore } from './store/open.js';
 import { storeCacheDir } from './paths.js';
@@ -104,7 +105,10 @@ export interface SearchResponse {
   results: SearchHit[];
   /** For a photo: up to 3 regions where products seem to be, relative to the photo. */
   regions?: ProposedRegion[];
-  /** Shop the look: each proposed region searched on its own, in the order of `regions`. */
+  /**
+   * Shop the look: each product of the photo searched on its own, biggest first: the
+   * products standing apart on a plain background, else the proposed `regions`.
+   */
   looks?: Look[];
 }
 
@@ -279,11 +283,13 @@ export class Lookalike {
    * Raw vectors of an image that is not in the catalog. With `localise: 'none'` they are
    * what the index would store for it; by default they describe the product found in it.
    */
-  async embedImage(input: string | Buffer, label?: string, maxPixels?: number, photo: PhotoOptions = {}): Promise<PhotoVectors & { warnings: string[] }> {
+  async embedImage(input: string | Buffer, label?: string, maxPixels?: number, photo: PhotoOptions = {}): Promise<PhotoVectors & { warnings: string[]; products: Region[] }> {
     const prepared = await prepareImage(input, { ...prepareOptionsFor(this.settings), label, maxPixels, crop: photo.crop });
     const embedder = await this.loadEmbedder();
     const [vectors] = await photoBatchVectors(embedder, this.settings, [{ input, prepared, crop: photo.crop, label, maxPixels }], photo.localise ?? DEFAULT_LOCALISATION);
-    return { ...vectors, warnings: prepared.warnings };
+    // Products apart on a plain background (image/objects.ts), relative to the (cropped) photo.
+    const products = foregroundRegions(prepared.rgb, this.settings.width, this.settings.height);
+    return { ...vectors, warnings: prepared.warnings, products };
   }
 
   /** The backbone, loaded once (batched evaluation runs it directly). */
@@ -358,7 +364,10 @@ export class Lookalike {
     const { results, expanded } = await this.searchPhotoQuery(space, space.embed(raw), options, k, threshold, text);
     // Found inside the shopper's box: given in the whole photo's coordinates.
     const regions = options.crop ? raw.regions.map((r) => ({ ...withinRegion(options.crop, r), score: r.score })) : raw.regions;
-    const looks = options.shopTheLook ? await this.searchRegions(input, regions, space, options, k, threshold, text) : undefined;
+    // One look per product: apart on a plain background where the photo has one, else the
+    // feature map's regions (image/objects.ts says why).
+    const products = raw.products.length ? raw.products.map((r) => withinRegion(options.crop, r)) : regions;
+    const looks = options.shopTheLook ? await this.searchRegions(input, products, space, options, k, threshold, text) : undefined;
     return {
       query: { kind: 'image', label: options.label, crop: options.crop, ...(raw.zoom && { zoom: raw.zoom }), expanded, ...(raw.warnings.length && { warnings: raw.warnings }), ...Lookalike.textQuery(options, text) },
       space: space.id, threshold, results, regions, ...(looks && { looks }),

@@ -158,7 +158,7 @@ export async function measureRecommend(lookalike: Lookalike, visits = 200, seed 
  * placed product, whether the very product is in the top 10 of the whole photo's results,
  * and of some region's (shop the look); how many regions were proposed; median latencies.
  */
-export async function measureShopTheLook(lookalike: Lookalike, scenes = 100, seed = 26): Promise<{ scenes: number; products: number; wholePhoto: number; someRegion: number; eitherList: number; regionsPerScene: number; wholeMs: number; lookMs: number }> {
+export async function measureShopTheLook(lookalike: Lookalike, scenes = 100, seed = 26, background: 'plain' | 'busy' = 'plain'): Promise<{ background: string; scenes: number; products: number; wholePhoto: number; someRegion: number; eitherList: number; regionsPerScene: number; wholeMs: number; lookMs: number }> {
   const rng = new Random(seed);
   const items = lookalike.engine.items;
   let products = 0, whole = 0, region = 0, either = 0, regions = 0;
@@ -170,7 +170,7 @@ export async function measureShopTheLook(lookalike: Lookalike, scenes = 100, see
       const item = items[rng.int(items.length)];
       if (!chosen.some((c) => c.metadata.articleType === item.metadata.articleType)) chosen.push(item);
     }
-    const { jpeg } = await scenePhoto(chosen.map((c) => c.image), seed * 1000 + s);
+    const { jpeg } = await scenePhoto(chosen.map((c) => c.image), seed * 1000 + s, background);
     let t0 = performance.now();
     const single = await lookalike.searchByImage(jpeg, { k: TOP, label: `scene ${s}` });
     wholeTimes.push(performance.now() - t0);
@@ -187,5 +187,5 @@ export async function measureShopTheLook(lookalike: Lookalike, scenes = 100, see
       if (regionIds.has(c.id) || wholeIds.has(c.id)) either++;
     }
   }
-  return { scenes, products, wholePhoto: whole / products, someRegion: region / products, eitherList: either / products, regionsPerScene: regions / scenes, wholeMs: median(wholeTimes), lookMs: median(lookTimes) };
+  return { background, scenes, products, wholePhoto: whole / products, someRegion: region / products, eitherList: either / products, regionsPerScene: regions / scenes, wholeMs: median(wholeTimes), lookMs: median(lookTimes) };
 }

@@ -177,11 +177,11 @@ const SCENE_SLOT = 200;
 
 /**
  * A scene of several products (an outfit laid out): each packshot cut out and placed in
- * its own slot of a light, plain photo, SCENE_SLOT pixels wide and H high, at 55-75% of
+ * its own slot of a light, plain photo (or a busy one: 'busy', as 'background' draws it), SCENE_SLOT pixels wide and H high, at 55-75% of
  * the height with some jitter. Returns the JPEG and where each product lies (relative
  * boxes), for measuring shop the look.
  */
-export async function scenePhoto(files: readonly string[], seed: number): Promise<{ jpeg: Buffer; boxes: Array<{ x: number; y: number; w: number; h: number }> }> {
+export async function scenePhoto(files: readonly string[], seed: number, background: 'plain' | 'busy' = 'plain'): Promise<{ jpeg: Buffer; boxes: Array<{ x: number; y: number; w: number; h: number }> }> {
   const rng = new Random(seed);
   const width = SCENE_SLOT * files.length;
   const tone = 225 + rng.int(25);
@@ -198,7 +198,9 @@ export async function scenePhoto(files: readonly string[], seed: number): Promis
     placed.push({ input: item.data, raw: { width: item.width, height: item.height, channels: 4 }, left, top });
     boxes.push({ x: left / width, y: top / H, w: item.width / width, h: item.height / H });
   }
-  const jpeg = await sharp({ create: { width, height: H, channels: 3, background: { r: tone, g: tone, b: tone - rng.int(20) } } })
-    .composite(placed).jpeg({ quality: 88 }).toBuffer();
+  const canvas = background === 'busy'
+    ? sharp(await sharp(busyBackground(rng), { raw: { width: W, height: H, channels: 3 } }).resize(width, H, { fit: 'fill' }).png().toBuffer())
+    : sharp({ create: { width, height: H, channels: 3, background: { r: tone, g: tone, b: tone - rng.int(20) } } });
+  const jpeg = await canvas.composite(placed).jpeg({ quality: 88 }).toBuffer();
   return { jpeg, boxes };
 }

@@ -21,7 +21,7 @@ export function registerAskingCommand(program: Command): void {
         const result = {
           recommend: flags.visits ? await measureRecommend(lookalike, flags.visits) : undefined,
           text: flags.text ? await measureText(lookalike) : undefined,
-          shopTheLook: flags.scenes ? await measureShopTheLook(lookalike, flags.scenes) : undefined,
+          shopTheLook: flags.scenes ? [await measureShopTheLook(lookalike, flags.scenes), await measureShopTheLook(lookalike, flags.scenes, 26, 'busy')] : undefined,
         };
         if (flags.json) return printJson(result);
         if (result.recommend) {
@@ -33,9 +33,8 @@ export function registerAskingCommand(program: Command): void {
           print(`text: precision of all matches ${f3(result.text.precision)}, of the first 10 ${f3(result.text.precisionAt10)}, median latency ${ms(result.text.medianMs)}`);
           print(table([['query', 'matches', 'precision', 'precision@10', 'latency'], ...result.text.queries.map((q) => [q.text, String(q.matches), f3(q.precision), f3(q.precisionAt10), ms(q.ms)])]));
         }
-        if (result.shopTheLook) {
-          const s = result.shopTheLook;
-          print(`shop the look: ${s.scenes} scenes, ${s.products} products placed, ${s.regionsPerScene.toFixed(2)} regions per scene`);
+        for (const s of result.shopTheLook ?? []) {
+          print(`shop the look, ${s.background} background: ${s.scenes} scenes, ${s.products} products placed, ${s.regionsPerScene.toFixed(2)} regions per scene`);
           print(`very product in the top 10: whole photo ${f3(s.wholePhoto)}, some region ${f3(s.someRegion)}, either ${f3(s.eitherList)}; median latency whole ${ms(s.wholeMs)}, shop the look ${ms(s.lookMs)}`);
         }
       });
