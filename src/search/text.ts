@@ -26,9 +26,13 @@ export const MAX_TEXT_CHARS = 200;
  */
 const STOP_WORDS = new Set(['a', 'an', 'and', 'the', 'of', 'for', 'with', 'in', 'on', 'to', 's', 't', 'by', 'or']);
 
-/** The words of a text, lower-cased, stop words left out (letters and digits only). */
+/**
+ * The words of a text, lower-cased, stop words left out (letters and digits only). "T-shirt"
+ * and "t shirt" are one word, "tshirt", as the stores index them (store/sqlite.ts,
+ * store/postgres.ts): else "navy shirt" would find every navy T-shirt.
+ */
 export function textTerms(text: string): string[] {
-  return (text.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []).filter((w) => !STOP_WORDS.has(w));
+  return (text.toLowerCase().replace(/\bt[\s-]?shirt/g, 'tshirt').match(/[\p{L}\p{N}]+/gu) ?? []).filter((w) => !STOP_WORDS.has(w));
 }
 
 /** A caller's text: a string of at most MAX_TEXT_CHARS with a word to search for. */
@@ -42,9 +46,8 @@ export function checkText(text: unknown): string[] | undefined {
 
 /**
  * Added to a product's cosine, times its text relevance (0..1, the best match 1), when
- * `text_mode=boost`: a match climbs over products up to this much more similar in looks.
- * Measured on the dev catalog (docs/asking.md): 0.1 lets matching products lead the list
- * without bringing in ones that look nothing like the photo.
+ * `text_mode=boost`: a full match climbs over products up to 0.1 more similar in looks, and
+ * never over the photo's own near-duplicates. Chosen, not tuned (docs/asking.md).
  */
 export const TEXT_BOOST = 0.1;
 

@@ -52,10 +52,12 @@ const MIGRATIONS: string[] = [
   `ALTER TABLE vectors ADD COLUMN image_hash text, ADD COLUMN image_stamp text;`,
   // 3: full-text search of items' text (searchText): the product name weighs A, every other
   // metadata value B, stemmed by the english configuration; kept by PostgreSQL itself.
-  `ALTER TABLE items ADD COLUMN text_search tsvector GENERATED ALWAYS AS (
-     setweight(to_tsvector('english'::regconfig, coalesce(metadata::jsonb ->> 'productDisplayName', '')), 'A')
+  // "T-shirt" is one word, as search/text.ts textTerms reads queries. IF NOT EXISTS: a schema
+  // rolled back by hand to an older version may still have them.
+  `ALTER TABLE items ADD COLUMN IF NOT EXISTS text_search tsvector GENERATED ALWAYS AS (
+     setweight(to_tsvector('english'::regconfig, replace(lower(coalesce(metadata::jsonb ->> 'productDisplayName', '')), 't-shirt', 'tshirt')), 'A')
      || setweight(jsonb_to_tsvector('english'::regconfig, metadata::jsonb - 'productDisplayName', '["string"]'), 'B')) STORED;
-   CREATE INDEX items_text_search ON items USING gin (text_search);`,
+   CREATE INDEX IF NOT EXISTS items_text_search ON items USING gin (text_search);`,
 ];
 export const SCHEMA_VERSION = MIGRATIONS.length;
 

@@ -308,7 +308,8 @@ const NAME_COLUMN = 'productDisplayName';
 function addTextIndex(db: Database.Database, schema: 'main' | 'temp'): void {
   const exists = db.prepare(`SELECT 1 FROM ${schema}.sqlite_master WHERE name = 'items_text'`).pluck().get();
   if (exists) return;
-  const name = (row: string) => `coalesce(json_extract(${row}.metadata, '$.${NAME_COLUMN}'), '')`;
+  // "T-shirt" is one word, as search/text.ts textTerms reads queries: "shirt" is not a T-shirt.
+  const name = (row: string) => `replace(lower(coalesce(json_extract(${row}.metadata, '$.${NAME_COLUMN}'), '')), 't-shirt', 'tshirt')`;
   const attrs = (row: string) => `coalesce((SELECT group_concat(value, ' ') FROM json_each(${row}.metadata) WHERE key <> '${NAME_COLUMN}'), '')`;
   db.transaction(() => {
     db.exec(`CREATE VIRTUAL TABLE ${schema}.items_text USING fts5(name, attrs, tokenize = 'porter unicode61 remove_diacritics 2')`);
