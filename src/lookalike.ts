@@ -63,7 +63,7 @@ export interface RecommendOptions extends QueryOptions {
   maxPixels?: number;
 }
 
-/** One region of a photo and its own results (shop the look). */
+/** One product of a photo, where it is and its own results (shop the look). */
 export interface Look {
   box: Region;
   /** Whether its results were searched with their top result's vector as well. */
@@ -351,7 +351,7 @@ export class Lookalike {
 
   /**
    * Products that look like a photo. `shopTheLook`: besides the whole photo's results, each
-   * proposed region (up to 3) is searched on its own, all regions in one backbone batch.
+   * product found in it (up to 4) is searched on its own, all in one backbone batch.
    */
   async searchByImage(input: string | Buffer, options: QueryOptions & PhotoOptions & { label?: string; maxPixels?: number; shopTheLook?: boolean } = {}): Promise<SearchResponse> {
     this.checkQuery(options);

@@ -103,6 +103,8 @@ export async function measureRecommend(lookalike: Lookalike, visits = 200, seed 
   for (const item of items) byType.set(item.metadata.articleType, [...(byType.get(item.metadata.articleType) ?? []), item.id]);
   // Groups big enough that the whole top 10 can be of them, the liked three left out.
   const eligible = [...groups].filter(([key, ids]) => ids.length >= 3 + TOP && (byType.get(key.split('\u0000')[0])?.length ?? 0) > ids.length);
+  // A catalog without such groups (a small one) has no visits to measure.
+  if (!eligible.length) visits = 0;
   const space = lookalike.space();
   const sums = new Map(RECOMMEND_WAYS.map((w) => [w.name, 0]));
   const dislikedSums = new Map(RECOMMEND_WAYS.map((w) => [w.name, 0]));
@@ -150,7 +152,7 @@ export async function measureRecommend(lookalike: Lookalike, visits = 200, seed 
     await lookalike.recommend({ like: like.map((id) => ({ id })), unlike: [{ id: disliked }], k: TOP });
     times.push(performance.now() - t0);
   }
-  return { visits, ways: RECOMMEND_WAYS.map((w) => ({ name: w.name, share: sums.get(w.name)! / visits, dislikedShare: dislikedSums.get(w.name)! / visits })), medianMs: median(times), singleMs: median(singleTimes) };
+  return { visits, ways: RECOMMEND_WAYS.map((w) => ({ name: w.name, share: sums.get(w.name)! / Math.max(1, visits), dislikedShare: dislikedSums.get(w.name)! / Math.max(1, visits) })), medianMs: median(times), singleMs: median(singleTimes) };
 }
 
 /**

@@ -13,6 +13,7 @@ import { storeLocation } from '../../src/store/location.js';
 import { isLookalikeError } from '../../src/errors.js';
 import { foregroundRegions } from '../../src/image/objects.js';
 import { textTerms } from '../../src/search/text.js';
+import { measureRecommend, measureShopTheLook, measureText } from '../../src/eval/asking.js';
 import { defaultItems, drawProduct, makeCatalog, tempDir } from '../helpers/fixtures.js';
 import { dropIndex, freshIndexName, PG_URL } from '../helpers/pg.js';
 import { runCli } from '../helpers/cli.js';
@@ -192,6 +193,19 @@ describe('shop the look', () => {
     expect(tops).toEqual([idOf('shirt', 'Red'), idOf('watch', 'Blue')]);
     // Without it, one list.
     expect((await lookalike.searchByImage(await outfit(), { k: 3 })).looks).toBeUndefined();
+  });
+});
+
+describe('the measurements of docs/asking.md', () => {
+  it('judge text queries by the labels and find placed products in scenes', async () => {
+    const text = await measureText(lookalike, [{ text: 'red shirts', wants: { articleType: ['Shirts'], baseColour: ['Red'] } }, { text: 'watches', wants: { articleType: ['Watches'], baseColour: ['Blue'] } }], 1);
+    expect(text.queries.map((q) => [q.matches, q.precision])).toEqual([[1, 1], [4, 0.25]]);
+    expect(text.precision).toBe(0.625);
+    const look = await measureShopTheLook(lookalike, 2);
+    expect(look.products).toBeGreaterThanOrEqual(4);
+    expect(look.someRegion).toBeGreaterThan(look.wholePhoto);
+    // No articleType + colour group of 13 items in the fixture: no visit to measure.
+    expect((await measureRecommend(lookalike, 5)).visits).toBe(0);
   });
 });
 
