@@ -299,18 +299,20 @@ export class SearchEngine {
     const boost = options.text && options.textMode === 'boost';
     const excluded = new Set((options.excludeIds ?? []).filter((id) => this.rowById.has(id)));
     const fetch = boost ? Math.max(100, k * BOOST_CANDIDATES_PER_RESULT) : k;
-    const base = { ...options, k: Math.min(fetch + excluded.size, Math.max(1, this.size)), threshold: boost ? undefined : options.threshold };
+    const base = { ...options, k: Math.min(fetch + Math.max(0, excluded.size - 1), Math.max(1, this.size)), threshold: boost ? undefined : options.threshold };
+    // Excluded items are fetched past and dropped, not masked: a mask would send ANN searches
+    // down the filtered path (wider candidate lists); the first one the kernel skips itself.
+    const [excludeId] = excluded;
     let hits: SearchHit[];
     if (this.method(options.search) === 'db') {
-      hits = await this.searchDb(space, query, { ...base, text: boost ? undefined : options.text?.terms });
+      hits = await this.searchDb(space, query, { ...base, excludeId, text: boost ? undefined : options.text?.terms });
     } else {
       let mask = this.maskOf(options.filters);
-      if ((options.text && !boost) || excluded.size) {
+      if (options.text && !boost) {
         mask = mask ? Uint8Array.from(mask) : new Uint8Array(this.size).fill(1);
-        if (options.text && !boost) for (let r = 0; r < mask.length; r++) mask[r] &= options.text.mask[r];
-        for (const id of excluded) mask[this.rowById.get(id)!] = 0;
+        for (let r = 0; r < mask.length; r++) mask[r] &= options.text.mask[r];
       }
-      hits = await this.query(space, query, { ...base, rowMask: mask });
+      hits = await this.query(space, query, { ...base, excludeId, rowMask: mask });
     }
     hits = hits.filter((h) => !excluded.has(h.id));
     if (boost) {
