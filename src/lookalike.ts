@@ -6,7 +6,7 @@ import { DEFAULT_K, DEFAULT_THRESHOLD } from './defaults.js';
 import { LookalikeError } from './errors.js';
 import { Embedder } from './model/embedder.js';
 import type { Localisation, ProposedRegion, Region } from './model/localise.js';
-import { DEFAULT_LOCALISATION, expandedQuery, photoBatchVectors, withinRegion, type PhotoVectors } from './query/photo.js';
+import { DEFAULT_LOCALISATION, expandedQuery, photoBatchVectors, sceneRegions, withinRegion, type PhotoVectors } from './query/photo.js';
 import { imageFingerprint, storedSettings, type EmbeddingSettings, type Pooling } from './model/registry.js';
 import { prepareImage } from './image/prepare.js';
 import { foregroundRegions } from './image/objects.js';
@@ -107,7 +107,8 @@ export interface SearchResponse {
   regions?: ProposedRegion[];
   /**
    * Shop the look: each product of the photo searched on its own, biggest first: the
-   * products standing apart on a plain background, else the proposed `regions`.
+   * products standing apart on a plain background, else the strong blobs of the backbone's
+   * look at the photo's own aspect.
    */
   looks?: Look[];
 }
@@ -283,13 +284,15 @@ export class Lookalike {
    * Raw vectors of an image that is not in the catalog. With `localise: 'none'` they are
    * what the index would store for it; by default they describe the product found in it.
    */
-  async embedImage(input: string | Buffer, label?: string, maxPixels?: number, photo: PhotoOptions = {}): Promise<PhotoVectors & { warnings: string[]; products: Region[] }> {
+  async embedImage(input: string | Buffer, label?: string, maxPixels?: number, photo: PhotoOptions = {}): Promise<PhotoVectors & { warnings: string[]; products: Region[]; aspect: number }> {
     const prepared = await prepareImage(input, { ...prepareOptionsFor(this.settings), label, maxPixels, crop: photo.crop });
     const embedder = await this.loadEmbedder();
     const [vectors] = await photoBatchVectors(embedder, this.settings, [{ input, prepared, crop: photo.crop, label, maxPixels }], photo.localise ?? DEFAULT_LOCALISATION);
     // Products apart on a plain background (image/objects.ts), relative to the (cropped) photo.
     const products = foregroundRegions(prepared.rgb, this.settings.width, this.settings.height);
-    return { ...vectors, warnings: prepared.warnings, products };
+    // Width over height of the part looked at (the shopper's box, or the whole photo).
+    const aspect = (prepared.source.width * (photo.crop?.w ?? 1)) / Math.max(1, prepared.source.height * (photo.crop?.h ?? 1));
+    return { ...vectors, warnings: prepared.warnings, products, aspect };
   }
 
   /** The backbone, loaded once (batched evaluation runs it directly). */
@@ -364,10 +367,15 @@ export class Lookalike {
     const { results, expanded } = await this.searchPhotoQuery(space, space.embed(raw), options, k, threshold, text);
     // Found inside the shopper's box: given in the whole photo's coordinates.
     const regions = options.crop ? raw.regions.map((r) => ({ ...withinRegion(options.crop, r), score: r.score })) : raw.regions;
-    // One look per product: apart on a plain background where the photo has one, else the
-    // feature map's regions (image/objects.ts says why).
-    const products = raw.products.length ? raw.products.map((r) => withinRegion(options.crop, r)) : regions;
-    const looks = options.shopTheLook ? await this.searchRegions(input, products, space, options, k, threshold, text) : undefined;
+    // One look per product: apart on a plain background where the photo has one (image/
+    // objects.ts), else the strong blobs of a look at the photo's own aspect (query/photo.ts).
+    let looks: Look[] | undefined;
+    if (options.shopTheLook) {
+      const products = raw.products.length
+        ? raw.products
+        : await sceneRegions(await this.loadEmbedder(), this.settings, { input, crop: options.crop, label: options.label, maxPixels: options.maxPixels }, raw.aspect);
+      looks = await this.searchRegions(input, products.map((r) => withinRegion(options.crop, r)), space, options, k, threshold, text);
+    }
     return {
       query: { kind: 'image', label: options.label, crop: options.crop, ...(raw.zoom && { zoom: raw.zoom }), expanded, ...(raw.warnings.length && { warnings: raw.warnings }), ...Lookalike.textQuery(options, text) },
       space: space.id, threshold, results, regions, ...(looks && { looks }),

@@ -33,7 +33,7 @@ let files: string;
 /** Two products side by side on white: a red shirt left, a blue watch right. */
 async function outfit(): Promise<Buffer> {
   const layers = await Promise.all([['shirt', '#d22', 40], ['watch', '#23c', 320]].map(async ([shape, colour, left]) => ({
-    input: await sharp(await drawProduct(shape as 'shirt' | 'watch', colour as string)).resize(120, 160).png().toBuffer(), left: left as number, top: 100,
+    input: await sharp(await drawProduct(shape as 'shirt' | 'watch', colour as string, 'png', 'none')).resize(120, 160).png().toBuffer(), left: left as number, top: 100,
   })));
   return sharp({ create: { width: 480, height: 360, channels: 3, background: '#ffffff' } }).composite(layers).jpeg().toBuffer();
 }
@@ -193,6 +193,20 @@ describe('shop the look', () => {
     expect(tops).toEqual([idOf('shirt', 'Red'), idOf('watch', 'Blue')]);
     // Without it, one list.
     expect((await lookalike.searchByImage(await outfit(), { k: 3 })).looks).toBeUndefined();
+  });
+
+  it('on a busy background, looks at the photo with its own aspect and finds the products', async () => {
+    // Three products side by side on stripes, a wide photo: seen square, at 7 x 7 cells, they join.
+    const placed = [['shirt', '#d22'], ['watch', '#23c'], ['bag', '#2a3'], ['trousers', '#111']] as const;
+    const layers = await Promise.all(placed.map(async ([shape, colour], i) => ({
+      input: await sharp(await drawProduct(shape, colour, 'png', 'none')).resize(120, 160).png().toBuffer(), left: 30 + i * 180, top: 90,
+    })));
+    const stripes = Array.from({ length: 40 }, (_, i) => `<rect x="${i * 20}" width="10" height="340" fill="#${i % 3 ? 'c9b27c' : '6f8f6a'}"/>`).join('');
+    const scene = await sharp(Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="720" height="340"><rect width="720" height="340" fill="#e8dcc0"/>${stripes}</svg>`)).composite(layers).jpeg().toBuffer();
+    const r = await lookalike.searchByImage(scene, { k: 3, shopTheLook: true });
+    const found = new Set(r.looks!.flatMap((l) => l.results.map((h) => h.id)));
+    const wanted = [idOf('shirt', 'Red'), idOf('watch', 'Blue'), idOf('bag', 'Green'), idOf('trousers', 'Black')];
+    expect(wanted.filter((id) => found.has(id)).length).toBeGreaterThanOrEqual(3);
   });
 });
 

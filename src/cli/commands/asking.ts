@@ -15,13 +15,14 @@ export function registerAskingCommand(program: Command): void {
     .option('--visits <n>', 'shopping visits for recommend (0: skip)', intArg('visits', 0), 200)
     .option('--scenes <n>', 'scene photos for shop the look (0: skip)', intArg('scenes', 0), 100)
     .option('--no-text', 'skip the text queries')
+    .option('--seed <n>', 'seed of the visits and scenes drawn', intArg('seed', 0), 26)
     .option('--json', 'print JSON')
-    .action(action(async (flags: { index: string; visits: number; scenes: number; text: boolean; json?: boolean }) => {
+    .action(action(async (flags: { index: string; visits: number; scenes: number; text: boolean; seed: number; json?: boolean }) => {
       await withIndex(flags.index, async (lookalike) => {
         const result = {
-          recommend: flags.visits ? await measureRecommend(lookalike, flags.visits) : undefined,
+          recommend: flags.visits ? await measureRecommend(lookalike, flags.visits, flags.seed) : undefined,
           text: flags.text ? await measureText(lookalike) : undefined,
-          shopTheLook: flags.scenes ? [await measureShopTheLook(lookalike, flags.scenes), await measureShopTheLook(lookalike, flags.scenes, 26, 'busy')] : undefined,
+          shopTheLook: flags.scenes ? [await measureShopTheLook(lookalike, flags.scenes, flags.seed), await measureShopTheLook(lookalike, flags.scenes, flags.seed, 'busy')] : undefined,
         };
         if (flags.json) return printJson(result);
         if (result.recommend) {
