@@ -73,6 +73,43 @@ export async function measureText(lookalike: Lookalike, queries: readonly TextQu
   return { queries: out, precision: mean((r) => r.precision), precisionAt10: mean((r) => r.precisionAt10), medianMs: median(out.map((r) => r.ms)) };
 }
 
+/**
+ * "This, but in red": a catalog photo plus the name of another colour its articleType comes
+ * in. Per way (the photo alone, words as a filter, words as a boost), the share of the top 10
+ * (the photo's own item left out) with the photo's articleType in the asked colour.
+ */
+export async function measurePhotoPlusWords(lookalike: Lookalike, queries = 100, seed = 26): Promise<{ queries: number; ways: Array<{ name: string; share: number; typeShare: number }>; medianMs: number }> {
+  const rng = new Random(seed);
+  const items = lookalike.engine.items;
+  const count = new Map<string, number>();
+  for (const item of items) count.set(`${item.metadata.articleType}\u0000${item.metadata.baseColour}`, (count.get(`${item.metadata.articleType}\u0000${item.metadata.baseColour}`) ?? 0) + 1);
+  const ways = [
+    { name: 'photo alone', options: {} },
+    { name: 'photo + colour words, filter', options: { textMode: 'filter' as const } },
+    { name: 'photo + colour words, boost', options: { textMode: 'boost' as const } },
+  ];
+  const shares = ways.map(() => 0), typeShares = ways.map(() => 0);
+  const times: number[] = [];
+  let done = 0;
+  for (let attempt = 0; done < queries && attempt < queries * 20; attempt++) {
+    const item = items[rng.int(items.length)];
+    const type = item.metadata.articleType;
+    const colours = [...count].filter(([key, n]) => n >= 10 && key.startsWith(`${type}\u0000`) && key !== `${type}\u0000${item.metadata.baseColour}`).map(([key]) => key.split('\u0000')[1]);
+    if (!colours.length) continue;
+    const colour = colours[rng.int(colours.length)];
+    done++;
+    for (const [i, way] of ways.entries()) {
+      const t0 = performance.now();
+      const r = await lookalike.searchByImage(item.image, { k: TOP + 1, ...(i ? { text: colour, ...way.options } : {}) });
+      if (i === 1) times.push(performance.now() - t0);
+      const hits = r.results.filter((h) => h.id !== item.id).slice(0, TOP);
+      shares[i] += hits.filter((h) => h.metadata.articleType === type && h.metadata.baseColour === colour).length / TOP;
+      typeShares[i] += hits.filter((h) => h.metadata.articleType === type).length / TOP;
+    }
+  }
+  return { queries: done, ways: ways.map((w, i) => ({ name: w.name, share: shares[i] / Math.max(1, done), typeShare: typeShares[i] / Math.max(1, done) })), medianMs: median(times) };
+}
+
 /** A way of answering a visit: one of the strategies, or the average with a given weight of dislike. */
 export interface RecommendWay { name: string; strategy: RecommendStrategy | 'single'; weight?: number }
 

@@ -13,7 +13,7 @@ import { storeLocation } from '../../src/store/location.js';
 import { isLookalikeError } from '../../src/errors.js';
 import { foregroundRegions } from '../../src/image/objects.js';
 import { textTerms } from '../../src/search/text.js';
-import { measureRecommend, measureShopTheLook, measureText } from '../../src/eval/asking.js';
+import { measurePhotoPlusWords, measureRecommend, measureShopTheLook, measureText } from '../../src/eval/asking.js';
 import { defaultItems, drawProduct, makeCatalog, tempDir } from '../helpers/fixtures.js';
 import { dropIndex, freshIndexName, PG_URL } from '../helpers/pg.js';
 import { runCli } from '../helpers/cli.js';
@@ -220,6 +220,7 @@ describe('the measurements of docs/asking.md', () => {
     expect(look.someRegion).toBeGreaterThan(look.wholePhoto);
     // No articleType + colour group of 13 items in the fixture: no visit to measure.
     expect((await measureRecommend(lookalike, 5)).visits).toBe(0);
+    expect((await measurePhotoPlusWords(lookalike, 2)).queries).toBe(0);
   });
 });
 
