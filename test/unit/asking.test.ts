@@ -15,7 +15,7 @@ import { foregroundRegions } from '../../src/image/objects.js';
 import { textTerms } from '../../src/search/text.js';
 import { measurePhotoPlusWords, measureRecommend, measureShopTheLook, measureText } from '../../src/eval/asking.js';
 import { defaultItems, drawProduct, makeCatalog, tempDir } from '../helpers/fixtures.js';
-import { dropIndex, freshIndexName, PG_URL } from '../helpers/pg.js';
+import { dropIndex, freshIndexName, PG_URL, startPglite } from '../helpers/pg.js';
 import { runCli } from '../helpers/cli.js';
 
 // Asking the way shoppers ask (docs/asking.md): words on a search (SQLite FTS5 and
@@ -100,6 +100,32 @@ describe.each([
 
   it('refuses text without words', async () => {
     await expect(open().searchText('!!! ...')).rejects.toSatisfy((e) => isLookalikeError(e) && e.code === 'TEXT_NO_WORDS');
+  });
+});
+
+describe('words with --search db (PGlite + pgvector)', () => {
+  it('filters in the same SQL as the vector search, and boosts what pgvector returns', async () => {
+    const server = await startPglite();
+    const name = freshIndexName('askingdb');
+    try {
+      await copyIndex(indexDir, storeLocation(server.url, name));
+      const db = await Lookalike.open(storeLocation(server.url, name));
+      try {
+        expect(db.store.canSearch).toBe(true);
+        const blueShirt = idOf('shirt', 'Blue');
+        const filtered = await db.searchById(blueShirt, { k: 10, search: 'db', text: 'red' });
+        expect(colours(filtered)).toEqual(['Red', 'Red', 'Red', 'Red']);
+        const exact = await db.searchById(blueShirt, { k: 10, search: 'exact', text: 'red' });
+        expect(filtered.results.map((r) => r.id)).toEqual(exact.results.map((r) => r.id));
+        const boosted = await db.searchById(blueShirt, { k: 15, search: 'db', text: 'red', textMode: 'boost' });
+        expect(boosted.results.map((r) => r.id)).not.toContain(blueShirt);
+        expect(boosted.results).toHaveLength(15);
+      } finally {
+        await db.close();
+      }
+    } finally {
+      await server.stop();
+    }
   });
 });
 
