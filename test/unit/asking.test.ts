@@ -320,6 +320,9 @@ describe('over HTTP and on the command line', () => {
     expect(look.code).toBe(0);
     const looks = (JSON.parse(look.stdout) as { looks: Array<{ results: Array<{ id: string }> }> }).looks;
     expect(looks.map((l) => l.results[0].id).sort()).toEqual([idOf('shirt', 'Red'), idOf('watch', 'Blue')].sort());
+    const csvWithFilter = runCli(['recommend', '--index', indexDir, '--filter', 'gender=Women']);
+    expect(csvWithFilter.code).toBe(1);
+    expect(csvWithFilter.stderr).toContain('go with --like');
     const missing = runCli(['query', '--index', indexDir]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('[BAD_OPTION]');

@@ -254,6 +254,9 @@ export function registerCoreCommands(program: Command): void {
     .action(action(async (flags: SearchFlags & { like: string[]; unlike: string[]; strategy?: RecommendStrategy; out: string }) => {
       const like = flags.like.flatMap(splitList), unlike = flags.unlike.flatMap(splitList);
       if (!like.length && unlike.length) badOption('--unlike needs --like: say what you like as well.');
+      if (!like.length && (flags.filter.length || flags.threshold !== undefined || flags.text !== undefined || flags.strategy || flags.search || flags.json)) {
+        badOption('--filter, --threshold, --text, --search, --strategy and --json go with --like; the CSV of every item\'s neighbours takes -k, --pooling, --mode and --out.');
+      }
       await withIndex(flags.index, async (lookalike) => {
         if (like.length) {
           const example = (value: string): Example => (lookalike.engine.has(value) || !existsSync(value) ? { id: value } : { image: value, label: value });
