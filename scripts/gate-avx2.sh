@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export LOOKALIKE_DEV_SUBSET="${1:-150}"
 command -v qemu-x86_64 >/dev/null || { echo "gate-avx2: needs qemu-x86_64 (apt-get install qemu-user)" >&2; exit 2; }
-gate=(node_modules/vitest/vitest.mjs run --project data test/data/quality-gate.data.test.ts -t 'precision@5|fixed photos')
+gate=(node_modules/vitest/vitest.mjs run --project data test/data/quality-gate.data.test.ts -t 'precision@5|fixed photos' --hookTimeout 7200000 --testTimeout 3600000)
 echo "native run (builds the float32 index and the calibration; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)):"
 node "${gate[@]}"
 # The default index again, this time embedded in the emulator.

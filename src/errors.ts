@@ -81,6 +81,8 @@ export const ERRORS = {
   BAD_CROP: { status: 400, message: 'the crop must be x,y,w,h relative to the photo: four numbers from 0 to 1, w and h at least {min}, the box inside the photo (x+w and y+h at most 1), e.g. 0.1,0.2,0.5,0.6 (got {got}).', echoes: ['got'] },
   BAD_FILTER: { status: 400, message: 'bad filter "{filter}": write it as field=value, e.g. gender=Women.' },
   UNKNOWN_FILTER_FIELD: { status: 400, message: 'unknown filter field "{field}". Fields in this catalog: {known}.' },
+  TEXT_NO_WORDS: { status: 400, message: 'the text "{text}" has no words to search for. Write words from product names or attributes, e.g. "navy shirt".' },
+  NO_LIKED_EXAMPLE: { status: 400, message: 'a recommendation needs at least one liked example: a catalog item id or a photo (like), besides any disliked ones (unlike).' },
 
   SERVER_BUSY: { status: 503, message: 'the server is busy with other searches. Try again in a moment.' },
 

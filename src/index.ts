@@ -5,7 +5,9 @@
  * index from a catalog folder, open it, search it by photo or by item, and tell errors
  * apart by their code. Other modules of the package are internal and may change.
  */
-export { Lookalike, prepareModel, type Freshness, type PreparedModel, type QueryOptions, type SearchResponse } from './lookalike.js';
+export { Lookalike, prepareModel, type Example, type Freshness, type Look, type PreparedModel, type QueryOptions, type RecommendOptions, type SearchResponse } from './lookalike.js';
+export { RECOMMEND_STRATEGIES, type RecommendStrategy } from './search/recommend.js';
+export { TEXT_MODES, type TextMode } from './search/text.js';
 export { buildIndex, type BuildOptions, type BuildReport, type IndexProgress } from './indexing/build.js';
 export { ERRORS, LookalikeError, isLookalikeError, type ErrorCode, type ErrorSpec } from './errors.js';
 export {

@@ -9,6 +9,7 @@ import { registerQueueCommands } from './commands/queue.js';
 import { registerBenchCommand } from './commands/bench.js';
 import { registerServeCommands } from './commands/serve.js';
 import { registerEvalCommand } from './commands/eval.js';
+import { registerAskingCommand } from './commands/asking.js';
 import { registerMapCommand } from './commands/map.js';
 import { registerTuneCommand } from './commands/tune.js';
 import { registerTrainCommand } from './commands/train.js';
@@ -38,6 +39,7 @@ Typical session:
   registerBenchCommand(program);
   registerServeCommands(program);
   registerEvalCommand(program);
+  registerAskingCommand(program);
   registerMapCommand(program);
   registerTuneCommand(program);
   registerTrainCommand(program);

@@ -47,11 +47,19 @@ export function cellActivation(map: FeatureMapView): Float32Array {
   return act;
 }
 
-/** Connected blobs (8-neighbourhood) of the cells above the mean activation, biggest first. */
-export function activeBlobs(act: Float32Array, gridH: number, gridW: number): Array<{ cells: number[]; mass: number }> {
+/**
+ * Connected blobs (8-neighbourhood) of the cells above the mean activation (plus `aboveSd`
+ * standard deviations of it), biggest first.
+ */
+export function activeBlobs(act: Float32Array, gridH: number, gridW: number, aboveSd = 0): Array<{ cells: number[]; mass: number }> {
   let mean = 0;
   for (const v of act) mean += v;
   mean /= act.length;
+  if (aboveSd) {
+    let variance = 0;
+    for (const v of act) variance += (v - mean) ** 2;
+    mean += aboveSd * Math.sqrt(variance / act.length);
+  }
   const label = new Int32Array(act.length).fill(-1);
   const blobs: Array<{ cells: number[]; mass: number }> = [];
   for (let start = 0; start < act.length; start++) {
@@ -164,12 +172,13 @@ export function maskBox(mask: Uint8Array, gridW: number, gridH: number, margin: 
 }
 
 /**
- * Up to `limit` regions where products are likely to be: the above-mean blobs, biggest
- * first, as boxes. Blobs of a single cell are dropped unless nothing else is found.
+ * Up to `limit` regions where products are likely to be: the above-mean blobs (`aboveSd`:
+ * above the mean plus that many standard deviations), biggest first, as boxes. Blobs of a
+ * single cell are dropped unless nothing else is found.
  */
-export function proposeRegions(map: FeatureMapView, limit = 3): ProposedRegion[] {
+export function proposeRegions(map: FeatureMapView, limit = 3, aboveSd = 0): ProposedRegion[] {
   const act = cellActivation(map);
-  const blobs = activeBlobs(act, map.gridH, map.gridW);
+  const blobs = activeBlobs(act, map.gridH, map.gridW, aboveSd);
   const total = blobs.reduce((s, b) => s + b.mass, 0) || 1;
   const kept = blobs.filter((b, i) => b.cells.length > 1 || i === 0).slice(0, limit);
   return kept.map((b) => ({ ...cellsBox(b.cells, map.gridH, map.gridW), score: b.mass / total }));

@@ -19,7 +19,8 @@ import { checkPositiveInteger } from '../validate.js';
 import type { ModelState, ServerContext } from './context.js';
 import { answerClientError, frameworkErrors, installErrorHandling, parseJsonBody } from './http-errors.js';
 import { InferenceQueue, type QueueOptions } from './queue.js';
-import { addSharedSchemas, JSON_BODY_LIMIT, MAX_ID_CHARS, UPLOAD_KEYWORD } from './schemas.js';
+import { addSharedSchemas, JSON_BODY_LIMIT, MAX_ID_CHARS, MAX_PHOTO_EXAMPLES, UPLOAD_KEYWORD } from './schemas.js';
+import { MAX_EXAMPLES } from '../search/recommend.js';
 import { searchRoutes } from './routes/search.js';
 import { itemRoutes } from './routes/items.js';
 import { imageRoutes } from './routes/images.js';
@@ -156,7 +157,7 @@ export async function createServer(lookalike: Lookalike, options: ServerOptions 
   addSharedSchemas(app);
   await app.register(multipart, {
     attachFieldsToBody: 'keyValues',
-    limits: { fileSize: ctx.limits.maxUploadBytes, files: 1, fields: 40, parts: 42, fieldSize: 4096 },
+    limits: { fileSize: ctx.limits.maxUploadBytes, files: MAX_PHOTO_EXAMPLES, fields: 40 + 2 * MAX_EXAMPLES, parts: 42 + 2 * MAX_EXAMPLES + MAX_PHOTO_EXAMPLES, fieldSize: 4096 },
   });
 
   await app.register(searchRoutes, { ctx });

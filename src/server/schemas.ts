@@ -8,6 +8,11 @@ import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-
 import type { FromSchema } from 'json-schema-to-ts';
 import { ACCEPTED_FORMATS } from '../image/prepare.js';
 import { DEFAULT_K, MAX_K_HTTP, MAX_PAGE_SIZE, PAGE_SIZE, SEARCH_MODES } from '../defaults.js';
+import { MAX_TEXT_CHARS, TEXT_MODES } from '../search/text.js';
+import { MAX_EXAMPLES, RECOMMEND_STRATEGIES } from '../search/recommend.js';
+
+/** Photos one request may upload (a recommendation's liked and disliked photos together). */
+export const MAX_PHOTO_EXAMPLES = 4;
 
 export const MAX_K = MAX_K_HTTP;
 export const MAX_PAGE = MAX_PAGE_SIZE;
@@ -65,8 +70,20 @@ const searchParam = {
   description: "exact (score every item), ann (approximate index, candidates re-ranked exactly: scores are true cosines) or db (answered by PostgreSQL + pgvector, backbone max pooling only); default: the index's setting, else ann for large catalogs",
 } as const;
 
+const textParam = {
+  type: 'string',
+  minLength: 1,
+  maxLength: MAX_TEXT_CHARS,
+  description: 'words matched against the catalog\'s text (product name and attributes) by the store\'s full-text engine, e.g. "navy polo": plurals and word forms match (stemming), a word found nowhere is corrected to the nearest catalog word (query.corrected says so)',
+} as const;
+const textModeParam = {
+  type: 'string',
+  enum: [...TEXT_MODES],
+  description: 'filter (default): only products matching every word; boost: products matching the words move up, the others stay',
+} as const;
+
 /** Query-string / body properties shared by every search. */
-export const searchProperties = { k: kParam, threshold: thresholdParam, filter: filterParam, mode: modeParam, pooling: poolingParam, search: searchParam } as const;
+export const searchProperties = { k: kParam, threshold: thresholdParam, filter: filterParam, mode: modeParam, pooling: poolingParam, search: searchParam, text: textParam, text_mode: textModeParam } as const;
 
 export const searchQuerystring = { type: 'object', additionalProperties: false, properties: searchProperties } as const;
 
@@ -104,16 +121,55 @@ const photoSearchBody = {
     image: { [UPLOAD_KEYWORD]: true, description: `the photo: ${ACCEPTED_FORMATS.join(', ')} (sniffed from the bytes, not the name)` },
     crop: cropParam,
     expand: { type: 'boolean', default: true, description: 'when the top result stands out, search the rest with its catalog vector added to the photo\'s (more like the product found); false: the photo alone' },
+    shop_the_look: { type: 'boolean', default: false, description: 'also search each proposed region of the photo on its own: the response\'s `looks` holds one {box, results} per region' },
     ...searchProperties,
   },
 } as const;
 
 const itemSearchBody = {
   type: 'object',
-  required: ['id'],
+  anyOf: [{ required: ['id'] }, { required: ['text'] }],
   additionalProperties: false,
   properties: { id: idParam, ...searchProperties },
 } as const;
+
+const idList = <W extends string>(what: W) => ({
+  type: 'array',
+  maxItems: MAX_EXAMPLES,
+  items: idParam,
+  description: `catalog item ids the shopper ${what} (repeatable in multipart)`,
+} as const);
+const uploadList = <W extends string>(what: W) => ({
+  anyOf: [{ [UPLOAD_KEYWORD]: true, description: 'one photo' }, { type: 'array', maxItems: MAX_PHOTO_EXAMPLES, items: { [UPLOAD_KEYWORD]: true, description: 'a photo' } }],
+  description: `photos the shopper ${what} (multipart only; at most 4 photos in all)`,
+} as const);
+const strategyParam = {
+  type: 'string',
+  enum: [...RECOMMEND_STRATEGIES],
+  description: 'how the examples combine: average (default; mean of the liked minus half the mean of the disliked, searched as one query), best_score (each product by its best liked example, pushed down when a disliked one is nearer), sum_scores',
+} as const;
+
+const recommendJsonBody = {
+  type: 'object',
+  required: ['like'],
+  additionalProperties: false,
+  properties: { like: idList('likes'), unlike: idList('does not want'), strategy: strategyParam, ...searchProperties },
+} as const;
+
+const recommendPhotoBody = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { like: idList('likes'), unlike: idList('does not want'), like_image: uploadList('likes'), unlike_image: uploadList('does not want'), strategy: strategyParam, ...searchProperties },
+} as const;
+
+export const recommendBody = {
+  content: {
+    'application/json': { schema: recommendJsonBody },
+    'multipart/form-data': { schema: recommendPhotoBody },
+  },
+} as const;
+
+export type RecommendBody = FromSchema<typeof recommendJsonBody, RequestSchemaOptions> | FromSchema<typeof recommendPhotoBody, RequestSchemaOptions>;
 
 export const searchBody = {
   content: {
@@ -183,7 +239,7 @@ export function addSharedSchemas(app: FastifyInstance): void {
     properties: {
       id: { type: 'string' },
       rank: { type: 'integer', description: '1 = most similar' },
-      score: { type: 'number', description: 'cosine similarity, higher is more similar' },
+      score: { type: 'number', description: 'cosine similarity, higher is more similar (a search by words alone: text relevance, the best match 1)' },
       metadata: ref('Metadata'),
       imageUrl: { type: 'string' },
     },
@@ -197,8 +253,15 @@ export function addSharedSchemas(app: FastifyInstance): void {
         type: 'object',
         required: ['kind'],
         properties: {
-          kind: { type: 'string', enum: ['image', 'item'] },
+          kind: { type: 'string', enum: ['image', 'item', 'text', 'examples'] },
           id: { type: 'string' },
+          text: { type: 'string', description: 'the words searched, as sent' },
+          corrected: { type: 'string', description: 'the words as searched, when some matched nothing and were corrected to catalog words' },
+          textMode: { type: 'string', enum: [...TEXT_MODES] },
+          like: { type: 'array', items: { type: 'string' }, description: 'recommend: the liked catalog items' },
+          unlike: { type: 'array', items: { type: 'string' }, description: 'recommend: the disliked catalog items' },
+          photos: { type: 'integer', description: 'recommend: how many example photos were uploaded' },
+          strategy: { type: 'string', enum: [...RECOMMEND_STRATEGIES] },
           width: { type: 'integer' },
           height: { type: 'integer' },
           format: { type: 'string' },
@@ -214,7 +277,16 @@ export function addSharedSchemas(app: FastifyInstance): void {
         items: ref('Region'),
         description: 'photo searches: up to 3 regions where products seem to be (from the backbone\'s feature map), best first; send one back as `crop`',
       },
-      space: { type: 'string', description: 'the embedding space searched, e.g. backbone:max' },
+      looks: {
+        type: 'array',
+        description: 'shop_the_look: each proposed region of the photo searched on its own, in the order of `regions`',
+        items: {
+          type: 'object',
+          required: ['box', 'results'],
+          properties: { box: ref('Region'), expanded: { type: 'boolean' }, results: { type: 'array', items: ref('Hit') } },
+        },
+      },
+      space: { type: 'string', description: 'the embedding space searched, e.g. backbone:max; "text" for words alone' },
       tookMs: { type: 'number', description: 'time spent answering, in milliseconds' },
       results: { type: 'array', items: ref('Hit') },
     },

@@ -435,10 +435,12 @@ describe('the OpenAPI document and the page', () => {
     expect(res.status).toBe(200);
     const doc = await res.json();
     expect(doc.openapi).toMatch(/^3\./);
-    expect(Object.keys(doc.paths).sort()).toEqual(['/api/facets', '/api/health', '/api/health/live', '/api/health/ready', '/api/items', '/api/items/{id}', '/api/items/{id}/similar', '/api/map', '/api/search', '/images/{id}']);
+    expect(Object.keys(doc.paths).sort()).toEqual(['/api/facets', '/api/health', '/api/health/live', '/api/health/ready', '/api/items', '/api/items/{id}', '/api/items/{id}/similar', '/api/map', '/api/recommend', '/api/search', '/images/{id}']);
     const body = doc.paths['/api/search'].post.requestBody.content;
     expect(body['multipart/form-data'].schema.properties.image).toMatchObject({ type: 'string', format: 'binary' });
-    expect(body['application/json'].schema.required).toEqual(['id']);
+    // JSON: an item ("more like this") or words alone.
+    expect(body['application/json'].schema.anyOf).toEqual([{ required: ['id'] }, { required: ['text'] }]);
+    expect(doc.paths['/api/recommend'].post.requestBody.content['multipart/form-data'].schema.properties.like_image.anyOf[0]).toMatchObject({ type: 'string', format: 'binary' });
     expect(doc.paths['/api/items'].get.parameters.map((p: { name: string }) => p.name)).toEqual(expect.arrayContaining(['filter', 'offset', 'limit']));
     expect(doc.components.schemas.Error).toBeDefined();
     // The route schemas are untouched: a second server still validates uploads as files.

@@ -13,7 +13,7 @@ export interface paths {
         put?: never;
         /**
          * Products that look like a photo, or like a catalog item
-         * @description multipart/form-data with the photo in "image" (JPEG, PNG or WebP; at most the upload limit in /api/health), or JSON {"id": ...} for "more like this". Image searches wait in a bounded queue; when it is full the answer is 503 with Retry-After.
+         * @description multipart/form-data with the photo in "image" (JPEG, PNG or WebP; at most the upload limit in /api/health), or JSON {"id": ...} for "more like this", or JSON {"text": ...} for words alone (products matching them, best match first). Any search may carry `text` (with `text_mode` filter or boost); a photo search may ask for `shop_the_look`. Image searches wait in a bounded queue; when it is full the answer is 503 with Retry-After.
          */
         post: {
             parameters: {
@@ -37,6 +37,11 @@ export interface paths {
                          * @default true
                          */
                         expand?: boolean;
+                        /**
+                         * @description also search each proposed region of the photo on its own: the response's `looks` holds one {box, results} per region
+                         * @default false
+                         */
+                        shop_the_look?: boolean;
                         /** @description how many similar products to return (default: the k stored by `lookalike tune --apply`, else 5) */
                         k?: number;
                         /** @description minimum cosine similarity; fewer than k results is fine */
@@ -58,10 +63,17 @@ export interface paths {
                          * @enum {string}
                          */
                         search?: "exact" | "ann" | "db";
+                        /** @description words matched against the catalog's text (product name and attributes) by the store's full-text engine, e.g. "navy polo": plurals and word forms match (stemming), a word found nowhere is corrected to the nearest catalog word (query.corrected says so) */
+                        text?: string;
+                        /**
+                         * @description filter (default): only products matching every word; boost: products matching the words move up, the others stay
+                         * @enum {string}
+                         */
+                        text_mode?: "filter" | "boost";
                     };
                     "application/json": {
                         /** @description catalog item id, as in the catalog (styles.csv "id" column, or the image-folder path) */
-                        id: string;
+                        id?: string;
                         /** @description how many similar products to return (default: the k stored by `lookalike tune --apply`, else 5) */
                         k?: number;
                         /** @description minimum cosine similarity; fewer than k results is fine */
@@ -83,6 +95,155 @@ export interface paths {
                          * @enum {string}
                          */
                         search?: "exact" | "ann" | "db";
+                        /** @description words matched against the catalog's text (product name and attributes) by the store's full-text engine, e.g. "navy polo": plurals and word forms match (stemming), a word found nowhere is corrected to the nearest catalog word (query.corrected says so) */
+                        text?: string;
+                        /**
+                         * @description filter (default): only products matching every word; boost: products matching the words move up, the others stay
+                         * @enum {string}
+                         */
+                        text_mode?: "filter" | "boost";
+                    } | unknown | unknown;
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["SearchResponse"];
+                    };
+                };
+                /** @description every error: a stable code for programs, a message for people */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description every error: a stable code for programs, a message for people */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/recommend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Products like the liked examples and unlike the disliked ones
+         * @description JSON {"like": [ids], "unlike": [ids]}, or multipart/form-data with `like` / `unlike` ids (repeatable) and photos in `like_image` / `unlike_image`. The examples themselves never come back. k, threshold, filters, mode, text and text_mode work as in /api/search. Requests with photos wait in the inference queue.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description catalog item ids the shopper likes (repeatable in multipart) */
+                        like: string[];
+                        /** @description catalog item ids the shopper does not want (repeatable in multipart) */
+                        unlike?: string[];
+                        /**
+                         * @description how the examples combine: average (default; mean of the liked minus half the mean of the disliked, searched as one query), best_score (each product by its best liked example, pushed down when a disliked one is nearer), sum_scores
+                         * @enum {string}
+                         */
+                        strategy?: "average" | "best_score" | "sum_scores";
+                        /** @description how many similar products to return (default: the k stored by `lookalike tune --apply`, else 5) */
+                        k?: number;
+                        /** @description minimum cosine similarity; fewer than k results is fine */
+                        threshold?: number;
+                        /** @description metadata filter `field=value`, repeatable: `filter=gender=Women&filter=articleType=Shirts`. Different fields must all match; `field=a,b` (or repeating the field) accepts either value. Matching ignores case. The fields and their values are listed by GET /api/facets. */
+                        filter?: string[];
+                        /**
+                         * @description notion of similarity when the index has a trained head; without one the backbone is used and this is ignored
+                         * @enum {string}
+                         */
+                        mode?: "style" | "balanced" | "colour" | "color";
+                        /**
+                         * @description pooling of the backbone features (default: the index's)
+                         * @enum {string}
+                         */
+                        pooling?: "max" | "avg";
+                        /**
+                         * @description exact (score every item), ann (approximate index, candidates re-ranked exactly: scores are true cosines) or db (answered by PostgreSQL + pgvector, backbone max pooling only); default: the index's setting, else ann for large catalogs
+                         * @enum {string}
+                         */
+                        search?: "exact" | "ann" | "db";
+                        /** @description words matched against the catalog's text (product name and attributes) by the store's full-text engine, e.g. "navy polo": plurals and word forms match (stemming), a word found nowhere is corrected to the nearest catalog word (query.corrected says so) */
+                        text?: string;
+                        /**
+                         * @description filter (default): only products matching every word; boost: products matching the words move up, the others stay
+                         * @enum {string}
+                         */
+                        text_mode?: "filter" | "boost";
+                    };
+                    "multipart/form-data": {
+                        /** @description catalog item ids the shopper likes (repeatable in multipart) */
+                        like?: string[];
+                        /** @description catalog item ids the shopper does not want (repeatable in multipart) */
+                        unlike?: string[];
+                        /** @description photos the shopper likes (multipart only; at most 4 photos in all) */
+                        like_image?: string | string[];
+                        /** @description photos the shopper does not want (multipart only; at most 4 photos in all) */
+                        unlike_image?: string | string[];
+                        /**
+                         * @description how the examples combine: average (default; mean of the liked minus half the mean of the disliked, searched as one query), best_score (each product by its best liked example, pushed down when a disliked one is nearer), sum_scores
+                         * @enum {string}
+                         */
+                        strategy?: "average" | "best_score" | "sum_scores";
+                        /** @description how many similar products to return (default: the k stored by `lookalike tune --apply`, else 5) */
+                        k?: number;
+                        /** @description minimum cosine similarity; fewer than k results is fine */
+                        threshold?: number;
+                        /** @description metadata filter `field=value`, repeatable: `filter=gender=Women&filter=articleType=Shirts`. Different fields must all match; `field=a,b` (or repeating the field) accepts either value. Matching ignores case. The fields and their values are listed by GET /api/facets. */
+                        filter?: string[];
+                        /**
+                         * @description notion of similarity when the index has a trained head; without one the backbone is used and this is ignored
+                         * @enum {string}
+                         */
+                        mode?: "style" | "balanced" | "colour" | "color";
+                        /**
+                         * @description pooling of the backbone features (default: the index's)
+                         * @enum {string}
+                         */
+                        pooling?: "max" | "avg";
+                        /**
+                         * @description exact (score every item), ann (approximate index, candidates re-ranked exactly: scores are true cosines) or db (answered by PostgreSQL + pgvector, backbone max pooling only); default: the index's setting, else ann for large catalogs
+                         * @enum {string}
+                         */
+                        search?: "exact" | "ann" | "db";
+                        /** @description words matched against the catalog's text (product name and attributes) by the store's full-text engine, e.g. "navy polo": plurals and word forms match (stemming), a word found nowhere is corrected to the nearest catalog word (query.corrected says so) */
+                        text?: string;
+                        /**
+                         * @description filter (default): only products matching every word; boost: products matching the words move up, the others stay
+                         * @enum {string}
+                         */
+                        text_mode?: "filter" | "boost";
                     };
                 };
             };
@@ -263,6 +424,10 @@ export interface paths {
                     pooling?: "max" | "avg";
                     /** @description exact (score every item), ann (approximate index, candidates re-ranked exactly: scores are true cosines) or db (answered by PostgreSQL + pgvector, backbone max pooling only); default: the index's setting, else ann for large catalogs */
                     search?: "exact" | "ann" | "db";
+                    /** @description words matched against the catalog's text (product name and attributes) by the store's full-text engine, e.g. "navy polo": plurals and word forms match (stemming), a word found nowhere is corrected to the nearest catalog word (query.corrected says so) */
+                    text?: string;
+                    /** @description filter (default): only products matching every word; boost: products matching the words move up, the others stay */
+                    text_mode?: "filter" | "boost";
                 };
                 header?: never;
                 path: {
@@ -627,7 +792,7 @@ export interface components {
             id: string;
             /** @description 1 = most similar */
             rank: number;
-            /** @description cosine similarity, higher is more similar */
+            /** @description cosine similarity, higher is more similar (a search by words alone: text relevance, the best match 1) */
             score: number;
             metadata: components["schemas"]["Metadata"];
             imageUrl: string;
@@ -635,8 +800,22 @@ export interface components {
         SearchResponse: {
             query: {
                 /** @enum {string} */
-                kind: "image" | "item";
+                kind: "image" | "item" | "text" | "examples";
                 id?: string;
+                /** @description the words searched, as sent */
+                text?: string;
+                /** @description the words as searched, when some matched nothing and were corrected to catalog words */
+                corrected?: string;
+                /** @enum {string} */
+                textMode?: "filter" | "boost";
+                /** @description recommend: the liked catalog items */
+                like?: string[];
+                /** @description recommend: the disliked catalog items */
+                unlike?: string[];
+                /** @description recommend: how many example photos were uploaded */
+                photos?: number;
+                /** @enum {string} */
+                strategy?: "average" | "best_score" | "sum_scores";
                 width?: number;
                 height?: number;
                 format?: string;
@@ -649,7 +828,13 @@ export interface components {
             };
             /** @description photo searches: up to 3 regions where products seem to be (from the backbone's feature map), best first; send one back as `crop` */
             regions?: components["schemas"]["Region"][];
-            /** @description the embedding space searched, e.g. backbone:max */
+            /** @description shop_the_look: each proposed region of the photo searched on its own, in the order of `regions` */
+            looks?: {
+                box: components["schemas"]["Region"];
+                expanded?: boolean;
+                results: components["schemas"]["Hit"][];
+            }[];
+            /** @description the embedding space searched, e.g. backbone:max; "text" for words alone */
             space: string;
             /** @description time spent answering, in milliseconds */
             tookMs: number;
