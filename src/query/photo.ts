@@ -13,8 +13,8 @@
  *           second pass (less background under its cells).
  *
  * Pass 2 alone wins the small, off-centre products and the ones between other products but
- * loses some busy backgrounds, where pass 1 holds up; the sum keeps both (README,
- * "Shopper photos"). Lookalike.embedImage, `lookalike robustness` and the training views of
+ * loses some busy backgrounds, where pass 1 holds up; the sum keeps both (docs/shopper-photos.md).
+ * Lookalike.embedImage, `lookalike robustness` and the training views of
  * `lookalike train` all embed photos here, so what is measured and trained on is what
  * searches do.
  */
@@ -27,7 +27,7 @@ import type { EmbeddingSettings } from '../model/registry.js';
 import type { RawVectors } from '../search/space.js';
 import { normaliseRows } from '../search/kernel.js';
 
-/** The query-side default, chosen by `lookalike robustness` (README, "Shopper photos"). */
+/** The query-side default, chosen by `lookalike robustness` (docs/shopper-photos.md). */
 export const DEFAULT_LOCALISATION: Localisation = 'zoom';
 
 /** Margin around the product's cells for the second pass, in cells of the feature map. */
@@ -186,7 +186,7 @@ export async function sceneRegions(embedder: Embedder, settings: EmbeddingSettin
 /**
  * A photo's top result ahead of the second by at least this much cosine is taken for the
  * product itself (chosen with `lookalike robustness`: at 0.01 and 0.02 wrong top results
- * were expanded too and recall of the very product fell; README, "Shopper photos").
+ * were expanded too and recall of the very product fell; docs/shopper-photos.md).
  */
 export const EXPANSION_GAP = 0.03;
 

@@ -78,7 +78,7 @@ export const SEARCH_SETTINGS: readonly SearchSetting[] = ['auto', 'exact', 'ann'
 
 /**
  * `auto` searches through the ANN index from this many items. Measured on this project's
- * 2-core machine under load (README): exact search costs 0.6 ms at 2,000 x 320-d, 6-10 ms
+ * 2-core machine under load (docs/ann.md): exact search costs 0.6 ms at 2,000 x 320-d, 6-10 ms
  * at 5,000 and 11-25 ms at 10,000 (320-d head / 2048-d backbone), where ANN answers in
  * ~0.6 ms; from 10,000 items the one-off build (a few seconds, saved beside the index)
  * pays for itself, below it exact search is fast enough and needs no extra file.
@@ -128,7 +128,7 @@ export interface SearchOptions {
  * Candidates re-ranked for a photo query. Measured with `lookalike robustness --search ann`
  * (600 shopper photos of the dev catalog, head default mode): with 64 candidates the very
  * product's recall@10 fell from 0.938 (exact) to 0.918, and with other products beside it
- * from 0.820 to 0.750; see the README for the figures at this depth.
+ * from 0.820 to 0.750; see docs/ann.md for the figures at this depth.
  */
 export const PHOTO_ANN_CANDIDATES = 512;
 
@@ -418,7 +418,7 @@ export class SearchEngine {
    * matrix when in memory, else from its rows file. A blended space has no graph of its own:
    * the candidates of each part's graph (each part's query is its unit sub-vector) are
    * merged and scored as the blend scores, the parts' cosines weighted. Measured on shopper
-   * photos (README): a graph over the 2,368-d blend lost the very product for 4% of photos
+   * photos (docs/ann.md): a graph over the 2,368-d blend lost the very product for 4% of photos
    * with other products beside it, where the backbone's own graph lost none; and the parts'
    * graphs serve their own spaces anyway, so the blend costs no memory of its own.
    */
