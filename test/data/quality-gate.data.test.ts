@@ -32,6 +32,11 @@ const MAX_RECALL_GAP = 0.01;
  */
 const MIN_REFERENCE_COSINE = 0.975;
 const MIN_MEAN_REFERENCE_COSINE = 0.985;
+/**
+ * Building the two indexes takes minutes here, but hours under a CPU emulator
+ * (scripts/gate-avx2.sh runs this file as an AVX2 CPU would, seconds per image).
+ */
+const EMULATOR_TIMEOUT = 4 * 3600_000;
 /** Changed photos per index: 400 over the subset's held-out 200 items, every kind. */
 const ROBUSTNESS_QUERIES = 400;
 
@@ -61,7 +66,7 @@ describe.skipIf(!HAS_DEV_CATALOG)('quality gate: the default arithmetic against 
     fp32Dir = await devIndex('fp32');
     arithmetic = await withIndex(defaultDir, async (l) => (await l.arithmetic()).summary);
     console.info(`default arithmetic here: ${arithmetic}`);
-  });
+  }, EMULATOR_TIMEOUT);
 
   it('keeps leave-one-out articleType precision@5 within 0.005 of float32', async () => {
     const p5 = (dir: string) => withIndex(dir, async (l) => (await evaluateIndex(l, { k: 5, attributes: ['articleType'] })).attributes[0].precisionAtK);
@@ -100,5 +105,5 @@ describe.skipIf(!HAS_DEV_CATALOG)('quality gate: the default arithmetic against 
     const cosines = Object.values(byDefault);
     for (const c of cosines) expect(c).toBeGreaterThanOrEqual(MIN_REFERENCE_COSINE);
     expect(cosines.reduce((a, b) => a + b, 0) / cosines.length).toBeGreaterThanOrEqual(MIN_MEAN_REFERENCE_COSINE);
-  });
+  }, EMULATOR_TIMEOUT);
 });
