@@ -3,7 +3,9 @@
  * to a git-ignored cache, indexes to `.lookalike/` under the current directory.
  */
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_CACHE_DIR, DEFAULT_INDEX_DIR, ENV } from './defaults.js';
 
@@ -32,4 +34,21 @@ export function defaultIndexDir(): string {
 /** The dev catalog beside the project (tests, benchmarks). Override with LOOKALIKE_DATASET. */
 export function devCatalogDir(): string {
   return process.env[ENV.dataset] ?? path.resolve(PACKAGE_ROOT, '..', 'shared', 'datasets', 'fashion-small');
+}
+
+/** The demo catalog shipped in the package (`lookalike demo`): 300 photos of the dev catalog's kind. */
+export function demoCatalogDir(): string {
+  return path.join(PACKAGE_ROOT, 'demo', 'catalog');
+}
+
+/**
+ * Where `lookalike demo` keeps its index: the user's cache ($XDG_CACHE_HOME, else ~/.cache),
+ * never the package folder, which may be read-only (a global install) or a git checkout.
+ * One folder per package version, so an upgrade that changes the model starts afresh.
+ */
+export function demoIndexDir(): string {
+  const home = os.homedir();
+  const base = process.env.XDG_CACHE_HOME || (home ? path.join(home, '.cache') : os.tmpdir());
+  const { version } = JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
+  return path.join(base, 'lookalike', `demo-${version}`);
 }

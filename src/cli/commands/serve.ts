@@ -2,6 +2,9 @@
  * `lookalike serve`: the web page and the HTTP API over an index, from one process; and
  * `lookalike bench-api`: latency of POST /api/search and the server's peak memory.
  */
+import { mkdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Option } from 'commander';
 import { DEFAULT_K, MAX_K_HTTP, QUEUE_CONCURRENCY, QUEUE_MAX_WAITING } from '../../defaults.js';
 import { buildIndex } from '../../indexing/build.js';
@@ -11,6 +14,7 @@ import { asLookalikeError, LookalikeError } from '../../errors.js';
 import { describeLocation } from '../../store/location.js';
 import { createServer, DEFAULT_MAX_UPLOAD_BYTES } from '../../server/app.js';
 import { runApiBench } from '../../bench/api.js';
+import { demoCatalogDir, demoIndexDir } from '../../paths.js';
 import { action, indexOption, intArg, print, printJson, progressBar, table, type Command } from '../shared.js';
 
 interface ServeFlags {
@@ -40,38 +44,20 @@ export function registerServeCommands(program: Command): void {
     .addHelpText('after', '\nExamples:\n  lookalike serve --index .lookalike\n  lookalike serve --catalog ../shared/datasets/fashion-small --port 8080')
     .action(action(async (flags: ServeFlags) => {
       if (flags.catalog) await indexFirst(flags.catalog, flags.index);
-      const lookalike = await Lookalike.open(flags.index, { search: flags.search });
-      const app = await createServer(lookalike, {
-        queue: { concurrency: flags.concurrency, maxWaiting: flags.queue },
-        maxUploadBytes: flags.maxUploadMb * 1024 * 1024,
-        logger: flags.log ? true : false,
-      });
-      let address: string;
-      try {
-        address = await app.listen({ port: flags.port, host: flags.host });
-      } catch (err) {
-        await app.close();
-        await lookalike.close();
-        if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new LookalikeError('PORT_IN_USE', { port: flags.port, host: flags.host });
-        throw err;
-      }
-      // performance.now() counts from process start: this is the honest start-up time.
-      const url = address.replace('://[::1]', '://localhost').replace(/\/?$/, '/');
-      print(`Lookalike: ${lookalike.engine.size.toLocaleString('en-US')} items from ${describeLocation(lookalike.indexDir)}${lookalike.store.follow ? ` (generation ${lookalike.generation}, following changes)` : ''}`);
-      const unfollow = followStore(lookalike);
-      print(`Listening on ${url} (started in ${(performance.now() / 1000).toFixed(2)} s)`);
-      print(`API: ${url}api  OpenAPI: ${url}api/openapi.json  Stop: Ctrl+C`);
-      void readyLine(app).then((line) => print(line));
+      await serveIndex(flags);
+    }));
 
-      const stop = async (signal: string) => {
-        process.stderr.write(`\n${signal}: stopping...\n`);
-        await unfollow();
-        await app.close();
-        await lookalike.close();
-        process.exit(0);
-      };
-      process.once('SIGINT', () => void stop('SIGINT'));
-      process.once('SIGTERM', () => void stop('SIGTERM'));
+  program.command('demo')
+    .description('Serve a demo: the 300 product photos shipped with Lookalike (demo/catalog), indexed on first use into your cache folder, then the web page. Needs nothing but the package.')
+    .option('-p, --port <n>', 'TCP port (0 picks a free one)', intArg('port', 0, 65535), 3000)
+    .option('--host <address>', 'address to listen on (0.0.0.0 for every interface)', '127.0.0.1')
+    .option('--folder <dir>', 'where the demo index is kept (default: lookalike/demo-VERSION in your cache folder, $XDG_CACHE_HOME or ~/.cache)')
+    .addHelpText('after', '\nNext step, your own catalog (styles.csv + images/, or any folder of photos):\n  lookalike index ../shared/datasets/fashion-small --sample 1500 && lookalike serve')
+    .action(action(async (flags: { port: number; host: string; folder?: string }) => {
+      const indexDir = flags.folder ?? writableDemoIndexDir();
+      print(`Demo catalog: ${demoCatalogDir()} (index: ${indexDir})`);
+      await indexFirst(demoCatalogDir(), indexDir);
+      await serveIndex({ index: indexDir, port: flags.port, host: flags.host, concurrency: QUEUE_CONCURRENCY, queue: QUEUE_MAX_WAITING, maxUploadMb: DEFAULT_MAX_UPLOAD_BYTES / 1024 / 1024 });
     }));
 
   program.command('bench-api')
@@ -128,6 +114,42 @@ function followStore(lookalike: Lookalike): () => Promise<void> {
   });
 }
 
+/** Opens an index and serves the page and the API until SIGINT or SIGTERM. */
+async function serveIndex(flags: ServeFlags): Promise<void> {
+  const lookalike = await Lookalike.open(flags.index, { search: flags.search });
+  const app = await createServer(lookalike, {
+    queue: { concurrency: flags.concurrency, maxWaiting: flags.queue },
+    maxUploadBytes: flags.maxUploadMb * 1024 * 1024,
+    logger: flags.log ? true : false,
+  });
+  let address: string;
+  try {
+    address = await app.listen({ port: flags.port, host: flags.host });
+  } catch (err) {
+    await app.close();
+    await lookalike.close();
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new LookalikeError('PORT_IN_USE', { port: flags.port, host: flags.host });
+    throw err;
+  }
+  // performance.now() counts from process start: this is the honest start-up time.
+  const url = address.replace('://[::1]', '://localhost').replace(/\/?$/, '/');
+  print(`Lookalike: ${lookalike.engine.size.toLocaleString('en-US')} items from ${describeLocation(lookalike.indexDir)}${lookalike.store.follow ? ` (generation ${lookalike.generation}, following changes)` : ''}`);
+  const unfollow = followStore(lookalike);
+  print(`Listening on ${url} (started in ${(performance.now() / 1000).toFixed(2)} s)`);
+  print(`API: ${url}api  OpenAPI: ${url}api/openapi.json  Stop: Ctrl+C`);
+  void readyLine(app).then((line) => print(line));
+
+  const stop = async (signal: string) => {
+    process.stderr.write(`\n${signal}: stopping...\n`);
+    await unfollow();
+    await app.close();
+    await lookalike.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stop('SIGINT'));
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+}
+
 async function indexFirst(catalog: string, indexDir: string): Promise<void> {
   const bar = progressBar('indexing', 'img');
   let started = false;
@@ -148,4 +170,18 @@ async function readyLine(app: Awaited<ReturnType<typeof createServer>>): Promise
   const model = await app.modelReady;
   if (model.state === 'failed') return `lookalike: the model could not be loaded: ${model.message} Searches by item still work; searches by photo will fail.`;
   return `Model ready in ${(performance.now() / 1000).toFixed(2)} s since start: photo searches now answer at full speed.`;
+}
+
+/**
+ * The per-user demo folder, or one under the temporary folder when that cannot be created
+ * (no home, a read-only home in a container).
+ */
+function writableDemoIndexDir(): string {
+  const preferred = demoIndexDir();
+  try {
+    mkdirSync(preferred, { recursive: true });
+    return preferred;
+  } catch {
+    return path.join(os.tmpdir(), `${path.basename(preferred)}-${os.userInfo().username}`);
+  }
 }
