@@ -2,7 +2,7 @@
  * The library's front door: an opened index that answers "which products look like
  * this?". The CLI, the HTTP server, evaluation and training all go through it.
  */
-import { DEFAULT_K, DEFAULT_THRESHOLD } from './defaults.js';
+import { DEFAULT_K, DEFAULT_THRESHOLD, DUPLICATE_NEIGHBOURS, DUPLICATE_THRESHOLD } from './defaults.js';
 import { LookalikeError } from './errors.js';
 import { Embedder, indexArithmetic, type Arithmetic } from './model/embedder.js';
 import type { Localisation, ProposedRegion, Region } from './model/localise.js';
@@ -16,11 +16,12 @@ import { describeLocation, indexArgs } from './store/location.js';
 import type { IndexManifest, Store, VectorKind } from './store/types.js';
 import { SearchEngine, PHOTO_ANN_CANDIDATES, SEARCH_SETTINGS, type SearchHit, type SearchOptions, type SearchSetting } from './search/engine.js';
 import { backboneSpace, type EmbeddingSpace } from './search/space.js';
-import { batchTopK } from './search/kernel.js';
+import { batchTopK, normaliseRows } from './search/kernel.js';
+import { groupNeighbours, withoutNearDuplicates } from './search/duplicates.js';
 import { HeadSpaces } from './head/index-head.js';
 import { MODES } from './head/head.js';
 import { checkFilterFields } from './search/filters.js';
-import { checkChoice, checkK, checkPositiveInteger, checkThreshold } from './validate.js';
+import { checkChoice, checkK, checkPositiveInteger, checkThreshold, invalidParameterError, MAX_K } from './validate.js';
 
 export interface QueryOptions extends SearchOptions {
   /** Override the index's pooling (both are stored). */
@@ -29,6 +30,32 @@ export interface QueryOptions extends SearchOptions {
   expect?: Partial<EmbeddingSettings>;
   /** Which notion of similarity to use, when the index has spaces beyond the backbone. */
   mode?: string;
+  /**
+   * Hide near-duplicates of a better-ranked hit (photos whose stored vectors have a cosine of
+   * at least DUPLICATE_THRESHOLD): the list still holds k products, each listing in
+   * `duplicates` the ids it hid.
+   */
+  dedupe?: boolean;
+}
+
+/** A group of near-duplicate products (`Lookalike.duplicates`). */
+export interface DuplicateGroupReport {
+  /** In catalog order, the first being the one a shop would usually keep. */
+  items: Array<{ id: string; metadata: Record<string, string>; image: string }>;
+  /** The lowest and highest cosine among the pairs that joined the group. */
+  minScore: number;
+  maxScore: number;
+}
+
+export interface DuplicatesReport {
+  threshold: number;
+  /** The space compared: the backbone's stored vectors in the index's pooling. */
+  space: string;
+  /** Embedded products looked at. */
+  items: number;
+  /** Products in some group (the sum of the groups' sizes). */
+  duplicated: number;
+  groups: DuplicateGroupReport[];
 }
 
 /** How a photo (not a catalog item) is turned into query vectors. */
@@ -50,6 +77,8 @@ export interface SearchResponse {
   /** `warnings`: damage the decoder worked around in the query photo. */
   query: {
     kind: 'image' | 'item'; id?: string; label?: string; crop?: Region; warnings?: string[];
+    /** More like an item, with dedupe: the item's own near-duplicates, left out of the results. */
+    duplicates?: string[];
     /** A photo: the part the second look went to (`zoom`), relative to the (cropped) photo. */
     zoom?: Region;
     /** A photo: whether its results were searched with its top result's vector as well. */
@@ -268,6 +297,7 @@ export class Lookalike {
     checkChoice(options.search, 'search', SEARCH_SETTINGS);
     checkThreshold(options.threshold);
     checkFilterFields(options.filters, this.manifest.catalog.columns);
+    if (options.dedupe !== undefined && typeof options.dedupe !== 'boolean') throw invalidParameterError('dedupe', 'true or false', options.dedupe);
     this.space(options);
     this.checkSettings(options.expect);
   }
@@ -283,16 +313,17 @@ export class Lookalike {
     const query = space.embed(raw);
     // Two results at least, to see whether the top one stands out (query/photo.ts
     // expandedQuery); the threshold applies to the list returned (below), not to that look.
-    let results = await this.engine.query(space, query, { ...search, threshold: undefined, k: Math.max(k, 2) });
-    let expanded = false;
-    const next = options.expand !== false && results.length >= 2
-      ? expandedQuery(query, results.map((r) => r.score), await this.engine.vectorOfForSearch(space, results[0].id, options.search))
+    const first = await this.engine.query(space, query, { ...search, threshold: undefined, k: Math.max(k, 2) });
+    const next = options.expand !== false && first.length >= 2
+      ? expandedQuery(query, first.map((r) => r.score), await this.engine.vectorOfForSearch(space, first[0].id, options.search))
       : undefined;
-    if (next) {
-      results = await this.engine.query(space, next, { ...search, threshold: undefined, k });
-      expanded = true;
-    }
-    results = results.filter((r) => threshold === undefined || r.score >= threshold).slice(0, k);
+    const expanded = next !== undefined;
+    // The threshold applies to the list returned, not to the look that decided the expansion.
+    const fetch = async (want: number) => {
+      const hits = !next && (want <= first.length || first.length < Math.max(k, 2)) ? first : await this.engine.query(space, next ?? query, { ...search, threshold: undefined, k: want });
+      return hits.filter((r) => threshold === undefined || r.score >= threshold);
+    };
+    const { results } = await this.finish(k, options, fetch);
     // Found inside the shopper's box: given in the whole photo's coordinates.
     const regions = options.crop ? raw.regions.map((r) => ({ ...withinRegion(options.crop, r), score: r.score })) : raw.regions;
     return {
@@ -308,8 +339,65 @@ export class Lookalike {
     const defaults = this.defaults(space);
     const threshold = options.threshold ?? defaults.threshold;
     const query = await this.engine.vectorOfForSearch(space, id, options.search);
-    const results = await this.engine.query(space, query, { ...options, k: options.k ?? defaults.k, threshold, excludeId: id });
-    return { query: { kind: 'item', id }, space: space.id, threshold, results };
+    const { results, ofQuery } = await this.finish(options.k ?? defaults.k, options, (want) => this.engine.query(space, query, { ...options, k: want, threshold, excludeId: id }), id);
+    return { query: { kind: 'item', id, ...(ofQuery.length && { duplicates: ofQuery }) }, space: space.id, threshold, results };
+  }
+
+  /**
+   * The k results of a search from `fetch(want)` (the best `want` hits): as they come, or
+   * without near-duplicates (options.dedupe), for which more are fetched until k remain or
+   * the catalog runs out.
+   */
+  private async finish(k: number, options: QueryOptions, fetch: (want: number) => Promise<SearchHit[]>, queryId?: string): Promise<{ results: SearchHit[]; ofQuery: string[] }> {
+    if (!options.dedupe) return { results: (await fetch(k)).slice(0, k), ofQuery: [] };
+    const limit = Math.min(this.engine.size, MAX_K);
+    const query = queryId === undefined ? undefined : Float32Array.from(await this.duplicateVector(queryId, options.search));
+    for (let want = Math.min(limit, Math.max(3 * k, k + 10)); ; want = Math.min(limit, want * 4)) {
+      const hits = await fetch(want);
+      const { kept, ofQuery } = await withoutNearDuplicates(hits, k, DUPLICATE_THRESHOLD, (hit) => this.duplicateVector(hit.id, options.search), query);
+      if (kept.length >= k || hits.length < want || want >= limit) return { results: kept.map((hit, i) => ({ ...hit, rank: i + 1 })), ofQuery };
+    }
+  }
+
+  /**
+   * An item's unit vector in the space near-duplicates are told apart in: the backbone's, in
+   * the index's pooling. Without a head that is the space searched (its ANN rows file or
+   * matrix is at hand); with one, the stored raw vectors a head's engine already holds.
+   */
+  private async duplicateVector(id: string, search?: QueryOptions['search']): Promise<Float32Array> {
+    const pooling = this.settings.pooling;
+    if (!this.head) return this.engine.vectorOfForSearch(backboneSpace(pooling, this.manifest.dimension), id, search);
+    const raw = this.engine.rawVectors();
+    const row = this.engine.rowOf(id);
+    return normaliseRows(Float32Array.from((pooling === 'max' ? raw.max : raw.avg).subarray(row * raw.dim, (row + 1) * raw.dim)), raw.dim);
+  }
+
+  /**
+   * Groups of products whose photos are near-identical: the same packshot under two ids,
+   * re-uploads. Each product's `neighbours` nearest (default DUPLICATE_NEIGHBOURS) are
+   * compared in the backbone's space; pairs at or above `threshold` (default
+   * DUPLICATE_THRESHOLD) join their groups.
+   */
+  async duplicates(options: { threshold?: number; neighbours?: number; onProgress?: (done: number, total: number) => void } = {}): Promise<DuplicatesReport> {
+    const threshold = checkThreshold(options.threshold, 'threshold') ?? DUPLICATE_THRESHOLD;
+    const neighbours = checkPositiveInteger(options.neighbours, 'neighbours') ?? DUPLICATE_NEIGHBOURS;
+    if (neighbours > 100) throw invalidParameterError('neighbours', 'a whole number from 1 to 100', neighbours);
+    const space = backboneSpace(this.settings.pooling, this.manifest.dimension);
+    const n = this.engine.size;
+    const rows = Int32Array.from({ length: n }, (_, i) => i);
+    let hits: { k: number; rows: Int32Array; scores: Float32Array };
+    if (this.engine.method() === 'ann') {
+      hits = await this.engine.annTopK(space, rows, neighbours, undefined, options.onProgress);
+    } else {
+      const { data, dim } = this.engine.matrix(space);
+      hits = await batchTopK(data, dim, data, n, neighbours, { excludeSelf: rows, onProgress: options.onProgress });
+    }
+    const groups = groupNeighbours(n, hits, threshold).map((g) => ({
+      items: g.rows.map((r) => { const item = this.engine.items[r]; return { id: item.id, metadata: item.metadata, image: item.image }; }),
+      minScore: g.minScore,
+      maxScore: g.maxScore,
+    }));
+    return { threshold, space: space.id, items: n, duplicated: groups.reduce((s, g) => s + g.items.length, 0), groups };
   }
 
   /** Top-k neighbours of every catalog item (itself excluded), batched. */

@@ -13,6 +13,7 @@ import { registerMapCommand } from './commands/map.js';
 import { registerTuneCommand } from './commands/tune.js';
 import { registerTrainCommand } from './commands/train.js';
 import { registerRobustnessCommand, registerTransferCommand } from './commands/robustness.js';
+import { registerProductCommands } from './commands/products.js';
 import { storeOption } from './shared.js';
 
 export function createProgram(): Command {
@@ -41,6 +42,7 @@ Typical session:
   registerTrainCommand(program);
   registerRobustnessCommand(program);
   registerTransferCommand(program);
+  registerProductCommands(program);
   // Every command that opens an index can open it in a shared store instead.
   for (const command of program.commands) {
     if (command.options.some((o) => o.long === '--index')) command.addOption(storeOption());

@@ -136,6 +136,8 @@ export interface SearchHit {
   score: number;
   metadata: Record<string, string>;
   image: string;
+  /** With dedupe: the near-duplicates of this product that the list left out, best first. */
+  duplicates?: string[];
 }
 
 export interface SpaceMatrix { space: EmbeddingSpace; data: Float32Array; dim: number }

@@ -39,7 +39,7 @@ export function presentItem(item: StoredItem) {
 }
 
 export function presentHit(hit: SearchHit) {
-  return { id: hit.id, rank: hit.rank, score: hit.score, metadata: hit.metadata, imageUrl: imageUrl(hit.id) };
+  return { id: hit.id, rank: hit.rank, score: hit.score, metadata: hit.metadata, imageUrl: imageUrl(hit.id), ...(hit.duplicates && { duplicates: hit.duplicates }) };
 }
 
 /** `filter=field=value` query values as library filters (unknown fields are refused). */

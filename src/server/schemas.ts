@@ -62,8 +62,10 @@ const searchParam = {
   description: "exact (score every item), ann (approximate index, candidates re-ranked exactly: scores are true cosines) or db (answered by PostgreSQL + pgvector, backbone max pooling only); default: the index's setting, else ann for large catalogs",
 } as const;
 
+const dedupeParam = { type: 'boolean', default: false, description: 'hide near-duplicates of a better-ranked product (near-identical photos); each result lists in `duplicates` the ids it hid' } as const;
+
 /** Query-string / body properties shared by every search. */
-export const searchProperties = { k: kParam, threshold: thresholdParam, filter: filterParam, mode: modeParam, pooling: poolingParam, search: searchParam } as const;
+export const searchProperties = { k: kParam, threshold: thresholdParam, filter: filterParam, mode: modeParam, pooling: poolingParam, search: searchParam, dedupe: dedupeParam } as const;
 
 export const searchQuerystring = { type: 'object', additionalProperties: false, properties: searchProperties } as const;
 
@@ -183,6 +185,7 @@ export function addSharedSchemas(app: FastifyInstance): void {
       score: { type: 'number', description: 'cosine similarity, higher is more similar' },
       metadata: ref('Metadata'),
       imageUrl: { type: 'string' },
+      duplicates: { type: 'array', items: { type: 'string' }, description: 'with dedupe: ids of near-duplicates of this product left out of the list' },
     },
   });
   app.addSchema({
@@ -203,6 +206,7 @@ export function addSharedSchemas(app: FastifyInstance): void {
           // The part of the (cropped) photo looked at a second time, where the product was found.
           zoom: ref('Region'),
           expanded: { type: 'boolean', description: 'whether the results were searched with the top result\'s vector added (see the request\'s expand)' },
+          duplicates: { type: 'array', items: { type: 'string' }, description: 'more like an item, with dedupe: the item\'s own near-duplicates, left out of the results' },
           warnings: { type: 'array', items: { type: 'string' }, description: 'damage in the photo that was worked around (it was still searched)' },
         },
       },

@@ -58,6 +58,11 @@ export interface paths {
                          * @enum {string}
                          */
                         search?: "exact" | "ann" | "db";
+                        /**
+                         * @description hide near-duplicates of a better-ranked product (near-identical photos); each result lists in `duplicates` the ids it hid
+                         * @default false
+                         */
+                        dedupe?: boolean;
                     };
                     "application/json": {
                         /** @description catalog item id, as in the catalog (styles.csv "id" column, or the image-folder path) */
@@ -83,6 +88,11 @@ export interface paths {
                          * @enum {string}
                          */
                         search?: "exact" | "ann" | "db";
+                        /**
+                         * @description hide near-duplicates of a better-ranked product (near-identical photos); each result lists in `duplicates` the ids it hid
+                         * @default false
+                         */
+                        dedupe?: boolean;
                     };
                 };
             };
@@ -263,6 +273,8 @@ export interface paths {
                     pooling?: "max" | "avg";
                     /** @description exact (score every item), ann (approximate index, candidates re-ranked exactly: scores are true cosines) or db (answered by PostgreSQL + pgvector, backbone max pooling only); default: the index's setting, else ann for large catalogs */
                     search?: "exact" | "ann" | "db";
+                    /** @description hide near-duplicates of a better-ranked product (near-identical photos); each result lists in `duplicates` the ids it hid */
+                    dedupe?: boolean;
                 };
                 header?: never;
                 path: {
@@ -550,6 +562,8 @@ export interface components {
             score: number;
             metadata: components["schemas"]["Metadata"];
             imageUrl: string;
+            /** @description with dedupe: ids of near-duplicates of this product left out of the list */
+            duplicates?: string[];
         };
         SearchResponse: {
             query: {
@@ -563,6 +577,8 @@ export interface components {
                 zoom?: components["schemas"]["Region"];
                 /** @description whether the results were searched with the top result's vector added (see the request's expand) */
                 expanded?: boolean;
+                /** @description more like an item, with dedupe: the item's own near-duplicates, left out of the results */
+                duplicates?: string[];
                 /** @description damage in the photo that was worked around (it was still searched) */
                 warnings?: string[];
             };
@@ -611,6 +627,27 @@ export interface components {
                 state: "loading" | "ready" | "failed";
                 weightsId: string;
                 message?: string;
+                /** @description The arithmetic queries are embedded in on this machine, and the CPU it relies on (model/cpu.ts) */
+                arithmetic?: {
+                    /** @enum {string} */
+                    precision: "fp32" | "int8";
+                    quantiser?: number;
+                    weightBits?: number;
+                    /** @enum {string} */
+                    kernels: "float32" | "u8s8" | "u8u8";
+                    /** @description whether this CPU's u8 x s8 kernels add product pairs in saturating int16 (no VNNI) */
+                    cpuSaturates?: boolean;
+                    /** @description whether the chosen kernels summed the int8 probe exactly (an inexact CPU is refused: INT8_INEXACT) */
+                    exact: boolean;
+                    summary: string;
+                    cpu: {
+                        model: string;
+                        arch: string;
+                        cores: number;
+                        flags: string[];
+                        vnni?: boolean;
+                    };
+                };
             };
             index: {
                 items: number;

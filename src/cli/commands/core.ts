@@ -33,10 +33,11 @@ const searchOptions = (cmd: Command) => cmd
   .option('-f, --filter <field=value>', 'keep only products whose field matches (repeatable; a,b = either)', collect, [])
   .addOption(new Option('--pooling <kind>', 'pooling of the backbone features (default: the index\'s)').choices(['max', 'avg']))
   .option('--mode <mode>', `notion of similarity when the index has a trained head: ${SEARCH_MODES.join(', ')}`)
+  .option('--dedupe', 'hide near-duplicates of a better-ranked product (near-identical photos; `lookalike duplicates` lists them)')
   .addOption(new Option('--search <method>', `exact (score every item), ann (approximate index, re-ranked exactly) or db (PostgreSQL + pgvector answers: --store only, backbone max pooling); default: the index's setting, else ann from ${ANN_MIN_ITEMS.toLocaleString('en-US')} items`).choices(['exact', 'ann', 'db']))
   .option('--json', 'print machine-readable JSON');
 
-interface SearchFlags { index: string; k: number; threshold?: number; filter: string[]; pooling?: Pooling; mode?: string; search?: SearchMethod; json?: boolean }
+interface SearchFlags { index: string; k: number; threshold?: number; filter: string[]; pooling?: Pooling; mode?: string; search?: SearchMethod; dedupe?: boolean; json?: boolean }
 
 function printResponse(response: SearchResponse, flags: SearchFlags, columns: string[]): void {
   const json = flags.json;
@@ -45,7 +46,7 @@ function printResponse(response: SearchResponse, flags: SearchFlags, columns: st
       query: response.query,
       space: response.space,
       ...(response.regions ? { regions: response.regions } : {}),
-      results: response.results.map((r) => ({ id: r.id, rank: r.rank, score: r.score, ...r.metadata, image: r.image })),
+      results: response.results.map((r) => ({ id: r.id, rank: r.rank, score: r.score, ...r.metadata, image: r.image, ...(r.duplicates && { duplicates: r.duplicates }) })),
     });
     return;
   }
@@ -57,9 +58,10 @@ function printResponse(response: SearchResponse, flags: SearchFlags, columns: st
   }
   const shown = SHOWN_COLUMNS.filter((c) => columns.includes(c));
   const cols = shown.length ? shown : columns.slice(0, 3);
+  const hidden = response.results.some((r) => r.duplicates);
   print(table([
-    ['rank', 'id', 'score', ...cols],
-    ...response.results.map((r) => [String(r.rank), r.id, r.score.toFixed(4), ...cols.map((c) => r.metadata[c] ?? '')]),
+    ['rank', 'id', 'score', ...cols, ...(hidden ? ['near-duplicates hidden'] : [])],
+    ...response.results.map((r) => [String(r.rank), r.id, r.score.toFixed(4), ...cols.map((c) => r.metadata[c] ?? ''), ...(hidden ? [(r.duplicates ?? []).join(' ')] : [])]),
   ]));
 }
 
@@ -156,7 +158,7 @@ export function registerCoreCommands(program: Command): void {
       const crop = flags.crop ? parseRegion(flags.crop, '--crop') : undefined;
       await withIndex(flags.index, async (lookalike) => {
         const response = await lookalike.searchByImage(image, {
-          label: image, k: flags.k, threshold: flags.threshold, pooling: flags.pooling, mode: flags.mode, crop, search: flags.search, expand: flags.expand,
+          label: image, k: flags.k, threshold: flags.threshold, pooling: flags.pooling, mode: flags.mode, crop, search: flags.search, expand: flags.expand, dedupe: flags.dedupe,
           filters: parseFilters(flags.filter, lookalike.manifest.catalog.columns),
         });
         for (const warning of response.query.warnings ?? []) process.stderr.write(`lookalike: warning: ${warning}\n`);
@@ -175,7 +177,7 @@ export function registerCoreCommands(program: Command): void {
     .action(action(async (id: string, flags: SearchFlags) => {
       await withIndex(flags.index, async (lookalike) => {
         const response = await lookalike.searchById(id, {
-          k: flags.k, threshold: flags.threshold, pooling: flags.pooling, mode: flags.mode, search: flags.search,
+          k: flags.k, threshold: flags.threshold, pooling: flags.pooling, mode: flags.mode, search: flags.search, dedupe: flags.dedupe,
           filters: parseFilters(flags.filter, lookalike.manifest.catalog.columns),
         });
         printResponse(response, flags, lookalike.manifest.catalog.columns);

@@ -24,7 +24,7 @@ export async function searchRoutes(fastify: FastifyInstance, { ctx }: { ctx: Ser
     const started = performance.now();
     const body = request.body;
     const { lookalike, queue, limits } = ctx;
-    const options = { k: body.k, threshold: body.threshold, filters: filtersOf(ctx, body.filter), mode: body.mode, pooling: body.pooling, search: body.search };
+    const options = { k: body.k, threshold: body.threshold, filters: filtersOf(ctx, body.filter), mode: body.mode, pooling: body.pooling, search: body.search, dedupe: body.dedupe };
     if ('image' in body) {
       const image = body.image;
       const crop = body.crop ? parseRegion(body.crop) : undefined;
