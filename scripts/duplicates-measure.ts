@@ -15,7 +15,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import sharp from 'sharp';
+import sharp, { type OverlayOptions } from 'sharp';
 import { Lookalike } from '../src/lookalike.js';
 import { DUPLICATE_NEIGHBOURS } from '../src/defaults.js';
 
@@ -77,7 +77,7 @@ try {
     const groups = every ? all.filter((_, i) => i % Math.max(1, Math.floor(all.length / 24)) === 0).slice(0, 24) : (differing.get(threshold) ?? []).slice(0, 24);
     const cell = { w: 60, h: 80 }, gap = 4, cols = Math.max(...groups.map((g) => g.length), 1);
     const width = cols * (cell.w + gap) + 40, height = groups.length * (cell.h + gap) + gap;
-    const layers: sharp.OverlayOptions[] = [];
+    const layers: OverlayOptions[] = [];
     for (const [r, ids] of groups.entries()) {
       const label = Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="36" height="${cell.h}"><text x="2" y="44" font-size="16" font-family="sans-serif">${r + 1}</text></svg>`);
       layers.push({ input: label, left: 0, top: gap + r * (cell.h + gap) });
