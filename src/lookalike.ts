@@ -2,7 +2,7 @@
  * The library's front door: an opened index that answers "which products look like
  * this?". The CLI, the HTTP server, evaluation and training all go through it.
  */
-import { DEFAULT_K, DEFAULT_THRESHOLD, DUPLICATE_NEIGHBOURS, DUPLICATE_THRESHOLD } from './defaults.js';
+import { DEFAULT_K, DEFAULT_THRESHOLD, DUPLICATE_NEIGHBOURS, DUPLICATE_THRESHOLD, STYLE_ID_COLUMNS } from './defaults.js';
 import { LookalikeError } from './errors.js';
 import { Embedder, indexArithmetic, type Arithmetic } from './model/embedder.js';
 import type { Localisation, ProposedRegion, Region } from './model/localise.js';
@@ -18,6 +18,7 @@ import { SearchEngine, PHOTO_ANN_CANDIDATES, SEARCH_SETTINGS, type SearchHit, ty
 import { backboneSpace, type EmbeddingSpace } from './search/space.js';
 import { batchTopK, normaliseRows } from './search/kernel.js';
 import { groupNeighbours, withoutNearDuplicates } from './search/duplicates.js';
+import { foldVariants, type Variant } from './search/variants.js';
 import { HeadSpaces } from './head/index-head.js';
 import { MODES } from './head/head.js';
 import { checkFilterFields } from './search/filters.js';
@@ -36,6 +37,12 @@ export interface QueryOptions extends SearchOptions {
    * `duplicates` the ids it hid.
    */
   dedupe?: boolean;
+  /**
+   * 'style': one result per style, the best variant first, the others folded under it in
+   * `variants` (the style is the catalog's style column: styleColumn()); or any catalog
+   * column to group by. Without a style column, 'style' changes nothing.
+   */
+  group?: string;
 }
 
 /** A group of near-duplicate products (`Lookalike.duplicates`). */
@@ -79,6 +86,10 @@ export interface SearchResponse {
     kind: 'image' | 'item'; id?: string; label?: string; crop?: Region; warnings?: string[];
     /** More like an item, with dedupe: the item's own near-duplicates, left out of the results. */
     duplicates?: string[];
+    /** More like an item, grouped: the other variants of the item's own style, left out of the results. */
+    variants?: Variant[];
+    /** The column results were grouped by, when they were. */
+    groupedBy?: string;
     /** A photo: the part the second look went to (`zoom`), relative to the (cropped) photo. */
     zoom?: Region;
     /** A photo: whether its results were searched with its top result's vector as well. */
@@ -298,6 +309,9 @@ export class Lookalike {
     checkThreshold(options.threshold);
     checkFilterFields(options.filters, this.manifest.catalog.columns);
     if (options.dedupe !== undefined && typeof options.dedupe !== 'boolean') throw invalidParameterError('dedupe', 'true or false', options.dedupe);
+    if (options.group !== undefined && (typeof options.group !== 'string' || (options.group.toLowerCase() !== 'style' && !this.groupColumn(options.group)))) {
+      throw invalidParameterError('group', `"style" or one of the catalog's columns (${this.manifest.catalog.columns.join(', ')})`, options.group);
+    }
     this.space(options);
     this.checkSettings(options.expect);
   }
@@ -323,11 +337,11 @@ export class Lookalike {
       const hits = !next && (want <= first.length || first.length < Math.max(k, 2)) ? first : await this.engine.query(space, next ?? query, { ...search, threshold: undefined, k: want });
       return hits.filter((r) => threshold === undefined || r.score >= threshold);
     };
-    const { results } = await this.finish(k, options, fetch);
+    const { results, groupedBy } = await this.finish(k, options, fetch);
     // Found inside the shopper's box: given in the whole photo's coordinates.
     const regions = options.crop ? raw.regions.map((r) => ({ ...withinRegion(options.crop, r), score: r.score })) : raw.regions;
     return {
-      query: { kind: 'image', label: options.label, crop: options.crop, ...(raw.zoom && { zoom: raw.zoom }), expanded, ...(raw.warnings.length && { warnings: raw.warnings }) },
+      query: { kind: 'image', label: options.label, crop: options.crop, ...(raw.zoom && { zoom: raw.zoom }), expanded, ...(raw.warnings.length && { warnings: raw.warnings }), ...(groupedBy && { groupedBy }) },
       space: space.id, threshold, results, regions,
     };
   }
@@ -339,8 +353,28 @@ export class Lookalike {
     const defaults = this.defaults(space);
     const threshold = options.threshold ?? defaults.threshold;
     const query = await this.engine.vectorOfForSearch(space, id, options.search);
-    const { results, ofQuery } = await this.finish(options.k ?? defaults.k, options, (want) => this.engine.query(space, query, { ...options, k: want, threshold, excludeId: id }), id);
-    return { query: { kind: 'item', id, ...(ofQuery.length && { duplicates: ofQuery }) }, space: space.id, threshold, results };
+    const { results, ofQuery, variantsOfQuery, groupedBy } = await this.finish(options.k ?? defaults.k, options, (want) => this.engine.query(space, query, { ...options, k: want, threshold, excludeId: id }), id);
+    return {
+      query: { kind: 'item', id, ...(ofQuery.length && { duplicates: ofQuery }), ...(variantsOfQuery.length && { variants: variantsOfQuery }), ...(groupedBy && { groupedBy }) },
+      space: space.id, threshold, results,
+    };
+  }
+
+  /** The catalog column naming each product's style (STYLE_ID_COLUMNS, any case), if it has one. */
+  styleColumn(): string | undefined {
+    const columns = this.manifest.catalog.columns;
+    for (const name of STYLE_ID_COLUMNS) {
+      const found = columns.find((c) => c.toLowerCase() === name.toLowerCase());
+      if (found) return found;
+    }
+    return undefined;
+  }
+
+  /** The column a search groups by: 'style' is the style column (none: no grouping), else the column named. */
+  private groupColumn(group: string | undefined): string | undefined {
+    if (group === undefined) return undefined;
+    if (group.toLowerCase() === 'style') return this.styleColumn();
+    return this.manifest.catalog.columns.find((c) => c === group) ?? this.manifest.catalog.columns.find((c) => c.toLowerCase() === group.toLowerCase());
   }
 
   /**
@@ -348,14 +382,21 @@ export class Lookalike {
    * without near-duplicates (options.dedupe), for which more are fetched until k remain or
    * the catalog runs out.
    */
-  private async finish(k: number, options: QueryOptions, fetch: (want: number) => Promise<SearchHit[]>, queryId?: string): Promise<{ results: SearchHit[]; ofQuery: string[] }> {
-    if (!options.dedupe) return { results: (await fetch(k)).slice(0, k), ofQuery: [] };
+  private async finish(k: number, options: QueryOptions, fetch: (want: number) => Promise<SearchHit[]>, queryId?: string): Promise<{ results: SearchHit[]; ofQuery: string[]; variantsOfQuery: Variant[]; groupedBy?: string }> {
+    const column = this.groupColumn(options.group);
+    if (!options.dedupe && !column) return { results: (await fetch(k)).slice(0, k), ofQuery: [], variantsOfQuery: [] };
     const limit = Math.min(this.engine.size, MAX_K);
-    const query = queryId === undefined ? undefined : Float32Array.from(await this.duplicateVector(queryId, options.search));
+    const query = queryId === undefined || !options.dedupe ? undefined : Float32Array.from(await this.duplicateVector(queryId, options.search));
+    const queryStyle = queryId === undefined || !column ? undefined : this.engine.items[this.engine.rowOf(queryId)].metadata[column] || undefined;
     for (let want = Math.min(limit, Math.max(3 * k, k + 10)); ; want = Math.min(limit, want * 4)) {
       const hits = await fetch(want);
-      const { kept, ofQuery } = await withoutNearDuplicates(hits, k, DUPLICATE_THRESHOLD, (hit) => this.duplicateVector(hit.id, options.search), query);
-      if (kept.length >= k || hits.length < want || want >= limit) return { results: kept.map((hit, i) => ({ ...hit, rank: i + 1 })), ofQuery };
+      let kept: SearchHit[] = hits, ofQuery: string[] = [], variantsOfQuery: Variant[] = [];
+      // Near-duplicates first: a duplicate that is also a variant is hidden as a duplicate.
+      if (options.dedupe) ({ kept, ofQuery } = await withoutNearDuplicates(kept, column ? kept.length : k, DUPLICATE_THRESHOLD, (hit) => this.duplicateVector(hit.id, options.search), query));
+      if (column) ({ kept, ofQuery: variantsOfQuery } = foldVariants(kept, k, (hit) => hit.metadata[column], queryStyle));
+      if (kept.length >= k || hits.length < want || want >= limit) {
+        return { results: kept.slice(0, k).map((hit, i) => ({ ...hit, rank: i + 1 })), ofQuery, variantsOfQuery, groupedBy: column };
+      }
     }
   }
 

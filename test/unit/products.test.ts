@@ -120,3 +120,74 @@ describe('near-duplicates', () => {
     expect(JSON.parse(similar.stdout).query.duplicates).toEqual(['2001']);
   });
 });
+
+describe('colour variants grouped by style', () => {
+  // The fixture's 16 products with a style_id column: each shape is one style in 4 colours.
+  let styled: string;
+  let styledIndex: string;
+  let grouped: Lookalike;
+  let groupedApp: FastifyInstance;
+  const styleOf = (id: string) => `S-${defaultItems().find((i) => i.id === id)!.shape}`;
+
+  beforeAll(async () => {
+    styled = await makeCatalog(defaultItems());
+    const lines = readFileSync(path.join(styled, 'styles.csv'), 'utf8').trim().split('\n');
+    writeFileSync(path.join(styled, 'styles.csv'), `${[`${lines[0]},style_id`, ...lines.slice(1).map((l) => `${l},${styleOf(l.slice(0, l.indexOf(',')))}`)].join('\n')}\n`);
+    styledIndex = path.join(work, 'styled-index');
+    await buildIndex({ catalogDir: styled, indexDir: styledIndex });
+    grouped = await Lookalike.open(styledIndex);
+    groupedApp = await createServer(grouped, { warmUp: false, webRoot: false });
+  });
+
+  afterAll(async () => {
+    await groupedApp?.close();
+    await grouped?.close();
+    if (styled) rmSync(styled, { recursive: true, force: true });
+  });
+
+  it('finds the style column, and shows each style once, its other colours folded under its best one', async () => {
+    expect(grouped.styleColumn()).toBe('style_id');
+    const photo = readFileSync(path.join(styled, 'images', '1000.jpg'));
+    const plain = await grouped.searchByImage(photo, { k: 4 });
+    // Without grouping, the red shirt's other colours fill the list.
+    expect(new Set(plain.results.map((h) => styleOf(h.id))).size).toBeLessThan(4);
+    const byStyle = await grouped.searchByImage(photo, { k: 4, group: 'style' });
+    expect(byStyle.query.groupedBy).toBe('style_id');
+    expect(byStyle.results.map((h) => styleOf(h.id)).sort()).toEqual(['S-bag', 'S-shirt', 'S-trousers', 'S-watch']);
+    expect(byStyle.results[0].id).toBe(plain.results[0].id);
+    const shirt = byStyle.results.find((h) => styleOf(h.id) === 'S-shirt')!;
+    expect(shirt.variants!.map((v) => v.id).sort()).toEqual(['1000', '1001', '1002', '1003'].filter((id) => id !== shirt.id));
+    expect(shirt.variants!.map((v) => v.score)).toEqual([...shirt.variants!.map((v) => v.score)].sort((a, b) => b - a));
+    expect(byStyle.results.map((h) => h.rank)).toEqual([1, 2, 3, 4]);
+  });
+
+  it('more like an item, grouped, leaves its own style\'s other colours out of the list and names them', async () => {
+    const r = await grouped.searchById('1000', { k: 3, group: 'style' });
+    expect(r.query.variants!.map((v) => v.id).sort()).toEqual(['1001', '1002', '1003']);
+    expect(r.results.map((h) => styleOf(h.id)).sort()).toEqual(['S-bag', 'S-trousers', 'S-watch']);
+  });
+
+  it('the API and the CLI take group=style; variants carry their image URL', async () => {
+    const res = await groupedApp.inject({ method: 'GET', url: '/api/items/1000/similar?k=3&group=style' });
+    expect(res.statusCode, res.body).toBe(200);
+    const body = res.json();
+    expect(body.query.groupedBy).toBe('style_id');
+    expect(body.query.variants.map((v: { imageUrl: string }) => v.imageUrl).sort()).toEqual(['/images/1001', '/images/1002', '/images/1003']);
+    const post = await groupedApp.inject({ method: 'POST', url: '/api/search', payload: { id: '1004', k: 4, group: 'style' } });
+    expect(new Set(post.json().results.map((h: { id: string }) => styleOf(h.id))).size).toBe(post.json().results.length);
+    const cli = runCli(['similar', '1000', '--index', styledIndex, '-k', '3', '--group', 'style', '--json']);
+    expect(cli.code, cli.stderr).toBe(0);
+    expect(JSON.parse(cli.stdout).query.variants).toHaveLength(3);
+  });
+
+  it('without a style column, group=style changes nothing; another column groups by it; an unknown one is refused', async () => {
+    expect(lookalike.styleColumn()).toBeUndefined();
+    const plain = await lookalike.searchById('1000', { k: 5 });
+    const asked = await lookalike.searchById('1000', { k: 5, group: 'style' });
+    expect(asked.results).toEqual(plain.results);
+    expect(asked.query.groupedBy).toBeUndefined();
+    const byType = await lookalike.searchById('1000', { k: 3, group: 'articleType' });
+    expect(new Set(byType.results.map((h) => h.metadata.articleType)).size).toBe(3);
+    await expect(lookalike.searchById('1000', { group: 'colour_family' })).rejects.toMatchObject({ code: 'BAD_OPTION' });
+  });
+});

@@ -63,6 +63,8 @@ export interface paths {
                          * @default false
                          */
                         dedupe?: boolean;
+                        /** @description "style": one result per style (the catalog's style_id, parent or item_group_id column), the best variant first and the others in its `variants`; or a catalog column to group by. Without a style column, "style" changes nothing */
+                        group?: string;
                     };
                     "application/json": {
                         /** @description catalog item id, as in the catalog (styles.csv "id" column, or the image-folder path) */
@@ -93,6 +95,8 @@ export interface paths {
                          * @default false
                          */
                         dedupe?: boolean;
+                        /** @description "style": one result per style (the catalog's style_id, parent or item_group_id column), the best variant first and the others in its `variants`; or a catalog column to group by. Without a style column, "style" changes nothing */
+                        group?: string;
                     };
                 };
             };
@@ -275,6 +279,8 @@ export interface paths {
                     search?: "exact" | "ann" | "db";
                     /** @description hide near-duplicates of a better-ranked product (near-identical photos); each result lists in `duplicates` the ids it hid */
                     dedupe?: boolean;
+                    /** @description "style": one result per style (the catalog's style_id, parent or item_group_id column), the best variant first and the others in its `variants`; or a catalog column to group by. Without a style column, "style" changes nothing */
+                    group?: string;
                 };
                 header?: never;
                 path: {
@@ -564,6 +570,15 @@ export interface components {
             imageUrl: string;
             /** @description with dedupe: ids of near-duplicates of this product left out of the list */
             duplicates?: string[];
+            /** @description with group: the other products of this product's style (or group), best first */
+            variants?: components["schemas"]["Variant"][];
+        };
+        Variant: {
+            id: string;
+            /** @description cosine similarity to the query */
+            score: number;
+            metadata: components["schemas"]["Metadata"];
+            imageUrl: string;
         };
         SearchResponse: {
             query: {
@@ -579,6 +594,10 @@ export interface components {
                 expanded?: boolean;
                 /** @description more like an item, with dedupe: the item's own near-duplicates, left out of the results */
                 duplicates?: string[];
+                /** @description more like an item, with group: the other products of the item's own style, left out of the results */
+                variants?: components["schemas"]["Variant"][];
+                /** @description the catalog column the results were grouped by, when they were */
+                groupedBy?: string;
                 /** @description damage in the photo that was worked around (it was still searched) */
                 warnings?: string[];
             };

@@ -34,10 +34,11 @@ const searchOptions = (cmd: Command) => cmd
   .addOption(new Option('--pooling <kind>', 'pooling of the backbone features (default: the index\'s)').choices(['max', 'avg']))
   .option('--mode <mode>', `notion of similarity when the index has a trained head: ${SEARCH_MODES.join(', ')}`)
   .option('--dedupe', 'hide near-duplicates of a better-ranked product (near-identical photos; `lookalike duplicates` lists them)')
+  .option('--group <style|column>', 'one result per style (the catalog\'s style_id, parent or item_group_id column; its other variants are listed beside it), or per value of a catalog column')
   .addOption(new Option('--search <method>', `exact (score every item), ann (approximate index, re-ranked exactly) or db (PostgreSQL + pgvector answers: --store only, backbone max pooling); default: the index's setting, else ann from ${ANN_MIN_ITEMS.toLocaleString('en-US')} items`).choices(['exact', 'ann', 'db']))
   .option('--json', 'print machine-readable JSON');
 
-interface SearchFlags { index: string; k: number; threshold?: number; filter: string[]; pooling?: Pooling; mode?: string; search?: SearchMethod; dedupe?: boolean; json?: boolean }
+interface SearchFlags { index: string; k: number; threshold?: number; filter: string[]; pooling?: Pooling; mode?: string; search?: SearchMethod; dedupe?: boolean; group?: string; json?: boolean }
 
 function printResponse(response: SearchResponse, flags: SearchFlags, columns: string[]): void {
   const json = flags.json;
@@ -46,7 +47,7 @@ function printResponse(response: SearchResponse, flags: SearchFlags, columns: st
       query: response.query,
       space: response.space,
       ...(response.regions ? { regions: response.regions } : {}),
-      results: response.results.map((r) => ({ id: r.id, rank: r.rank, score: r.score, ...r.metadata, image: r.image, ...(r.duplicates && { duplicates: r.duplicates }) })),
+      results: response.results.map((r) => ({ id: r.id, rank: r.rank, score: r.score, ...r.metadata, image: r.image, ...(r.duplicates && { duplicates: r.duplicates }), ...(r.variants && { variants: r.variants }) })),
     });
     return;
   }
@@ -59,9 +60,13 @@ function printResponse(response: SearchResponse, flags: SearchFlags, columns: st
   const shown = SHOWN_COLUMNS.filter((c) => columns.includes(c));
   const cols = shown.length ? shown : columns.slice(0, 3);
   const hidden = response.results.some((r) => r.duplicates);
+  const folded = response.results.some((r) => r.variants);
   print(table([
-    ['rank', 'id', 'score', ...cols, ...(hidden ? ['near-duplicates hidden'] : [])],
-    ...response.results.map((r) => [String(r.rank), r.id, r.score.toFixed(4), ...cols.map((c) => r.metadata[c] ?? ''), ...(hidden ? [(r.duplicates ?? []).join(' ')] : [])]),
+    ['rank', 'id', 'score', ...cols, ...(hidden ? ['near-duplicates hidden'] : []), ...(folded ? [`same ${response.query.groupedBy}`] : [])],
+    ...response.results.map((r) => [
+      String(r.rank), r.id, r.score.toFixed(4), ...cols.map((c) => r.metadata[c] ?? ''),
+      ...(hidden ? [(r.duplicates ?? []).join(' ')] : []), ...(folded ? [(r.variants ?? []).map((v) => v.id).join(' ')] : []),
+    ]),
   ]));
 }
 
@@ -158,7 +163,7 @@ export function registerCoreCommands(program: Command): void {
       const crop = flags.crop ? parseRegion(flags.crop, '--crop') : undefined;
       await withIndex(flags.index, async (lookalike) => {
         const response = await lookalike.searchByImage(image, {
-          label: image, k: flags.k, threshold: flags.threshold, pooling: flags.pooling, mode: flags.mode, crop, search: flags.search, expand: flags.expand, dedupe: flags.dedupe,
+          label: image, k: flags.k, threshold: flags.threshold, pooling: flags.pooling, mode: flags.mode, crop, search: flags.search, expand: flags.expand, dedupe: flags.dedupe, group: flags.group,
           filters: parseFilters(flags.filter, lookalike.manifest.catalog.columns),
         });
         for (const warning of response.query.warnings ?? []) process.stderr.write(`lookalike: warning: ${warning}\n`);
@@ -177,7 +182,7 @@ export function registerCoreCommands(program: Command): void {
     .action(action(async (id: string, flags: SearchFlags) => {
       await withIndex(flags.index, async (lookalike) => {
         const response = await lookalike.searchById(id, {
-          k: flags.k, threshold: flags.threshold, pooling: flags.pooling, mode: flags.mode, search: flags.search, dedupe: flags.dedupe,
+          k: flags.k, threshold: flags.threshold, pooling: flags.pooling, mode: flags.mode, search: flags.search, dedupe: flags.dedupe, group: flags.group,
           filters: parseFilters(flags.filter, lookalike.manifest.catalog.columns),
         });
         printResponse(response, flags, lookalike.manifest.catalog.columns);

@@ -6,7 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import { inspectImage } from '../../image/prepare.js';
 import { parseRegion } from '../../model/localise.js';
-import { filtersOf, presentHit, type ServerContext } from '../context.js';
+import { filtersOf, presentHit, presentQuery, type ServerContext } from '../context.js';
 import { responses, searchBody, type ApiTypeProvider, type SearchBody } from '../schemas.js';
 
 export async function searchRoutes(fastify: FastifyInstance, { ctx }: { ctx: ServerContext }): Promise<void> {
@@ -24,7 +24,7 @@ export async function searchRoutes(fastify: FastifyInstance, { ctx }: { ctx: Ser
     const started = performance.now();
     const body = request.body;
     const { lookalike, queue, limits } = ctx;
-    const options = { k: body.k, threshold: body.threshold, filters: filtersOf(ctx, body.filter), mode: body.mode, pooling: body.pooling, search: body.search, dedupe: body.dedupe };
+    const options = { k: body.k, threshold: body.threshold, filters: filtersOf(ctx, body.filter), mode: body.mode, pooling: body.pooling, search: body.search, dedupe: body.dedupe, group: body.group };
     if ('image' in body) {
       const image = body.image;
       const crop = body.crop ? parseRegion(body.crop) : undefined;
@@ -37,7 +37,7 @@ export async function searchRoutes(fastify: FastifyInstance, { ctx }: { ctx: Ser
         gone.signal,
       );
       return {
-        query: { kind: 'image', ...source, crop, zoom: response.query.zoom, expanded: response.query.expanded, ...(response.query.warnings && { warnings: response.query.warnings }) },
+        query: { kind: 'image', ...source, crop, zoom: response.query.zoom, expanded: response.query.expanded, ...(response.query.warnings && { warnings: response.query.warnings }), ...(response.query.groupedBy && { groupedBy: response.query.groupedBy }) },
         space: response.space,
         regions: response.regions,
         tookMs: performance.now() - started,
@@ -45,6 +45,6 @@ export async function searchRoutes(fastify: FastifyInstance, { ctx }: { ctx: Ser
       };
     }
     const response = await lookalike.searchById(body.id, options);
-    return { query: response.query, space: response.space, tookMs: performance.now() - started, results: response.results.map(presentHit) };
+    return { query: presentQuery(response.query), space: response.space, tookMs: performance.now() - started, results: response.results.map(presentHit) };
   });
 }
