@@ -110,6 +110,15 @@ export const FETCH_DEFAULTS = { timeoutMs: 15_000, maxBytes: 10 * 1024 * 1024, r
  */
 export const WORKER_DEFAULTS = { attempts: 3, lockMs: 15_000, stalledCheckMs: 10_000, maxStalled: 5, concurrency: 2 };
 
+/**
+ * Running as a service: a replica more than `maxStalenessSeconds` behind its database
+ * answers 503 on /api/health/ready (it still answers searches from memory); on SIGTERM,
+ * readiness fails for `drainSeconds` while the server still takes requests (load balancers
+ * notice and stop sending), then it stops accepting, lets requests in flight finish and
+ * exits, forcibly after `shutdownSeconds` in all (Kubernetes kills at 30 s by default).
+ */
+export const SERVICE_DEFAULTS = { maxStalenessSeconds: 30, drainSeconds: 5, shutdownSeconds: 25 };
+
 /** The largest upload the server accepts, in bytes. */
 export const MAX_UPLOAD_BYTES = 10 * 1024 * 1024;
 
@@ -145,12 +154,9 @@ export const DEFAULT_STORE_INDEX = 'lookalike';
  */
 export const STORE_POLL_MS = 1000;
 
-/** The folder for converted models, under the package root, unless LOOKALIKE_CACHE says. */
-export const DEFAULT_CACHE_DIR = '.cache';
-
 /** Environment variables Lookalike reads. */
 export const ENV = {
-  /** Where converted models (ONNX) are kept. */
+  /** Where converted models (ONNX) are kept (default: the user's cache folder, paths.ts cacheDir). */
   cache: 'LOOKALIKE_CACHE',
   /** The default index folder (or, with a store URL, the index's name in the database). */
   index: 'LOOKALIKE_INDEX',
@@ -158,6 +164,8 @@ export const ENV = {
   store: 'LOOKALIKE_STORE',
   /** The job queue, redis://HOST:6379, used where --queue is not given. */
   queue: 'LOOKALIKE_QUEUE',
+  /** Hosts a URL catalog may fetch from although they are private or local (comma-separated), used where --allow-host is not given. */
+  allowHosts: 'LOOKALIKE_ALLOW_HOSTS',
   /** The dev catalog for the data suite and benchmarks. */
   dataset: 'LOOKALIKE_DATASET',
   /** The chromium the page's browser tests drive. */

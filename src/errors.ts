@@ -14,6 +14,12 @@ export interface ErrorSpec {
    * must not reveal the server's file system (the CLI user owns the files, so it may).
    */
   public?: string;
+  /**
+   * Parameters that echo the client's own request (an id, a method, a URL path): shown as
+   * sent, never taken for a server path. "/api/search" or "../etc/passwd" as an id is the
+   * client's text, and replacing it garbles the answer.
+   */
+  echoes?: readonly string[];
 }
 
 export const ERRORS = {
@@ -34,6 +40,7 @@ export const ERRORS = {
   BODY_TOO_LARGE: { status: 413, message: 'the request body is larger than {limit} bytes. JSON bodies are small, e.g. {"id": "15970", "k": 10}; photos go as multipart/form-data in the field "image".' },
   URI_TOO_LONG: { status: 414, message: 'the URL is too long. Item ids in the path may have at most {limit} characters.' },
   REQUEST_TIMEOUT: { status: 408, message: 'the request took too long to arrive. Check the connection and send it again.' },
+  IMAGE_URL_REFUSED: { status: 403, message: 'not fetching {url}: {why}, which URL catalogs do not reach by default. If it is your own image server, allow it with --allow-host {host} (or LOOKALIKE_ALLOW_HOSTS).' },
   IMAGE_FETCH_FAILED: { status: 502, message: 'cannot fetch the image {url}: {reason}. Check the catalog\'s image URL.' },
   HEADERS_TOO_LARGE: { status: 431, message: 'the request line or headers are too large. Item ids in the path may have at most a few thousand characters; keep headers small.' },
 
@@ -68,11 +75,14 @@ export const ERRORS = {
     status: 409,
     message: 'indexing {catalog} into {path} would remove {removed} of its {total} items (they are not in this catalog). To replace the index\'s catalog, add --allow-remove; to keep both, index into another folder with --index.',
   },
-  ITEM_NOT_FOUND: { status: 404, message: 'no item with id "{id}" in the index. List ids with `lookalike export --metadata -` or GET /api/items.' },
+  ITEM_NOT_FOUND: { status: 404, message: 'no item with id "{id}" in the index. List ids with `lookalike export --metadata -` or GET /api/items.', echoes: ['id'] },
 
   BAD_OPTION: { status: 400, message: '{message}' },
+  BAD_CROP: { status: 400, message: 'the crop must be x,y,w,h relative to the photo: four numbers from 0 to 1, w and h at least {min}, the box inside the photo (x+w and y+h at most 1), e.g. 0.1,0.2,0.5,0.6 (got {got}).', echoes: ['got'] },
   BAD_FILTER: { status: 400, message: 'bad filter "{filter}": write it as field=value, e.g. gender=Women.' },
   UNKNOWN_FILTER_FIELD: { status: 400, message: 'unknown filter field "{field}". Fields in this catalog: {known}.' },
+  TEXT_NO_WORDS: { status: 400, message: 'the text "{text}" has no words to search for. Write words from product names or attributes, e.g. "navy shirt".' },
+  NO_LIKED_EXAMPLE: { status: 400, message: 'a recommendation needs at least one liked example: a catalog item id or a photo (like), besides any disliked ones (unlike).' },
 
   SERVER_BUSY: { status: 503, message: 'the server is busy with other searches. Try again in a moment.' },
 
@@ -81,9 +91,9 @@ export const ERRORS = {
 
   INVALID_REQUEST: { status: 400, message: '{message}' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'this route does not take {type} bodies. Send the photo as multipart/form-data in the field "image", or JSON such as {"id": "15970"}.' },
-  ROUTE_NOT_FOUND: { status: 404, message: 'nothing at {method} {url}. The API routes are listed at /api/openapi.json.' },
-  CATALOG_IMAGE_MISSING: { status: 404, message: 'the photo of item "{id}" is no longer in the catalog folder. Put it back, or re-run `lookalike index` after changing the catalog.' },
-  CATALOG_IMAGE_REFUSED: { status: 403, message: 'the photo of item "{id}" is not served: {why}. Put the original photo back, or re-run `lookalike index` after changing the catalog.' },
+  ROUTE_NOT_FOUND: { status: 404, message: 'nothing at {method} {url}. The API routes are listed at /api/openapi.json.', echoes: ['method', 'url'] },
+  CATALOG_IMAGE_MISSING: { status: 404, message: 'the photo of item "{id}" is no longer in the catalog folder. Put it back, or re-run `lookalike index` after changing the catalog.', echoes: ['id'] },
+  CATALOG_IMAGE_REFUSED: { status: 403, message: 'the photo of item "{id}" is not served: {why}. Put the original photo back, or re-run `lookalike index` after changing the catalog.', echoes: ['id'] },
   MAP_NOT_FOUND: { status: 404, message: 'this index has no map yet. Make one with `lookalike map --index {path}`, then reload.', public: 'this index has no map yet. Make one with `lookalike map`, then reload.' },
   MAP_UNREADABLE: { status: 500, message: 'the map file {path} cannot be read ({reason}). Make it again with `lookalike map --index {index}`.', public: 'the map file cannot be read. Make it again with `lookalike map`.' },
   STORE_URL_INVALID: { status: 400, message: '{url} is not a PostgreSQL URL ({reason}). Write it as postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE; a folder goes with --index DIR.', public: 'the server\'s store URL is invalid. Its operator should fix --store.' },
@@ -128,7 +138,7 @@ export class LookalikeError extends Error {
   /** The message for a client of the HTTP API: no server paths, no library internals. */
   get publicMessage(): string {
     const spec: ErrorSpec = ERRORS[this.code];
-    const hidden = Object.fromEntries(Object.entries(this.params).map(([k, v]) => [k, typeof v === 'string' && looksLikePath(v) ? 'a file on the server' : v]));
+    const hidden = Object.fromEntries(Object.entries(this.params).map(([k, v]) => [k, typeof v === 'string' && !spec.echoes?.includes(k) && looksLikePath(v) ? 'a file on the server' : v]));
     return fill(spec.public ?? spec.message, hidden);
   }
 }

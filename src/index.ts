@@ -5,7 +5,9 @@
  * index from a catalog folder, open it, search it by photo or by item, and tell errors
  * apart by their code. Other modules of the package are internal and may change.
  */
-export { Lookalike, type QueryOptions, type SearchResponse } from './lookalike.js';
+export { Lookalike, prepareModel, type Example, type Freshness, type Look, type PreparedModel, type QueryOptions, type RecommendOptions, type SearchResponse } from './lookalike.js';
+export { RECOMMEND_STRATEGIES, type RecommendStrategy } from './search/recommend.js';
+export { TEXT_MODES, type TextMode } from './search/text.js';
 export { buildIndex, type BuildOptions, type BuildReport, type IndexProgress } from './indexing/build.js';
 export { ERRORS, LookalikeError, isLookalikeError, type ErrorCode, type ErrorSpec } from './errors.js';
 export {
@@ -18,3 +20,7 @@ export type { EmbeddingSpace, RawVectors } from './search/space.js';
 export type { EmbeddingSettings, Pooling, ResizeMode } from './model/registry.js';
 export type { IndexManifest, StoredItem } from './store/types.js';
 export type { Catalog, CatalogItem, CatalogProblem, CatalogProblemKind } from './catalog/types.js';
+export type { FetchOptions, Resolver } from './image/fetch.js';
+export { checkRegion, parseCrop, type CropBox } from './validate.js';
+export { cacheDir } from './paths.js';
+export { listCache, pruneCache, type CacheEntry, type CacheListing, type PruneOptions, type PruneReport } from './model/cache.js';

@@ -6,15 +6,19 @@ import { DEFAULT_K, DEFAULT_THRESHOLD, DUPLICATE_NEIGHBOURS, DUPLICATE_THRESHOLD
 import { LookalikeError } from './errors.js';
 import { Embedder, indexArithmetic, type Arithmetic } from './model/embedder.js';
 import type { Localisation, ProposedRegion, Region } from './model/localise.js';
-import { DEFAULT_LOCALISATION, expandedQuery, photoBatchVectors, withinRegion, type PhotoVectors } from './query/photo.js';
-import { imageFingerprint, storedSettings, type EmbeddingSettings, type Pooling } from './model/registry.js';
+import { DEFAULT_LOCALISATION, expandedQuery, photoBatchVectors, sceneRegions, withinRegion, type PhotoVectors } from './query/photo.js';
+import { defaultSettings, imageFingerprint, storedSettings, type EmbeddingSettings, type Pooling } from './model/registry.js';
+import { calibrationId } from './model/quantise.js';
 import { prepareImage } from './image/prepare.js';
+import { foregroundRegions } from './image/objects.js';
 import { prepareOptionsFor } from './image/options.js';
 import { openStore } from './store/open.js';
 import { storeCacheDir } from './paths.js';
 import { describeLocation, indexArgs } from './store/location.js';
 import type { IndexManifest, Store, VectorKind } from './store/types.js';
-import { SearchEngine, PHOTO_ANN_CANDIDATES, SEARCH_SETTINGS, type SearchHit, type SearchOptions, type SearchSetting } from './search/engine.js';
+import { SearchEngine, PHOTO_ANN_CANDIDATES, SEARCH_SETTINGS, type SearchHit, type SearchOptions, type SearchSetting, type TextHits } from './search/engine.js';
+import { checkText, TEXT_MODES, type TextMode } from './search/text.js';
+import { averageQuery, DEFAULT_RECOMMEND_STRATEGY, MAX_EXAMPLES, RECOMMEND_STRATEGIES, type RecommendStrategy } from './search/recommend.js';
 import { backboneSpace, type EmbeddingSpace } from './search/space.js';
 import { batchTopK, normaliseRows } from './search/kernel.js';
 import { groupNeighbours, withoutNearDuplicates } from './search/duplicates.js';
@@ -22,7 +26,19 @@ import { foldVariants, type Variant } from './search/variants.js';
 import { HeadSpaces } from './head/index-head.js';
 import { MODES } from './head/head.js';
 import { checkFilterFields } from './search/filters.js';
-import { checkChoice, checkK, checkPositiveInteger, checkThreshold, invalidParameterError, MAX_K } from './validate.js';
+import { checkChoice, checkK, checkPositiveInteger, checkRegion, checkThreshold, invalidParameterError, MAX_K } from './validate.js';
+import { checkCatalogRoot, relocateImage } from './catalog/relocate.js';
+import type { StoredItem } from './store/types.js';
+
+/** A list of examples as given by a library caller: each an {id} or an {image}. */
+function checkExamples(list: unknown, name: string): Example[] {
+  if (!Array.isArray(list)) throw invalidParameterError(name, 'a list of examples ({ id } or { image })', list);
+  return list.map((e: unknown) => {
+    const ok = typeof e === 'object' && e !== null && (typeof (e as { id?: unknown }).id === 'string' || typeof (e as { image?: unknown }).image === 'string' || Buffer.isBuffer((e as { image?: unknown }).image));
+    if (!ok) throw invalidParameterError(`each of ${name}`, 'a catalog item ({ id }) or a photo ({ image: path or bytes })', e);
+    return e as Example;
+  });
+}
 
 export interface QueryOptions extends SearchOptions {
   /** Override the index's pooling (both are stored). */
@@ -31,6 +47,13 @@ export interface QueryOptions extends SearchOptions {
   expect?: Partial<EmbeddingSettings>;
   /** Which notion of similarity to use, when the index has spaces beyond the backbone. */
   mode?: string;
+  /**
+   * Words matched against the catalog's text (product name, attributes) by the store's
+   * full-text engine, stemmed, typos corrected (search/text.ts).
+   */
+  text?: string;
+  /** filter (default): only products matching every word; boost: those rank higher. */
+  textMode?: TextMode;
   /**
    * Hide near-duplicates of a better-ranked hit (photos whose stored vectors have a cosine of
    * at least DUPLICATE_THRESHOLD): the list still holds k products, each listing in
@@ -65,6 +88,26 @@ export interface DuplicatesReport {
   groups: DuplicateGroupReport[];
 }
 
+/** A recommendation's example: a catalog item, or a photo (path or bytes). */
+export type Example = { id: string } | { image: string | Buffer; label?: string };
+
+export interface RecommendOptions extends QueryOptions {
+  like: readonly Example[];
+  unlike?: readonly Example[];
+  /** How the examples are combined (search/recommend.ts); default average. */
+  strategy?: RecommendStrategy;
+  /** For photos: the most pixels decoded (the server's limit). */
+  maxPixels?: number;
+}
+
+/** One product of a photo, where it is and its own results (shop the look). */
+export interface Look {
+  box: Region;
+  /** Whether its results were searched with their top result's vector as well. */
+  expanded: boolean;
+  results: SearchHit[];
+}
+
 /** How a photo (not a catalog item) is turned into query vectors. */
 export interface PhotoOptions {
   /** Only this part of the photo (relative x, y, w, h): the box a shopper drew. */
@@ -83,7 +126,11 @@ export { DEFAULT_LOCALISATION, photoVectors, type PhotoVectors } from './query/p
 export interface SearchResponse {
   /** `warnings`: damage the decoder worked around in the query photo. */
   query: {
-    kind: 'image' | 'item'; id?: string; label?: string; crop?: Region; warnings?: string[];
+    kind: 'image' | 'item' | 'text' | 'examples'; id?: string; label?: string; crop?: Region; warnings?: string[];
+    /** The words searched, and how they were corrected when some matched nothing. */
+    text?: string; corrected?: string; textMode?: TextMode;
+    /** Recommendations: the ids of the liked and disliked catalog items, and how many photos. */
+    like?: string[]; unlike?: string[]; photos?: number; strategy?: RecommendStrategy;
     /** More like an item, with dedupe: the item's own near-duplicates, left out of the results. */
     duplicates?: string[];
     /** More like an item, grouped: the other variants of the item's own style, left out of the results. */
@@ -101,6 +148,54 @@ export interface SearchResponse {
   results: SearchHit[];
   /** For a photo: up to 3 regions where products seem to be, relative to the photo. */
   regions?: ProposedRegion[];
+  /**
+   * Shop the look: each product of the photo searched on its own, biggest first: the
+   * products standing apart on a plain background, else the strong blobs of the backbone's
+   * look at the photo's own aspect.
+   */
+  looks?: Look[];
+}
+
+export interface PreparedModel {
+  backbone: string;
+  precision: string;
+  weightsId: string;
+  /** int8: the calibration the model was quantised for (the index's). */
+  calibration?: string;
+  seconds: number;
+}
+
+/**
+ * `lookalike prepare`: converts the backbone to ONNX in the model cache and, for an int8
+ * index, quantises it for the index's calibration, so that a new server or worker starts
+ * with its model ready (a container build step, or an init step per machine). Without an
+ * index only the float32 conversion is made (an int8 model needs an index's calibration).
+ */
+export async function prepareModel(options: { location?: string; backbone?: string; log?: (message: string) => void } = {}): Promise<PreparedModel> {
+  const started = performance.now();
+  let settings = defaultSettings({ ...(options.backbone && { backbone: options.backbone }), precision: 'fp32' });
+  let calibration: IndexManifest['calibration'];
+  if (options.location) {
+    const store = await openStore(options.location, { readonly: true });
+    try {
+      const manifest = store.getManifest();
+      if (!manifest) throw new LookalikeError('INDEX_NOT_FOUND', { path: describeLocation(options.location) });
+      settings = storedSettings(manifest.settings);
+      calibration = manifest.calibration;
+    } finally {
+      await store.close();
+    }
+  }
+  const embedder = await Embedder.create(settings.backbone, { precision: settings.precision, calibration, log: options.log });
+  try {
+    return {
+      backbone: settings.backbone, precision: embedder.precision, weightsId: embedder.weightsId,
+      ...(calibration && { calibration: calibrationId(calibration) }),
+      seconds: (performance.now() - started) / 1000,
+    };
+  } finally {
+    await embedder.release();
+  }
 }
 
 /** The index's search setting (`lookalike index --search`), auto when unset. */
@@ -117,16 +212,33 @@ function kindsFor(manifest: IndexManifest): VectorKind[] {
   return manifest.extensions?.head ? ['max', 'avg', 'colour'] : [manifest.settings.pooling, 'colour'];
 }
 
+/** How current a replica's answers are (Lookalike.freshness). */
+export interface Freshness {
+  /** The generation the answers come from. */
+  generation: number;
+  /** The newest generation the store has read (ahead of `generation` while a rebuild is pending or failing). */
+  storeGeneration: number;
+  /** When `generation` was last confirmed to be the database's latest, ms since the epoch. */
+  confirmedAt: number;
+  /** Seconds since then: how stale the answers may be. */
+  lagSeconds: number;
+}
+
+interface Current { engine: SearchEngine; manifest: Readonly<IndexManifest>; head?: HeadSpaces; confirmedAt?: number }
+
 export class Lookalike {
-  private current: { engine: SearchEngine; manifest: Readonly<IndexManifest>; head?: HeadSpaces };
+  private current: Current;
   private embedder?: Promise<Embedder>;
+
+  /** This machine's copy of the catalog, when it is not where the indexer read it (`--catalog-root`). */
+  private catalogRootDir?: string;
 
   private constructor(readonly store: Store, readonly indexDir: string, private readonly readonly = false, private readonly search?: SearchSetting) {
     this.current = this.build(store.getManifest()!);
   }
 
   /** An engine over the store as it is now. */
-  private build(manifest: IndexManifest): { engine: SearchEngine; manifest: Readonly<IndexManifest> } {
+  private build(manifest: IndexManifest): Current {
     // The ANN index is kept beside index.sqlite (a read-only open loads it but never writes);
     // a shared store has no folder, so each replica keeps it in its own cache, where the next
     // start (and the next change, incrementally) picks it up instead of rebuilding it.
@@ -135,22 +247,25 @@ export class Lookalike {
     // A shared store swaps its matrices on refresh: this engine takes its rows now, so that
     // they always match its items, whatever the store holds later.
     if (this.store.refresh) engine.pin(kindsFor(manifest));
-    return { engine, manifest };
+    return { engine, manifest, confirmedAt: this.store.confirmedAt?.(engine.generation) };
   }
 
   /**
    * `location`: an index folder, or a PostgreSQL location (store/location.ts). `search`
    * overrides the index's search setting for this process (`serve --search`): auto, exact
-   * or ann; a search's own `search` option still comes first.
+   * or ann; a search's own `search` option still comes first. `catalogRoot`: where this
+   * machine has the catalog, when not at the path the indexer read it from (catalog/relocate.ts).
    */
-  static async open(indexDir: string, options: { readonly?: boolean; search?: SearchSetting } = {}): Promise<Lookalike> {
+  static async open(indexDir: string, options: { readonly?: boolean; search?: SearchSetting; catalogRoot?: string } = {}): Promise<Lookalike> {
     checkChoice(options.search, 'search', SEARCH_SETTINGS);
+    const catalogRoot = checkCatalogRoot(options.catalogRoot);
     const store = await openStore(indexDir, { readonly: options.readonly });
     try {
       const manifest = store.getManifest();
       if (!manifest || store.count().embedded === 0) throw new LookalikeError('INDEX_EMPTY', { path: describeLocation(indexDir), args: indexArgs(indexDir) });
       await store.preload?.(kindsFor(manifest));
       const lookalike = new Lookalike(store, indexDir, options.readonly, options.search);
+      lookalike.catalogRootDir = catalogRoot;
       lookalike.current.head = await HeadSpaces.open(manifest, store, lookalike.engine);
       return lookalike;
     } catch (err) {
@@ -189,7 +304,7 @@ export class Lookalike {
     const manifest = this.store.getManifest();
     if (!manifest || this.store.count().embedded === 0) return false;
     await this.store.preload?.(kindsFor(manifest));
-    const next: { engine: SearchEngine; manifest: Readonly<IndexManifest>; head?: HeadSpaces } = this.build(manifest);
+    const next = this.build(manifest);
     next.head = await HeadSpaces.open(manifest, this.store, next.engine);
     const photo = next.head ? next.head.photoSpace() : backboneSpace(manifest.settings.pooling, manifest.dimension);
     if (next.engine.method() === 'ann') {
@@ -204,6 +319,31 @@ export class Lookalike {
     // once those have surely finished.
     setTimeout(() => void previous.close(), ENGINE_RETIRE_MS).unref();
     return true;
+  }
+
+  /**
+   * How current the answers are, for a replica of a shared store (undefined for a folder
+   * index, which is read directly). The answers' generation was last confirmed the latest
+   * either by the store's last check (when it is still the store's generation) or, once the
+   * store has moved on and the rebuild is pending or failing, by the last check before that.
+   */
+  freshness(now = Date.now()): Freshness | undefined {
+    if (!this.store.confirmedAt) return undefined;
+    const current = this.current;
+    const at = this.store.confirmedAt(current.engine.generation);
+    if (at !== undefined) current.confirmedAt = Math.max(current.confirmedAt ?? 0, at);
+    const confirmedAt = current.confirmedAt ?? 0;
+    return { generation: current.engine.generation, storeGeneration: this.store.generation(), confirmedAt, lagSeconds: Math.max(0, (now - confirmedAt) / 1000) };
+  }
+
+  /** The catalog folder as this machine sees it: its own root, else the one the index was made from. */
+  catalogRoot(): string {
+    return this.catalogRootDir ?? this.manifest.catalog.root;
+  }
+
+  /** Where this machine reads an item's image (a file under catalogRoot(), or a URL). */
+  imageOf(item: StoredItem): string {
+    return relocateImage(item.image, this.manifest.catalog.root, this.catalogRootDir);
   }
 
   /** The trained head's spaces, when the index has a head (`lookalike train`). */
@@ -274,11 +414,16 @@ export class Lookalike {
    * Raw vectors of an image that is not in the catalog. With `localise: 'none'` they are
    * what the index would store for it; by default they describe the product found in it.
    */
-  async embedImage(input: string | Buffer, label?: string, maxPixels?: number, photo: PhotoOptions = {}): Promise<PhotoVectors & { warnings: string[] }> {
+  async embedImage(input: string | Buffer, label?: string, maxPixels?: number, photo: PhotoOptions = {}): Promise<PhotoVectors & { warnings: string[]; products: Region[]; aspect: number }> {
+    if (photo.crop !== undefined) photo = { ...photo, crop: checkRegion(photo.crop) };
     const prepared = await prepareImage(input, { ...prepareOptionsFor(this.settings), label, maxPixels, crop: photo.crop });
     const embedder = await this.loadEmbedder();
     const [vectors] = await photoBatchVectors(embedder, this.settings, [{ input, prepared, crop: photo.crop, label, maxPixels }], photo.localise ?? DEFAULT_LOCALISATION);
-    return { ...vectors, warnings: prepared.warnings };
+    // Products apart on a plain background (image/objects.ts), relative to the (cropped) photo.
+    const products = foregroundRegions(prepared.rgb, this.settings.width, this.settings.height);
+    // Width over height of the part looked at (the shopper's box, or the whole photo).
+    const aspect = (prepared.source.width * (photo.crop?.w ?? 1)) / Math.max(1, prepared.source.height * (photo.crop?.h ?? 1));
+    return { ...vectors, warnings: prepared.warnings, products, aspect };
   }
 
   /** The backbone, loaded once (batched evaluation runs it directly). */
@@ -308,6 +453,8 @@ export class Lookalike {
     checkChoice(options.search, 'search', SEARCH_SETTINGS);
     checkThreshold(options.threshold);
     checkFilterFields(options.filters, this.manifest.catalog.columns);
+    checkText(options.text);
+    checkChoice(options.textMode, 'textMode', TEXT_MODES);
     if (options.dedupe !== undefined && typeof options.dedupe !== 'boolean') throw invalidParameterError('dedupe', 'true or false', options.dedupe);
     if (options.group !== undefined && (typeof options.group !== 'string' || (options.group.toLowerCase() !== 'style' && !this.groupColumn(options.group)))) {
       throw invalidParameterError('group', `"style" or one of the catalog's columns (${this.manifest.catalog.columns.join(', ')})`, options.group);
@@ -316,46 +463,151 @@ export class Lookalike {
     this.checkSettings(options.expect);
   }
 
-  async searchByImage(input: string | Buffer, options: QueryOptions & PhotoOptions & { label?: string; maxPixels?: number } = {}): Promise<SearchResponse> {
+  /** The rows matching a search's words, when it has any. */
+  private async textOf(options: QueryOptions): Promise<TextHits | undefined> {
+    const terms = checkText(options.text);
+    return terms && this.engine.textHits(terms);
+  }
+
+  /** What a response says of a search's words. */
+  private static textQuery(options: QueryOptions, text: TextHits | undefined) {
+    return text ? { text: options.text, textMode: options.textMode ?? 'filter', ...(text.corrected && { corrected: text.corrected }) } : {};
+  }
+
+  /**
+   * A photo's query vector searched: when its top result stands out, the rest with that
+   * product's vector added (query/photo.ts expandedQuery); the threshold applies to the list.
+   */
+  private async searchPhotoQuery(space: EmbeddingSpace, query: Float32Array, options: QueryOptions & PhotoOptions, k: number, threshold: number | undefined, text: TextHits | undefined): Promise<{ results: SearchHit[]; expanded: boolean; groupedBy?: string }> {
+    const search = { candidates: PHOTO_ANN_CANDIDATES, ...options, text, textMode: options.textMode };
+    // Two results at least, to see whether the top one stands out; the threshold applies
+    // to the list returned (below), not to that look. The look is visual only: words
+    // re-rank, they do not say which product the photo shows.
+    const first = await this.engine.find(space, query, { ...search, text: undefined, threshold: undefined, k: Math.max(k, 2) });
+    const next = options.expand !== false && first.length >= 2
+      ? expandedQuery(query, first.map((r) => r.score), await this.engine.vectorOfForSearch(space, first[0].id, options.search))
+      : undefined;
+    // The first look serves as it is when nothing changed since (no expansion, no words) and it holds enough.
+    const fetch = async (want: number) => {
+      const hits = !next && !text && (want <= first.length || first.length < Math.max(k, 2)) ? first : await this.engine.find(space, next ?? query, { ...search, threshold: undefined, k: want });
+      return hits.filter((r) => threshold === undefined || r.score >= threshold);
+    };
+    const { results, groupedBy } = await this.finish(k, options, fetch);
+    return { results, expanded: !!next, groupedBy };
+  }
+
+  /**
+   * Products that look like a photo. `shopTheLook`: besides the whole photo's results, each
+   * product found in it (up to 4) is searched on its own, all in one backbone batch.
+   */
+  async searchByImage(input: string | Buffer, options: QueryOptions & PhotoOptions & { label?: string; maxPixels?: number; shopTheLook?: boolean } = {}): Promise<SearchResponse> {
     this.checkQuery(options);
+    // The crop is checked here, before the photo is decoded (BAD_CROP, whoever sent it).
+    if (options.crop !== undefined) options = { ...options, crop: checkRegion(options.crop) };
+    const text = await this.textOf(options);
     const raw = await this.embedImage(input, options.label, options.maxPixels, { crop: options.crop, localise: options.localise });
     const space = this.photoSpace(options);
     const defaults = this.defaults(space);
     const threshold = options.threshold ?? defaults.threshold;
     const k = options.k ?? defaults.k;
-    const search = { candidates: PHOTO_ANN_CANDIDATES, ...options };
-    const query = space.embed(raw);
-    // Two results at least, to see whether the top one stands out (query/photo.ts
-    // expandedQuery); the threshold applies to the list returned (below), not to that look.
-    const first = await this.engine.query(space, query, { ...search, threshold: undefined, k: Math.max(k, 2) });
-    const next = options.expand !== false && first.length >= 2
-      ? expandedQuery(query, first.map((r) => r.score), await this.engine.vectorOfForSearch(space, first[0].id, options.search))
-      : undefined;
-    const expanded = next !== undefined;
-    // The threshold applies to the list returned, not to the look that decided the expansion.
-    const fetch = async (want: number) => {
-      const hits = !next && (want <= first.length || first.length < Math.max(k, 2)) ? first : await this.engine.query(space, next ?? query, { ...search, threshold: undefined, k: want });
-      return hits.filter((r) => threshold === undefined || r.score >= threshold);
-    };
-    const { results, groupedBy } = await this.finish(k, options, fetch);
+    const { results, expanded, groupedBy } = await this.searchPhotoQuery(space, space.embed(raw), options, k, threshold, text);
     // Found inside the shopper's box: given in the whole photo's coordinates.
     const regions = options.crop ? raw.regions.map((r) => ({ ...withinRegion(options.crop, r), score: r.score })) : raw.regions;
+    // One look per product: apart on a plain background where the photo has one (image/
+    // objects.ts), else the strong blobs of a look at the photo's own aspect (query/photo.ts).
+    let looks: Look[] | undefined;
+    if (options.shopTheLook) {
+      const products = raw.products.length
+        ? raw.products
+        : await sceneRegions(await this.loadEmbedder(), this.settings, { input, crop: options.crop, label: options.label, maxPixels: options.maxPixels }, raw.aspect);
+      looks = await this.searchRegions(input, products.map((r) => withinRegion(options.crop, r)), space, options, k, threshold, text);
+    }
     return {
-      query: { kind: 'image', label: options.label, crop: options.crop, ...(raw.zoom && { zoom: raw.zoom }), expanded, ...(raw.warnings.length && { warnings: raw.warnings }), ...(groupedBy && { groupedBy }) },
-      space: space.id, threshold, results, regions,
+      query: { kind: 'image', label: options.label, crop: options.crop, ...(raw.zoom && { zoom: raw.zoom }), expanded, ...(raw.warnings.length && { warnings: raw.warnings }), ...Lookalike.textQuery(options, text), ...(groupedBy && { groupedBy }) },
+      space: space.id, threshold, results, regions, ...(looks && { looks }),
     };
+  }
+
+  /** Each region of a photo searched as if the shopper had drawn it (shop the look). */
+  private async searchRegions(input: string | Buffer, regions: readonly Region[], space: EmbeddingSpace, options: QueryOptions & PhotoOptions & { label?: string; maxPixels?: number }, k: number, threshold: number | undefined, text: TextHits | undefined): Promise<Look[]> {
+    if (!regions.length) return [];
+    const boxes = regions.map((r) => ({ x: r.x, y: r.y, w: r.w, h: r.h }));
+    const prep = prepareOptionsFor(this.settings);
+    const photos = await Promise.all(boxes.map(async (crop) => ({
+      input, crop, label: options.label, maxPixels: options.maxPixels,
+      prepared: await prepareImage(input, { ...prep, label: options.label, maxPixels: options.maxPixels, crop }),
+    })));
+    const vectors = await photoBatchVectors(await this.loadEmbedder(), this.settings, photos, options.localise ?? DEFAULT_LOCALISATION);
+    const looks: Look[] = [];
+    for (const [i, raw] of vectors.entries()) {
+      const { results, expanded } = await this.searchPhotoQuery(space, space.embed(raw), options, k, threshold, text);
+      looks.push({ box: boxes[i], expanded, results });
+    }
+    return looks;
   }
 
   /** More like this: the same fast path as a photo query, the item itself excluded. */
   async searchById(id: string, options: QueryOptions = {}): Promise<SearchResponse> {
     this.checkQuery(options);
+    const text = await this.textOf(options);
     const space = this.space(options);
     const defaults = this.defaults(space);
     const threshold = options.threshold ?? defaults.threshold;
     const query = await this.engine.vectorOfForSearch(space, id, options.search);
-    const { results, ofQuery, variantsOfQuery, groupedBy } = await this.finish(options.k ?? defaults.k, options, (want) => this.engine.query(space, query, { ...options, k: want, threshold, excludeId: id }), id);
+    const { results, ofQuery, variantsOfQuery, groupedBy } = await this.finish(options.k ?? defaults.k, options, (want) => this.engine.find(space, query, { ...options, k: want, threshold, excludeIds: [id], text }), id);
     return {
-      query: { kind: 'item', id, ...(ofQuery.length && { duplicates: ofQuery }), ...(variantsOfQuery.length && { variants: variantsOfQuery }), ...(groupedBy && { groupedBy }) },
+      query: { kind: 'item', id, ...Lookalike.textQuery(options, text), ...(ofQuery.length && { duplicates: ofQuery }), ...(variantsOfQuery.length && { variants: variantsOfQuery }), ...(groupedBy && { groupedBy }) },
+      space: space.id, threshold, results,
+    };
+  }
+
+  /**
+   * Words alone: the catalog's products matching every word, best text match first (score:
+   * relevance relative to the best match, 1). Filters and k apply; no threshold (no cosine).
+   */
+  async searchText(text: string, options: Pick<QueryOptions, 'k' | 'filters'> = {}): Promise<SearchResponse> {
+    if (options.k !== undefined) checkK(options.k);
+    checkFilterFields(options.filters, this.manifest.catalog.columns);
+    const hits = await this.textOf({ text });
+    const results = this.engine.textResults(hits!, { k: options.k ?? this.defaults().k, filters: options.filters });
+    return { query: { kind: 'text', ...Lookalike.textQuery({ text }, hits) }, space: 'text', results };
+  }
+
+  /**
+   * Products like the liked examples and unlike the disliked ones (catalog items and/or
+   * photos), with a search's k, threshold, filters, mode and words. Examples never come
+   * back. Photos are embedded in one batch; with any photo the photo space is searched
+   * (items' vectors in it too), else the items' space.
+   */
+  async recommend(options: RecommendOptions): Promise<SearchResponse> {
+    this.checkQuery(options);
+    const strategy = (checkChoice(options.strategy, 'strategy', RECOMMEND_STRATEGIES) ?? DEFAULT_RECOMMEND_STRATEGY) as RecommendStrategy;
+    const like = checkExamples(options.like, 'like'), unlike = checkExamples(options.unlike ?? [], 'unlike');
+    if (!like.length) throw new LookalikeError('NO_LIKED_EXAMPLE', {});
+    if (like.length + unlike.length > MAX_EXAMPLES) throw invalidParameterError('like and unlike', `at most ${MAX_EXAMPLES} examples together`, like.length + unlike.length);
+    const ids = [...like, ...unlike].flatMap((e) => ('id' in e ? [e.id] : []));
+    for (const id of ids) this.engine.rowOf(id);
+    const text = await this.textOf(options);
+    const photos = [...like, ...unlike].filter((e): e is { image: string | Buffer; label?: string } => 'image' in e);
+    const space = photos.length ? this.photoSpace(options) : this.space(options);
+    const prep = prepareOptionsFor(this.settings);
+    const prepared = await Promise.all(photos.map(async (p) => ({ input: p.image, label: p.label, maxPixels: options.maxPixels, prepared: await prepareImage(p.image, { ...prep, label: p.label, maxPixels: options.maxPixels }) })));
+    const photoVectors = prepared.length ? await photoBatchVectors(await this.loadEmbedder(), this.settings, prepared, DEFAULT_LOCALISATION) : [];
+    let photoAt = 0;
+    const vectorOf = async (e: Example) => ('id' in e ? Float32Array.from(await this.engine.vectorOfForSearch(space, e.id, options.search)) : space.embed(photoVectors[photoAt++]));
+    const liked: Float32Array[] = [], disliked: Float32Array[] = [];
+    for (const e of like) liked.push(await vectorOf(e));
+    for (const e of unlike) disliked.push(await vectorOf(e));
+    const defaults = this.defaults(space);
+    const threshold = options.threshold ?? defaults.threshold;
+    const find = (want: number) => {
+      const opts = { ...options, k: want, threshold, excludeIds: ids, text };
+      return strategy === 'average' ? this.engine.find(space, averageQuery(liked, disliked), opts) : this.engine.findByExamples(space, liked, disliked, strategy, opts);
+    };
+    const { results, groupedBy } = await this.finish(options.k ?? defaults.k, options, find);
+    const idsOf = (list: readonly Example[]) => list.flatMap((e) => ('id' in e ? [e.id] : []));
+    return {
+      query: { kind: 'examples', like: idsOf(like), unlike: idsOf(unlike), photos: photos.length, strategy, ...Lookalike.textQuery(options, text), ...(groupedBy && { groupedBy }) },
       space: space.id, threshold, results,
     };
   }
@@ -384,7 +636,7 @@ export class Lookalike {
    */
   private async finish(k: number, options: QueryOptions, fetch: (want: number) => Promise<SearchHit[]>, queryId?: string): Promise<{ results: SearchHit[]; ofQuery: string[]; variantsOfQuery: Variant[]; groupedBy?: string }> {
     const column = this.groupColumn(options.group);
-    if (!options.dedupe && !column) return { results: (await fetch(k)).slice(0, k), ofQuery: [], variantsOfQuery: [] };
+    if (!options.dedupe && !column) return { results: (await fetch(k)).slice(0, k).map((hit, i) => ({ ...hit, rank: i + 1 })), ofQuery: [], variantsOfQuery: [] };
     const limit = Math.min(this.engine.size, MAX_K);
     const query = queryId === undefined || !options.dedupe ? undefined : Float32Array.from(await this.duplicateVector(queryId, options.search));
     const queryStyle = queryId === undefined || !column ? undefined : this.engine.items[this.engine.rowOf(queryId)].metadata[column] || undefined;

@@ -80,3 +80,54 @@ export function checkInputSize(width: unknown, height: unknown): void {
     }
   }
 }
+
+/**
+ * Smallest side of a crop, relative to the photo: under a pixel of a 1000-pixel photo. Not
+ * larger: a region proposed inside a small drawn box (the page draws boxes from 0.05, the
+ * feature map's cells are 1/7 of the input) must still be a crop a client can send back.
+ */
+export const MIN_CROP_SIDE = 0.001;
+/** How far x+w (y+h) may pass 1 and be taken for a rounding overshoot (the box is then cut at the edge). */
+const CROP_OVERSHOOT = 0.01;
+
+/** A crop as the library takes it: the part of a photo, relative to it. */
+export interface CropBox { x: number; y: number; w: number; h: number }
+
+/**
+ * The one check of a crop, whoever sends it (the library's callers, `--crop`, the API's
+ * `crop` field): four finite numbers, each from 0 to 1, w and h at least MIN_CROP_SIDE, the
+ * box inside the photo. A box that passes the edge by a rounding overshoot is cut at it.
+ */
+export function checkRegion(value: unknown): CropBox {
+  const box = value as Partial<Record<'x' | 'y' | 'w' | 'h', unknown>> | null;
+  const fields = ['x', 'y', 'w', 'h'] as const;
+  if (typeof box !== 'object' || box === null || Array.isArray(box)) throw badCrop(shown(value));
+  const missing = fields.filter((f) => box[f] === undefined);
+  if (missing.length) throw badCrop(`no ${missing.join(', ')}`);
+  for (const f of fields) {
+    const v = box[f];
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw badCrop(`${f} = ${shown(v)}`);
+    if (v < 0 || v > 1) throw badCrop(`${f} = ${v}`);
+  }
+  const { x, y, w, h } = box as CropBox;
+  if (x + w > 1 + CROP_OVERSHOOT || y + h > 1 + CROP_OVERSHOOT) throw badCrop(`a box reaching ${x + w} x ${y + h}, outside the photo`);
+  // Cut at the edge first: what is left must still be a box.
+  const inside = { x, y, w: Math.min(w, 1 - x), h: Math.min(h, 1 - y) };
+  if (inside.w < MIN_CROP_SIDE || inside.h < MIN_CROP_SIDE) throw badCrop(`a box of ${w} x ${h}${inside.w !== w || inside.h !== h ? ` at ${x}, ${y}` : ''}`);
+  return inside;
+}
+
+/** "x,y,w,h" as written on a command line or in a form: plain decimal numbers only (no hex, no blanks). */
+const CROP_NUMBER = /^\s*(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*$/;
+
+export function parseCrop(text: unknown): CropBox {
+  if (typeof text !== 'string') throw badCrop(shown(text));
+  const parts = text.split(',');
+  if (parts.length !== 4 || !parts.every((p) => CROP_NUMBER.test(p))) throw badCrop(shown(text));
+  const [x, y, w, h] = parts.map(Number);
+  return checkRegion({ x, y, w, h });
+}
+
+function badCrop(got: string): LookalikeError {
+  return new LookalikeError('BAD_CROP', { got, min: MIN_CROP_SIDE });
+}

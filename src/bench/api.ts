@@ -143,7 +143,9 @@ async function startServer(indexDir: string, queue: number, timeoutMs: number, l
         clearTimeout(timer);
         reject(new Error(`the server exited (code ${code}) before it was ready: ${stderr.trim() || 'no message'}`));
       });
-      createInterface({ input: child.stdout! }).on('line', (line) => {
+      createInterface({ input: child.stdout! }).on('line', (record) => {
+        // serve logs JSON lines (pino): the message is their "msg".
+        const line = messageOf(record);
         log(`server: ${line}`);
         const listening = /^Listening on (http:\/\/\S+)/.exec(line);
         if (listening) {
@@ -163,6 +165,15 @@ async function startServer(indexDir: string, queue: number, timeoutMs: number, l
   } catch (err) {
     await stop();
     throw err;
+  }
+}
+
+function messageOf(line: string): string {
+  try {
+    const msg = (JSON.parse(line) as { msg?: unknown }).msg;
+    return typeof msg === 'string' ? msg : line;
+  } catch {
+    return line;
   }
 }
 

@@ -9,10 +9,13 @@ import { registerQueueCommands } from './commands/queue.js';
 import { registerBenchCommand } from './commands/bench.js';
 import { registerServeCommands } from './commands/serve.js';
 import { registerEvalCommand } from './commands/eval.js';
+import { registerAskingCommand } from './commands/asking.js';
 import { registerMapCommand } from './commands/map.js';
 import { registerTuneCommand } from './commands/tune.js';
 import { registerTrainCommand } from './commands/train.js';
 import { registerRobustnessCommand, registerTransferCommand } from './commands/robustness.js';
+import { registerCacheCommand } from './commands/cache.js';
+import { registerPrepareCommand } from './commands/prepare.js';
 import { registerProductCommands } from './commands/products.js';
 import { storeOption } from './shared.js';
 
@@ -37,11 +40,14 @@ Typical session:
   registerBenchCommand(program);
   registerServeCommands(program);
   registerEvalCommand(program);
+  registerAskingCommand(program);
   registerMapCommand(program);
   registerTuneCommand(program);
   registerTrainCommand(program);
   registerRobustnessCommand(program);
   registerTransferCommand(program);
+  registerCacheCommand(program);
+  registerPrepareCommand(program);
   registerProductCommands(program);
   // Every command that opens an index can open it in a shared store instead.
   for (const command of program.commands) {

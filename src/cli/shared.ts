@@ -2,22 +2,55 @@
  * What every CLI command shares: the --index option, number parsing, progress bars,
  * and turning errors into one line on stderr with a non-zero exit code.
  */
+import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { asLookalikeError, LookalikeError } from '../errors.js';
 import { defaultIndexDir } from '../paths.js';
 import { DEFAULT_STORE_INDEX, ENV } from '../defaults.js';
 import { storeLocation } from '../store/location.js';
+import { parseAllowHosts } from '../image/url-policy.js';
 import { Lookalike } from '../lookalike.js';
 
 export function indexOption(): Option {
-  return new Option('--index <dir>', 'index folder; with --store, the index\'s name in the database').default(defaultIndexDir(), '.lookalike/ under the current directory');
+  return new Option('--index <dir>', 'index folder; with --store, the index\'s name in the database').default(defaultIndexDir(), '.lookalike/ under the current directory').env(ENV.index);
 }
 
 /** `--store URL`: a shared PostgreSQL store instead of a folder; every command with --index has it. */
 export function storeOption(): Option {
-  return new Option('--store <url>', `PostgreSQL store, postgres://USER@HOST:5432/DATABASE (default: $${ENV.store}); --index then names the index in it (default "${DEFAULT_STORE_INDEX}")`)
-    .default(process.env[ENV.store] || undefined);
+  return new Option('--store <url>', `PostgreSQL store, postgres://USER@HOST:5432/DATABASE; --index then names the index in it (default "${DEFAULT_STORE_INDEX}")`)
+    .env(ENV.store);
+}
+
+/**
+ * An option that may also come from the environment variable `env` (`--help` shows both;
+ * the flag wins). The value goes through the same parser and checks as the flag's.
+ */
+export function envOption(flags: string, description: string, env: string): Option {
+  return new Option(flags, description).env(env);
+}
+
+/** `--catalog-root DIR` (serve, worker): this machine's copy of the catalog (catalog/relocate.ts). */
+export function catalogRootOption(): Option {
+  return envOption('--catalog-root <dir>', 'where this machine has the catalog, when not at the path it was indexed from: images are read at the same path under this folder (a file share mounted elsewhere)', 'LOOKALIKE_CATALOG_ROOT');
+}
+
+const TRUE = /^(1|true|yes|on)$/i;
+const FALSE = /^(0|false|no|off|)$/i;
+
+/**
+ * Commander turns an on/off flag on whenever its variable is set, even to "false": here
+ * 1/true/yes/on mean on, 0/false/no/off/empty mean off, anything else is refused.
+ */
+function readSwitchesFromEnv(command: Command, flags: Record<string, unknown>): void {
+  for (const option of command.options) {
+    const key = option.attributeName();
+    if (!option.envVar || !option.isBoolean() || command.getOptionValueSource(key) !== 'env') continue;
+    const value = process.env[option.envVar] ?? '';
+    if (TRUE.test(value)) flags[key] = true;
+    else if (FALSE.test(value)) flags[key] = undefined;
+    else throw new LookalikeError('BAD_OPTION', { message: `${option.envVar}=${JSON.stringify(value)} is not on or off: set it to 1 or 0 (true/false, yes/no), or unset it.` });
+  }
 }
 
 /**
@@ -28,11 +61,30 @@ export function storeOption(): Option {
 function resolveStore(args: unknown[]): void {
   const command = args.find((a): a is Command => a instanceof Command);
   const flags = args.find((a): a is { index?: string; store?: string } => typeof a === 'object' && a !== null && !(a instanceof Command) && 'index' in a);
-  if (!flags?.store || !command) return;
+  if (!flags || !command) return;
   const source = command.getOptionValueSource('index');
+  if (!flags.store) {
+    // LOOKALIKE_INDEX names a folder: relative to the current directory, as the default is.
+    if (source === 'env' && flags.index) flags.index = path.resolve(flags.index);
+    return;
+  }
   const fromEnv = process.env[ENV.index];
-  const name = source === 'default' ? (fromEnv && !fromEnv.includes('/') ? fromEnv : DEFAULT_STORE_INDEX) : String(flags.index);
+  const name = source === 'default' || source === 'env' ? (fromEnv && !fromEnv.includes('/') ? fromEnv : DEFAULT_STORE_INDEX) : String(flags.index);
   flags.index = storeLocation(flags.store, name);
+}
+
+/**
+ * `--allow-host NAMES` (repeatable, comma-separated; default $LOOKALIKE_ALLOW_HOSTS): hosts a
+ * URL catalog may fetch from although they are on this machine or a private network.
+ */
+export function allowHostOption(): Option {
+  return new Option('--allow-host <hosts>', `for URL catalogs: hosts fetched although they are on this machine or a private network (your own image server), comma-separated host names or addresses (default: $${ENV.allowHosts}); other private, loopback and link-local addresses are refused`)
+    .argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
+}
+
+/** The image fetching options of `--allow-host` (or its environment variable). */
+export function fetchOptionsOf(flags: { allowHost?: string[] }): { allowHosts: string[] } {
+  return { allowHosts: parseAllowHosts(flags.allowHost ?? process.env[ENV.allowHosts]) };
 }
 
 export function intArg(name: string, min = 1, max = Number.MAX_SAFE_INTEGER) {
@@ -64,6 +116,9 @@ export function collect(value: string, previous: string[] = []): string[] {
 export function action<A extends unknown[]>(body: (...args: A) => Promise<void> | void) {
   return async (...args: A): Promise<void> => {
     try {
+      const command = args.find((a): a is Command => a instanceof Command);
+      const flags = args.find((a): a is Record<string, unknown> => typeof a === 'object' && a !== null && !(a instanceof Command));
+      if (command && flags) readSwitchesFromEnv(command, flags);
       resolveStore(args);
       await body(...args);
     } catch (err) {

@@ -171,3 +171,36 @@ export async function perturbPhoto(file: string, kind: Perturbation, seed: numbe
   }
   return photo.jpeg({ quality }).toBuffer();
 }
+
+/** Width of one product's slot in a scene photo (scenePhoto), pixels. */
+const SCENE_SLOT = 200;
+
+/**
+ * A scene of several products (an outfit laid out): each packshot cut out and placed in
+ * its own slot of a light, plain photo (or a busy one: 'busy', as 'background' draws it), SCENE_SLOT pixels wide and H high, at 55-75% of
+ * the height with some jitter. Returns the JPEG and where each product lies (relative
+ * boxes), for measuring shop the look.
+ */
+export async function scenePhoto(files: readonly string[], seed: number, background: 'plain' | 'busy' = 'plain'): Promise<{ jpeg: Buffer; boxes: Array<{ x: number; y: number; w: number; h: number }> }> {
+  const rng = new Random(seed);
+  const width = SCENE_SLOT * files.length;
+  const tone = 225 + rng.int(25);
+  const placed: Array<{ input: Buffer; raw: { width: number; height: number; channels: 4 }; left: number; top: number }> = [];
+  const boxes: Array<{ x: number; y: number; w: number; h: number }> = [];
+  for (const [i, file] of files.entries()) {
+    let item = await cutOut(file, Math.round(H * between(rng, 0.55, 0.75)));
+    if (item.width > SCENE_SLOT - 10) {
+      const { data, info } = await sharp(item.data, { raw: { width: item.width, height: item.height, channels: 4 } }).resize({ width: SCENE_SLOT - 10 }).raw().toBuffer({ resolveWithObject: true });
+      item = { data, width: info.width, height: info.height };
+    }
+    const left = Math.round(i * SCENE_SLOT + between(rng, 0, SCENE_SLOT - item.width));
+    const top = Math.round(between(rng, 0, H - item.height));
+    placed.push({ input: item.data, raw: { width: item.width, height: item.height, channels: 4 }, left, top });
+    boxes.push({ x: left / width, y: top / H, w: item.width / width, h: item.height / H });
+  }
+  const canvas = background === 'busy'
+    ? sharp(await sharp(busyBackground(rng), { raw: { width: W, height: H, channels: 3 } }).resize(width, H, { fit: 'fill' }).png().toBuffer())
+    : sharp({ create: { width, height: H, channels: 3, background: { r: tone, g: tone, b: tone - rng.int(20) } } });
+  const jpeg = await canvas.composite(placed).jpeg({ quality: 88 }).toBuffer();
+  return { jpeg, boxes };
+}

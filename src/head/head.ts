@@ -266,7 +266,7 @@ export function backboneFeatures(raw: RawVectors, start: number, count: number, 
  * that offset lands in the whitened components and the network reads it as content; centred
  * on its own mean, the new catalog's items differ from each other as the training items
  * did (the idea of AdaBN, Li et al. 2016, for a fixed linear layer). Measured with
- * `lookalike transfer` (README, "Shopper photos"): it lifts the head on greyscale
+ * `lookalike transfer` (docs/shopper-photos.md): it lifts the head on greyscale
  * thumbnails to plain features or above on every label.
  */
 export function recentredHead(head: Head, raw: RawVectors): Head {

@@ -29,7 +29,7 @@ export const HEAD_FILE = INDEX_FILES.head;
  * (max pooling). The head learnt from packshots on white: on a shopper's photo (busy
  * background, dim warm light) its vector drifts off what it knows, while ImageNet
  * features stay put. Blending keeps the head's say on what looks alike and the
- * backbone's grip on the very product. Chosen with `lookalike robustness` (README).
+ * backbone's grip on the very product. Chosen with `lookalike robustness` (docs/shopper-photos.md).
  */
 export const PHOTO_BLEND = 0.2;
 

@@ -7,18 +7,29 @@
  * before a decoder sees them. Transient failures (network, time-out, 5xx, 429) are retried
  * a bounded number of times; everything else fails at once with a reason a person can read.
  */
+import http from 'node:http';
+import https from 'node:https';
 import { FETCH_DEFAULTS } from '../defaults.js';
 import { LookalikeError } from '../errors.js';
 import { isAccepted, sniffFormat } from './sniff.js';
+import { policyFor, type Resolver, type UrlPolicy } from './url-policy.js';
 
-export interface FetchOptions {
+export type { Resolver } from './url-policy.js';
+
+export interface FetchOptions extends UrlPolicy {
   /** Whole request, first byte to last, in ms. */
   timeoutMs?: number;
   maxBytes?: number;
   /** Extra attempts after a transient failure. */
   retries?: number;
   maxRedirects?: number;
+  /** Hosts fetched even on a private, loopback or link-local address (a shop's own image server). */
+  allowHosts?: readonly string[];
+  /** How names are resolved (default: the system's, dns.lookup). */
+  resolve?: Resolver;
 }
+
+type Limits = Required<Pick<FetchOptions, 'timeoutMs' | 'maxBytes' | 'retries' | 'maxRedirects'>> & UrlPolicy;
 
 /** The bytes, and what identifies this version of them without reading them again. */
 export interface FetchedImage { bytes: Buffer; stamp?: string }
@@ -43,8 +54,8 @@ export async function probeImageUrl(url: string, options: FetchOptions = {}): Pr
   return withRetries(url, options, (o) => fetchOnce(url, o, 'HEAD') as Promise<string | undefined>);
 }
 
-async function withRetries<T>(url: string, options: FetchOptions, once: (o: Required<FetchOptions>) => Promise<T>): Promise<T> {
-  const o = { ...FETCH_DEFAULTS, ...options };
+async function withRetries<T>(url: string, options: FetchOptions, once: (o: Limits) => Promise<T>): Promise<T> {
+  const o: Limits = { ...FETCH_DEFAULTS, ...options };
   let last: Error | undefined;
   for (let attempt = 0; attempt <= o.retries; attempt++) {
     if (attempt > 0) await new Promise((r) => setTimeout(r, 250 * 2 ** (attempt - 1)));
@@ -59,44 +70,65 @@ async function withRetries<T>(url: string, options: FetchOptions, once: (o: Requ
 }
 
 /** ETag when the server gives one (it names the bytes), else Last-Modified. */
-function stampOf(headers: Headers): string | undefined {
-  const etag = headers.get('etag');
+function stampOf(headers: http.IncomingHttpHeaders): string | undefined {
+  const etag = headers.etag;
   if (etag) return `etag:${etag}`;
-  const modified = headers.get('last-modified');
+  const modified = headers['last-modified'];
   return modified ? `modified:${modified}` : undefined;
 }
 
-async function fetchOnce(url: string, o: Required<FetchOptions>, method: 'GET' | 'HEAD'): Promise<FetchedImage | string | undefined> {
+/**
+ * One request, by node:http(s) rather than fetch: its socket takes a `lookup`, so it
+ * connects to the address the policy checked. No agent: a pooled socket would skip the check.
+ */
+function request(url: string, target: URL, method: 'GET' | 'HEAD', signal: AbortSignal, policy: UrlPolicy): Promise<http.IncomingMessage> {
+  const { lookup } = policyFor(url, target, policy);
+  const client = target.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = client.request(target, {
+      method, signal, lookup, agent: false,
+      headers: { accept: 'image/jpeg, image/png, image/webp', 'user-agent': 'lookalike' },
+    }, resolve);
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function fetchOnce(url: string, o: Limits, method: 'GET' | 'HEAD'): Promise<FetchedImage | string | undefined> {
   const signal = AbortSignal.timeout(o.timeoutMs);
   let current = url;
   try {
     for (let hop = 0; ; hop++) {
       const target = parseHttpUrl(url, current);
-      const response = await fetch(target, { method, redirect: 'manual', signal, headers: { accept: 'image/jpeg, image/png, image/webp' } });
-      if (response.status >= 300 && response.status < 400 && response.headers.has('location')) {
-        await response.body?.cancel();
+      const response = await request(url, target, method, signal, o);
+      const status = response.statusCode ?? 0;
+      if (status >= 300 && status < 400 && response.headers.location) {
+        response.destroy();
         if (hop >= o.maxRedirects) throw failed(url, `more than ${o.maxRedirects} redirects`);
-        current = new URL(response.headers.get('location')!, target).href;
+        current = new URL(response.headers.location, target).href;
         continue;
       }
-      if (response.status === 429 || response.status >= 500) {
-        await response.body?.cancel();
-        throw new Transient(`HTTP ${response.status}`);
+      if (status === 429 || status >= 500) {
+        response.destroy();
+        throw new Transient(`HTTP ${status}`);
       }
-      if (!response.ok) {
-        await response.body?.cancel();
-        throw failed(url, `HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`);
+      if (status < 200 || status >= 300) {
+        response.destroy();
+        throw failed(url, `HTTP ${status}${response.statusMessage ? ` ${response.statusMessage}` : ''}`);
       }
-      if (method === 'HEAD') return stampOf(response.headers);
-      const type = (response.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase();
+      if (method === 'HEAD') {
+        response.destroy();
+        return stampOf(response.headers);
+      }
+      const type = (response.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
       // Servers label photos image/* or, lazily, application/octet-stream; the bytes decide below.
       if (type && !type.startsWith('image/') && type !== 'application/octet-stream' && type !== 'binary/octet-stream') {
-        await response.body?.cancel();
+        response.destroy();
         throw failed(url, `the server sent ${type}, not an image`);
       }
-      const declared = Number(response.headers.get('content-length') ?? NaN);
+      const declared = Number(response.headers['content-length'] ?? NaN);
       if (declared > o.maxBytes) {
-        await response.body?.cancel();
+        response.destroy();
         throw failed(url, `the image is ${declared} bytes, over the limit of ${o.maxBytes}`);
       }
       const bytes = await readLimited(response, url, o.maxBytes);
@@ -107,8 +139,8 @@ async function fetchOnce(url: string, o: Required<FetchOptions>, method: 'GET' |
   } catch (err) {
     if (err instanceof LookalikeError || err instanceof Transient) throw err;
     if (signal.aborted) throw new Transient(`no complete answer within ${o.timeoutMs} ms`);
-    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    throw new Transient(cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err)));
+    const e = err as NodeJS.ErrnoException;
+    throw new Transient(e.code ?? e.message ?? String(err));
   }
 }
 
@@ -126,19 +158,16 @@ function parseHttpUrl(original: string, current: string): URL {
   return parsed;
 }
 
-async function readLimited(response: Response, url: string, maxBytes: number): Promise<Buffer> {
-  const chunks: Uint8Array[] = [];
+async function readLimited(response: http.IncomingMessage, url: string, maxBytes: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
   let size = 0;
-  const reader = response.body!.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
+  for await (const chunk of response) {
+    size += (chunk as Buffer).byteLength;
     if (size > maxBytes) {
-      await reader.cancel();
+      response.destroy();
       throw failed(url, `the body is over the limit of ${maxBytes} bytes`);
     }
-    chunks.push(value);
+    chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);
 }

@@ -15,7 +15,8 @@ import { Embedder } from '../model/embedder.js';
 import { calibrateOnCatalog } from './calibration.js';
 import { arithmeticOf, type Calibration } from '../model/quantise.js';
 import { defaultSettings, imageFingerprint, storedSettings, type EmbeddingSettings } from '../model/registry.js';
-import { embedPrepared, prepareBatch, type EmbedJob } from './embed-batch.js';
+import { embedPrepared, type EmbedJob, type PreparedItem } from './embed-batch.js';
+import { preparedBatches } from './prepare-stream.js';
 import { imagesToEmbed } from './changes.js';
 import { COLOUR_DIMENSION } from '../image/colour.js';
 import { discardUnfinishedIndex, lockStore, openStore, settleStore } from '../store/open.js';
@@ -25,6 +26,7 @@ import { checkInputSize } from '../validate.js';
 import type { IndexManifest, ItemFailure, Store } from '../store/types.js';
 import { adoptHeadFile, recentreIndexHead } from '../head/index-head.js';
 import type { SearchSetting } from '../search/engine.js';
+import type { FetchOptions } from '../image/fetch.js';
 
 export const FORMAT_VERSION = 1;
 
@@ -65,6 +67,8 @@ export interface BuildOptions {
   allowRemove?: boolean;
   /** How searches are answered from now on (stored in the manifest): auto, exact or ann. */
   search?: SearchSetting;
+  /** Limits and URL policy of image URLs (image/fetch.ts): time-out, size, hosts allowed although private. */
+  fetch?: FetchOptions;
 }
 
 /**
@@ -169,8 +173,10 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
       throw new LookalikeError('MODEL_MISMATCH', { index: describeLocation(options.indexDir), indexed: arithmeticOf(existing.calibration), requested: arithmeticOf(options.embedder.calibration) });
     }
     // int8: the index's calibration, or, for a new index, one measured now on its catalog.
+    // What calibration prepared is embedded as it is: each image URL is fetched once.
+    const prepared = new Map<string, PreparedItem>();
     const calibration: Calibration | undefined = settings.precision !== 'int8' ? undefined
-      : options.embedder?.calibration ?? existing?.calibration ?? await calibrateOnCatalog(items.map((i) => ({ id: i.id, image: i.imagePath })), settings, { log });
+      : options.embedder?.calibration ?? existing?.calibration ?? await calibrateOnCatalog(items.map((i) => ({ id: i.id, image: i.imagePath })), settings, { log, fetch: options.fetch, prepared });
     const embedder = options.embedder ?? await Embedder.create(settings.backbone, { log, precision: settings.precision, calibration });
     if (existing && existing.weightsId !== embedder.weightsId) {
       throw new LookalikeError('MODEL_MISMATCH', { index: describeLocation(options.indexDir), indexed: existing.weightsId, requested: embedder.weightsId });
@@ -187,7 +193,7 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
     }
     const extensions = head || options.search ? { ...existing?.extensions, ...(head && { head }), ...(options.search && { search: options.search }) } : existing?.extensions;
     // Before the catalog is written: the comparison needs the image paths the vectors came from.
-    const changes = await imagesToEmbed(store, items, { log });
+    const changes = await imagesToEmbed(store, items, { log, fetch: options.fetch });
     await writeCatalog(store, manifestFor({ existing, settings, weightsId: embedder.weightsId, dimension: embedder.dimension, calibration, catalog, extensions }), stale, items);
 
     const embedded = store.embeddedIds();
@@ -200,7 +206,8 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
     if (options.limit !== undefined) todo = todo.slice(0, options.limit);
     if (todo.length) log(`embedding ${todo.length} of ${items.length} items (${embedded.size - changes.changed} already in the index${changes.changed ? `, ${changes.changed} with a changed image` : ''})`);
 
-    const result = await embedAll(store, embedder, settings, todo.map((i) => ({ id: i.id, image: i.imagePath })), options);
+    const result = await embedAll(store, embedder, settings, todo.map((i) => ({ id: i.id, image: i.imagePath })), options, prepared);
+    prepared.clear();
     if (!options.embedder) await embedder.release();
     // A head trained on another catalog is centred on this one once it is embedded (head.ts recentredHead).
     if (head && !result.interrupted && await recentreIndexHead(store)) log('the head is re-centred on this catalog\'s vectors');
@@ -229,20 +236,13 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
   }
 }
 
-async function embedAll(store: Store, embedder: Embedder, settings: EmbeddingSettings, jobs: EmbedJob[], options: BuildOptions) {
+async function embedAll(store: Store, embedder: Embedder, settings: EmbeddingSettings, jobs: EmbedJob[], options: BuildOptions, prepared?: Map<string, PreparedItem>) {
   const batchSize = options.batchSize ?? INDEX_BATCH_SIZE;
   const started = performance.now();
   let added = 0, failed = 0, interrupted = false;
-  const prepare = (batch: EmbedJob[]) => prepareBatch(batch, settings);
-
-  const batches: EmbedJob[][] = [];
-  for (let i = 0; i < jobs.length; i += batchSize) batches.push(jobs.slice(i, i + batchSize));
-  let next = batches.length ? prepare(batches[0]) : undefined;
-  for (let b = 0; b < batches.length; b++) {
+  // Decoding (fetching) runs ahead in arrival order while the network embeds (prepare-stream.ts).
+  for await (const current of preparedBatches(jobs, settings, { batchSize, fetch: options.fetch, prepared })) {
     if (options.signal?.aborted) { interrupted = true; break; }
-    const current = await next!;
-    // Start decoding the next batch before running the network on this one.
-    next = b + 1 < batches.length ? prepare(batches[b + 1]) : undefined;
     const vectors = await embedPrepared(embedder, settings, current);
     await store.putVectors(vectors, current.failures);
     added += vectors.length;
@@ -250,6 +250,5 @@ async function embedAll(store: Store, embedder: Embedder, settings: EmbeddingSet
     const elapsed = (performance.now() - started) / 1000;
     options.onProgress?.({ done: added + failed, total: jobs.length, failed, rate: elapsed > 0 ? (added + failed) / elapsed : 0 });
   }
-  if (next) await next.catch(() => {});
   return { added, failed, interrupted, seconds: (performance.now() - started) / 1000 };
 }

@@ -10,7 +10,6 @@
  * The same blobs, ranked, are the regions proposed to a shopper (`proposeRegions`).
  */
 
-import { LookalikeError } from '../errors.js';
 
 /**
  * How a query photo's vectors are pooled: over the whole map, over the product's cells
@@ -22,19 +21,6 @@ export const LOCALISATIONS: readonly Localisation[] = ['none', 'scda', 'centred'
 
 /** A rectangle relative to the image: x, y, w, h in [0, 1]. */
 export interface Region { x: number; y: number; w: number; h: number }
-
-/**
- * "x,y,w,h" (relative to the photo, each 0..1) as a Region; the box must have an area and
- * lie inside the photo (a rounding overshoot of 0.01 is forgiven).
- */
-export function parseRegion(text: string, what = 'crop'): Region {
-  const parts = text.split(',').map((p) => Number(p.trim()));
-  const [x, y, w, h] = parts;
-  const ok = parts.length === 4 && parts.every((v) => Number.isFinite(v) && v >= 0 && v <= 1)
-    && w > 0 && h > 0 && x + w <= 1.01 && y + h <= 1.01;
-  if (!ok) throw new LookalikeError('BAD_OPTION', { message: `${what} must be "x,y,w,h" relative to the photo (each between 0 and 1, w and h above 0, the box inside the photo), e.g. 0.1,0.2,0.5,0.6; got "${text}".` });
-  return { x, y, w, h };
-}
 
 export interface ProposedRegion extends Region {
   /** Share of the map's above-mean activation inside the region's blob (0..1). */
@@ -61,11 +47,19 @@ export function cellActivation(map: FeatureMapView): Float32Array {
   return act;
 }
 
-/** Connected blobs (8-neighbourhood) of the cells above the mean activation, biggest first. */
-export function activeBlobs(act: Float32Array, gridH: number, gridW: number): Array<{ cells: number[]; mass: number }> {
+/**
+ * Connected blobs (8-neighbourhood) of the cells above the mean activation (plus `aboveSd`
+ * standard deviations of it), biggest first.
+ */
+export function activeBlobs(act: Float32Array, gridH: number, gridW: number, aboveSd = 0): Array<{ cells: number[]; mass: number }> {
   let mean = 0;
   for (const v of act) mean += v;
   mean /= act.length;
+  if (aboveSd) {
+    let variance = 0;
+    for (const v of act) variance += (v - mean) ** 2;
+    mean += aboveSd * Math.sqrt(variance / act.length);
+  }
   const label = new Int32Array(act.length).fill(-1);
   const blobs: Array<{ cells: number[]; mass: number }> = [];
   for (let start = 0; start < act.length; start++) {
@@ -178,12 +172,13 @@ export function maskBox(mask: Uint8Array, gridW: number, gridH: number, margin: 
 }
 
 /**
- * Up to `limit` regions where products are likely to be: the above-mean blobs, biggest
- * first, as boxes. Blobs of a single cell are dropped unless nothing else is found.
+ * Up to `limit` regions where products are likely to be: the above-mean blobs (`aboveSd`:
+ * above the mean plus that many standard deviations), biggest first, as boxes. Blobs of a
+ * single cell are dropped unless nothing else is found.
  */
-export function proposeRegions(map: FeatureMapView, limit = 3): ProposedRegion[] {
+export function proposeRegions(map: FeatureMapView, limit = 3, aboveSd = 0): ProposedRegion[] {
   const act = cellActivation(map);
-  const blobs = activeBlobs(act, map.gridH, map.gridW);
+  const blobs = activeBlobs(act, map.gridH, map.gridW, aboveSd);
   const total = blobs.reduce((s, b) => s + b.mass, 0) || 1;
   const kept = blobs.filter((b, i) => b.cells.length > 1 || i === 0).slice(0, limit);
   return kept.map((b) => ({ ...cellsBox(b.cells, map.gridH, map.gridW), score: b.mass / total }));

@@ -13,8 +13,8 @@
  *           second pass (less background under its cells).
  *
  * Pass 2 alone wins the small, off-centre products and the ones between other products but
- * loses some busy backgrounds, where pass 1 holds up; the sum keeps both (README,
- * "Shopper photos"). Lookalike.embedImage, `lookalike robustness` and the training views of
+ * loses some busy backgrounds, where pass 1 holds up; the sum keeps both (docs/shopper-photos.md).
+ * Lookalike.embedImage, `lookalike robustness` and the training views of
  * `lookalike train` all embed photos here, so what is measured and trained on is what
  * searches do.
  */
@@ -27,7 +27,7 @@ import type { EmbeddingSettings } from '../model/registry.js';
 import type { RawVectors } from '../search/space.js';
 import { normaliseRows } from '../search/kernel.js';
 
-/** The query-side default, chosen by `lookalike robustness` (README, "Shopper photos"). */
+/** The query-side default, chosen by `lookalike robustness` (docs/shopper-photos.md). */
 export const DEFAULT_LOCALISATION: Localisation = 'zoom';
 
 /** Margin around the product's cells for the second pass, in cells of the feature map. */
@@ -155,9 +155,38 @@ export async function photoBatchVectorsBy(embedder: Embedder, settings: Embeddin
 }
 
 /**
+ * Shop the look on a busy background (no plain colour to find products apart in pixels,
+ * image/objects.ts): the photo is looked at with its own aspect (the usual square input
+ * squeezes a scene of 3 products into 7 columns of cells) and the blobs kept are those
+ * above the mean activation plus this many standard deviations, so that products side by
+ * side no longer join into one. Measured on 30 busy scenes of 2-4 products (docs/asking.md):
+ * the very product in the top 10 of some look 0.163 (square, mean), 0.395 (own aspect,
+ * mean), 0.663 (own aspect, + 0.5 sd), 0.651 (+ 1 sd).
+ */
+export const SCENE_REGION_SD = 0.5;
+/** The widest a scene is looked at, relative to its height (a panorama is squeezed to it). */
+const SCENE_MAX_ASPECT = 4;
+/** At most this many products per photo. */
+export const MAX_LOOKS = 4;
+
+/**
+ * Where the products of a scene photo (relative `aspect`, width / height of the part
+ * looked at) seem to be: one backbone pass at the photo's own aspect, its feature map's
+ * strong blobs as boxes relative to the (cropped) photo.
+ */
+export async function sceneRegions(embedder: Embedder, settings: EmbeddingSettings, photo: Omit<PhotoInput, 'prepared'>, aspect: number): Promise<ProposedRegion[]> {
+  const height = settings.height;
+  const width = Math.max(32, Math.min(height * SCENE_MAX_ASPECT, Math.round((height * aspect) / 32) * 32));
+  const prepared = await prepareImage(photo.input, { ...prepareOptionsFor(settings), width, height, label: photo.label, maxPixels: photo.maxPixels, crop: photo.crop });
+  const out = await embedder.run(prepared.tensor, 1, height, width, { featureMap: true });
+  const view = mapView(out, 0, embedder.dimension);
+  return view ? proposeRegions(view, MAX_LOOKS, SCENE_REGION_SD) : [];
+}
+
+/**
  * A photo's top result ahead of the second by at least this much cosine is taken for the
  * product itself (chosen with `lookalike robustness`: at 0.01 and 0.02 wrong top results
- * were expanded too and recall of the very product fell; README, "Shopper photos").
+ * were expanded too and recall of the very product fell; docs/shopper-photos.md).
  */
 export const EXPANSION_GAP = 0.03;
 

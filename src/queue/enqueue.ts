@@ -105,7 +105,7 @@ export async function enqueueIndex(options: EnqueueOptions): Promise<EnqueueRepo
         const jobs: Array<{ name: string; data: BatchJob; opts: { jobId: string } }> = [];
         for (let i = 0; i < todo.length; i += batchSize) {
           const batch = todo.slice(i, i + batchSize).map((t) => ({ id: t.id, image: t.imagePath }));
-          jobs.push({ name: 'embed', data: { run, weightsId, fingerprint: imageFingerprint(settings), items: batch }, opts: { jobId: `${run}-${jobs.length}` } });
+          jobs.push({ name: 'embed', data: { run, weightsId, fingerprint: imageFingerprint(settings), items: batch, root: catalog.root }, opts: { jobId: `${run}-${jobs.length}` } });
         }
         if (jobs.length) {
           await startRun(redis, name, { id: run, index: describeLocation(options.location), catalog: catalog.root, total: todo.length, jobs: jobs.length, createdAt: now });

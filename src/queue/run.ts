@@ -16,6 +16,8 @@ export interface BatchJob {
   weightsId: string;
   fingerprint: string;
   items: Array<{ id: string; image: string }>;
+  /** The catalog's folder on the indexing machine: a worker with its own `catalogRoot` reads images under that instead. */
+  root?: string;
 }
 
 export interface RunState {

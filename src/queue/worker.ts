@@ -15,6 +15,7 @@
  *   recorded as failures, not retried for ever.
  */
 import { Worker, type Job } from 'bullmq';
+import type { Registry } from 'prom-client';
 import { WORKER_DEFAULTS } from '../defaults.js';
 import { isLookalikeError, LookalikeError } from '../errors.js';
 import { embedPrepared, prepareBatch } from '../indexing/embed-batch.js';
@@ -26,6 +27,8 @@ import { openStore } from '../store/open.js';
 import { describeLocation, indexArgs } from '../store/location.js';
 import { checkReachable, connect, KEY_PREFIX, parseQueueUrl, queueNameFor } from './connection.js';
 import { countBatch, markStarted, type BatchJob } from './run.js';
+import { workerMetrics } from './metrics.js';
+import { checkCatalogRoot, relocateImage } from '../catalog/relocate.js';
 
 export interface WorkerOptions {
   location: string;
@@ -37,6 +40,10 @@ export interface WorkerOptions {
   concurrency?: number;
   /** Per batch, after it is written: where the time went (bench). */
   onBatch?: (timing: BatchTiming) => void;
+  /** Where this machine has the catalog, when not where the indexer read it (catalog/relocate.ts). */
+  catalogRoot?: string;
+  /** Prometheus registry the worker's metrics go to (queue/metrics.ts). */
+  registry?: Registry;
 }
 
 /** `waitMs`: waiting for the network while the other batch in hand used it. */
@@ -53,6 +60,7 @@ export interface RunningWorker {
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
   const log = options.log ?? (() => {});
   const target = parseQueueUrl(options.queue);
+  const catalogRoot = checkCatalogRoot(options.catalogRoot);
   await checkReachable(target);
   const store = await openStore(options.location);
   const manifest = store.getManifest();
@@ -72,6 +80,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   }
   const name = await queueNameFor(options.location, { create: true });
   const redis = connect(target, true);
+  const metrics = options.registry && workerMetrics(options.registry);
   // One network run at a time (it uses every core); the second batch in hand decodes meanwhile.
   let cnn: Promise<unknown> = Promise.resolve();
   const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
@@ -92,8 +101,16 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       throw refuse;
     }
     await markStarted(redis, name, data.run);
+    if (job.stalledCounter > 0) {
+      metrics?.takenBack();
+      log(`batch ${job.id}: taking it over (${data.items.length} items; the worker that had it stopped renewing its lock)`);
+    }
+    const root = data.root ?? manifest.catalog.root;
+    const items = catalogRoot ? data.items.map((i) => ({ id: i.id, image: relocateImage(i.image, root, catalogRoot) })) : data.items;
     try {
-      const prepared = await prepareBatch(data.items, settings, options.fetch);
+      const prepared = await prepareBatch(items, settings, options.fetch);
+      const imageOf = new Map(items.map((i) => [i.id, i.image]));
+      metrics?.imageFailures(prepared.failures.map((f) => imageOf.get(f.id) ?? ''));
       const t1 = performance.now();
       // The network's own time, not the wait for the other batch in hand to leave it.
       let cnnMs = 0;
@@ -106,10 +123,12 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         }
       });
       const t2 = performance.now();
-      await untilWritten(() => store.putVectors(vectors, prepared.failures), log);
+      await untilWritten(() => store.putVectors(vectors, prepared.failures), log, metrics?.storeRetry);
       const t3 = performance.now();
       await countBatch(redis, name, data.run, job.id!, vectors.length, prepared.failures.length);
       const t4 = performance.now();
+      metrics?.batchDone({ embedded: vectors.length, failed: prepared.failures.length, seconds: (t4 - t0) / 1000 });
+      log(`batch ${job.id}: ${vectors.length} embedded, ${prepared.failures.length} failed in ${((t4 - t0) / 1000).toFixed(1)} s (${(vectors.length / Math.max(1e-3, (t4 - t0) / 1000)).toFixed(1)} images/s)`);
       options.onBatch?.({ items: data.items.length, prepareMs: t1 - t0, cnnMs, waitMs: t2 - t1 - cnnMs, storeMs: t3 - t2, queueMs: t4 - t3, totalMs: t4 - t0 });
       return { embedded: vectors.length, failed: prepared.failures.length };
     } catch (err) {
@@ -118,6 +137,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         const reason = `failed ${job.attemptsMade + 1} times: ${err instanceof Error ? err.message : String(err)}`;
         await untilWritten(() => store.putVectors([], data.items.map((i) => ({ id: i.id, reason }))), log);
         await countBatch(redis, name, data.run, job.id!, 0, data.items.length);
+        metrics?.batchDone({ embedded: 0, failed: data.items.length, seconds: (performance.now() - t0) / 1000 });
         log(`batch ${job.id}: ${reason}; its ${data.items.length} items are recorded as failures`);
         return { embedded: 0, failed: data.items.length };
       }
@@ -144,6 +164,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   // first starts, never after a reconnection, so the outage's end went unlogged (and its
   // error was never said again on a second outage). ioredis emits 'ready' on every reconnect.
   redis.on('ready', () => { if (lastError) log(`queue: connected again to ${target.server}`); lastError = ''; });
+  // This worker's check found a batch whose worker stopped renewing its lock: it goes back in the queue.
+  worker.on('stalled', (jobId) => log(`batch ${jobId}: its worker stopped renewing its lock (killed or cut off); back in the queue for any worker`));
   await worker.waitUntilReady();
   log(`worker ready: ${embedder.weightsId} ${fingerprint}, queue ${name} at ${target.server}`);
 
@@ -167,10 +189,11 @@ function isOutage(err: unknown): boolean {
   return /^SQLITE_BUSY|^SQLITE_LOCKED|^ECONN|^57P0|^08/.test(code) || /Connection terminated|connection refused|timeout/i.test(message);
 }
 
-async function untilWritten(write: () => void | Promise<void>, log: (m: string) => void): Promise<void> {
+async function untilWritten(write: () => void | Promise<void>, log: (m: string) => void, onRetry?: () => void): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
       await write();
+      if (attempt > 0) onRetry?.();
       if (attempt > 0) log('store: written again');
       return;
     } catch (err) {

@@ -7,11 +7,13 @@ import type { Store, StoredItem, VectorKind, VectorMatrix } from '../store/types
 import { DEFAULT_K } from '../defaults.js';
 import { LookalikeError } from '../errors.js';
 import { checkK, checkThreshold } from '../validate.js';
-import { batchTopK, topK, topKAsync, TopKSelector, type Hit, type TopKOptions } from './kernel.js';
+import { batchTopK, topK, topKAsync, topKFromScores, TopKSelector, type Hit, type TopKOptions } from './kernel.js';
 import { filterMask, type Filters } from './filters.js';
 import type { EmbeddingSpace, RawVectors } from './space.js';
 import { AnnIndex, type AnnMeta, type SyncReport } from './ann.js';
 import { dotAt } from '../math/linalg.js';
+import { BOOST_CANDIDATES_PER_RESULT, matchText, TEXT_BOOST, Vocabulary, type TextMode } from './text.js';
+import { exampleScores, type RecommendStrategy } from './recommend.js';
 
 /** What an ANN search needs of a space (SearchEngine.annView). */
 interface AnnView {
@@ -76,7 +78,7 @@ export const SEARCH_SETTINGS: readonly SearchSetting[] = ['auto', 'exact', 'ann'
 
 /**
  * `auto` searches through the ANN index from this many items. Measured on this project's
- * 2-core machine under load (README): exact search costs 0.6 ms at 2,000 x 320-d, 6-10 ms
+ * 2-core machine under load (docs/ann.md): exact search costs 0.6 ms at 2,000 x 320-d, 6-10 ms
  * at 5,000 and 11-25 ms at 10,000 (320-d head / 2048-d backbone), where ANN answers in
  * ~0.6 ms; from 10,000 items the one-off build (a few seconds, saved beside the index)
  * pays for itself, below it exact search is fast enough and needs no extra file.
@@ -126,7 +128,7 @@ export interface SearchOptions {
  * Candidates re-ranked for a photo query. Measured with `lookalike robustness --search ann`
  * (600 shopper photos of the dev catalog, head default mode): with 64 candidates the very
  * product's recall@10 fell from 0.938 (exact) to 0.918, and with other products beside it
- * from 0.820 to 0.750; see the README for the figures at this depth.
+ * from 0.820 to 0.750; see docs/ann.md for the figures at this depth.
  */
 export const PHOTO_ANN_CANDIDATES = 512;
 
@@ -143,6 +145,29 @@ export interface SearchHit {
 }
 
 export interface SpaceMatrix { space: EmbeddingSpace; data: Float32Array; dim: number }
+
+/** A text's matches among the engine's rows (SearchEngine.textHits). */
+export interface TextHits {
+  /** The words searched (after correction). */
+  terms: string[];
+  /** The words as searched, when some were corrected. */
+  corrected?: string;
+  /** Per row: 0 no match, else relevance relative to the best match (1). */
+  relevance: Float32Array;
+  /** 1 for the rows that match. */
+  mask: Uint8Array;
+  /** Matching rows, most relevant first. */
+  rows: Int32Array;
+}
+
+/** What a search may add to a vector: rows it must leave out, and words. */
+export interface FindOptions extends SearchOptions {
+  /** Items never returned (the examples of a recommendation). */
+  excludeIds?: readonly string[];
+  text?: TextHits;
+  /** filter (default): only products matching the words; boost: matching products rank higher. */
+  textMode?: TextMode;
+}
 
 export class SearchEngine {
   /** Embedded items, in matrix row order. */
@@ -242,8 +267,92 @@ export class SearchEngine {
     return this.size >= ANN_MIN_ITEMS ? 'ann' : 'exact';
   }
 
+  private vocabulary?: Vocabulary;
+
+  /**
+   * The rows whose text holds every term, by the store's full-text engine (search/text.ts):
+   * a word it matches nowhere is corrected to the nearest catalog word.
+   */
+  async textHits(terms: string[]): Promise<TextHits> {
+    const store = this.store;
+    if (!store.searchText) throw new LookalikeError('BAD_OPTION', { message: 'this store has no full-text search: search without text.' });
+    this.vocabulary ??= new Vocabulary(this.metadata);
+    const found = await matchText({ searchText: (t) => store.searchText!(t) }, this.vocabulary, terms);
+    const relevance = new Float32Array(this.size);
+    const mask = new Uint8Array(this.size);
+    const rows: number[] = [];
+    const best = found.matches.reduce((m, h) => Math.max(m, h.score), 0) || 1;
+    for (const h of found.matches) {
+      const row = this.rowById.get(h.id);
+      if (row === undefined || mask[row]) continue;
+      mask[row] = 1;
+      relevance[row] = Math.max(1e-6, h.score / best);
+      rows.push(row);
+    }
+    return { terms: found.terms, corrected: found.corrected, relevance, mask, rows: Int32Array.from(rows) };
+  }
+
+  /**
+   * Products for a query vector with the extras of FindOptions: excluded items, and words
+   * as a filter (only matching products, answered in the database for `db`) or as a
+   * boost (the visual top candidates re-ranked by cosine + TEXT_BOOST x text relevance;
+   * the score shown stays the cosine, the threshold applies to it).
+   */
+  async find(space: EmbeddingSpace, query: Float32Array, options: FindOptions = {}): Promise<SearchHit[]> {
+    const k = checkK(options.k ?? DEFAULT_K);
+    const boost = options.text && options.textMode === 'boost';
+    const excluded = new Set((options.excludeIds ?? []).filter((id) => this.rowById.has(id)));
+    const fetch = boost ? Math.max(100, k * BOOST_CANDIDATES_PER_RESULT) : k;
+    const base = { ...options, k: Math.min(fetch + Math.max(0, excluded.size - 1), Math.max(1, this.size)), threshold: boost ? undefined : options.threshold };
+    // Excluded items are fetched past and dropped, not masked: a mask would send ANN searches
+    // down the filtered path (wider candidate lists); the first one the kernel skips itself.
+    const [excludeId] = excluded;
+    let hits: SearchHit[];
+    if (this.method(options.search) === 'db') {
+      hits = await this.searchDb(space, query, { ...base, excludeId, text: boost ? undefined : options.text?.terms });
+    } else {
+      let mask = this.maskOf(options.filters);
+      if (options.text && !boost) {
+        mask = mask ? Uint8Array.from(mask) : new Uint8Array(this.size).fill(1);
+        for (let r = 0; r < mask.length; r++) mask[r] &= options.text.mask[r];
+      }
+      hits = await this.query(space, query, { ...base, excludeId, rowMask: mask });
+    }
+    hits = hits.filter((h) => !excluded.has(h.id));
+    if (boost) {
+      const relevance = options.text!.relevance;
+      const boosted = (h: SearchHit) => h.score + TEXT_BOOST * relevance[this.rowById.get(h.id)!];
+      hits = hits.filter((h) => options.threshold === undefined || h.score >= options.threshold)
+        .map((h) => ({ h, b: boosted(h) })).sort((a, b) => b.b - a.b).map(({ h }) => h);
+    }
+    return hits.slice(0, k).map((h, i) => ({ ...h, rank: i + 1 }));
+  }
+
+  /**
+   * Products ranked by a multi-example strategy (search/recommend.ts): every row scored
+   * exactly against every example. The examples' own items are left out.
+   */
+  async findByExamples(space: EmbeddingSpace, liked: readonly Float32Array[], disliked: readonly Float32Array[], strategy: Exclude<RecommendStrategy, 'average'>, options: FindOptions = {}): Promise<SearchHit[]> {
+    const { data, dim } = this.matrix(space);
+    const scores = exampleScores(data, dim, liked, disliked, strategy);
+    let mask = this.maskOf(options.filters);
+    mask = mask ? Uint8Array.from(mask) : new Uint8Array(this.size).fill(1);
+    if (options.text && options.textMode !== 'boost') for (let r = 0; r < mask.length; r++) mask[r] &= options.text.mask[r];
+    if (options.text && options.textMode === 'boost') for (let r = 0; r < scores.length; r++) scores[r] += TEXT_BOOST * options.text.relevance[r];
+    for (const id of options.excludeIds ?? []) { const r = this.rowById.get(id); if (r !== undefined) mask[r] = 0; }
+    return this.toResults(topKFromScores(scores, { k: checkK(options.k ?? DEFAULT_K), threshold: checkThreshold(options.threshold), mask }));
+  }
+
+  /** Products matching words, best text match first (a text search without a photo). */
+  textResults(text: TextHits, options: SearchOptions = {}): SearchHit[] {
+    const k = checkK(options.k ?? DEFAULT_K);
+    const mask = this.maskOf(options.filters);
+    const rows = [...text.rows].filter((r) => !mask || mask[r]).slice(0, k);
+    return this.toResults(rows.map((row) => ({ row, score: text.relevance[row] })));
+  }
+
   /** Searches with a query vector in `space` (normalised), exactly or through the ANN index. */
-  async query(space: EmbeddingSpace, query: Float32Array, options: SearchOptions & { excludeId?: string } = {}): Promise<SearchHit[]> {
+  async query(space: EmbeddingSpace, query: Float32Array, options: SearchOptions & { excludeId?: string; rowMask?: Uint8Array } = {}): Promise<SearchHit[]> {
     const method = this.method(options.search);
     if (method === 'db') return this.searchDb(space, query, options);
     if (method === 'ann') return this.searchAnn(space, query, options);
@@ -257,7 +366,7 @@ export class SearchEngine {
    * when they still hold fewer results than exist (or all of them pass the threshold),
    * the search widens and finally falls back to exact.
    */
-  async searchAnn(space: EmbeddingSpace, query: Float32Array, options: SearchOptions & { excludeId?: string } = {}): Promise<SearchHit[]> {
+  async searchAnn(space: EmbeddingSpace, query: Float32Array, options: SearchOptions & { excludeId?: string; rowMask?: Uint8Array } = {}): Promise<SearchHit[]> {
     const view = await this.annView(space);
     return this.toResults(this.annHits(view, space, query, this.topKOptions(options), undefined, options.candidates));
   }
@@ -268,13 +377,13 @@ export class SearchEngine {
    * Ids the database has but this engine does not yet (a replica a moment behind) are left
    * out; items' metadata come from the engine, as for every other method.
    */
-  async searchDb(space: EmbeddingSpace, query: Float32Array, options: SearchOptions & { excludeId?: string } = {}): Promise<SearchHit[]> {
+  async searchDb(space: EmbeddingSpace, query: Float32Array, options: SearchOptions & { excludeId?: string; text?: string[] } = {}): Promise<SearchHit[]> {
     if (!this.store.searchVectors || !this.store.canSearch) {
       throw new LookalikeError('BAD_OPTION', { message: 'search "db" (answered by the database) needs an index in PostgreSQL with the pgvector extension; this one is not: search "exact" or "ann".' });
     }
     if (space.id !== 'backbone:max') throw new LookalikeError('BAD_OPTION', { message: `search "db" searches the backbone's max-pooled vectors only, not ${space.id}: ask for pooling "max" (and no head mode), or search "exact" or "ann".` });
     const k = checkK(options.k ?? DEFAULT_K);
-    const hits = await this.store.searchVectors(query, { k, threshold: checkThreshold(options.threshold), filters: options.filters, excludeId: options.excludeId });
+    const hits = await this.store.searchVectors(query, { k, threshold: checkThreshold(options.threshold), filters: options.filters, excludeId: options.excludeId, text: options.text });
     return this.toResults(hits.flatMap((h) => {
       const row = this.rowById.get(h.id);
       return row === undefined ? [] : [{ row, score: h.score }];
@@ -313,7 +422,7 @@ export class SearchEngine {
    * matrix when in memory, else from its rows file. A blended space has no graph of its own:
    * the candidates of each part's graph (each part's query is its unit sub-vector) are
    * merged and scored as the blend scores, the parts' cosines weighted. Measured on shopper
-   * photos (README): a graph over the 2,368-d blend lost the very product for 4% of photos
+   * photos (docs/ann.md): a graph over the 2,368-d blend lost the very product for 4% of photos
    * with other products beside it, where the backbone's own graph lost none; and the parts'
    * graphs serve their own spaces anyway, so the blend costs no memory of its own.
    */
@@ -466,16 +575,17 @@ export class SearchEngine {
   }
 
   /** Same as search; large catalogs are scored by onnxruntime (several times faster). */
-  async searchAsync(space: EmbeddingSpace, query: Float32Array, options: SearchOptions & { excludeId?: string } = {}): Promise<SearchHit[]> {
+  async searchAsync(space: EmbeddingSpace, query: Float32Array, options: SearchOptions & { excludeId?: string; rowMask?: Uint8Array } = {}): Promise<SearchHit[]> {
     const { data, dim } = this.matrix(space);
     return this.toResults(await topKAsync(data, dim, query, this.topKOptions(options)));
   }
 
-  private topKOptions(options: SearchOptions & { excludeId?: string }): TopKOptions {
+  /** `rowMask`: the rows eligible, already combining the filters with anything else (find). */
+  private topKOptions(options: SearchOptions & { excludeId?: string; rowMask?: Uint8Array }): TopKOptions {
     return {
       k: checkK(options.k ?? DEFAULT_K),
       threshold: checkThreshold(options.threshold),
-      mask: this.maskOf(options.filters),
+      mask: options.rowMask ?? this.maskOf(options.filters),
       exclude: options.excludeId !== undefined ? this.rowById.get(options.excludeId) : undefined,
     };
   }

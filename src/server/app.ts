@@ -6,33 +6,43 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import multipart from '@fastify/multipart';
 import fastifyStatic from '@fastify/static';
 import swagger from '@fastify/swagger';
 import sharp from 'sharp';
 import type { Lookalike } from '../lookalike.js';
 import { DEFAULT_MAX_PIXELS } from '../image/prepare.js';
-import { FACET_COLUMNS, MAX_UPLOAD_BYTES } from '../defaults.js';
+import { FACET_COLUMNS, MAX_UPLOAD_BYTES, SERVICE_DEFAULTS } from '../defaults.js';
 import { PACKAGE_ROOT } from '../paths.js';
 import { checkPositiveInteger } from '../validate.js';
 import type { ModelState, ServerContext } from './context.js';
 import { answerClientError, frameworkErrors, installErrorHandling, parseJsonBody } from './http-errors.js';
 import { InferenceQueue, type QueueOptions } from './queue.js';
-import { addSharedSchemas, JSON_BODY_LIMIT, MAX_ID_CHARS, UPLOAD_KEYWORD } from './schemas.js';
+import { addSharedSchemas, JSON_BODY_LIMIT, MAX_ID_CHARS, MAX_PHOTO_EXAMPLES, UPLOAD_KEYWORD } from './schemas.js';
+import { MAX_EXAMPLES } from '../search/recommend.js';
 import { searchRoutes } from './routes/search.js';
 import { itemRoutes } from './routes/items.js';
 import { imageRoutes } from './routes/images.js';
 import { metaRoutes } from './routes/meta.js';
+import { instrument, serverRegistry } from './metrics.js';
+import { readinessOf } from './readiness.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** Settles when the background warm-up is over, with the model's state (never rejects). */
     modelReady: Promise<ModelState>;
+    /**
+     * Starts the shutdown: /api/health/ready answers 503 from now on, while every other
+     * route keeps answering until `close()` (SIGTERM: drain, then close).
+     */
+    drain(): void;
   }
 }
 
 export const DEFAULT_MAX_UPLOAD_BYTES = MAX_UPLOAD_BYTES;
+/** Routes orchestrators and Prometheus call every few seconds. */
+const PROBES = new Set(['/api/health/live', '/api/health/ready', '/metrics']);
 /** The fields a fashion catalog is browsed by, in the order the page shows them. */
 export const DEFAULT_FACET_FIELDS: readonly string[] = FACET_COLUMNS;
 
@@ -49,6 +59,14 @@ export interface ServerOptions {
   facetFields?: string[];
   /** Fastify's logger (default off). */
   logger?: FastifyServerOptions['logger'];
+  /** A pino logger to log with instead (`lookalike serve`: one format for every line). */
+  loggerInstance?: FastifyBaseLogger;
+  /** With `loggerInstance`: one line per request too (default false: errors and events only). */
+  logRequests?: boolean;
+  /** A replica further behind its database than this many seconds is not ready (default 30). */
+  maxStalenessSeconds?: number;
+  /** Serve GET /metrics (Prometheus; default true). */
+  metrics?: boolean;
   /** Load the model and the search matrix in the background right away (default true). */
   warmUp?: boolean;
 }
@@ -60,6 +78,7 @@ export function defaultWebRoot(): string {
 export async function createServer(lookalike: Lookalike, options: ServerOptions = {}): Promise<FastifyInstance> {
   checkPositiveInteger(options.maxUploadBytes, 'maxUploadBytes');
   checkPositiveInteger(options.maxPixels, 'maxPixels');
+  checkPositiveInteger(options.maxStalenessSeconds, 'maxStalenessSeconds');
   const ctx: ServerContext = {
     lookalike,
     queue: options.queue instanceof InferenceQueue ? options.queue : new InferenceQueue(options.queue),
@@ -67,16 +86,28 @@ export async function createServer(lookalike: Lookalike, options: ServerOptions 
     facetFields: options.facetFields ?? facetFieldsOf(lookalike),
     model: { state: 'loading' },
     startedAt: performance.now(),
+    maxStalenessSeconds: options.maxStalenessSeconds ?? SERVICE_DEFAULTS.maxStalenessSeconds,
+    draining: false,
+    readiness: () => readinessOf(ctx),
   };
   const app = Fastify({
-    logger: options.logger ?? false,
+    ...(options.loggerInstance
+      ? {
+        loggerInstance: options.loggerInstance,
+        // Probes and scrapes come every few seconds: logging them would drown the rest.
+        logController: new LogController({ disableRequestLogging: (request) => !options.logRequests || PROBES.has(request.url.split('?')[0]) }),
+      }
+      : { logger: options.logger ?? false }),
     // Uploads have their own limit (multipart); JSON bodies are tiny.
     bodyLimit: JSON_BODY_LIMIT,
     requestTimeout: 120_000,
-    // Ids are checked by the schemas (MAX_ID_CHARS); the router's own default of 100
-    // characters would answer 414 for the long relative paths of image-folder catalogs.
-    // Percent-encoding takes up to 12 characters per character (an emoji).
-    maxParamLength: 12 * MAX_ID_CHARS,
+    routerOptions: {
+      // Ids are checked by the schemas (MAX_ID_CHARS); the router's own default of 100
+      // characters would answer 414 for the long relative paths of image-folder catalogs.
+      // Percent-encoding takes up to 12 characters per character (an emoji). (Under
+      // routerOptions: as a top-level option Fastify 5 warns FSTDEP022 at every start.)
+      maxParamLength: 12 * MAX_ID_CHARS,
+    },
     // Routing and HTTP-parser errors answer in the API's one error shape too.
     frameworkErrors: frameworkErrors(ctx),
     clientErrorHandler: answerClientError,
@@ -87,12 +118,17 @@ export async function createServer(lookalike: Lookalike, options: ServerOptions 
     },
   });
 
-  installErrorHandling(app, ctx, { logToStderr: !options.logger });
+  installErrorHandling(app, ctx, { logToStderr: !options.logger && !options.loggerInstance });
+  app.decorate('drain', () => { ctx.draining = true; });
+  if (options.metrics !== false) instrument(app, serverRegistry(ctx));
   // Only JSON and multipart bodies exist in this API; anything else is a 415, not a guess.
   app.removeContentTypeParser(['text/plain', 'application/json']);
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody);
   app.addHook('onSend', async (_request, reply, payload) => {
     reply.header('X-Content-Type-Options', 'nosniff');
+    // Shutting down: no connection is kept alive past its answer, so that close() is not left
+    // waiting for idle keep-alive connections, and clients reconnect to another replica.
+    if (ctx.draining) reply.header('Connection', 'close');
     if (String(reply.getHeader('Content-Type') ?? '').startsWith('text/html')) {
       // Everything is bundled and same-origin: no CDN, no inline script.
       reply.header('Content-Security-Policy', "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'");
@@ -121,7 +157,7 @@ export async function createServer(lookalike: Lookalike, options: ServerOptions 
   addSharedSchemas(app);
   await app.register(multipart, {
     attachFieldsToBody: 'keyValues',
-    limits: { fileSize: ctx.limits.maxUploadBytes, files: 1, fields: 40, parts: 42, fieldSize: 4096 },
+    limits: { fileSize: ctx.limits.maxUploadBytes, files: MAX_PHOTO_EXAMPLES, fields: 40 + 2 * MAX_EXAMPLES, parts: 42 + 2 * MAX_EXAMPLES + MAX_PHOTO_EXAMPLES, fieldSize: 4096 },
   });
 
   await app.register(searchRoutes, { ctx });

@@ -28,6 +28,22 @@ export interface ServerContext {
   facetFields: string[];
   model: ModelState;
   startedAt: number;
+  /** Past this many seconds behind the database, a replica is not ready (readiness.ts). */
+  maxStalenessSeconds: number;
+  /** Set on SIGTERM: readiness fails while requests in flight finish. */
+  draining: boolean;
+  /** Whether this server should get traffic now, and why not (readiness.ts). */
+  readiness(): Readiness;
+}
+
+export interface Readiness {
+  ready: boolean;
+  /** Why not, in words (empty when ready). */
+  reasons: string[];
+  model: ModelState;
+  draining: boolean;
+  /** A replica of a shared store: how far behind the database it is. */
+  store?: { generation: number; storeGeneration: number; lagSeconds: number; maxStalenessSeconds: number; confirmedAt: string };
 }
 
 export function imageUrl(id: string): string {

@@ -163,6 +163,13 @@ const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request 
  */
 export function installErrorHandling(app: FastifyInstance, ctx: ServerContext, options: { logToStderr?: boolean } = {}): void {
   app.setErrorHandler((err: FastifyError, request, reply) => {
+    if (clientWentAway(err, request)) {
+      // A client that closes the connection mid-upload is not a bug of the server: there is
+      // nobody to answer, and nothing worth more than a debug line in the log.
+      request.log.debug({ err: err.message }, 'the client closed the connection before its request arrived');
+      send(reply, new LookalikeError('INVALID_REQUEST', { message: 'the request was cut off before it arrived whole. Send it again.' }));
+      return;
+    }
     const e = toLookalikeError(err, ctx, request.headers['content-type']);
     if (e.code === 'INTERNAL') {
       request.log.error({ err }, 'unexpected error');
@@ -173,6 +180,11 @@ export function installErrorHandling(app: FastifyInstance, ctx: ServerContext, o
   app.setNotFoundHandler((request, reply) => {
     send(reply, new LookalikeError('ROUTE_NOT_FOUND', { method: request.method, url: request.url.split('?')[0].slice(0, 200) }));
   });
+}
+
+/** The request's stream broke because its client closed the connection (Node's "aborted"). */
+function clientWentAway(err: Error & { code?: string }, request: FastifyRequest): boolean {
+  return (err.code === 'ECONNRESET' && err.message === 'aborted') || (request.raw.destroyed && request.raw.socket?.destroyed === true);
 }
 
 /** Fastify's routing errors (a malformed %-escape, an over-long id) through the same mapping. */

@@ -21,6 +21,8 @@ export interface QueueStats {
   maxWaiting: number;
   /** Moving average of a job's duration, ms (0 before the first job). */
   averageMs: number;
+  /** Jobs refused with SERVER_BUSY since the start (the 503s). */
+  refused: number;
 }
 
 interface Waiter {
@@ -34,6 +36,7 @@ export class InferenceQueue {
   private running = 0;
   private readonly waiting: Waiter[] = [];
   private averageMs = 0;
+  private refused = 0;
 
   constructor(options: QueueOptions = {}) {
     this.concurrency = Math.max(1, Math.floor(options.concurrency ?? QUEUE_CONCURRENCY));
@@ -48,6 +51,7 @@ export class InferenceQueue {
   async run<T>(job: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     if (this.running >= this.concurrency) {
       if (this.waiting.length >= this.maxWaiting) {
+        this.refused++;
         throw new LookalikeError('SERVER_BUSY', { retryAfter: this.retryAfterSeconds() });
       }
       await new Promise<void>((resolve, reject) => {
@@ -90,6 +94,7 @@ export class InferenceQueue {
       concurrency: this.concurrency,
       maxWaiting: this.maxWaiting,
       averageMs: Math.round(this.averageMs * 10) / 10,
+      refused: this.refused,
     };
   }
 }

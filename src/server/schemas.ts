@@ -8,6 +8,11 @@ import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-
 import type { FromSchema } from 'json-schema-to-ts';
 import { ACCEPTED_FORMATS } from '../image/prepare.js';
 import { DEFAULT_K, MAX_K_HTTP, MAX_PAGE_SIZE, PAGE_SIZE, SEARCH_MODES } from '../defaults.js';
+import { MAX_TEXT_CHARS, TEXT_MODES } from '../search/text.js';
+import { MAX_EXAMPLES, RECOMMEND_STRATEGIES } from '../search/recommend.js';
+
+/** Photos one request may upload (a recommendation's liked and disliked photos together). */
+export const MAX_PHOTO_EXAMPLES = 4;
 
 export const MAX_K = MAX_K_HTTP;
 export const MAX_PAGE = MAX_PAGE_SIZE;
@@ -48,11 +53,14 @@ const modeParam = {
 } as const;
 const poolingParam = { type: 'string', enum: ['max', 'avg'], description: "pooling of the backbone features (default: the index's)" } as const;
 
-const NUMBER = '\\s*(?:0|1|0?\\.\\d+|1\\.0*)\\s*';
-/** The part of the photo to search, relative to it: "x,y,w,h", each in 0..1 (the box a shopper drew). */
+/**
+ * The part of the photo to search, relative to it: "x,y,w,h", each in 0..1 (the box a
+ * shopper drew). Checked by the library (validate.ts parseCrop), as for the CLI: one
+ * message and code (BAD_CROP), not a regular expression in the answer.
+ */
 export const cropParam = {
   type: 'string',
-  pattern: `^${NUMBER},${NUMBER},${NUMBER},${NUMBER}$`,
+  maxLength: 200,
   description: 'search only this part of the photo: "x,y,w,h" relative to the photo (0..1), e.g. "0.1,0.2,0.5,0.6"; '
     + 'without it the product is found in the photo by itself. The response proposes up to 3 regions.',
 } as const;
@@ -66,8 +74,20 @@ const dedupeParam = { type: 'boolean', default: false, description: 'hide near-d
 
 const groupParam = { type: 'string', minLength: 1, maxLength: 100, description: '"style": one result per style (the catalog\'s style_id, parent or item_group_id column), the best variant first and the others in its `variants`; or a catalog column to group by. Without a style column, "style" changes nothing' } as const;
 
+const textParam = {
+  type: 'string',
+  minLength: 1,
+  maxLength: MAX_TEXT_CHARS,
+  description: 'words matched against the catalog\'s text (product name and attributes) by the store\'s full-text engine, e.g. "navy polo": plurals and word forms match (stemming), a word found nowhere is corrected to the nearest catalog word (query.corrected says so)',
+} as const;
+const textModeParam = {
+  type: 'string',
+  enum: [...TEXT_MODES],
+  description: 'filter (default): only products matching every word; boost: products matching the words move up, the others stay',
+} as const;
+
 /** Query-string / body properties shared by every search. */
-export const searchProperties = { k: kParam, threshold: thresholdParam, filter: filterParam, mode: modeParam, pooling: poolingParam, search: searchParam, dedupe: dedupeParam, group: groupParam } as const;
+export const searchProperties = { k: kParam, threshold: thresholdParam, filter: filterParam, mode: modeParam, pooling: poolingParam, search: searchParam, text: textParam, text_mode: textModeParam, dedupe: dedupeParam, group: groupParam } as const;
 
 export const searchQuerystring = { type: 'object', additionalProperties: false, properties: searchProperties } as const;
 
@@ -105,16 +125,55 @@ const photoSearchBody = {
     image: { [UPLOAD_KEYWORD]: true, description: `the photo: ${ACCEPTED_FORMATS.join(', ')} (sniffed from the bytes, not the name)` },
     crop: cropParam,
     expand: { type: 'boolean', default: true, description: 'when the top result stands out, search the rest with its catalog vector added to the photo\'s (more like the product found); false: the photo alone' },
+    shop_the_look: { type: 'boolean', default: false, description: 'also search each proposed region of the photo on its own: the response\'s `looks` holds one {box, results} per region' },
     ...searchProperties,
   },
 } as const;
 
 const itemSearchBody = {
   type: 'object',
-  required: ['id'],
+  anyOf: [{ required: ['id'] }, { required: ['text'] }],
   additionalProperties: false,
   properties: { id: idParam, ...searchProperties },
 } as const;
+
+const idList = <W extends string>(what: W) => ({
+  type: 'array',
+  maxItems: MAX_EXAMPLES,
+  items: idParam,
+  description: `catalog item ids the shopper ${what} (repeatable in multipart)`,
+} as const);
+const uploadList = <W extends string>(what: W) => ({
+  anyOf: [{ [UPLOAD_KEYWORD]: true, description: 'one photo' }, { type: 'array', maxItems: MAX_PHOTO_EXAMPLES, items: { [UPLOAD_KEYWORD]: true, description: 'a photo' } }],
+  description: `photos the shopper ${what} (multipart only; at most 4 photos in all)`,
+} as const);
+const strategyParam = {
+  type: 'string',
+  enum: [...RECOMMEND_STRATEGIES],
+  description: 'how the examples combine: average (default; mean of the liked minus half the mean of the disliked, searched as one query), best_score (each product by its best liked example, pushed down when a disliked one is nearer), sum_scores',
+} as const;
+
+const recommendJsonBody = {
+  type: 'object',
+  required: ['like'],
+  additionalProperties: false,
+  properties: { like: idList('likes'), unlike: idList('does not want'), strategy: strategyParam, ...searchProperties },
+} as const;
+
+const recommendPhotoBody = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { like: idList('likes'), unlike: idList('does not want'), like_image: uploadList('likes'), unlike_image: uploadList('does not want'), strategy: strategyParam, ...searchProperties },
+} as const;
+
+export const recommendBody = {
+  content: {
+    'application/json': { schema: recommendJsonBody },
+    'multipart/form-data': { schema: recommendPhotoBody },
+  },
+} as const;
+
+export type RecommendBody = FromSchema<typeof recommendJsonBody, RequestSchemaOptions> | FromSchema<typeof recommendPhotoBody, RequestSchemaOptions>;
 
 export const searchBody = {
   content: {
@@ -184,7 +243,7 @@ export function addSharedSchemas(app: FastifyInstance): void {
     properties: {
       id: { type: 'string' },
       rank: { type: 'integer', description: '1 = most similar' },
-      score: { type: 'number', description: 'cosine similarity, higher is more similar' },
+      score: { type: 'number', description: 'cosine similarity, higher is more similar (a search by words alone: text relevance, the best match 1)' },
       metadata: ref('Metadata'),
       imageUrl: { type: 'string' },
       duplicates: { type: 'array', items: { type: 'string' }, description: 'with dedupe: ids of near-duplicates of this product left out of the list' },
@@ -211,8 +270,15 @@ export function addSharedSchemas(app: FastifyInstance): void {
         type: 'object',
         required: ['kind'],
         properties: {
-          kind: { type: 'string', enum: ['image', 'item'] },
+          kind: { type: 'string', enum: ['image', 'item', 'text', 'examples'] },
           id: { type: 'string' },
+          text: { type: 'string', description: 'the words searched, as sent' },
+          corrected: { type: 'string', description: 'the words as searched, when some matched nothing and were corrected to catalog words' },
+          textMode: { type: 'string', enum: [...TEXT_MODES] },
+          like: { type: 'array', items: { type: 'string' }, description: 'recommend: the liked catalog items' },
+          unlike: { type: 'array', items: { type: 'string' }, description: 'recommend: the disliked catalog items' },
+          photos: { type: 'integer', description: 'recommend: how many example photos were uploaded' },
+          strategy: { type: 'string', enum: [...RECOMMEND_STRATEGIES] },
           width: { type: 'integer' },
           height: { type: 'integer' },
           format: { type: 'string' },
@@ -231,7 +297,16 @@ export function addSharedSchemas(app: FastifyInstance): void {
         items: ref('Region'),
         description: 'photo searches: up to 3 regions where products seem to be (from the backbone\'s feature map), best first; send one back as `crop`',
       },
-      space: { type: 'string', description: 'the embedding space searched, e.g. backbone:max' },
+      looks: {
+        type: 'array',
+        description: 'shop_the_look: each proposed region of the photo searched on its own, in the order of `regions`',
+        items: {
+          type: 'object',
+          required: ['box', 'results'],
+          properties: { box: ref('Region'), expanded: { type: 'boolean' }, results: { type: 'array', items: ref('Hit') } },
+        },
+      },
+      space: { type: 'string', description: 'the embedding space searched, e.g. backbone:max; "text" for words alone' },
       tookMs: { type: 'number', description: 'time spent answering, in milliseconds' },
       results: { type: 'array', items: ref('Hit') },
     },
@@ -356,7 +431,43 @@ export function addSharedSchemas(app: FastifyInstance): void {
         properties: { k: { type: 'integer' }, threshold: { type: 'number' } },
       },
       uptimeSeconds: { type: 'number' },
+      replica: ref('ReplicaFreshness'),
     },
+  });
+  app.addSchema({
+    $id: 'ReplicaFreshness',
+    type: 'object',
+    description: 'a replica of a shared store: how far its answers are behind the database',
+    required: ['generation', 'storeGeneration', 'lagSeconds', 'maxStalenessSeconds', 'confirmedAt'],
+    properties: {
+      generation: { type: 'integer', description: 'the generation the answers come from' },
+      storeGeneration: { type: 'integer', description: 'the newest generation read from the database (ahead while the replica rebuilds)' },
+      lagSeconds: { type: 'number', description: 'seconds since the answers were last confirmed to be the database\'s latest' },
+      maxStalenessSeconds: { type: 'number', description: 'past this lag the replica is not ready (serve --max-staleness)' },
+      confirmedAt: { type: 'string' },
+    },
+  });
+  app.addSchema({
+    $id: 'Readiness',
+    type: 'object',
+    required: ['ready', 'reasons', 'model', 'draining'],
+    properties: {
+      ready: { type: 'boolean' },
+      reasons: { type: 'array', items: { type: 'string' }, description: 'why the server is not ready (empty when it is)' },
+      model: {
+        type: 'object',
+        required: ['state'],
+        properties: { state: { type: 'string', enum: ['loading', 'ready', 'failed'] }, message: { type: 'string' } },
+      },
+      draining: { type: 'boolean', description: 'the server is shutting down (SIGTERM): requests in flight finish, new traffic should go elsewhere' },
+      store: ref('ReplicaFreshness'),
+    },
+  });
+  app.addSchema({
+    $id: 'Liveness',
+    type: 'object',
+    required: ['status'],
+    properties: { status: { type: 'string', enum: ['ok'] } },
   });
   app.addSchema({
     $id: 'Map',
@@ -389,5 +500,7 @@ export const responses = {
   item: { 200: ref('Item'), '4xx': errorResponse, '5xx': errorResponse },
   facets: { 200: ref('Facets'), '4xx': errorResponse, '5xx': errorResponse },
   health: { 200: ref('Health'), '5xx': errorResponse },
+  live: { 200: ref('Liveness') },
+  ready: { 200: ref('Readiness'), 503: ref('Readiness') },
   map: { 200: ref('Map'), '4xx': errorResponse, '5xx': errorResponse },
 } as const;

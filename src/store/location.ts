@@ -18,7 +18,7 @@ export interface PgLocation {
 }
 
 const SCHEME = /^postgres(ql)?:\/\//i;
-/** libpq's sslmode values (README, "TLS to PostgreSQL"). */
+/** libpq's sslmode values (docs/shared-store.md, "TLS to PostgreSQL"). */
 const SSL_MODES = ['disable', 'prefer', 'require', 'verify-ca', 'verify-full'];
 const NAME = /^[a-z][a-z0-9_]{0,47}$/;
 /** Schemas PostgreSQL owns: an index there would mix with the server's own tables. */

@@ -21,7 +21,7 @@ import { STORE_POLL_MS } from '../defaults.js';
 import { LookalikeError } from '../errors.js';
 import { copyVectors } from './copy-binary.js';
 import { indexArgs, parseLocation, type PgLocation } from './location.js';
-import type { DbSearchOptions, ImageSource, IndexLock, IndexManifest, ItemFailure, ItemVectors, Store, StoredItem, VectorKind, VectorMatrix } from './types.js';
+import type { DbSearchOptions, ImageSource, IndexLock, IndexManifest, ItemFailure, ItemVectors, Store, StoredItem, TextMatch, VectorKind, VectorMatrix } from './types.js';
 
 /** The channel writers notify on; the payload is `<schema>:<generation>`. */
 export const NOTIFY_CHANNEL = 'lookalike';
@@ -51,6 +51,14 @@ const MIGRATIONS: string[] = [
    CREATE TABLE files (name text PRIMARY KEY, bytes bytea NOT NULL, gen bigint NOT NULL);`,
   // 2: the image behind each vector (store/types.ts ImageSource), so reruns notice replaced photos.
   `ALTER TABLE vectors ADD COLUMN image_hash text, ADD COLUMN image_stamp text;`,
+  // 3: full-text search of items' text (searchText): the product name weighs A, every other
+  // metadata value B, stemmed by the english configuration; kept by PostgreSQL itself.
+  // "T-shirt" is one word, as search/text.ts textTerms reads queries. IF NOT EXISTS: a schema
+  // rolled back by hand to an older version may still have them.
+  `ALTER TABLE items ADD COLUMN IF NOT EXISTS text_search tsvector GENERATED ALWAYS AS (
+     setweight(to_tsvector('english'::regconfig, replace(lower(coalesce(metadata::jsonb ->> 'productDisplayName', '')), 't-shirt', 'tshirt')), 'A')
+     || setweight(jsonb_to_tsvector('english'::regconfig, metadata::jsonb - 'productDisplayName', '["string"]'), 'B')) STORED;
+   CREATE INDEX IF NOT EXISTS items_text_search ON items USING gin (text_search);`,
 ];
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
@@ -78,6 +86,8 @@ export class PgStore implements Store {
   /** The index has the pgvector column (vdb halfvec + HNSW): `--search db` works. */
   canSearch = false;
   private refreshing?: Promise<boolean>;
+  /** The snapshot's generation and the one before it, with when each was last confirmed the latest (confirmedAt). */
+  private confirmed: Array<{ generation: number; at: number }> = [];
 
   private constructor(location: string, private readonly where: PgLocation, private readonly pool: pg.Pool, snap: Snapshot) {
     this.location = location;
@@ -122,6 +132,7 @@ export class PgStore implements Store {
 
   /** Reads the whole snapshot (not the vectors: `preload`), consistently. */
   private async reload(): Promise<void> {
+    const at = Date.now();
     const next = await this.read(async (c) => {
       const generation = await readGeneration(c, this.schema);
       const rows = (await c.query<{ id: string; image: string; metadata: string }>(`SELECT id, image, metadata FROM ${this.schema}.items ORDER BY seq`)).rows;
@@ -132,6 +143,16 @@ export class PgStore implements Store {
       return snap;
     });
     this.snap = next;
+    this.confirm(next.generation, at);
+  }
+
+  private confirm(generation: number, at: number): void {
+    if (this.confirmed[0]?.generation === generation) this.confirmed[0].at = at;
+    else this.confirmed = [{ generation, at }, ...this.confirmed.slice(0, 1)];
+  }
+
+  confirmedAt(generation: number): number | undefined {
+    return this.confirmed.find((c) => c.generation === generation)?.at;
   }
 
   /** Manifest, failures and files: small, read whole on every change. */
@@ -301,6 +322,10 @@ export class PgStore implements Store {
       values.push(field, accepted.map((a) => a.toLowerCase()));
       where.push(`lower(i.metadata::jsonb ->> $${values.length - 1}) = ANY($${values.length}::text[])`);
     }
+    if (options.text?.length) {
+      values.push(options.text.join(' '));
+      where.push(`i.text_search @@ plainto_tsquery('english', $${values.length})`);
+    }
     if (options.excludeId !== undefined) {
       values.push(options.excludeId);
       where.push(`v.id <> $${values.length}`);
@@ -320,6 +345,26 @@ export class PgStore implements Store {
     } catch (err) {
       await c.query('ROLLBACK').catch(() => {});
       throw pgError(err, this.where, 'search');
+    } finally {
+      c.release();
+    }
+  }
+
+  /**
+   * Items whose text search vector holds every term (plainto_tsquery: stemmed, ANDed), best
+   * first by ts_rank (the product name weighs most).
+   */
+  async searchText(terms: string[]): Promise<TextMatch[]> {
+    if (!terms.length) return [];
+    // One statement, no transaction around it: one round trip.
+    const c = await this.connect();
+    try {
+      const r = await c.query<{ id: string; score: number }>(
+        `SELECT i.id, ts_rank(i.text_search, q) AS score FROM ${this.schema}.items i, plainto_tsquery('english', $1) q
+         WHERE i.text_search @@ q ORDER BY score DESC, i.seq`, [terms.join(' ')]);
+      return r.rows.map((row) => ({ id: row.id, score: Number(row.score) }));
+    } catch (err) {
+      throw pgError(err, this.where, 'search text');
     } finally {
       c.release();
     }
@@ -430,6 +475,7 @@ export class PgStore implements Store {
   private async catchUp(): Promise<boolean> {
     const old = this.snap;
     const kinds = Object.keys(old.matrices) as VectorKind[];
+    const at = Date.now();
     const delta = await this.read(async (c) => {
       const generation = await readGeneration(c, this.schema);
       if (generation === old.generation) return undefined;
@@ -441,7 +487,10 @@ export class PgStore implements Store {
       await this.readSmall(c, snap, old.generation);
       return { snap, changed, removed: removed.rows.map((r) => r.id) };
     });
-    if (!delta) return false;
+    if (!delta) {
+      this.confirm(old.generation, at);
+      return false;
+    }
     const { snap } = delta;
     for (const id of delta.removed) {
       snap.items.delete(id);
@@ -477,6 +526,7 @@ export class PgStore implements Store {
       });
     }
     this.snap = snap;
+    this.confirm(snap.generation, at);
     return true;
   }
 

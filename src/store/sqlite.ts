@@ -12,7 +12,7 @@ import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, read
 import path from 'node:path';
 import { INDEX_FILES } from '../defaults.js';
 import { LookalikeError } from '../errors.js';
-import type { ImageSource, IndexManifest, ItemFailure, ItemVectors, Store, StoredItem, VectorKind, VectorMatrix } from './types.js';
+import type { ImageSource, IndexManifest, ItemFailure, ItemVectors, Store, StoredItem, TextMatch, VectorKind, VectorMatrix } from './types.js';
 
 const DB_FILE = INDEX_FILES.database;
 
@@ -82,6 +82,7 @@ export class SqliteStore implements Store {
         // Indexes written before image sources were kept gain the columns (left empty).
         const columns = new Set((db.prepare(`PRAGMA table_info(vectors)`).all() as Array<{ name: string }>).map((c) => c.name));
         if (!columns.has('image_hash')) db.exec(`ALTER TABLE vectors ADD COLUMN image_hash TEXT; ALTER TABLE vectors ADD COLUMN image_stamp TEXT;`);
+        addTextIndex(db, 'main');
       }
       // Every table is read once, so a damaged file is refused here, in one clear line.
       for (const table of ['meta', 'items', 'vectors', 'failures']) db.prepare(`SELECT COUNT(*) FROM ${table}`).pluck().get();
@@ -250,6 +251,31 @@ export class SqliteStore implements Store {
   }
 
   /**
+   * Items whose name or attributes hold every term (each stemmed by FTS5's porter
+   * tokenizer), best first by BM25 with the product name weighing three times the
+   * attributes. An index opened read-only that predates the text index gets one in memory.
+   */
+  searchText(terms: string[]): TextMatch[] {
+    if (!terms.length) return [];
+    this.ensureTextIndex();
+    // Terms are letters and digits only (search/text.ts textTerms); quoted, FTS5 reads none as syntax.
+    const match = terms.map((t) => `"${t.replace(/"/g, '""')}"`).join(' AND ');
+    // Unqualified: the table is in main, or in temp for an older index opened read-only.
+    const rows = this.db.prepare(`SELECT i.id AS id, bm25(items_text, ${NAME_WEIGHT}, 1.0) AS rank
+      FROM items_text JOIN items i ON i.seq = items_text.rowid
+      WHERE items_text MATCH ? ORDER BY rank, i.seq`).all(match) as Array<{ id: string; rank: number }>;
+    return rows.map((r) => ({ id: r.id, score: -r.rank }));
+  }
+
+  private hasTextIndex = false;
+
+  private ensureTextIndex(): void {
+    if (this.hasTextIndex) return;
+    if (!this.db.prepare(`SELECT 1 FROM sqlite_master WHERE name = 'items_text'`).pluck().get()) addTextIndex(this.db, 'temp');
+    this.hasTextIndex = true;
+  }
+
+  /**
    * After a writer's run: back to a rollback journal when no one else has the file open,
    * so the finished index is one self-contained file that read-only media can serve (WAL
    * needs a writable -shm next to it). Refused, harmlessly, while another process reads.
@@ -266,6 +292,43 @@ export class SqliteStore implements Store {
   private bump(): void {
     this.db.prepare(`UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'`).run();
   }
+}
+
+/** BM25 weight of the product name against the attribute columns in text searches. */
+const NAME_WEIGHT = 3.0;
+
+/** The column holding a product's name (styles.csv); every other metadata value is an attribute. */
+const NAME_COLUMN = 'productDisplayName';
+
+/**
+ * The full-text index of items' text (FTS5, porter stemming, accents folded), row for row
+ * with `items` by seq. In `main`, triggers keep it in step with every write of items; an
+ * index written before it existed is filled once here. In `temp` (a read-only open of
+ * such an index) it is a copy built for this connection.
+ */
+function addTextIndex(db: Database.Database, schema: 'main' | 'temp'): void {
+  const exists = db.prepare(`SELECT 1 FROM ${schema}.sqlite_master WHERE name = 'items_text'`).pluck().get();
+  if (exists) return;
+  // "T-shirt" is one word, as search/text.ts textTerms reads queries: "shirt" is not a T-shirt.
+  const name = (row: string) => `replace(lower(coalesce(json_extract(${row}.metadata, '$.${NAME_COLUMN}'), '')), 't-shirt', 'tshirt')`;
+  const attrs = (row: string) => `coalesce((SELECT group_concat(value, ' ') FROM json_each(${row}.metadata) WHERE key <> '${NAME_COLUMN}'), '')`;
+  db.transaction(() => {
+    db.exec(`CREATE VIRTUAL TABLE ${schema}.items_text USING fts5(name, attrs, tokenize = 'porter unicode61 remove_diacritics 2')`);
+    if (schema === 'main') {
+      db.exec(`
+        CREATE TRIGGER items_text_insert AFTER INSERT ON items BEGIN
+          INSERT INTO items_text (rowid, name, attrs) VALUES (new.seq, ${name('new')}, ${attrs('new')});
+        END;
+        CREATE TRIGGER items_text_update AFTER UPDATE OF metadata ON items BEGIN
+          DELETE FROM items_text WHERE rowid = old.seq;
+          INSERT INTO items_text (rowid, name, attrs) VALUES (new.seq, ${name('new')}, ${attrs('new')});
+        END;
+        CREATE TRIGGER items_text_delete AFTER DELETE ON items BEGIN
+          DELETE FROM items_text WHERE rowid = old.seq;
+        END;`);
+    }
+    db.exec(`INSERT INTO ${schema}.items_text (rowid, name, attrs) SELECT seq, ${name('items')}, ${attrs('items')} FROM items`);
+  })();
 }
 
 function isFile(p: string): boolean {

@@ -102,6 +102,18 @@ export interface Store {
    */
   searchVectors?(query: Float32Array, options: DbSearchOptions): Promise<Array<{ id: string; score: number }>>;
   readonly canSearch?: boolean;
+  /**
+   * When `generation` was last confirmed to be the database's latest (ms since the epoch,
+   * taken before the read that confirmed it), for the snapshot's generation and the one
+   * before it; undefined for others. A replica's staleness (readiness, metrics) is measured
+   * from it. Only shared stores have it.
+   */
+  confirmedAt?(generation: number): number | undefined;
+  /**
+   * Items whose text (product name, attribute values) holds every term, as the store's
+   * full-text engine stems them (SQLite FTS5, PostgreSQL text search), most relevant first.
+   */
+  searchText?(terms: string[]): TextMatch[] | Promise<TextMatch[]>;
   /** Catches up with other writers; true when the data changed. Only shared stores have it. */
   refresh?(): Promise<boolean>;
   /**
@@ -121,8 +133,13 @@ export interface Store {
   close(): void | Promise<void>;
 }
 
+/** A full-text match: an item and its relevance (higher is better; the scale is the engine's). */
+export interface TextMatch { id: string; score: number }
+
 export interface DbSearchOptions {
   k: number;
+  /** Only items whose text holds every term (Store.searchText). */
+  text?: string[];
   threshold?: number;
   /** field -> accepted values (case-insensitive), as search/filters.ts means them. */
   filters?: Record<string, string[]>;

@@ -29,11 +29,11 @@ import { backboneFeatures, Head, headId, MODES, type HeadMeta, type Mode, type M
 import { installHead, type HeadRef } from '../head/index-head.js';
 import { DEFAULT_VIEWS, embedViews, planViews, type TrainingViews } from './views.js';
 
-/** Measured with `lookalike robustness` (README, "Shopper photos"). */
+/** Measured with `lookalike robustness` (docs/shopper-photos.md). */
 export const WHITENING_SHRINKAGE = 0;
 
 /**
- * Measured with `lookalike robustness` (README, "Shopper photos"): on the dev index a pull
+ * Measured with `lookalike robustness` (docs/shopper-photos.md): on the dev index a pull
  * of 1 gave recall@10 0.942 against 0.944 without, and 0.2 to 0.4 points less leave-one-out.
  */
 export const VIEW_PULL = 0;

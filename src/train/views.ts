@@ -33,7 +33,7 @@ import { DEFAULT_LOCALISATION, photoBatchVectors } from '../query/photo.js';
 
 export const VIEWS_FILE = INDEX_FILES.views;
 
-/** Views embedded by default: measured with `lookalike robustness` (README, "Shopper photos"). */
+/** Views embedded by default: measured with `lookalike robustness` (docs/shopper-photos.md). */
 export const DEFAULT_VIEWS = 3000;
 
 /**

@@ -19,7 +19,7 @@ import path from 'node:path';
 import { Lookalike } from '../../src/lookalike.js';
 import { evaluateIndex } from '../../src/eval/evaluate-index.js';
 import { evaluateRobustness } from '../../src/eval/robustness.js';
-import { DEV_CATALOG, HAS_DEV_CATALOG, devIndex } from './dev-index.js';
+import { DEV_CATALOG, DEV_INDEX_SIZE, HAS_DEV_CATALOG, devIndex } from './dev-index.js';
 
 /** articleType precision@5: the default may trail float32 by at most this (AVX2 main trailed by 0.04). */
 const MAX_PRECISION_GAP = 0.005;
@@ -66,7 +66,7 @@ describe.skipIf(!HAS_DEV_CATALOG)('quality gate: the default arithmetic against 
   it('keeps leave-one-out articleType precision@5 within 0.005 of float32', async () => {
     const p5 = (dir: string) => withIndex(dir, async (l) => (await evaluateIndex(l, { k: 5, attributes: ['articleType'] })).attributes[0].precisionAtK);
     const [byDefault, byFp32] = [await p5(defaultDir), await p5(fp32Dir)];
-    console.info(`LOO articleType precision@5 on the 1,000-item dev subset: default ${byDefault.toFixed(4)}, float32 ${byFp32.toFixed(4)} (${arithmetic})`);
+    console.info(`LOO articleType precision@5 on the ${DEV_INDEX_SIZE}-item dev subset: default ${byDefault.toFixed(4)}, float32 ${byFp32.toFixed(4)} (${arithmetic})`);
     expect(byDefault).toBeGreaterThanOrEqual(byFp32 - MAX_PRECISION_GAP);
   });
 

@@ -52,9 +52,11 @@ describe.skipIf(!HAS_DEV_CATALOG)('three workers, one killed with -9', () => {
 
     for (let i = 0; i < 3; i++) {
       const child = spawn(process.execPath, ['--import', TSX, path.join(ROOT, 'src/cli/main.ts'), 'worker', '--store', PG_URL, '--index', name, '--queue', REDIS], {
-        cwd: ROOT, env: process.env, stdio: ['ignore', 'ignore', 'pipe'],
+        cwd: ROOT, env: process.env, stdio: ['ignore', 'pipe', 'pipe'],
       });
+      // The worker logs on stdout (JSON lines), errors at start on stderr: both, for a failure's report.
       let log = '';
+      child.stdout!.on('data', (d: Buffer) => { log += d.toString(); });
       child.stderr!.on('data', (d: Buffer) => { log += d.toString(); });
       child.on('exit', (code, signal) => { if (code) process.stderr.write(`worker ${i} exited ${code ?? signal}:\n${log}\n`); });
       workers.push(child);

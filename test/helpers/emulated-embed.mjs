@@ -4,6 +4,7 @@
 // under the emulator, every extra instruction (a TypeScript loader) costs seconds.
 // usage: node emulated-embed.mjs MODEL PIXELS N HEIGHT WIDTH SESSION_CONFIG_JSON OUT
 import { readFileSync, writeFileSync } from 'node:fs';
+import process from 'node:process';
 import * as ort from 'onnxruntime-node';
 
 const [model, pixelsFile, n, height, width, config, out] = process.argv.slice(2);

@@ -105,7 +105,8 @@ async function untilFinished(location: string, timeoutMs = 120_000) {
   }
 }
 
-const fetchLimits = { timeoutMs: 1000, maxBytes: 200_000, retries: 1 };
+/** The photo server is on this machine, which URL catalogs reach only when it is allowed. */
+const fetchLimits = { timeoutMs: 1000, maxBytes: 200_000, retries: 1, allowHosts: ['127.0.0.1'] };
 /** The queue's mechanics are tested with the shared float32 backbone (a new index is int8 by default: see the last describe). */
 const FP32 = { precision: 'fp32' } as const;
 
@@ -194,7 +195,7 @@ describe('queued runs', () => {
   it('queues only new items and changed images on a rerun, refreshes metadata without embedding, and removes what left', async () => {
     const rows: Array<[string, string, string]> = GOOD.slice(0, 4).map(([id]) => [id, 'Shirts', `${base}/img/${id}.jpg`]);
     const location = indexFolder();
-    await enqueueIndex({ catalogDir: urlCatalog(rows), location, queue: REDIS, settings: FP32 });
+    await enqueueIndex({ catalogDir: urlCatalog(rows), location, queue: REDIS, settings: FP32, fetch: fetchLimits });
     const worker = await startWorker({ location, queue: REDIS, embedder, fetch: fetchLimits });
     await untilFinished(location);
     const before = SqliteStore.open(location);
@@ -208,7 +209,7 @@ describe('queued runs', () => {
       ['3', 'Shirts', `${base}/img/3.jpg`], // unchanged
       ['5', 'Shirts', `${base}/img/5.jpg`], // new
     ]; // 4 left the catalog
-    const report = await enqueueIndex({ catalogDir: urlCatalog(next), location, queue: REDIS, settings: FP32 });
+    const report = await enqueueIndex({ catalogDir: urlCatalog(next), location, queue: REDIS, settings: FP32, fetch: fetchLimits });
     expect(report).toMatchObject({ queued: 2, removed: 1, unchanged: 2 });
     await untilFinished(location);
     await worker.close();
@@ -223,7 +224,7 @@ describe('queued runs', () => {
     const original = images.get('3')!;
     images.set('3', await drawProduct('trousers', '#d22'));
     try {
-      const replaced = await enqueueIndex({ catalogDir: urlCatalog(next), location, queue: REDIS, settings: FP32 });
+      const replaced = await enqueueIndex({ catalogDir: urlCatalog(next), location, queue: REDIS, settings: FP32, fetch: fetchLimits });
       expect(replaced).toMatchObject({ queued: 1, changed: 1, unchanged: 3 });
       const worker2 = await startWorker({ location, queue: REDIS, embedder, fetch: fetchLimits });
       await untilFinished(location);
@@ -232,7 +233,7 @@ describe('queued runs', () => {
       expect(vectorOf(last, '3')).not.toEqual(v3);
       expect((await last.imageSources()).get('3')!.stamp).toMatch(/^etag:"[0-9a-f]{32}"$/);
       last.close();
-      expect(await enqueueIndex({ catalogDir: urlCatalog(next), location, queue: REDIS, settings: FP32 })).toMatchObject({ queued: 0, changed: 0 });
+      expect(await enqueueIndex({ catalogDir: urlCatalog(next), location, queue: REDIS, settings: FP32, fetch: fetchLimits })).toMatchObject({ queued: 0, changed: 0 });
     } finally {
       images.set('3', original);
     }

@@ -295,7 +295,7 @@ describe('request validation and limits', () => {
     const outside = await upload(orangeShirt, { crop: '0.5,0.5,0.8,0.8' });
     expect(outside.status).toBe(400);
     const err = await errorOf(outside);
-    expect(err.code).toBe('BAD_OPTION');
+    expect(err.code).toBe('BAD_CROP');
     expect(err.message).toContain('x,y,w,h');
     expect((await upload(orangeShirt, { crop: 'left half' })).status).toBe(400);
   });
@@ -435,10 +435,12 @@ describe('the OpenAPI document and the page', () => {
     expect(res.status).toBe(200);
     const doc = await res.json();
     expect(doc.openapi).toMatch(/^3\./);
-    expect(Object.keys(doc.paths).sort()).toEqual(['/api/facets', '/api/health', '/api/items', '/api/items/{id}', '/api/items/{id}/similar', '/api/map', '/api/search', '/images/{id}']);
+    expect(Object.keys(doc.paths).sort()).toEqual(['/api/facets', '/api/health', '/api/health/live', '/api/health/ready', '/api/items', '/api/items/{id}', '/api/items/{id}/similar', '/api/map', '/api/recommend', '/api/search', '/images/{id}']);
     const body = doc.paths['/api/search'].post.requestBody.content;
     expect(body['multipart/form-data'].schema.properties.image).toMatchObject({ type: 'string', format: 'binary' });
-    expect(body['application/json'].schema.required).toEqual(['id']);
+    // JSON: an item ("more like this") or words alone.
+    expect(body['application/json'].schema.anyOf).toEqual([{ required: ['id'] }, { required: ['text'] }]);
+    expect(doc.paths['/api/recommend'].post.requestBody.content['multipart/form-data'].schema.properties.like_image.anyOf[0]).toMatchObject({ type: 'string', format: 'binary' });
     expect(doc.paths['/api/items'].get.parameters.map((p: { name: string }) => p.name)).toEqual(expect.arrayContaining(['filter', 'offset', 'limit']));
     expect(doc.components.schemas.Error).toBeDefined();
     // The route schemas are untouched: a second server still validates uploads as files.
@@ -526,19 +528,23 @@ describe('the inference queue', () => {
 
 describe('lookalike serve', () => {
   it('prints the URL and its start-up time, serves, says when the model is ready, and stops on SIGTERM', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(PACKAGE_ROOT, 'src/cli/main.ts'), 'serve', '--index', indexDir, '--port', '0'], { cwd: PACKAGE_ROOT });
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(PACKAGE_ROOT, 'src/cli/main.ts'), 'serve', '--index', indexDir, '--port', '0'], { cwd: PACKAGE_ROOT, env: { ...process.env, LOOKALIKE_DRAIN_SECONDS: '0' } });
     const lines: string[] = [];
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     try {
       const url = await new Promise<string>((resolve, reject) => {
         child.once('exit', () => reject(new Error(`serve exited: ${lines.join('\n')}`)));
-        createInterface({ input: child.stdout }).on('line', (line) => {
+        createInterface({ input: child.stdout }).on('line', (record) => {
+          // Every line is a pino JSON record with a timestamp; the message is its "msg".
+          const parsed = JSON.parse(record) as { msg: string; time: string };
+          expect(Date.parse(parsed.time)).toBeGreaterThan(0);
+          const line = parsed.msg;
           lines.push(line);
           const m = /^Listening on (http:\/\/127\.0\.0\.1:\d+\/) \(started in \d+\.\d\d s\)$/.exec(line);
           if (m) resolve(m[1]);
         });
       });
-      expect(lines[0]).toBe(`Lookalike: 16 items from ${indexDir}`);
+      expect(lines).toContain(`Lookalike: 16 items from ${indexDir}`);
       const health = await (await fetch(`${url}api/health`)).json();
       expect(health.index.items).toBe(16);
       await expect.poll(() => lines.some((l) => l.startsWith('Model ready in')), { timeout: 120_000 }).toBe(true);

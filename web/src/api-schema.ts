@@ -13,7 +13,7 @@ export interface paths {
         put?: never;
         /**
          * Products that look like a photo, or like a catalog item
-         * @description multipart/form-data with the photo in "image" (JPEG, PNG or WebP; at most the upload limit in /api/health), or JSON {"id": ...} for "more like this". Image searches wait in a bounded queue; when it is full the answer is 503 with Retry-After.
+         * @description multipart/form-data with the photo in "image" (JPEG, PNG or WebP; at most the upload limit in /api/health), or JSON {"id": ...} for "more like this", or JSON {"text": ...} for words alone (products matching them, best match first). Any search may carry `text` (with `text_mode` filter or boost); a photo search may ask for `shop_the_look`. Image searches wait in a bounded queue; when it is full the answer is 503 with Retry-After.
          */
         post: {
             parameters: {
@@ -37,6 +37,11 @@ export interface paths {
                          * @default true
                          */
                         expand?: boolean;
+                        /**
+                         * @description also search each proposed region of the photo on its own: the response's `looks` holds one {box, results} per region
+                         * @default false
+                         */
+                        shop_the_look?: boolean;
                         /** @description how many similar products to return (default: the k stored by `lookalike tune --apply`, else 5) */
                         k?: number;
                         /** @description minimum cosine similarity; fewer than k results is fine */
@@ -58,6 +63,13 @@ export interface paths {
                          * @enum {string}
                          */
                         search?: "exact" | "ann" | "db";
+                        /** @description words matched against the catalog's text (product name and attributes) by the store's full-text engine, e.g. "navy polo": plurals and word forms match (stemming), a word found nowhere is corrected to the nearest catalog word (query.corrected says so) */
+                        text?: string;
+                        /**
+                         * @description filter (default): only products matching every word; boost: products matching the words move up, the others stay
+                         * @enum {string}
+                         */
+                        text_mode?: "filter" | "boost";
                         /**
                          * @description hide near-duplicates of a better-ranked product (near-identical photos); each result lists in `duplicates` the ids it hid
                          * @default false
@@ -68,7 +80,7 @@ export interface paths {
                     };
                     "application/json": {
                         /** @description catalog item id, as in the catalog (styles.csv "id" column, or the image-folder path) */
-                        id: string;
+                        id?: string;
                         /** @description how many similar products to return (default: the k stored by `lookalike tune --apply`, else 5) */
                         k?: number;
                         /** @description minimum cosine similarity; fewer than k results is fine */
@@ -90,6 +102,169 @@ export interface paths {
                          * @enum {string}
                          */
                         search?: "exact" | "ann" | "db";
+                        /** @description words matched against the catalog's text (product name and attributes) by the store's full-text engine, e.g. "navy polo": plurals and word forms match (stemming), a word found nowhere is corrected to the nearest catalog word (query.corrected says so) */
+                        text?: string;
+                        /**
+                         * @description filter (default): only products matching every word; boost: products matching the words move up, the others stay
+                         * @enum {string}
+                         */
+                        text_mode?: "filter" | "boost";
+                        /**
+                         * @description hide near-duplicates of a better-ranked product (near-identical photos); each result lists in `duplicates` the ids it hid
+                         * @default false
+                         */
+                        dedupe?: boolean;
+                        /** @description "style": one result per style (the catalog's style_id, parent or item_group_id column), the best variant first and the others in its `variants`; or a catalog column to group by. Without a style column, "style" changes nothing */
+                        group?: string;
+                    } | unknown | unknown;
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["SearchResponse"];
+                    };
+                };
+                /** @description every error: a stable code for programs, a message for people */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description every error: a stable code for programs, a message for people */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/recommend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Products like the liked examples and unlike the disliked ones
+         * @description JSON {"like": [ids], "unlike": [ids]}, or multipart/form-data with `like` / `unlike` ids (repeatable) and photos in `like_image` / `unlike_image`. The examples themselves never come back. k, threshold, filters, mode, text and text_mode work as in /api/search. Requests with photos wait in the inference queue.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description catalog item ids the shopper likes (repeatable in multipart) */
+                        like: string[];
+                        /** @description catalog item ids the shopper does not want (repeatable in multipart) */
+                        unlike?: string[];
+                        /**
+                         * @description how the examples combine: average (default; mean of the liked minus half the mean of the disliked, searched as one query), best_score (each product by its best liked example, pushed down when a disliked one is nearer), sum_scores
+                         * @enum {string}
+                         */
+                        strategy?: "average" | "best_score" | "sum_scores";
+                        /** @description how many similar products to return (default: the k stored by `lookalike tune --apply`, else 5) */
+                        k?: number;
+                        /** @description minimum cosine similarity; fewer than k results is fine */
+                        threshold?: number;
+                        /** @description metadata filter `field=value`, repeatable: `filter=gender=Women&filter=articleType=Shirts`. Different fields must all match; `field=a,b` (or repeating the field) accepts either value. Matching ignores case. The fields and their values are listed by GET /api/facets. */
+                        filter?: string[];
+                        /**
+                         * @description notion of similarity when the index has a trained head; without one the backbone is used and this is ignored
+                         * @enum {string}
+                         */
+                        mode?: "style" | "balanced" | "colour" | "color";
+                        /**
+                         * @description pooling of the backbone features (default: the index's)
+                         * @enum {string}
+                         */
+                        pooling?: "max" | "avg";
+                        /**
+                         * @description exact (score every item), ann (approximate index, candidates re-ranked exactly: scores are true cosines) or db (answered by PostgreSQL + pgvector, backbone max pooling only); default: the index's setting, else ann for large catalogs
+                         * @enum {string}
+                         */
+                        search?: "exact" | "ann" | "db";
+                        /** @description words matched against the catalog's text (product name and attributes) by the store's full-text engine, e.g. "navy polo": plurals and word forms match (stemming), a word found nowhere is corrected to the nearest catalog word (query.corrected says so) */
+                        text?: string;
+                        /**
+                         * @description filter (default): only products matching every word; boost: products matching the words move up, the others stay
+                         * @enum {string}
+                         */
+                        text_mode?: "filter" | "boost";
+                        /**
+                         * @description hide near-duplicates of a better-ranked product (near-identical photos); each result lists in `duplicates` the ids it hid
+                         * @default false
+                         */
+                        dedupe?: boolean;
+                        /** @description "style": one result per style (the catalog's style_id, parent or item_group_id column), the best variant first and the others in its `variants`; or a catalog column to group by. Without a style column, "style" changes nothing */
+                        group?: string;
+                    };
+                    "multipart/form-data": {
+                        /** @description catalog item ids the shopper likes (repeatable in multipart) */
+                        like?: string[];
+                        /** @description catalog item ids the shopper does not want (repeatable in multipart) */
+                        unlike?: string[];
+                        /** @description photos the shopper likes (multipart only; at most 4 photos in all) */
+                        like_image?: string | string[];
+                        /** @description photos the shopper does not want (multipart only; at most 4 photos in all) */
+                        unlike_image?: string | string[];
+                        /**
+                         * @description how the examples combine: average (default; mean of the liked minus half the mean of the disliked, searched as one query), best_score (each product by its best liked example, pushed down when a disliked one is nearer), sum_scores
+                         * @enum {string}
+                         */
+                        strategy?: "average" | "best_score" | "sum_scores";
+                        /** @description how many similar products to return (default: the k stored by `lookalike tune --apply`, else 5) */
+                        k?: number;
+                        /** @description minimum cosine similarity; fewer than k results is fine */
+                        threshold?: number;
+                        /** @description metadata filter `field=value`, repeatable: `filter=gender=Women&filter=articleType=Shirts`. Different fields must all match; `field=a,b` (or repeating the field) accepts either value. Matching ignores case. The fields and their values are listed by GET /api/facets. */
+                        filter?: string[];
+                        /**
+                         * @description notion of similarity when the index has a trained head; without one the backbone is used and this is ignored
+                         * @enum {string}
+                         */
+                        mode?: "style" | "balanced" | "colour" | "color";
+                        /**
+                         * @description pooling of the backbone features (default: the index's)
+                         * @enum {string}
+                         */
+                        pooling?: "max" | "avg";
+                        /**
+                         * @description exact (score every item), ann (approximate index, candidates re-ranked exactly: scores are true cosines) or db (answered by PostgreSQL + pgvector, backbone max pooling only); default: the index's setting, else ann for large catalogs
+                         * @enum {string}
+                         */
+                        search?: "exact" | "ann" | "db";
+                        /** @description words matched against the catalog's text (product name and attributes) by the store's full-text engine, e.g. "navy polo": plurals and word forms match (stemming), a word found nowhere is corrected to the nearest catalog word (query.corrected says so) */
+                        text?: string;
+                        /**
+                         * @description filter (default): only products matching every word; boost: products matching the words move up, the others stay
+                         * @enum {string}
+                         */
+                        text_mode?: "filter" | "boost";
                         /**
                          * @description hide near-duplicates of a better-ranked product (near-identical photos); each result lists in `duplicates` the ids it hid
                          * @default false
@@ -277,6 +452,10 @@ export interface paths {
                     pooling?: "max" | "avg";
                     /** @description exact (score every item), ann (approximate index, candidates re-ranked exactly: scores are true cosines) or db (answered by PostgreSQL + pgvector, backbone max pooling only); default: the index's setting, else ann for large catalogs */
                     search?: "exact" | "ann" | "db";
+                    /** @description words matched against the catalog's text (product name and attributes) by the store's full-text engine, e.g. "navy polo": plurals and word forms match (stemming), a word found nowhere is corrected to the nearest catalog word (query.corrected says so) */
+                    text?: string;
+                    /** @description filter (default): only products matching every word; boost: products matching the words move up, the others stay */
+                    text_mode?: "filter" | "boost";
                     /** @description hide near-duplicates of a better-ranked product (near-identical photos); each result lists in `duplicates` the ids it hid */
                     dedupe?: boolean;
                     /** @description "style": one result per style (the catalog's style_id, parent or item_group_id column), the best variant first and the others in its `variants`; or a catalog column to group by. Without a style column, "style" changes nothing */
@@ -438,6 +617,87 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/health/live": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Liveness: the process answers (restart it when this fails, never because the database is away) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Liveness"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/health/ready": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Readiness: 200 when the server should get traffic (model loaded, not shutting down, a replica within its staleness bound of the database), else 503 with the reasons */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Readiness"];
+                    };
+                };
+                /** @description Default Response */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Readiness"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/health": {
         parameters: {
             query?: never;
@@ -445,7 +705,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Whether the server is up, and whether the model is ready */
+        /** What the server serves (always 200 while it runs: for readiness see /api/health/ready), whether the model is ready, and a replica's lag */
         get: {
             parameters: {
                 query?: never;
@@ -564,7 +824,7 @@ export interface components {
             id: string;
             /** @description 1 = most similar */
             rank: number;
-            /** @description cosine similarity, higher is more similar */
+            /** @description cosine similarity, higher is more similar (a search by words alone: text relevance, the best match 1) */
             score: number;
             metadata: components["schemas"]["Metadata"];
             imageUrl: string;
@@ -583,8 +843,22 @@ export interface components {
         SearchResponse: {
             query: {
                 /** @enum {string} */
-                kind: "image" | "item";
+                kind: "image" | "item" | "text" | "examples";
                 id?: string;
+                /** @description the words searched, as sent */
+                text?: string;
+                /** @description the words as searched, when some matched nothing and were corrected to catalog words */
+                corrected?: string;
+                /** @enum {string} */
+                textMode?: "filter" | "boost";
+                /** @description recommend: the liked catalog items */
+                like?: string[];
+                /** @description recommend: the disliked catalog items */
+                unlike?: string[];
+                /** @description recommend: how many example photos were uploaded */
+                photos?: number;
+                /** @enum {string} */
+                strategy?: "average" | "best_score" | "sum_scores";
                 width?: number;
                 height?: number;
                 format?: string;
@@ -603,7 +877,13 @@ export interface components {
             };
             /** @description photo searches: up to 3 regions where products seem to be (from the backbone's feature map), best first; send one back as `crop` */
             regions?: components["schemas"]["Region"][];
-            /** @description the embedding space searched, e.g. backbone:max */
+            /** @description shop_the_look: each proposed region of the photo searched on its own, in the order of `regions` */
+            looks?: {
+                box: components["schemas"]["Region"];
+                expanded?: boolean;
+                results: components["schemas"]["Hit"][];
+            }[];
+            /** @description the embedding space searched, e.g. backbone:max; "text" for words alone */
             space: string;
             /** @description time spent answering, in milliseconds */
             tookMs: number;
@@ -701,6 +981,36 @@ export interface components {
                 threshold?: number;
             };
             uptimeSeconds: number;
+            replica?: components["schemas"]["ReplicaFreshness"];
+        };
+        /** @description a replica of a shared store: how far its answers are behind the database */
+        ReplicaFreshness: {
+            /** @description the generation the answers come from */
+            generation: number;
+            /** @description the newest generation read from the database (ahead while the replica rebuilds) */
+            storeGeneration: number;
+            /** @description seconds since the answers were last confirmed to be the database's latest */
+            lagSeconds: number;
+            /** @description past this lag the replica is not ready (serve --max-staleness) */
+            maxStalenessSeconds: number;
+            confirmedAt: string;
+        };
+        Readiness: {
+            ready: boolean;
+            /** @description why the server is not ready (empty when it is) */
+            reasons: string[];
+            model: {
+                /** @enum {string} */
+                state: "loading" | "ready" | "failed";
+                message?: string;
+            };
+            /** @description the server is shutting down (SIGTERM): requests in flight finish, new traffic should go elsewhere */
+            draining: boolean;
+            store?: components["schemas"]["ReplicaFreshness"];
+        };
+        Liveness: {
+            /** @enum {string} */
+            status: "ok";
         };
         Map: {
             /** @description how the 2-D layout was made (e.g. tsne, pca) */

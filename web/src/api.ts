@@ -25,7 +25,15 @@ export interface SearchParams {
   threshold: number;
   filters: Filters;
   mode?: string;
+  /** Words: only products whose name or attributes hold them. */
+  text?: string;
 }
+
+/** One product of an outfit photo and its own results (shop the look). */
+export type Look = NonNullable<SearchResponse['looks']>[number];
+
+/** A shopper's "like" / "not this" marks, and the photo liked as the query. */
+export interface Examples { like: string[]; unlike: string[]; photo?: { blob: Blob; name: string } }
 
 export class ApiError extends Error {
   constructor(
@@ -48,8 +56,18 @@ function searchQuery(p: SearchParams): URLSearchParams {
   if (p.k !== undefined) q.set('k', String(p.k));
   if (p.threshold > 0) q.set('threshold', String(p.threshold));
   if (p.mode) q.set('mode', p.mode);
+  if (p.text) q.set('text', p.text);
   filterParams(q, p.filters);
   return q;
+}
+
+/** The search parameters as multipart fields. */
+function formFields(form: FormData, p: SearchParams): void {
+  if (p.k !== undefined) form.append('k', String(p.k));
+  if (p.threshold > 0) form.append('threshold', String(p.threshold));
+  if (p.mode) form.append('mode', p.mode);
+  if (p.text) form.append('text', p.text);
+  for (const [field, value] of Object.entries(p.filters)) if (value) form.append('filter', `${field}=${value}`);
 }
 
 async function call<T>(url: string, init: RequestInit = {}): Promise<T> {
@@ -101,15 +119,32 @@ export const api = {
   similar: (id: string, p: SearchParams, signal?: AbortSignal) =>
     call<SearchResponse>(`/api/items/${encodeURIComponent(id)}/similar?${searchQuery(p)}`, { signal }),
 
-  searchPhoto(photo: Blob, name: string, p: SearchParams, signal?: AbortSignal, crop?: Region): Promise<SearchResponse> {
+  searchPhoto(photo: Blob, name: string, p: SearchParams, signal?: AbortSignal, crop?: Region, shopTheLook = false): Promise<SearchResponse> {
     const form = new FormData();
     form.append('image', photo, name);
     if (crop) form.append('crop', [crop.x, crop.y, crop.w, crop.h].map((v) => Math.min(1, Math.max(0, v)).toFixed(4)).join(','));
-    if (p.k !== undefined) form.append('k', String(p.k));
-    if (p.threshold > 0) form.append('threshold', String(p.threshold));
-    if (p.mode) form.append('mode', p.mode);
-    for (const [field, value] of Object.entries(p.filters)) if (value) form.append('filter', `${field}=${value}`);
+    if (shopTheLook) form.append('shop_the_look', 'true');
+    formFields(form, p);
     return call<SearchResponse>('/api/search', { method: 'POST', body: form, signal });
+  },
+
+  /** Words alone: products matching them, best match first. */
+  searchText(text: string, p: SearchParams, signal?: AbortSignal): Promise<SearchResponse> {
+    const body: Record<string, unknown> = { text };
+    if (p.k !== undefined) body.k = p.k;
+    const filters = Object.entries(p.filters).filter(([, v]) => v).map(([f, v]) => `${f}=${v}`);
+    if (filters.length) body.filter = filters;
+    return call<SearchResponse>('/api/search', { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' }, signal });
+  },
+
+  /** Products like the liked examples (and the photo) and unlike the disliked ones. */
+  recommend(examples: Examples, p: SearchParams, signal?: AbortSignal): Promise<SearchResponse> {
+    const form = new FormData();
+    for (const id of examples.like) form.append('like', id);
+    for (const id of examples.unlike) form.append('unlike', id);
+    if (examples.photo) form.append('like_image', examples.photo.blob, examples.photo.name);
+    formFields(form, p);
+    return call<SearchResponse>('/api/recommend', { method: 'POST', body: form, signal });
   },
 
   map: (signal?: AbortSignal) => call<MapData>('/api/map', { signal }),

@@ -6,6 +6,8 @@ import { h } from './dom';
 export interface CardOptions {
   href: (id: string) => string;
   onOpen: (id: string) => void;
+  /** "Like" / "Not this" under each card: refines the results without a new search. */
+  onFeedback?: (id: string, liked: boolean) => void;
 }
 
 export function card(item: Item | Hit, options: CardOptions): HTMLLIElement {
@@ -36,7 +38,12 @@ export function card(item: Item | Hit, options: CardOptions): HTMLLIElement {
         h('span', { class: 'score-bar', 'aria-hidden': 'true' }, scoreFill(score)),
         h('span', {}, `similarity ${score.toFixed(3)}`))
       : null));
-  return h('li', {}, link);
+  const actions = options.onFeedback
+    ? h('span', { class: 'card-actions' },
+      h('button', { type: 'button', class: 'like', 'aria-label': `Like ${name}: more like it`, onclick: () => options.onFeedback!(item.id, true) }, '♥ Like'),
+      h('button', { type: 'button', class: 'unlike', 'aria-label': `Not this: fewer like ${name}`, onclick: () => options.onFeedback!(item.id, false) }, '✕ Not this'))
+    : null;
+  return h('li', {}, link, actions);
 }
 
 function scoreFill(score: number): HTMLElement {

@@ -2,7 +2,7 @@
 // State lives in the URL (see state.ts) except the uploaded photo, which stays in memory so
 // that changing k, the threshold or a filter re-runs the search without a new upload.
 import './styles.css';
-import { api, ApiError, type Facets, type Health, type Item, type Region, type SearchParams } from './api';
+import { api, ApiError, type Facets, type Health, type Item, type Look, type Region, type SearchParams, type SearchResponse } from './api';
 import { byId, debounce, fieldLabel, h, megabytes, numberFormat } from './dom';
 import { gridKeyboard, renderGrid } from './grid';
 import { MapView } from './map';
@@ -55,7 +55,18 @@ const $ = {
   prevPage: byId<HTMLButtonElement>('prev-page'),
   nextPage: byId<HTMLButtonElement>('next-page'),
   pageInfo: byId('page-info'),
+  words: byId<HTMLFormElement>('words'),
+  text: byId<HTMLInputElement>('text'),
+  clearText: byId<HTMLButtonElement>('clear-text'),
+  shopLook: byId<HTMLInputElement>('shop-look'),
+  shopLookControl: byId('shop-look-control'),
+  looksSection: byId('looks-section'),
+  looks: byId('looks'),
+  feedback: byId('feedback'),
 };
+
+/** "Like" / "Not this" marks on results, for the query shown; cleared with a new query. */
+let marks: { like: string[]; unlike: string[] } = { like: [], unlike: [] };
 
 let health: Health | undefined;
 let facetFields: string[] = [];
@@ -94,7 +105,41 @@ function openSimilar(id: string): void {
 }
 
 function params(): SearchParams {
-  return { k: state.k, threshold: state.threshold, filters: state.filters, mode: state.mode };
+  return { k: state.k, threshold: state.threshold, filters: state.filters, mode: state.mode, text: state.text };
+}
+
+/** A result liked or marked "not this": the results are searched again from all the marks. */
+function mark(id: string, liked: boolean): void {
+  const like = marks.like.filter((x) => x !== id), unlike = marks.unlike.filter((x) => x !== id);
+  (liked ? like : unlike).push(id);
+  marks = { like, unlike };
+  void run();
+}
+
+function renderMarks(): void {
+  const n = marks.like.length, m = marks.unlike.length;
+  $.feedback.hidden = !n && !m;
+  if (!n && !m) return;
+  const parts = [n && `${n} liked`, m && `${m} marked "not this"`].filter(Boolean).join(' and ');
+  $.feedback.replaceChildren(h('span', {}, `Refined by ${parts}.`), h('button', { type: 'button', class: 'link-button', onclick: () => { marks = { like: [], unlike: [] }; void run(); } }, 'Undo the refinements'));
+}
+
+/** Each product of the photo: a numbered box over it and a strip of its results. */
+function showLooks(looks: Look[]): void {
+  $.looksSection.hidden = !looks.length;
+  $.looks.replaceChildren(...looks.map((look, i) => h('section', { class: 'look', 'aria-labelledby': `look-${i + 1}` },
+    h('h3', { id: `look-${i + 1}` }, `Product ${i + 1}`),
+    (() => {
+      const list = h('ol', { class: 'grid strip', 'aria-labelledby': `look-${i + 1}` });
+      renderGrid(list, look.results, { href: (id) => similarHref(state, id), onOpen: openSimilar });
+      return list;
+    })())));
+  for (const old of $.regions.querySelectorAll('.look-box')) old.remove();
+  looks.forEach((look, i) => {
+    const box = h('div', { class: 'look-box', 'aria-hidden': 'true' }, h('span', {}, String(i + 1)));
+    place(box, look.box);
+    $.regions.append(box);
+  });
 }
 
 async function run(): Promise<void> {
@@ -128,22 +173,36 @@ async function run(): Promise<void> {
 
 async function runSearch(signal: AbortSignal): Promise<void> {
   const hasQuery = Boolean(state.id || photo);
-  $.examples.hidden = hasQuery;
+  $.examples.hidden = hasQuery || Boolean(state.text);
   $.dropzone.classList.toggle('compact', hasQuery);
   $.query.hidden = !hasQuery;
-  if (!hasQuery) {
+  $.text.value = state.text ?? '';
+  $.clearText.hidden = !state.text;
+  $.shopLookControl.hidden = !photo || Boolean(state.id);
+  if (!hasQuery && !state.text) {
     $.resultsSection.hidden = true;
+    $.looksSection.hidden = true;
     setStatus('');
     return;
   }
   $.resultsSection.hidden = false;
   // Results of another query must not stand under this one while it loads or if it fails.
-  const queryKey = state.id ? `item:${state.id}` : photo!.url;
+  const queryKey = state.id ? `item:${state.id}` : photo ? photo.url : 'text';
   if (queryKey !== shownQuery) {
     $.results.replaceChildren();
     $.empty.hidden = true;
+    $.looksSection.hidden = true;
+    marks = { like: [], unlike: [] };
     shownQuery = queryKey;
   }
+  renderMarks();
+  if (!hasQuery) {
+    await runTextSearch(signal);
+    return;
+  }
+  const refined = marks.like.length + marks.unlike.length > 0;
+  $.resultsTitle.textContent = refined ? 'Refined with your likes' : 'Similar products';
+  if (refined) $.looksSection.hidden = true;
   setBusy(true);
   setStatus(state.id ? 'Finding similar products…' : 'Looking at your photo…');
   $.queryFrame.classList.toggle('photo', !state.id);
@@ -161,7 +220,7 @@ async function runSearch(signal: AbortSignal): Promise<void> {
       $.queryImage.alt = name;
       $.queryCaption.replaceChildren(h('strong', {}, name), h('span', { class: 'help' }, `More like this · ${describe(item)}`));
     }, () => { /* the search below reports a missing item */ });
-    response = await api.similar(id, params(), signal);
+    response = refined ? await api.recommend({ like: [id, ...marks.like], unlike: marks.unlike }, params(), signal) : await api.similar(id, params(), signal);
   } else {
     const p = photo!;
     $.queryImage.src = p.url;
@@ -169,7 +228,9 @@ async function runSearch(signal: AbortSignal): Promise<void> {
     $.queryCaption.replaceChildren(h('strong', {}, 'Your photo'));
     $.queryNote.textContent = 'Photos are not part of the link: the page address keeps only your settings and filters.';
     try {
-      response = await api.searchPhoto(p.blob, p.name, params(), signal, p.crop);
+      response = refined
+        ? await api.recommend({ like: marks.like, unlike: marks.unlike, photo: { blob: p.blob, name: p.name } }, params(), signal)
+        : await api.searchPhoto(p.blob, p.name, params(), signal, p.crop, $.shopLook.checked);
     } catch (err) {
       // A photo the server refuses (not an image, too large) is dropped: pick another.
       if (err instanceof ApiError && [413, 415, 422].includes(err.status)) {
@@ -181,11 +242,18 @@ async function runSearch(signal: AbortSignal): Promise<void> {
     }
   }
   setBusy(false);
-  if (!state.id) {
+  if (!state.id && !refined) {
     lastRegions = response.regions ?? [];
     showRegions(lastRegions, photo?.crop);
+    showLooks(response.looks ?? []);
+    if (response.looks?.length) $.resultsTitle.textContent = 'Similar to the whole photo';
   }
-  renderGrid($.results, response.results, { href: (id) => similarHref(state, id), onOpen: openSimilar });
+  showResults(response);
+}
+
+function showResults(response: SearchResponse): void {
+  renderGrid($.results, response.results, { href: (id) => similarHref(state, id), onOpen: openSimilar, onFeedback: response.query.kind === 'text' ? undefined : mark });
+  if (response.query.corrected) $.queryNote.textContent = `No product matched "${response.query.text}": showing "${response.query.corrected}".`;
   const n = response.results.length;
   $.empty.hidden = n > 0;
   if (!n) renderEmpty();
@@ -194,6 +262,20 @@ async function runSearch(signal: AbortSignal): Promise<void> {
     focusResultsNext = false;
     $.resultsTitle.focus({ preventScroll: true });
   }
+}
+
+/** Words alone: products matching them, best match first; a click is "more like this". */
+async function runTextSearch(signal: AbortSignal): Promise<void> {
+  setBusy(true);
+  setStatus('Finding products with these words…');
+  $.resultsTitle.textContent = `Products matching "${state.text}"`;
+  const response = await api.searchText(state.text!, params(), signal);
+  setBusy(false);
+  const n = response.results.length;
+  renderGrid($.results, response.results, { href: (id) => similarHref(state, id), onOpen: openSimilar });
+  $.empty.hidden = n > 0;
+  if (!n) $.empty.replaceChildren(h('p', {}, h('strong', {}, `No product matches "${state.text}".`)), h('p', {}, 'Try fewer or other words.'));
+  setStatus(n ? `${n} product${n === 1 ? '' : 's'} matching ${response.query.corrected ? `"${response.query.corrected}" (no product matched "${state.text}")` : `"${state.text}"`}, best match first.` : 'No products match these words.');
 }
 
 // ---------------------------------------------------------------- pointing at the product
@@ -260,6 +342,16 @@ function setupCrop(): void {
   $.queryFrame.addEventListener('pointerup', finish);
   $.queryFrame.addEventListener('pointercancel', finish);
   $.wholePhoto.addEventListener('click', () => searchRegion(undefined));
+  $.shopLook.addEventListener('change', () => void run());
+}
+
+function setupWords(): void {
+  $.words.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const text = $.text.value.trim();
+    navigate({ view: 'search', text: text || undefined });
+  });
+  $.clearText.addEventListener('click', () => navigate({ text: undefined }));
 }
 
 function renderEmpty(): void {
@@ -501,6 +593,7 @@ async function start(): Promise<void> {
   setupControls();
   setupUpload();
   setupCrop();
+  setupWords();
   if (window.matchMedia('(max-width: 760px)').matches) $.details.open = false;
   try {
     health = await api.health();

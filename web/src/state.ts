@@ -20,6 +20,8 @@ export interface State {
   colour?: string;
   /** Similarity mode, when the index has a trained head. */
   mode?: string;
+  /** Words narrowing the search (or searched alone). */
+  text?: string;
 }
 
 export const K_CHOICES = [5, 10, 20, 30, 50, 100];
@@ -48,6 +50,7 @@ export function parseState(search: string, facetFields: string[], maxK: number, 
     page: int('page', 1, 1, 1_000_000),
     colour: q.get('colour') || undefined,
     mode: modes.includes(q.get('mode') ?? '') ? q.get('mode')! : undefined,
+    text: q.get('q')?.trim().slice(0, 200) || undefined,
   };
 }
 
@@ -59,6 +62,7 @@ export function stateQuery(s: State): string {
   if (s.k !== undefined) q.set('k', String(s.k));
   if (s.threshold > 0) q.set('threshold', s.threshold.toFixed(2));
   if (s.mode && s.view === 'search') q.set('mode', s.mode);
+  if (s.text && s.view === 'search') q.set('q', s.text);
   for (const [field, value] of Object.entries(s.filters)) if (value) q.set(field, value);
   if (s.view === 'browse' && s.page > 1) q.set('page', String(s.page));
   if (s.view === 'map' && s.colour) q.set('colour', s.colour);

@@ -2,29 +2,31 @@
  * The core commands: index, query, similar, export, recommend, info.
  * Each is a thin layer over the library (buildIndex, Lookalike).
  */
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
 import { Option } from 'commander';
 import { stringify } from 'csv-stringify';
-import { DEFAULT_K, ENV, INDEX_BATCH_SIZE, SAMPLE_STRATA, SEARCH_MODES, SHOWN_COLUMNS } from '../../defaults.js';
+import { DEFAULT_K, INDEX_BATCH_SIZE, SAMPLE_STRATA, SEARCH_MODES, SHOWN_COLUMNS } from '../../defaults.js';
 import { buildIndex } from '../../indexing/build.js';
 import { queuedIndex, queueOption } from './queue.js';
 import { readCatalog, summarizeProblems } from '../../catalog/index.js';
 import { stratifiedSample } from '../../tune/sample.js';
 import { parseFilters } from '../../search/filters.js';
 import { ANN_MIN_ITEMS, type SearchMethod, type SearchSetting } from '../../search/engine.js';
-import { searchSettingOf, type SearchResponse } from '../../lookalike.js';
+import { searchSettingOf, type Example, type SearchResponse } from '../../lookalike.js';
+import type { SearchHit } from '../../search/engine.js';
+import { TEXT_MODES, type TextMode } from '../../search/text.js';
+import { RECOMMEND_STRATEGIES, type RecommendStrategy } from '../../search/recommend.js';
 import { defaultSettings, PRECISIONS, type Precision, type ResizeMode, type Pooling } from '../../model/registry.js';
 import { calibrationId, saturatesWithoutVnni } from '../../model/quantise.js';
 import { indexArithmetic } from '../../model/embedder.js';
 import { cpuLine } from '../../model/cpu.js';
-import { parseRegion } from '../../model/localise.js';
 import { openStore } from '../../store/open.js';
 import { copyIndex } from '../../store/copy.js';
 import { isStoreUrl, parseLocation } from '../../store/location.js';
 import { describeLocation, indexArgs } from '../../store/location.js';
 import { LookalikeError } from '../../errors.js';
-import { checkInputSize, MAX_K } from '../../validate.js';
-import { action, badOption, collect, floatArg, indexOption, intArg, print, printJson, progressBar, table, withIndex, type Command } from '../shared.js';
+import { checkInputSize, MAX_K, parseCrop } from '../../validate.js';
+import { action, allowHostOption, badOption, collect, envOption, fetchOptionsOf, floatArg, indexOption, intArg, print, printJson, progressBar, table, withIndex, type Command } from '../shared.js';
 
 const searchOptions = (cmd: Command) => cmd
   .addOption(indexOption())
@@ -36,21 +38,45 @@ const searchOptions = (cmd: Command) => cmd
   .option('--dedupe', 'hide near-duplicates of a better-ranked product (near-identical photos; `lookalike duplicates` lists them)')
   .option('--group <style|column>', 'one result per style (the catalog\'s style_id, parent or item_group_id column; its other variants are listed beside it), or per value of a catalog column')
   .addOption(new Option('--search <method>', `exact (score every item), ann (approximate index, re-ranked exactly) or db (PostgreSQL + pgvector answers: --store only, backbone max pooling); default: the index's setting, else ann from ${ANN_MIN_ITEMS.toLocaleString('en-US')} items`).choices(['exact', 'ann', 'db']))
+  .option('--text <words>', 'words matched against product names and attributes (full-text, stemmed, typos corrected), e.g. "navy polo"')
+  .addOption(new Option('--text-mode <mode>', 'filter: only products matching every word (default); boost: matching products rank higher').choices([...TEXT_MODES]))
   .option('--json', 'print machine-readable JSON');
 
-interface SearchFlags { index: string; k: number; threshold?: number; filter: string[]; pooling?: Pooling; mode?: string; search?: SearchMethod; dedupe?: boolean; group?: string; json?: boolean }
+interface SearchFlags { index: string; k: number; threshold?: number; filter: string[]; pooling?: Pooling; mode?: string; search?: SearchMethod; text?: string; textMode?: TextMode; dedupe?: boolean; group?: string; json?: boolean }
+
+/** The search options every search command shares, from its flags. */
+function searchFlags(flags: SearchFlags, columns: string[]) {
+  return {
+    k: flags.k, threshold: flags.threshold, pooling: flags.pooling, mode: flags.mode, search: flags.search, text: flags.text, textMode: flags.textMode, dedupe: flags.dedupe, group: flags.group,
+    filters: parseFilters(flags.filter, columns),
+  };
+}
+
+const boxText = (r: { x: number; y: number; w: number; h: number }) => [r.x, r.y, r.w, r.h].map((v) => v.toFixed(2)).join(',');
 
 function printResponse(response: SearchResponse, flags: SearchFlags, columns: string[]): void {
   const json = flags.json;
+  const row = (r: SearchHit) => ({ id: r.id, rank: r.rank, score: r.score, ...r.metadata, image: r.image, ...(r.duplicates && { duplicates: r.duplicates }), ...(r.variants && { variants: r.variants }) });
   if (json) {
     printJson({
       query: response.query,
       space: response.space,
       ...(response.regions ? { regions: response.regions } : {}),
-      results: response.results.map((r) => ({ id: r.id, rank: r.rank, score: r.score, ...r.metadata, image: r.image, ...(r.duplicates && { duplicates: r.duplicates }), ...(r.variants && { variants: r.variants }) })),
+      results: response.results.map(row),
+      ...(response.looks ? { looks: response.looks.map((l) => ({ box: l.box, results: l.results.map(row) })) } : {}),
     });
     return;
   }
+  if (response.query.corrected) print(`(searched for "${response.query.corrected}": no product matched "${response.query.text}")`);
+  printResults(response, flags, columns);
+  for (const [i, look] of (response.looks ?? []).entries()) {
+    print('');
+    print(`region ${i + 1} (${boxText(look.box)}):`);
+    printResults({ ...response, results: look.results }, flags, columns);
+  }
+}
+
+function printResults(response: SearchResponse, flags: SearchFlags, columns: string[]): void {
   if (!response.results.length) {
     // Only suggest what was actually given: a tuned default threshold counts as given.
     const hints = [response.threshold !== undefined && 'lower --threshold', flags.filter.length > 0 && 'loosen --filter'].filter(Boolean);
@@ -75,21 +101,23 @@ export function registerCoreCommands(program: Command): void {
     .description('Embed a catalog (styles.csv + images/, or a folder of images) into an index. Incremental and resumable: rerun it after changes or an interruption.')
     .argument('<catalog>', 'catalog folder (read only; never written)')
     .addOption(indexOption())
-    .option('--batch <n>', 'images per inference batch', intArg('batch', 1, 256), INDEX_BATCH_SIZE)
-    .option('--size <WxH>', `network input size, width x height (only when creating the index; default ${defaultSettings().width}x${defaultSettings().height}, as the reference; smaller is faster but finds the product in shoppers' photos less often)`)
-    .addOption(new Option('--precision <p>', `arithmetic of the network (only when creating the index; default ${defaultSettings().precision}): int8 gives the same vectors on every x86-64 CPU, recommends within 0.005 of fp32's precision@5 and indexes about twice as fast (README, "Same results on every CPU"); fp32 is the reference design's arithmetic`).choices([...PRECISIONS]))
-    .addOption(new Option('--resize <mode>', 'how photos become the input size: stretch (reference), pad to square, crop').choices(['stretch', 'pad', 'crop']))
-    .addOption(new Option('--pooling <kind>', 'default pooling for search (both are stored)').choices(['max', 'avg']))
-    .option('--limit <n>', 'embed at most n new items in this run', intArg('limit'))
-    .option('--sample <n>', 'quick start: embed a sample of n items with the same share of every articleType (chosen by a stable hash of the id, so always the same ones); run again without --sample for the rest', intArg('sample', 1))
-    .option('--head <file>', 'search with a head trained on another catalog (`lookalike train --save FILE`); once this catalog is embedded, the head is re-centred on its vectors (no labels needed)')
-    .addOption(new Option('--search <method>', `how searches are answered from now on: auto (ann from ${ANN_MIN_ITEMS.toLocaleString('en-US')} items), exact, ann`).choices(['auto', 'exact', 'ann']))
-    .option('--allow-remove', 'let this run remove more than half of the index (items missing from this catalog)')
-    .option(...queueOption(), process.env[ENV.queue] || undefined)
-    .option('--detach', 'with --queue: return once the work is queued (`lookalike status` shows the progress)')
+    .addOption(envOption('--batch <n>', 'images per inference batch', 'LOOKALIKE_BATCH').argParser(intArg('batch', 1, 256)).default(INDEX_BATCH_SIZE))
+    .addOption(envOption('--size <WxH>', `network input size, width x height (only when creating the index; default ${defaultSettings().width}x${defaultSettings().height}, as the reference; smaller is faster but finds the product in shoppers' photos less often)`, 'LOOKALIKE_SIZE'))
+    .addOption(envOption('--precision <p>', `arithmetic of the network (only when creating the index; default ${defaultSettings().precision}): int8 gives the same vectors on every x86-64 CPU, recommends within 0.005 of fp32's precision@5 and indexes about twice as fast (README, "Same results on every CPU"); fp32 is the reference design's arithmetic`, 'LOOKALIKE_PRECISION').choices([...PRECISIONS]))
+    .addOption(envOption('--resize <mode>', 'how photos become the input size: stretch (reference), pad to square, crop', 'LOOKALIKE_RESIZE').choices(['stretch', 'pad', 'crop']))
+    .addOption(envOption('--pooling <kind>', 'default pooling for search (both are stored)', 'LOOKALIKE_POOLING').choices(['max', 'avg']))
+    .addOption(envOption('--limit <n>', 'embed at most n new items in this run', 'LOOKALIKE_LIMIT').argParser(intArg('limit')))
+    .addOption(envOption('--sample <n>', 'quick start: embed a sample of n items with the same share of every articleType (chosen by a stable hash of the id, so always the same ones); run again without --sample for the rest', 'LOOKALIKE_SAMPLE').argParser(intArg('sample', 1)))
+    .addOption(envOption('--head <file>', 'search with a head trained on another catalog (`lookalike train --save FILE`); once this catalog is embedded, the head is re-centred on its vectors (no labels needed)', 'LOOKALIKE_HEAD'))
+    .addOption(envOption('--search <method>', `how searches are answered from now on: auto (ann from ${ANN_MIN_ITEMS.toLocaleString('en-US')} items), exact, ann`, 'LOOKALIKE_INDEX_SEARCH').choices(['auto', 'exact', 'ann']))
+    .addOption(envOption('--allow-remove', 'let this run remove more than half of the index (items missing from this catalog)', 'LOOKALIKE_ALLOW_REMOVE'))
+    .addOption(allowHostOption())
+    .addOption(queueOption())
+    .addOption(envOption('--detach', 'with --queue: return once the work is queued (`lookalike status` shows the progress)', 'LOOKALIKE_DETACH'))
     .option('--json', 'print the report as JSON')
     .addHelpText('after', '\nExamples:\n  lookalike index ../shared/datasets/fashion-small --sample 1500   # quick start\n  lookalike index ../shared/datasets/fashion-small\n  lookalike index ./photos --index ./photos-index --resize pad\n  lookalike index ../shared/datasets/fashion-small --index ./fp32-index --precision fp32   # the reference arithmetic, about half the speed\n  lookalike index ./next-season --index ./next-index --head head.lkhead')
-    .action(action(async (catalog: string, flags: { index: string; batch: number; size?: string; precision?: Precision; resize?: ResizeMode; pooling?: Pooling; limit?: number; sample?: number; head?: string; allowRemove?: boolean; search?: SearchSetting; queue?: string; detach?: boolean; json?: boolean }) => {
+    .action(action(async (catalog: string, flags: { index: string; batch: number; size?: string; precision?: Precision; resize?: ResizeMode; pooling?: Pooling; limit?: number; sample?: number; head?: string; allowRemove?: boolean; search?: SearchSetting; queue?: string; detach?: boolean; json?: boolean; allowHost?: string[] }) => {
+      const fetch = fetchOptionsOf(flags);
       const settings: Record<string, unknown> = {};
       if (flags.size) {
         const m = /^(\d+)x(\d+)$/.exec(flags.size);
@@ -103,7 +131,7 @@ export function registerCoreCommands(program: Command): void {
       if (flags.pooling) settings.pooling = flags.pooling;
       if (flags.queue) {
         if (flags.sample || flags.limit || flags.head || flags.search) badOption('--queue indexes the whole catalog: leave out --sample, --limit, --head and --search (set them with an in-process run).');
-        return queuedIndex({ catalogDir: catalog, location: flags.index, queue: flags.queue, settings, batchSize: flags.batch, allowRemove: flags.allowRemove, detach: flags.detach, json: flags.json });
+        return queuedIndex({ catalogDir: catalog, location: flags.index, queue: flags.queue, settings, batchSize: flags.batch, allowRemove: flags.allowRemove, detach: flags.detach, json: flags.json, fetch });
       }
       const bar = progressBar('indexing', 'img');
       let started = false;
@@ -125,6 +153,7 @@ export function registerCoreCommands(program: Command): void {
           head: flags.head,
           allowRemove: flags.allowRemove,
           search: flags.search,
+          fetch,
           signal: controller.signal,
           log: (m) => process.stderr.write(`${m}\n`),
           onProgress: (p) => {
@@ -154,24 +183,27 @@ export function registerCoreCommands(program: Command): void {
     }));
 
   searchOptions(program.command('query')
-    .description('Find catalog products that look like a photo. The product is found in the photo by itself (its cells of the feature map, then a second look at its box); --crop searches only the box you give. When the top result stands out, the rest are searched with its vector added (more like the product found).')
-    .argument('<image>', 'a photo (jpg, png, webp)')
+    .description('Find catalog products that look like a photo. The product is found in the photo by itself (its cells of the feature map, then a second look at its box); --crop searches only the box you give. When the top result stands out, the rest are searched with its vector added (more like the product found). With --text and no photo: products matching the words, best match first.')
+    .argument('[image]', 'a photo (jpg, png, webp); leave it out to search by --text alone')
     .option('--crop <x,y,w,h>', 'search only this part of the photo, relative to it (each 0..1), e.g. 0.1,0.2,0.5,0.6')
     .option('--no-expand', "search with the photo's own vector only (no expansion by the top result)")
-    .addHelpText('after', '\nExamples:\n  lookalike query photo.jpg -k 5\n  lookalike query photo.jpg --crop 0.5,0,0.5,1     # the right half\n  lookalike query photo.jpg --filter gender=Women --threshold 0.6 --json'))
-    .action(action(async (image: string, flags: SearchFlags & { crop?: string; expand: boolean }) => {
-      const crop = flags.crop ? parseRegion(flags.crop, '--crop') : undefined;
+    .option('--all-regions', 'shop the look: also search each region found in the photo on its own (one list per region)')
+    .addHelpText('after', '\nExamples:\n  lookalike query photo.jpg -k 5\n  lookalike query photo.jpg --crop 0.5,0,0.5,1     # the right half\n  lookalike query photo.jpg --filter gender=Women --threshold 0.6 --json\n  lookalike query photo.jpg --text leather          # a photo plus words\n  lookalike query outfit.jpg --all-regions          # every product in the photo\n  lookalike query --text "navy shirts"              # words alone'))
+    .action(action(async (image: string | undefined, flags: SearchFlags & { crop?: string; expand: boolean; allRegions?: boolean }) => {
+      if (!image && flags.text === undefined) badOption('give a photo, or words to search for with --text.');
+      if (!image && (flags.crop !== undefined || flags.allRegions)) badOption('--crop and --all-regions need a photo.');
+      // An empty --crop '' is a mistake to report, not a crop to ignore.
+      const crop = flags.crop !== undefined ? parseCrop(flags.crop) : undefined;
       await withIndex(flags.index, async (lookalike) => {
-        const response = await lookalike.searchByImage(image, {
-          label: image, k: flags.k, threshold: flags.threshold, pooling: flags.pooling, mode: flags.mode, crop, search: flags.search, expand: flags.expand, dedupe: flags.dedupe, group: flags.group,
-          filters: parseFilters(flags.filter, lookalike.manifest.catalog.columns),
-        });
-        for (const warning of response.query.warnings ?? []) process.stderr.write(`lookalike: warning: ${warning}\n`);
-        printResponse(response, flags, lookalike.manifest.catalog.columns);
-        if (!flags.json && response.regions?.length) {
-          const box = (r: { x: number; y: number; w: number; h: number }) => [r.x, r.y, r.w, r.h].map((v) => v.toFixed(2)).join(',');
-          print(`regions found (try --crop): ${response.regions.map(box).join('  ')}`);
+        const columns = lookalike.manifest.catalog.columns;
+        if (!image) {
+          printResponse(await lookalike.searchText(flags.text!, { k: flags.k, filters: parseFilters(flags.filter, columns) }), flags, columns);
+          return;
         }
+        const response = await lookalike.searchByImage(image, { ...searchFlags(flags, columns), label: image, crop, expand: flags.expand, shopTheLook: flags.allRegions });
+        for (const warning of response.query.warnings ?? []) process.stderr.write(`lookalike: warning: ${warning}\n`);
+        printResponse(response, flags, columns);
+        if (!flags.json && response.regions?.length && !flags.allRegions) print(`regions found (try --crop or --all-regions): ${response.regions.map(boxText).join('  ')}`);
       });
     }));
 
@@ -181,10 +213,7 @@ export function registerCoreCommands(program: Command): void {
     .addHelpText('after', '\nExample:\n  lookalike similar 15970 -k 5'))
     .action(action(async (id: string, flags: SearchFlags) => {
       await withIndex(flags.index, async (lookalike) => {
-        const response = await lookalike.searchById(id, {
-          k: flags.k, threshold: flags.threshold, pooling: flags.pooling, mode: flags.mode, search: flags.search, dedupe: flags.dedupe, group: flags.group,
-          filters: parseFilters(flags.filter, lookalike.manifest.catalog.columns),
-        });
+        const response = await lookalike.searchById(id, searchFlags(flags, lookalike.manifest.catalog.columns));
         printResponse(response, flags, lookalike.manifest.catalog.columns);
       });
     }));
@@ -227,20 +256,31 @@ export function registerCoreCommands(program: Command): void {
       });
     }));
 
-  program.command('recommend')
-    .description('Top-k similar products for every catalog item, as CSV (query_id, rank, id, score).')
-    .addOption(indexOption())
-    .option('-k, --k <n>', 'recommendations per item', intArg('k', 1, MAX_K), DEFAULT_K)
-    .option('-o, --out <file>', 'output CSV ("-" for stdout)', 'recommendations.csv')
-    .addOption(new Option('--pooling <kind>', 'pooling of the backbone features').choices(['max', 'avg']))
-    .option('--mode <mode>', 'similarity mode when the index has a trained head')
-    .addHelpText('after', '\nExample:\n  lookalike recommend -k 5 --out recommendations.csv')
-    .action(action(async (flags: { index: string; k: number; out: string; pooling?: Pooling; mode?: string }) => {
+  searchOptions(program.command('recommend')
+    .description('With --like: products like the liked examples and unlike the --unlike ones (catalog ids or photos), the examples themselves left out. Without --like: the top-k similar products of every catalog item, as CSV (query_id, rank, id, score).')
+    .option('--like <ids>', 'liked examples, comma-separated: catalog ids, or photo files (repeatable)', collect, [])
+    .option('--unlike <ids>', 'disliked examples ("not this"), as --like (repeatable)', collect, [])
+    .addOption(new Option('--strategy <way>', 'how examples combine: average (default), best_score, sum_scores (docs/asking.md)').choices([...RECOMMEND_STRATEGIES]))
+    .option('-o, --out <file>', 'without --like: output CSV ("-" for stdout)', 'recommendations.csv')
+    .addHelpText('after', '\nExamples:\n  lookalike recommend --like 15970,39386,21379 --unlike 59263 -k 10\n  lookalike recommend --like photo.jpg --unlike 59263\n  lookalike recommend -k 5 --out recommendations.csv   # every item\'s neighbours'))
+    .action(action(async (flags: SearchFlags & { like: string[]; unlike: string[]; strategy?: RecommendStrategy; out: string }) => {
+      const like = flags.like.flatMap(splitList), unlike = flags.unlike.flatMap(splitList);
+      if (!like.length && unlike.length) badOption('--unlike needs --like: say what you like as well.');
+      if (!like.length && (flags.filter.length || flags.threshold !== undefined || flags.text !== undefined || flags.strategy || flags.search || flags.json)) {
+        badOption('--filter, --threshold, --text, --search, --strategy and --json go with --like; the CSV of every item\'s neighbours takes -k, --pooling, --mode and --out.');
+      }
       await withIndex(flags.index, async (lookalike) => {
+        if (like.length) {
+          const example = (value: string): Example => (lookalike.engine.has(value) || !existsSync(value) ? { id: value } : { image: value, label: value });
+          const response = await lookalike.recommend({ ...searchFlags(flags, lookalike.manifest.catalog.columns), like: like.map(example), unlike: unlike.map(example), strategy: flags.strategy });
+          printResponse(response, flags, lookalike.manifest.catalog.columns);
+          return;
+        }
+        const k = flags.k ?? DEFAULT_K;
         const bar = progressBar('recommending', 'items');
         bar.start(lookalike.engine.size);
         const started = performance.now();
-        const rec = await lookalike.recommendAll(flags.k, {
+        const rec = await lookalike.recommendAll(k, {
           pooling: flags.pooling, mode: flags.mode,
           onProgress: (done) => bar.update(done, done / ((performance.now() - started) / 1000)),
         });
@@ -352,6 +392,11 @@ export async function writeCsv(file: string, header: string[], rows: Iterable<st
     csv.on('error', reject);
     out.on('error', reject);
   });
+}
+
+/** "a,b, c" as ["a", "b", "c"]. */
+function splitList(value: string): string[] {
+  return value.split(',').map((v) => v.trim()).filter(Boolean);
 }
 
 /** A stratified sample of the catalog by articleType (the whole catalog's mix, in small). */

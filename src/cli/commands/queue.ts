@@ -12,13 +12,14 @@ import { runProgress, type RunProgress } from '../../queue/run.js';
 import { startWorker } from '../../queue/worker.js';
 import { describeLocation, redact } from '../../store/location.js';
 import { openStore } from '../../store/open.js';
-import { action, indexOption, print, printJson, progressBar, type Command } from '../shared.js';
+import { action, allowHostOption, catalogRootOption, envOption, fetchOptionsOf, indexOption, intArg, print, printJson, progressBar, type Command } from '../shared.js';
+import { createLogger, logFormatOption, logLevelOption, type LogFormat, type LogLevel } from '../log.js';
+import { listenForMetrics, processRegistry, type MetricsListener } from '../../server/metrics-listener.js';
+import { WORKER_DEFAULTS } from '../../defaults.js';
 
 export function queueOption() {
-  return ['--queue <url>', `Redis for the job queue, redis://HOST:6379 (default: $${ENV.queue})`] as const;
+  return envOption('--queue <url>', 'Redis for the job queue, redis://HOST:6379[/DB]', ENV.queue);
 }
-
-const queueDefault = () => process.env[ENV.queue] || undefined;
 
 const POLL_MS = 1000;
 /**
@@ -99,38 +100,62 @@ export function registerQueueCommands(program: Command): void {
   program.command('worker')
     .description('Embed the batches `lookalike index --queue` queued for an index, into its store. Run any number, on any machines, at any time; Ctrl-C (SIGTERM) finishes the batches in hand first.')
     .addOption(indexOption())
-    .option(...queueOption(), queueDefault())
-    .addHelpText('after', '\nExample:\n  lookalike worker --store postgres://me@db:5432/shop --index main --queue redis://queue:6379')
-    .action(action(async (flags: { index: string; queue?: string }) => {
+    .addOption(queueOption())
+    .addOption(envOption('--concurrency <n>', 'batches in hand at once (one decodes while another is in the network)', 'LOOKALIKE_WORKER_CONCURRENCY').argParser(intArg('concurrency', 1, 16)).default(WORKER_DEFAULTS.concurrency))
+    .addOption(catalogRootOption())
+    .addOption(allowHostOption())
+    .addOption(envOption('--metrics-port <n>', 'serve Prometheus metrics at http://HOST:PORT/metrics (0 picks a free port; default: none)', 'LOOKALIKE_METRICS_PORT').argParser(intArg('metrics-port', 0, 65535)))
+    .addOption(envOption('--metrics-host <address>', 'address the metrics listener binds (0.0.0.0 for every interface)', 'LOOKALIKE_METRICS_HOST').default('127.0.0.1'))
+    .addOption(logFormatOption())
+    .addOption(logLevelOption())
+    .addHelpText('after', '\nExample:\n  lookalike worker --store postgres://me@db:5432/shop --index main --queue redis://queue:6379 --metrics-port 9464')
+    .action(action(async (flags: { index: string; queue?: string; concurrency: number; catalogRoot?: string; metricsPort?: number; metricsHost: string; logFormat: LogFormat; logLevel: LogLevel; allowHost?: string[] }) => {
       if (!flags.queue) throw new LookalikeError('BAD_OPTION', { message: `say which Redis holds the queue: --queue redis://HOST:6379 (or set ${ENV.queue}).` });
-      const log = (m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`);
+      parseQueueUrl(flags.queue);
+      const fetch = fetchOptionsOf(flags);
+      const logger = createLogger('worker', flags.logFormat, flags.logLevel);
+      const log = (m: string) => logger.info(m);
+      const registry = processRegistry();
+      let metrics: MetricsListener | undefined;
+      if (flags.metricsPort !== undefined) {
+        metrics = await listenForMetrics(registry, { port: flags.metricsPort, host: flags.metricsHost });
+        log(`metrics: ${metrics.url}`);
+      }
       // A worker may start before the first `index --queue` made the index: it waits for it.
       let worker: Awaited<ReturnType<typeof startWorker>> | undefined;
-      for (let waited = false; !worker;) {
-        try {
-          worker = await startWorker({ location: flags.index, queue: flags.queue, log });
-        } catch (err) {
-          if (!isLookalikeError(err, 'INDEX_NOT_FOUND')) throw err;
-          if (!waited) log(`no index at ${describeLocation(flags.index)} yet: waiting for \`lookalike index CATALOG --queue ...\` to create it`);
-          waited = true;
-          await new Promise((r) => setTimeout(r, 5000));
-        }
-      }
-      const onSignal = () => { log('stopping: finishing the batches in hand...'); void worker.close(); };
+      let stopRequested = false;
+      const onSignal = () => {
+        stopRequested = true;
+        log('stopping: finishing the batches in hand...');
+        void worker?.close();
+      };
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
       try {
-        await worker.stopped;
+        for (let waited = false; !worker && !stopRequested;) {
+          try {
+            worker = await startWorker({ location: flags.index, queue: flags.queue, log, concurrency: flags.concurrency, catalogRoot: flags.catalogRoot, registry, fetch });
+          } catch (err) {
+            if (!isLookalikeError(err, 'INDEX_NOT_FOUND')) throw err;
+            if (!waited) log(`no index at ${describeLocation(flags.index)} yet: waiting for \`lookalike index CATALOG --queue ...\` to create it`);
+            waited = true;
+            await new Promise((r) => setTimeout(r, 5000));
+          }
+        }
+        if (stopRequested) await worker?.close();
+        await worker?.stopped;
+        log('stopped');
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
+        await metrics?.close();
       }
     }));
 
   program.command('status')
     .description('Progress of the last queued indexing run of an index (`lookalike index --queue`): items done, failed, images/s, ETA, workers.')
     .addOption(indexOption())
-    .option(...queueOption(), queueDefault())
+    .addOption(queueOption())
     .option('--json', 'print JSON')
     .action(action(async (flags: { index: string; queue?: string; json?: boolean }) => {
       if (!flags.queue) throw new LookalikeError('BAD_OPTION', { message: `say which Redis holds the queue: --queue redis://HOST:6379 (or set ${ENV.queue}).` });

@@ -22,14 +22,15 @@ const TYPE_OF_EXTENSION: Record<string, string> = { '.jpg': 'jpeg', '.jpeg': 'jp
 
 export async function imageRoutes(fastify: FastifyInstance, { ctx }: { ctx: ServerContext }): Promise<void> {
   const app = fastify.withTypeProvider<ApiTypeProvider>();
-  // The catalog folder's real path, for the manifest now in force: a replica that follows a
-  // re-index from another folder serves from that folder, as a fresh start would.
-  let cached: { root: string; real: Promise<string | undefined> } | undefined;
+  // The catalog folder's real path on this machine (its catalog root), for the manifest now in
+  // force: a replica that follows a re-index from another folder serves from that folder, as
+  // a fresh start would.
+  let cached: { dir: string; real: Promise<string | undefined> } | undefined;
   const root = () => {
-    const now = ctx.lookalike.manifest.catalog.root;
-    if (cached?.root !== now) {
-      const real = realpath(now).catch(() => undefined);
-      cached = { root: now, real };
+    const dir = ctx.lookalike.catalogRoot();
+    if (cached?.dir !== dir) {
+      const real = realpath(dir).catch(() => undefined);
+      cached = { dir, real };
       // A folder missing now may be mounted later: looked up again on the next request.
       void real.then((r) => { if (r === undefined && cached?.real === real) cached = undefined; });
     }
@@ -48,7 +49,7 @@ export async function imageRoutes(fastify: FastifyInstance, { ctx }: { ctx: Serv
     },
   }, async (request, reply) => {
     const { id } = request.params;
-    const file = itemOf(ctx, id).image;
+    const file = ctx.lookalike.imageOf(itemOf(ctx, id));
     const refused = (why: string) => new LookalikeError('CATALOG_IMAGE_REFUSED', { id, why });
     let real: string;
     try {

@@ -36,7 +36,7 @@ export async function itemRoutes(fastify: FastifyInstance, { ctx }: { ctx: Serve
     const started = performance.now();
     const { id } = request.params;
     const q = request.query;
-    const response = await lookalike.searchById(id, { k: q.k, threshold: q.threshold, filters: filtersOf(ctx, q.filter), mode: q.mode, pooling: q.pooling, search: q.search, dedupe: q.dedupe, group: q.group });
+    const response = await lookalike.searchById(id, { k: q.k, threshold: q.threshold, filters: filtersOf(ctx, q.filter), mode: q.mode, pooling: q.pooling, search: q.search, text: q.text, textMode: q.text_mode, dedupe: q.dedupe, group: q.group });
     return { query: presentQuery(response.query), space: response.space, tookMs: performance.now() - started, results: response.results.map(presentHit) };
   });
 

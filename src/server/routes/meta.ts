@@ -22,8 +22,25 @@ export async function metaRoutes(app: FastifyInstance, { ctx }: { ctx: ServerCon
   const folder = lookalike.store.folder;
   const mapPath = folder ? path.join(folder, MAP_FILE) : undefined;
 
+  app.get('/api/health/live', {
+    schema: { summary: 'Liveness: the process answers (restart it when this fails, never because the database is away)', tags: ['service'], response: responses.live },
+    logLevel: 'warn',
+  }, async () => ({ status: 'ok' as const }));
+
+  app.get('/api/health/ready', {
+    schema: {
+      summary: 'Readiness: 200 when the server should get traffic (model loaded, not shutting down, a replica within its staleness bound of the database), else 503 with the reasons',
+      tags: ['service'],
+      response: responses.ready,
+    },
+    logLevel: 'warn',
+  }, async (_request, reply) => {
+    const readiness = ctx.readiness();
+    return reply.code(readiness.ready ? 200 : 503).header('Cache-Control', 'no-store').send(readiness);
+  });
+
   app.get('/api/health', {
-    schema: { summary: 'Whether the server is up, and whether the model is ready', tags: ['service'], response: responses.health },
+    schema: { summary: 'What the server serves (always 200 while it runs: for readiness see /api/health/ready), whether the model is ready, and a replica\'s lag', tags: ['service'], response: responses.health },
   }, async () => ({
     status: 'ok',
     ready: ctx.model.state === 'ready',
@@ -42,6 +59,7 @@ export async function metaRoutes(app: FastifyInstance, { ctx }: { ctx: ServerCon
     modes: lookalike.head ? [...MODES] : [],
     defaults: lookalike.defaults(),
     uptimeSeconds: Math.round((performance.now() - ctx.startedAt) / 100) / 10,
+    ...(ctx.readiness().store && { replica: ctx.readiness().store }),
   }));
 
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());

@@ -5,16 +5,22 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { inspectImage } from '../../image/prepare.js';
-import { parseRegion } from '../../model/localise.js';
+import { parseCrop } from '../../validate.js';
 import { filtersOf, presentHit, presentQuery, type ServerContext } from '../context.js';
-import { responses, searchBody, type ApiTypeProvider, type SearchBody } from '../schemas.js';
+import { recommendBody, responses, searchBody, type ApiTypeProvider, type RecommendBody, type SearchBody } from '../schemas.js';
+import type { Example, Look } from '../../lookalike.js';
+
+const presentLook = (look: Look) => ({ box: look.box, expanded: look.expanded, results: look.results.map(presentHit) });
+/** One upload or several (a repeated multipart field) as a list. */
+const uploads = (value: Buffer | Buffer[] | undefined): Buffer[] => (value === undefined ? [] : Array.isArray(value) ? value : [value]);
 
 export async function searchRoutes(fastify: FastifyInstance, { ctx }: { ctx: ServerContext }): Promise<void> {
   const app = fastify.withTypeProvider<ApiTypeProvider>();
   app.post<{ Body: SearchBody }>('/api/search', {
     schema: {
       summary: 'Products that look like a photo, or like a catalog item',
-      description: 'multipart/form-data with the photo in "image" (JPEG, PNG or WebP; at most the upload limit in /api/health), or JSON {"id": ...} for "more like this". '
+      description: 'multipart/form-data with the photo in "image" (JPEG, PNG or WebP; at most the upload limit in /api/health), or JSON {"id": ...} for "more like this", or JSON {"text": ...} for words alone (products matching them, best match first). '
+        + 'Any search may carry `text` (with `text_mode` filter or boost); a photo search may ask for `shop_the_look`. '
         + 'Image searches wait in a bounded queue; when it is full the answer is 503 with Retry-After.',
       tags: ['search'],
       body: searchBody,
@@ -24,27 +30,63 @@ export async function searchRoutes(fastify: FastifyInstance, { ctx }: { ctx: Ser
     const started = performance.now();
     const body = request.body;
     const { lookalike, queue, limits } = ctx;
-    const options = { k: body.k, threshold: body.threshold, filters: filtersOf(ctx, body.filter), mode: body.mode, pooling: body.pooling, search: body.search, dedupe: body.dedupe, group: body.group };
+    const options = { k: body.k, threshold: body.threshold, filters: filtersOf(ctx, body.filter), mode: body.mode, pooling: body.pooling, search: body.search, text: body.text, textMode: body.text_mode, dedupe: body.dedupe, group: body.group };
     if ('image' in body) {
       const image = body.image;
-      const crop = body.crop ? parseRegion(body.crop) : undefined;
+      const crop = body.crop !== undefined ? parseCrop(body.crop) : undefined;
       const source = await inspectImage(image, 'the upload', limits.maxPixels);
       // A client that gives up while waiting loses its place instead of costing an inference.
       const gone = new AbortController();
       reply.raw.once('close', () => { if (!reply.raw.writableFinished) gone.abort(); });
       const response = await queue.run(
-        () => lookalike.searchByImage(image, { ...options, crop, expand: body.expand, label: 'the upload', maxPixels: limits.maxPixels }),
+        () => lookalike.searchByImage(image, { ...options, crop, expand: body.expand, shopTheLook: body.shop_the_look, label: 'the upload', maxPixels: limits.maxPixels }),
         gone.signal,
       );
+      const { text, corrected, textMode } = response.query;
       return {
-        query: { kind: 'image', ...source, crop, zoom: response.query.zoom, expanded: response.query.expanded, ...(response.query.warnings && { warnings: response.query.warnings }), ...(response.query.groupedBy && { groupedBy: response.query.groupedBy }) },
+        query: { kind: 'image', ...source, crop, zoom: response.query.zoom, expanded: response.query.expanded, ...(response.query.warnings && { warnings: response.query.warnings }), text, corrected, textMode, ...(response.query.groupedBy && { groupedBy: response.query.groupedBy }) },
         space: response.space,
         regions: response.regions,
+        ...(response.looks && { looks: response.looks.map(presentLook) }),
         tookMs: performance.now() - started,
         results: response.results.map(presentHit),
       };
     }
-    const response = await lookalike.searchById(body.id, options);
+    const response = body.id !== undefined ? await lookalike.searchById(body.id, options) : await lookalike.searchText(body.text!, options);
     return { query: presentQuery(response.query), space: response.space, tookMs: performance.now() - started, results: response.results.map(presentHit) };
+  });
+
+  app.post<{ Body: RecommendBody }>('/api/recommend', {
+    schema: {
+      summary: 'Products like the liked examples and unlike the disliked ones',
+      description: 'JSON {"like": [ids], "unlike": [ids]}, or multipart/form-data with `like` / `unlike` ids (repeatable) and photos in `like_image` / `unlike_image`. '
+        + 'The examples themselves never come back. k, threshold, filters, mode, text and text_mode work as in /api/search. Requests with photos wait in the inference queue.',
+      tags: ['search'],
+      body: recommendBody,
+      response: responses.search,
+    },
+  }, async (request, reply) => {
+    const started = performance.now();
+    const body = request.body;
+    const { lookalike, queue, limits } = ctx;
+    const photos = 'like_image' in body || 'unlike_image' in body
+      ? { like: uploads((body as { like_image?: Buffer | Buffer[] }).like_image), unlike: uploads((body as { unlike_image?: Buffer | Buffer[] }).unlike_image) }
+      : { like: [], unlike: [] };
+    for (const photo of [...photos.like, ...photos.unlike]) await inspectImage(photo, 'the upload', limits.maxPixels);
+    const examples = (ids: string[] | undefined, images: Buffer[]): Example[] => [...(ids ?? []).map((id) => ({ id })), ...images.map((image) => ({ image, label: 'the upload' }))];
+    const options = {
+      like: examples(body.like, photos.like), unlike: examples(body.unlike, photos.unlike), strategy: body.strategy,
+      k: body.k, threshold: body.threshold, filters: filtersOf(ctx, body.filter), mode: body.mode, pooling: body.pooling, search: body.search, text: body.text, textMode: body.text_mode,
+      maxPixels: limits.maxPixels,
+    };
+    let response;
+    if (photos.like.length + photos.unlike.length) {
+      const gone = new AbortController();
+      reply.raw.once('close', () => { if (!reply.raw.writableFinished) gone.abort(); });
+      response = await queue.run(() => lookalike.recommend(options), gone.signal);
+    } else {
+      response = await lookalike.recommend(options);
+    }
+    return { query: response.query, space: response.space, tookMs: performance.now() - started, results: response.results.map(presentHit) };
   });
 }
