@@ -180,6 +180,13 @@ describe('colour variants grouped by style', () => {
     expect(JSON.parse(cli.stdout).query.variants).toHaveLength(3);
   });
 
+  it('recommendations from examples are grouped the same way', async () => {
+    const r = await grouped.recommend({ like: [{ id: '1004' }, { id: '1005' }], k: 3, group: 'style' });
+    expect(r.query.groupedBy).toBe('style_id');
+    const styles = r.results.map((h) => styleOf(h.id));
+    expect(new Set(styles).size).toBe(3);
+  });
+
   it('without a style column, group=style changes nothing; another column groups by it; an unknown one is refused', async () => {
     expect(lookalike.styleColumn()).toBeUndefined();
     const plain = await lookalike.searchById('1000', { k: 5 });
