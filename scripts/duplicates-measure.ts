@@ -68,6 +68,26 @@ try {
     differing.set(threshold, mixed);
     console.log(`${threshold} | ${report.groups.length} | ${report.duplicated} | ${onlyIdentical} | ${withDiffering} | ${pixelSame} | ${found.size}/${inIndex.length}`);
   }
+  // Searches: more like each product of an identical-file group, top 10, with and without
+  // dedupe; a result is a repeat when its file is the query's or a better result's.
+  const repeats = async (dedupe: boolean) => {
+    let total = 0, queries = 0;
+    for (const ids of inIndex) {
+      for (const id of ids) {
+        const r = await lookalike.searchById(id, { k: 10, dedupe });
+        const seen = new Set([fileGroup.get(id)]);
+        for (const h of r.results) {
+          const g = fileGroup.get(h.id);
+          if (g !== undefined && seen.has(g)) total++;
+          if (g !== undefined) seen.add(g);
+        }
+        queries++;
+      }
+    }
+    return { perQuery: total / queries, queries };
+  };
+  const plain = await repeats(false), deduped = await repeats(true);
+  console.log(`more like each of the ${plain.queries} products with an identical file, top 10: ${plain.perQuery.toFixed(2)} identical photos repeated per list plain, ${deduped.perQuery.toFixed(2)} with dedupe`);
   if (sheetAt > 0) {
     const threshold = Number(process.argv[sheetAt + 1]);
     const file = process.argv[sheetAt + 2];
