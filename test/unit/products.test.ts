@@ -55,6 +55,18 @@ describe('near-duplicates', () => {
     expect(loose.duplicated).toBeGreaterThan(4);
   });
 
+  it('finds the same groups through the approximate index, and dedupes ANN searches alike', async () => {
+    const ann = await Lookalike.open(indexDir, { search: 'ann', readonly: true });
+    try {
+      expect((await ann.duplicates({ threshold: 0.97 })).groups.map((g) => g.items.map((i) => i.id))).toEqual([['1000', '2000'], ['1005', '2001']]);
+      const viaAnn = await ann.searchById('1005', { k: 4, dedupe: true });
+      expect(viaAnn.query.duplicates).toEqual(['2001']);
+      expect(viaAnn.results.map((h) => h.id)).toEqual((await lookalike.searchById('1005', { k: 4, dedupe: true })).results.map((h) => h.id));
+    } finally {
+      await ann.close();
+    }
+  });
+
   it('joins pairs into groups through chains (union-find), largest first', () => {
     // Rows 0-1 and 1-2 are pairs, 3-4 another; 5 has no pair above the threshold.
     const k = 2;
