@@ -2,7 +2,7 @@
  * `lookalike serve`: the web page and the HTTP API over an index, from one process; and
  * `lookalike bench-api`: latency of POST /api/search and the server's peak memory.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Option } from 'commander';
@@ -71,7 +71,16 @@ export function registerServeCommands(program: Command): void {
     .action(action(async (flags: { port: number; host: string; folder?: string }) => {
       const indexDir = flags.folder ?? writableDemoIndexDir();
       print(`Demo catalog: ${demoCatalogDir()} (index: ${indexDir})`);
-      await indexFirst(demoCatalogDir(), indexDir);
+      try {
+        await indexFirst(demoCatalogDir(), indexDir);
+      } catch (err) {
+        // The default folder is the demo's own cache: one it cannot bring up to date (made by
+        // another model or arithmetic, or damaged) is made again; a folder the user named is not touched.
+        if (flags.folder !== undefined || !(err instanceof LookalikeError)) throw err;
+        print(`Demo index: ${err.message} Making it again.`);
+        rmSync(indexDir, { recursive: true, force: true });
+        await indexFirst(demoCatalogDir(), indexDir);
+      }
       await serveIndex({
         index: indexDir, port: flags.port, host: flags.host, concurrency: QUEUE_CONCURRENCY, queue: QUEUE_MAX_WAITING, maxUploadMb: DEFAULT_MAX_UPLOAD_BYTES / 1024 / 1024,
         logFormat: 'auto', logLevel: 'info', maxStaleness: SERVICE_DEFAULTS.maxStalenessSeconds, drainSeconds: 0, shutdownSeconds: SERVICE_DEFAULTS.shutdownSeconds,
