@@ -36,6 +36,22 @@ export type SearchMode = (typeof SEARCH_MODES)[number];
 /** The mode used when a search names none (a head may store another: train --default-mode). */
 export const DEFAULT_MODE: SearchMode = 'balanced';
 
+/**
+ * Two catalog photos whose stored vectors (the backbone's, in the index's pooling) have at
+ * least this cosine are near-duplicates (`lookalike duplicates`, searches with dedupe).
+ * Measured on the dev catalog against its exact duplicate files (docs/products.md).
+ */
+export const DUPLICATE_THRESHOLD = 0.95;
+
+/** Neighbours of each item looked at for near-duplicates (a group larger than this still forms, through chains). */
+export const DUPLICATE_NEIGHBOURS = 10;
+
+/**
+ * Catalog columns that name a product's style, whose products are its colour (or size)
+ * variants: the first of these a catalog has (any case) is what `group: 'style'` groups by.
+ */
+export const STYLE_ID_COLUMNS = ['style_id', 'styleId', 'style', 'parent_id', 'parentId', 'parent', 'item_group_id', 'group_id'] as const;
+
 /** Items per page when browsing the catalog over HTTP, and the most a page may hold. */
 export const PAGE_SIZE = 24;
 export const MAX_PAGE_SIZE = 200;

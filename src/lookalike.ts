@@ -2,7 +2,7 @@
  * The library's front door: an opened index that answers "which products look like
  * this?". The CLI, the HTTP server, evaluation and training all go through it.
  */
-import { DEFAULT_K, DEFAULT_THRESHOLD } from './defaults.js';
+import { DEFAULT_K, DEFAULT_THRESHOLD, DUPLICATE_NEIGHBOURS, DUPLICATE_THRESHOLD, STYLE_ID_COLUMNS } from './defaults.js';
 import { LookalikeError } from './errors.js';
 import { Embedder, indexArithmetic, type Arithmetic } from './model/embedder.js';
 import type { Localisation, ProposedRegion, Region } from './model/localise.js';
@@ -20,11 +20,13 @@ import { SearchEngine, PHOTO_ANN_CANDIDATES, SEARCH_SETTINGS, type SearchHit, ty
 import { checkText, TEXT_MODES, type TextMode } from './search/text.js';
 import { averageQuery, DEFAULT_RECOMMEND_STRATEGY, MAX_EXAMPLES, RECOMMEND_STRATEGIES, type RecommendStrategy } from './search/recommend.js';
 import { backboneSpace, type EmbeddingSpace } from './search/space.js';
-import { batchTopK } from './search/kernel.js';
+import { batchTopK, normaliseRows } from './search/kernel.js';
+import { groupNeighbours, withoutNearDuplicates } from './search/duplicates.js';
+import { foldVariants, type Variant } from './search/variants.js';
 import { HeadSpaces } from './head/index-head.js';
 import { MODES } from './head/head.js';
 import { checkFilterFields } from './search/filters.js';
-import { checkChoice, checkK, checkPositiveInteger, checkRegion, checkThreshold, invalidParameterError } from './validate.js';
+import { checkChoice, checkK, checkPositiveInteger, checkRegion, checkThreshold, invalidParameterError, MAX_K } from './validate.js';
 import { checkCatalogRoot, relocateImage } from './catalog/relocate.js';
 import type { StoredItem } from './store/types.js';
 
@@ -52,6 +54,38 @@ export interface QueryOptions extends SearchOptions {
   text?: string;
   /** filter (default): only products matching every word; boost: those rank higher. */
   textMode?: TextMode;
+  /**
+   * Hide near-duplicates of a better-ranked hit (photos whose stored vectors have a cosine of
+   * at least DUPLICATE_THRESHOLD): the list still holds k products, each listing in
+   * `duplicates` the ids it hid.
+   */
+  dedupe?: boolean;
+  /**
+   * 'style': one result per style, the best variant first, the others folded under it in
+   * `variants` (the style is the catalog's style column: styleColumn()); or any catalog
+   * column to group by. Without a style column, 'style' changes nothing.
+   */
+  group?: string;
+}
+
+/** A group of near-duplicate products (`Lookalike.duplicates`). */
+export interface DuplicateGroupReport {
+  /** In catalog order, the first being the one a shop would usually keep. */
+  items: Array<{ id: string; metadata: Record<string, string>; image: string }>;
+  /** The lowest and highest cosine among the pairs that joined the group. */
+  minScore: number;
+  maxScore: number;
+}
+
+export interface DuplicatesReport {
+  threshold: number;
+  /** The space compared: the backbone's stored vectors in the index's pooling. */
+  space: string;
+  /** Embedded products looked at. */
+  items: number;
+  /** Products in some group (the sum of the groups' sizes). */
+  duplicated: number;
+  groups: DuplicateGroupReport[];
 }
 
 /** A recommendation's example: a catalog item, or a photo (path or bytes). */
@@ -97,6 +131,12 @@ export interface SearchResponse {
     text?: string; corrected?: string; textMode?: TextMode;
     /** Recommendations: the ids of the liked and disliked catalog items, and how many photos. */
     like?: string[]; unlike?: string[]; photos?: number; strategy?: RecommendStrategy;
+    /** More like an item, with dedupe: the item's own near-duplicates, left out of the results. */
+    duplicates?: string[];
+    /** More like an item, grouped: the other variants of the item's own style, left out of the results. */
+    variants?: Variant[];
+    /** The column results were grouped by, when they were. */
+    groupedBy?: string;
     /** A photo: the part the second look went to (`zoom`), relative to the (cropped) photo. */
     zoom?: Region;
     /** A photo: whether its results were searched with its top result's vector as well. */
@@ -415,6 +455,10 @@ export class Lookalike {
     checkFilterFields(options.filters, this.manifest.catalog.columns);
     checkText(options.text);
     checkChoice(options.textMode, 'textMode', TEXT_MODES);
+    if (options.dedupe !== undefined && typeof options.dedupe !== 'boolean') throw invalidParameterError('dedupe', 'true or false', options.dedupe);
+    if (options.group !== undefined && (typeof options.group !== 'string' || (options.group.toLowerCase() !== 'style' && !this.groupColumn(options.group)))) {
+      throw invalidParameterError('group', `"style" or one of the catalog's columns (${this.manifest.catalog.columns.join(', ')})`, options.group);
+    }
     this.space(options);
     this.checkSettings(options.expect);
   }
@@ -434,18 +478,22 @@ export class Lookalike {
    * A photo's query vector searched: when its top result stands out, the rest with that
    * product's vector added (query/photo.ts expandedQuery); the threshold applies to the list.
    */
-  private async searchPhotoQuery(space: EmbeddingSpace, query: Float32Array, options: QueryOptions & PhotoOptions, k: number, threshold: number | undefined, text: TextHits | undefined): Promise<{ results: SearchHit[]; expanded: boolean }> {
+  private async searchPhotoQuery(space: EmbeddingSpace, query: Float32Array, options: QueryOptions & PhotoOptions, k: number, threshold: number | undefined, text: TextHits | undefined): Promise<{ results: SearchHit[]; expanded: boolean; groupedBy?: string }> {
     const search = { candidates: PHOTO_ANN_CANDIDATES, ...options, text, textMode: options.textMode };
     // Two results at least, to see whether the top one stands out; the threshold applies
     // to the list returned (below), not to that look. The look is visual only: words
     // re-rank, they do not say which product the photo shows.
-    let results = await this.engine.find(space, query, { ...search, text: undefined, threshold: undefined, k: Math.max(k, 2) });
-    const next = options.expand !== false && results.length >= 2
-      ? expandedQuery(query, results.map((r) => r.score), await this.engine.vectorOfForSearch(space, results[0].id, options.search))
+    const first = await this.engine.find(space, query, { ...search, text: undefined, threshold: undefined, k: Math.max(k, 2) });
+    const next = options.expand !== false && first.length >= 2
+      ? expandedQuery(query, first.map((r) => r.score), await this.engine.vectorOfForSearch(space, first[0].id, options.search))
       : undefined;
-    if (next || text) results = await this.engine.find(space, next ?? query, { ...search, threshold: undefined, k });
-    results = results.filter((r) => threshold === undefined || r.score >= threshold).slice(0, k).map((r, i) => ({ ...r, rank: i + 1 }));
-    return { results, expanded: !!next };
+    // The first look serves as it is when nothing changed since (no expansion, no words) and it holds enough.
+    const fetch = async (want: number) => {
+      const hits = !next && !text && (want <= first.length || first.length < Math.max(k, 2)) ? first : await this.engine.find(space, next ?? query, { ...search, threshold: undefined, k: want });
+      return hits.filter((r) => threshold === undefined || r.score >= threshold);
+    };
+    const { results, groupedBy } = await this.finish(k, options, fetch);
+    return { results, expanded: !!next, groupedBy };
   }
 
   /**
@@ -462,7 +510,7 @@ export class Lookalike {
     const defaults = this.defaults(space);
     const threshold = options.threshold ?? defaults.threshold;
     const k = options.k ?? defaults.k;
-    const { results, expanded } = await this.searchPhotoQuery(space, space.embed(raw), options, k, threshold, text);
+    const { results, expanded, groupedBy } = await this.searchPhotoQuery(space, space.embed(raw), options, k, threshold, text);
     // Found inside the shopper's box: given in the whole photo's coordinates.
     const regions = options.crop ? raw.regions.map((r) => ({ ...withinRegion(options.crop, r), score: r.score })) : raw.regions;
     // One look per product: apart on a plain background where the photo has one (image/
@@ -475,7 +523,7 @@ export class Lookalike {
       looks = await this.searchRegions(input, products.map((r) => withinRegion(options.crop, r)), space, options, k, threshold, text);
     }
     return {
-      query: { kind: 'image', label: options.label, crop: options.crop, ...(raw.zoom && { zoom: raw.zoom }), expanded, ...(raw.warnings.length && { warnings: raw.warnings }), ...Lookalike.textQuery(options, text) },
+      query: { kind: 'image', label: options.label, crop: options.crop, ...(raw.zoom && { zoom: raw.zoom }), expanded, ...(raw.warnings.length && { warnings: raw.warnings }), ...Lookalike.textQuery(options, text), ...(groupedBy && { groupedBy }) },
       space: space.id, threshold, results, regions, ...(looks && { looks }),
     };
   }
@@ -506,8 +554,11 @@ export class Lookalike {
     const defaults = this.defaults(space);
     const threshold = options.threshold ?? defaults.threshold;
     const query = await this.engine.vectorOfForSearch(space, id, options.search);
-    const results = await this.engine.find(space, query, { ...options, k: options.k ?? defaults.k, threshold, excludeIds: [id], text });
-    return { query: { kind: 'item', id, ...Lookalike.textQuery(options, text) }, space: space.id, threshold, results };
+    const { results, ofQuery, variantsOfQuery, groupedBy } = await this.finish(options.k ?? defaults.k, options, (want) => this.engine.find(space, query, { ...options, k: want, threshold, excludeIds: [id], text }), id);
+    return {
+      query: { kind: 'item', id, ...Lookalike.textQuery(options, text), ...(ofQuery.length && { duplicates: ofQuery }), ...(variantsOfQuery.length && { variants: variantsOfQuery }), ...(groupedBy && { groupedBy }) },
+      space: space.id, threshold, results,
+    };
   }
 
   /**
@@ -549,15 +600,97 @@ export class Lookalike {
     for (const e of unlike) disliked.push(await vectorOf(e));
     const defaults = this.defaults(space);
     const threshold = options.threshold ?? defaults.threshold;
-    const find = { ...options, k: options.k ?? defaults.k, threshold, excludeIds: ids, text };
-    const results = strategy === 'average'
-      ? await this.engine.find(space, averageQuery(liked, disliked), find)
-      : await this.engine.findByExamples(space, liked, disliked, strategy, find);
+    const find = (want: number) => {
+      const opts = { ...options, k: want, threshold, excludeIds: ids, text };
+      return strategy === 'average' ? this.engine.find(space, averageQuery(liked, disliked), opts) : this.engine.findByExamples(space, liked, disliked, strategy, opts);
+    };
+    const { results, groupedBy } = await this.finish(options.k ?? defaults.k, options, find);
     const idsOf = (list: readonly Example[]) => list.flatMap((e) => ('id' in e ? [e.id] : []));
     return {
-      query: { kind: 'examples', like: idsOf(like), unlike: idsOf(unlike), photos: photos.length, strategy, ...Lookalike.textQuery(options, text) },
+      query: { kind: 'examples', like: idsOf(like), unlike: idsOf(unlike), photos: photos.length, strategy, ...Lookalike.textQuery(options, text), ...(groupedBy && { groupedBy }) },
       space: space.id, threshold, results,
     };
+  }
+
+  /** The catalog column naming each product's style (STYLE_ID_COLUMNS, any case), if it has one. */
+  styleColumn(): string | undefined {
+    const columns = this.manifest.catalog.columns;
+    for (const name of STYLE_ID_COLUMNS) {
+      const found = columns.find((c) => c.toLowerCase() === name.toLowerCase());
+      if (found) return found;
+    }
+    return undefined;
+  }
+
+  /** The column a search groups by: 'style' is the style column (none: no grouping), else the column named. */
+  private groupColumn(group: string | undefined): string | undefined {
+    if (group === undefined) return undefined;
+    if (group.toLowerCase() === 'style') return this.styleColumn();
+    return this.manifest.catalog.columns.find((c) => c === group) ?? this.manifest.catalog.columns.find((c) => c.toLowerCase() === group.toLowerCase());
+  }
+
+  /**
+   * The k results of a search from `fetch(want)` (the best `want` hits): as they come, or
+   * without near-duplicates (options.dedupe), for which more are fetched until k remain or
+   * the catalog runs out.
+   */
+  private async finish(k: number, options: QueryOptions, fetch: (want: number) => Promise<SearchHit[]>, queryId?: string): Promise<{ results: SearchHit[]; ofQuery: string[]; variantsOfQuery: Variant[]; groupedBy?: string }> {
+    const column = this.groupColumn(options.group);
+    if (!options.dedupe && !column) return { results: (await fetch(k)).slice(0, k).map((hit, i) => ({ ...hit, rank: i + 1 })), ofQuery: [], variantsOfQuery: [] };
+    const limit = Math.min(this.engine.size, MAX_K);
+    const query = queryId === undefined || !options.dedupe ? undefined : Float32Array.from(await this.duplicateVector(queryId, options.search));
+    const queryStyle = queryId === undefined || !column ? undefined : this.engine.items[this.engine.rowOf(queryId)].metadata[column] || undefined;
+    for (let want = Math.min(limit, Math.max(3 * k, k + 10)); ; want = Math.min(limit, want * 4)) {
+      const hits = await fetch(want);
+      let kept: SearchHit[] = hits, ofQuery: string[] = [], variantsOfQuery: Variant[] = [];
+      // Near-duplicates first: a duplicate that is also a variant is hidden as a duplicate.
+      if (options.dedupe) ({ kept, ofQuery } = await withoutNearDuplicates(kept, column ? kept.length : k, DUPLICATE_THRESHOLD, (hit) => this.duplicateVector(hit.id, options.search), query));
+      if (column) ({ kept, ofQuery: variantsOfQuery } = foldVariants(kept, k, (hit) => hit.metadata[column], queryStyle));
+      if (kept.length >= k || hits.length < want || want >= limit) {
+        return { results: kept.slice(0, k).map((hit, i) => ({ ...hit, rank: i + 1 })), ofQuery, variantsOfQuery, groupedBy: column };
+      }
+    }
+  }
+
+  /**
+   * An item's unit vector in the space near-duplicates are told apart in: the backbone's, in
+   * the index's pooling. Without a head that is the space searched (its ANN rows file or
+   * matrix is at hand); with one, the stored raw vectors a head's engine already holds.
+   */
+  private async duplicateVector(id: string, search?: QueryOptions['search']): Promise<Float32Array> {
+    const pooling = this.settings.pooling;
+    if (!this.head) return this.engine.vectorOfForSearch(backboneSpace(pooling, this.manifest.dimension), id, search);
+    const raw = this.engine.rawVectors();
+    const row = this.engine.rowOf(id);
+    return normaliseRows(Float32Array.from((pooling === 'max' ? raw.max : raw.avg).subarray(row * raw.dim, (row + 1) * raw.dim)), raw.dim);
+  }
+
+  /**
+   * Groups of products whose photos are near-identical: the same packshot under two ids,
+   * re-uploads. Each product's `neighbours` nearest (default DUPLICATE_NEIGHBOURS) are
+   * compared in the backbone's space; pairs at or above `threshold` (default
+   * DUPLICATE_THRESHOLD) join their groups.
+   */
+  async duplicates(options: { threshold?: number; neighbours?: number; onProgress?: (done: number, total: number) => void } = {}): Promise<DuplicatesReport> {
+    const threshold = checkThreshold(options.threshold, 'threshold') ?? DUPLICATE_THRESHOLD;
+    const neighbours = checkPositiveInteger(options.neighbours, 'neighbours') ?? DUPLICATE_NEIGHBOURS;
+    if (neighbours > 100) throw invalidParameterError('neighbours', 'a whole number from 1 to 100', neighbours);
+    const space = backboneSpace(this.settings.pooling, this.manifest.dimension);
+    const n = this.engine.size;
+    const rows = Int32Array.from({ length: n }, (_, i) => i);
+    let hits: { k: number; rows: Int32Array; scores: Float32Array };
+    if (this.engine.method() === 'ann') {
+      hits = await this.engine.annTopK(space, rows, neighbours, undefined, options.onProgress);
+    } else {
+      const { data, dim } = this.engine.matrix(space);
+      hits = await batchTopK(data, dim, data, n, neighbours, { excludeSelf: rows, onProgress: options.onProgress });
+    }
+    const groups = groupNeighbours(n, hits, threshold).map((g) => ({
+      items: g.rows.map((r) => { const item = this.engine.items[r]; return { id: item.id, metadata: item.metadata, image: item.image }; }),
+      minScore: g.minScore,
+      maxScore: g.maxScore,
+    }));
+    return { threshold, space: space.id, items: n, duplicated: groups.reduce((s, g) => s + g.items.length, 0), groups };
   }
 
   /** Top-k neighbours of every catalog item (itself excluded), batched. */

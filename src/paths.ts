@@ -3,6 +3,7 @@
  * to the user's cache folder, indexes to `.lookalike/` under the current directory.
  */
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -64,4 +65,22 @@ export function defaultIndexDir(): string {
 /** The dev catalog beside the project (tests, benchmarks). Override with LOOKALIKE_DATASET. */
 export function devCatalogDir(): string {
   return process.env[ENV.dataset] ?? path.resolve(PACKAGE_ROOT, '..', 'shared', 'datasets', 'fashion-small');
+}
+
+/** The demo catalog shipped in the package (`lookalike demo`): 300 photos of the dev catalog's kind. */
+export function demoCatalogDir(): string {
+  return path.join(PACKAGE_ROOT, 'demo', 'catalog');
+}
+
+/**
+ * Where `lookalike demo` keeps its index: the user's cache ($XDG_CACHE_HOME, else ~/.cache),
+ * never the package folder, which may be read-only (a global install) or a git checkout.
+ * One folder per package version, so an upgrade that changes the model starts afresh.
+ * Not under LOOKALIKE_CACHE: that names where models are kept, which may be shared.
+ */
+export function demoIndexDir(): string {
+  const xdg = process.env.XDG_CACHE_HOME;
+  const base = xdg && path.isAbsolute(xdg) ? xdg : path.join(userHome(), '.cache');
+  const { version } = JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
+  return path.join(base, 'lookalike', `demo-${version}`);
 }

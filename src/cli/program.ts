@@ -16,6 +16,7 @@ import { registerTrainCommand } from './commands/train.js';
 import { registerRobustnessCommand, registerTransferCommand } from './commands/robustness.js';
 import { registerCacheCommand } from './commands/cache.js';
 import { registerPrepareCommand } from './commands/prepare.js';
+import { registerProductCommands } from './commands/products.js';
 import { storeOption } from './shared.js';
 
 export function createProgram(): Command {
@@ -47,6 +48,7 @@ Typical session:
   registerTransferCommand(program);
   registerCacheCommand(program);
   registerPrepareCommand(program);
+  registerProductCommands(program);
   // Every command that opens an index can open it in a shared store instead.
   for (const command of program.commands) {
     if (command.options.some((o) => o.long === '--index')) command.addOption(storeOption());

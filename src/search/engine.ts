@@ -138,6 +138,10 @@ export interface SearchHit {
   score: number;
   metadata: Record<string, string>;
   image: string;
+  /** With dedupe: the near-duplicates of this product that the list left out, best first. */
+  duplicates?: string[];
+  /** Grouped by style: the other variants of this product's style, best first. */
+  variants?: Array<{ id: string; score: number; metadata: Record<string, string> }>;
 }
 
 export interface SpaceMatrix { space: EmbeddingSpace; data: Float32Array; dim: number }

@@ -55,7 +55,15 @@ export function presentItem(item: StoredItem) {
 }
 
 export function presentHit(hit: SearchHit) {
-  return { id: hit.id, rank: hit.rank, score: hit.score, metadata: hit.metadata, imageUrl: imageUrl(hit.id) };
+  return {
+    id: hit.id, rank: hit.rank, score: hit.score, metadata: hit.metadata, imageUrl: imageUrl(hit.id),
+    ...(hit.duplicates && { duplicates: hit.duplicates }),
+    ...(hit.variants && { variants: hit.variants.map(presentVariant) }),
+  };
+}
+
+export function presentVariant(variant: { id: string; score: number; metadata: Record<string, string> }) {
+  return { id: variant.id, score: variant.score, metadata: variant.metadata, imageUrl: imageUrl(variant.id) };
 }
 
 /** `filter=field=value` query values as library filters (unknown fields are refused). */
@@ -67,4 +75,9 @@ export function filtersOf(ctx: ServerContext, specs: string[] | undefined): Filt
 export function itemOf(ctx: ServerContext, id: string): StoredItem {
   const { engine } = ctx.lookalike;
   return engine.items[engine.rowOf(id)];
+}
+
+/** A search's query as the API shows it: variants carry their image URL. */
+export function presentQuery<Q extends { variants?: Array<{ id: string; score: number; metadata: Record<string, string> }> }>(query: Q) {
+  return { ...query, ...(query.variants && { variants: query.variants.map(presentVariant) }) };
 }

@@ -70,6 +70,10 @@ const searchParam = {
   description: "exact (score every item), ann (approximate index, candidates re-ranked exactly: scores are true cosines) or db (answered by PostgreSQL + pgvector, backbone max pooling only); default: the index's setting, else ann for large catalogs",
 } as const;
 
+const dedupeParam = { type: 'boolean', default: false, description: 'hide near-duplicates of a better-ranked product (near-identical photos); each result lists in `duplicates` the ids it hid' } as const;
+
+const groupParam = { type: 'string', minLength: 1, maxLength: 100, description: '"style": one result per style (the catalog\'s style_id, parent or item_group_id column), the best variant first and the others in its `variants`; or a catalog column to group by. Without a style column, "style" changes nothing' } as const;
+
 const textParam = {
   type: 'string',
   minLength: 1,
@@ -83,7 +87,7 @@ const textModeParam = {
 } as const;
 
 /** Query-string / body properties shared by every search. */
-export const searchProperties = { k: kParam, threshold: thresholdParam, filter: filterParam, mode: modeParam, pooling: poolingParam, search: searchParam, text: textParam, text_mode: textModeParam } as const;
+export const searchProperties = { k: kParam, threshold: thresholdParam, filter: filterParam, mode: modeParam, pooling: poolingParam, search: searchParam, text: textParam, text_mode: textModeParam, dedupe: dedupeParam, group: groupParam } as const;
 
 export const searchQuerystring = { type: 'object', additionalProperties: false, properties: searchProperties } as const;
 
@@ -242,6 +246,19 @@ export function addSharedSchemas(app: FastifyInstance): void {
       score: { type: 'number', description: 'cosine similarity, higher is more similar (a search by words alone: text relevance, the best match 1)' },
       metadata: ref('Metadata'),
       imageUrl: { type: 'string' },
+      duplicates: { type: 'array', items: { type: 'string' }, description: 'with dedupe: ids of near-duplicates of this product left out of the list' },
+      variants: { type: 'array', items: ref('Variant'), description: 'with group: the other products of this product\'s style (or group), best first' },
+    },
+  });
+  app.addSchema({
+    $id: 'Variant',
+    type: 'object',
+    required: ['id', 'score', 'metadata', 'imageUrl'],
+    properties: {
+      id: { type: 'string' },
+      score: { type: 'number', description: 'cosine similarity to the query' },
+      metadata: ref('Metadata'),
+      imageUrl: { type: 'string' },
     },
   });
   app.addSchema({
@@ -269,6 +286,9 @@ export function addSharedSchemas(app: FastifyInstance): void {
           // The part of the (cropped) photo looked at a second time, where the product was found.
           zoom: ref('Region'),
           expanded: { type: 'boolean', description: 'whether the results were searched with the top result\'s vector added (see the request\'s expand)' },
+          duplicates: { type: 'array', items: { type: 'string' }, description: 'more like an item, with dedupe: the item\'s own near-duplicates, left out of the results' },
+          variants: { type: 'array', items: ref('Variant'), description: 'more like an item, with group: the other products of the item\'s own style, left out of the results' },
+          groupedBy: { type: 'string', description: 'the catalog column the results were grouped by, when they were' },
           warnings: { type: 'array', items: { type: 'string' }, description: 'damage in the photo that was worked around (it was still searched)' },
         },
       },

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import type { FastifyInstance } from 'fastify';
@@ -11,6 +11,7 @@ import { applyTuned, tune } from '../../src/tune/tune.js';
 import { createServer } from '../../src/server/app.js';
 import { PACKAGE_ROOT } from '../../src/paths.js';
 import { defaultItems, drawProduct, makeCatalog, tempDir } from '../helpers/fixtures.js';
+import { ensurePageBuilt } from '../helpers/web-build.js';
 
 // The page in a real browser (Debian's chromium, driven by playwright-core) against the real
 // server, the real model and a catalog drawn with sharp. Each step leaves a screenshot in
@@ -21,7 +22,6 @@ if (!HAS_CHROMIUM) {
   console.warn(`web e2e tests skipped: no chromium at ${CHROMIUM}. Install it (apt-get install chromium) or set LOOKALIKE_CHROMIUM.`);
 }
 const ARTIFACTS = path.join(PACKAGE_ROOT, 'test-artifacts', 'web-e2e');
-const WEB = path.join(PACKAGE_ROOT, 'web');
 const MAX_UPLOAD = 512 * 1024;
 
 let catalog: string;
@@ -36,22 +36,6 @@ const offOrigin: string[] = [];
 const pageErrors: string[] = [];
 const items = defaultItems();
 const byId = new Map(items.map((i) => [i.id, i]));
-
-/** Builds the page when web/dist is missing or older than its sources. */
-async function ensurePageBuilt(): Promise<string> {
-  const dist = path.join(WEB, 'dist');
-  const built = path.join(dist, 'index.html');
-  const newest = (dir: string): number => Math.max(...readdirSync(dir, { withFileTypes: true }).map((e) => {
-    const p = path.join(dir, e.name);
-    return e.isDirectory() ? newest(p) : statSync(p).mtimeMs;
-  }));
-  const sources = Math.max(newest(path.join(WEB, 'src')), statSync(path.join(WEB, 'index.html')).mtimeMs);
-  if (!existsSync(built) || statSync(built).mtimeMs < sources) {
-    const { build } = await import('vite');
-    await build({ configFile: path.join(WEB, 'vite.config.ts'), logLevel: 'warn' });
-  }
-  return dist;
-}
 
 async function shot(name: string): Promise<void> {
   await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });

@@ -70,6 +70,13 @@ export interface paths {
                          * @enum {string}
                          */
                         text_mode?: "filter" | "boost";
+                        /**
+                         * @description hide near-duplicates of a better-ranked product (near-identical photos); each result lists in `duplicates` the ids it hid
+                         * @default false
+                         */
+                        dedupe?: boolean;
+                        /** @description "style": one result per style (the catalog's style_id, parent or item_group_id column), the best variant first and the others in its `variants`; or a catalog column to group by. Without a style column, "style" changes nothing */
+                        group?: string;
                     };
                     "application/json": {
                         /** @description catalog item id, as in the catalog (styles.csv "id" column, or the image-folder path) */
@@ -102,6 +109,13 @@ export interface paths {
                          * @enum {string}
                          */
                         text_mode?: "filter" | "boost";
+                        /**
+                         * @description hide near-duplicates of a better-ranked product (near-identical photos); each result lists in `duplicates` the ids it hid
+                         * @default false
+                         */
+                        dedupe?: boolean;
+                        /** @description "style": one result per style (the catalog's style_id, parent or item_group_id column), the best variant first and the others in its `variants`; or a catalog column to group by. Without a style column, "style" changes nothing */
+                        group?: string;
                     } | unknown | unknown;
                 };
             };
@@ -201,6 +215,13 @@ export interface paths {
                          * @enum {string}
                          */
                         text_mode?: "filter" | "boost";
+                        /**
+                         * @description hide near-duplicates of a better-ranked product (near-identical photos); each result lists in `duplicates` the ids it hid
+                         * @default false
+                         */
+                        dedupe?: boolean;
+                        /** @description "style": one result per style (the catalog's style_id, parent or item_group_id column), the best variant first and the others in its `variants`; or a catalog column to group by. Without a style column, "style" changes nothing */
+                        group?: string;
                     };
                     "multipart/form-data": {
                         /** @description catalog item ids the shopper likes (repeatable in multipart) */
@@ -244,6 +265,13 @@ export interface paths {
                          * @enum {string}
                          */
                         text_mode?: "filter" | "boost";
+                        /**
+                         * @description hide near-duplicates of a better-ranked product (near-identical photos); each result lists in `duplicates` the ids it hid
+                         * @default false
+                         */
+                        dedupe?: boolean;
+                        /** @description "style": one result per style (the catalog's style_id, parent or item_group_id column), the best variant first and the others in its `variants`; or a catalog column to group by. Without a style column, "style" changes nothing */
+                        group?: string;
                     };
                 };
             };
@@ -428,6 +456,10 @@ export interface paths {
                     text?: string;
                     /** @description filter (default): only products matching every word; boost: products matching the words move up, the others stay */
                     text_mode?: "filter" | "boost";
+                    /** @description hide near-duplicates of a better-ranked product (near-identical photos); each result lists in `duplicates` the ids it hid */
+                    dedupe?: boolean;
+                    /** @description "style": one result per style (the catalog's style_id, parent or item_group_id column), the best variant first and the others in its `variants`; or a catalog column to group by. Without a style column, "style" changes nothing */
+                    group?: string;
                 };
                 header?: never;
                 path: {
@@ -796,6 +828,17 @@ export interface components {
             score: number;
             metadata: components["schemas"]["Metadata"];
             imageUrl: string;
+            /** @description with dedupe: ids of near-duplicates of this product left out of the list */
+            duplicates?: string[];
+            /** @description with group: the other products of this product's style (or group), best first */
+            variants?: components["schemas"]["Variant"][];
+        };
+        Variant: {
+            id: string;
+            /** @description cosine similarity to the query */
+            score: number;
+            metadata: components["schemas"]["Metadata"];
+            imageUrl: string;
         };
         SearchResponse: {
             query: {
@@ -823,6 +866,12 @@ export interface components {
                 zoom?: components["schemas"]["Region"];
                 /** @description whether the results were searched with the top result's vector added (see the request's expand) */
                 expanded?: boolean;
+                /** @description more like an item, with dedupe: the item's own near-duplicates, left out of the results */
+                duplicates?: string[];
+                /** @description more like an item, with group: the other products of the item's own style, left out of the results */
+                variants?: components["schemas"]["Variant"][];
+                /** @description the catalog column the results were grouped by, when they were */
+                groupedBy?: string;
                 /** @description damage in the photo that was worked around (it was still searched) */
                 warnings?: string[];
             };

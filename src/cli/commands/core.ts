@@ -35,17 +35,19 @@ const searchOptions = (cmd: Command) => cmd
   .option('-f, --filter <field=value>', 'keep only products whose field matches (repeatable; a,b = either)', collect, [])
   .addOption(new Option('--pooling <kind>', 'pooling of the backbone features (default: the index\'s)').choices(['max', 'avg']))
   .option('--mode <mode>', `notion of similarity when the index has a trained head: ${SEARCH_MODES.join(', ')}`)
+  .option('--dedupe', 'hide near-duplicates of a better-ranked product (near-identical photos; `lookalike duplicates` lists them)')
+  .option('--group <style|column>', 'one result per style (the catalog\'s style_id, parent or item_group_id column; its other variants are listed beside it), or per value of a catalog column')
   .addOption(new Option('--search <method>', `exact (score every item), ann (approximate index, re-ranked exactly) or db (PostgreSQL + pgvector answers: --store only, backbone max pooling); default: the index's setting, else ann from ${ANN_MIN_ITEMS.toLocaleString('en-US')} items`).choices(['exact', 'ann', 'db']))
   .option('--text <words>', 'words matched against product names and attributes (full-text, stemmed, typos corrected), e.g. "navy polo"')
   .addOption(new Option('--text-mode <mode>', 'filter: only products matching every word (default); boost: matching products rank higher').choices([...TEXT_MODES]))
   .option('--json', 'print machine-readable JSON');
 
-interface SearchFlags { index: string; k: number; threshold?: number; filter: string[]; pooling?: Pooling; mode?: string; search?: SearchMethod; text?: string; textMode?: TextMode; json?: boolean }
+interface SearchFlags { index: string; k: number; threshold?: number; filter: string[]; pooling?: Pooling; mode?: string; search?: SearchMethod; text?: string; textMode?: TextMode; dedupe?: boolean; group?: string; json?: boolean }
 
 /** The search options every search command shares, from its flags. */
 function searchFlags(flags: SearchFlags, columns: string[]) {
   return {
-    k: flags.k, threshold: flags.threshold, pooling: flags.pooling, mode: flags.mode, search: flags.search, text: flags.text, textMode: flags.textMode,
+    k: flags.k, threshold: flags.threshold, pooling: flags.pooling, mode: flags.mode, search: flags.search, text: flags.text, textMode: flags.textMode, dedupe: flags.dedupe, group: flags.group,
     filters: parseFilters(flags.filter, columns),
   };
 }
@@ -54,7 +56,7 @@ const boxText = (r: { x: number; y: number; w: number; h: number }) => [r.x, r.y
 
 function printResponse(response: SearchResponse, flags: SearchFlags, columns: string[]): void {
   const json = flags.json;
-  const row = (r: SearchHit) => ({ id: r.id, rank: r.rank, score: r.score, ...r.metadata, image: r.image });
+  const row = (r: SearchHit) => ({ id: r.id, rank: r.rank, score: r.score, ...r.metadata, image: r.image, ...(r.duplicates && { duplicates: r.duplicates }), ...(r.variants && { variants: r.variants }) });
   if (json) {
     printJson({
       query: response.query,
@@ -83,9 +85,14 @@ function printResults(response: SearchResponse, flags: SearchFlags, columns: str
   }
   const shown = SHOWN_COLUMNS.filter((c) => columns.includes(c));
   const cols = shown.length ? shown : columns.slice(0, 3);
+  const hidden = response.results.some((r) => r.duplicates);
+  const folded = response.results.some((r) => r.variants);
   print(table([
-    ['rank', 'id', 'score', ...cols],
-    ...response.results.map((r) => [String(r.rank), r.id, r.score.toFixed(4), ...cols.map((c) => r.metadata[c] ?? '')]),
+    ['rank', 'id', 'score', ...cols, ...(hidden ? ['near-duplicates hidden'] : []), ...(folded ? [`same ${response.query.groupedBy}`] : [])],
+    ...response.results.map((r) => [
+      String(r.rank), r.id, r.score.toFixed(4), ...cols.map((c) => r.metadata[c] ?? ''),
+      ...(hidden ? [(r.duplicates ?? []).join(' ')] : []), ...(folded ? [(r.variants ?? []).map((v) => v.id).join(' ')] : []),
+    ]),
   ]));
 }
 

@@ -2,6 +2,9 @@
  * `lookalike serve`: the web page and the HTTP API over an index, from one process; and
  * `lookalike bench-api`: latency of POST /api/search and the server's peak memory.
  */
+import { mkdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Option } from 'commander';
 import type { Logger } from 'pino';
 import { DEFAULT_K, MAX_K_HTTP, QUEUE_CONCURRENCY, QUEUE_MAX_WAITING, SERVICE_DEFAULTS } from '../../defaults.js';
@@ -12,6 +15,7 @@ import { asLookalikeError, LookalikeError } from '../../errors.js';
 import { describeLocation } from '../../store/location.js';
 import { createServer, DEFAULT_MAX_UPLOAD_BYTES } from '../../server/app.js';
 import { runApiBench } from '../../bench/api.js';
+import { demoCatalogDir, demoIndexDir } from '../../paths.js';
 import { action, badOption, catalogRootOption, envOption, indexOption, intArg, print, printJson, progressBar, table, type Command } from '../shared.js';
 import { createLogger, logFormatOption, logLevelOption, type LogFormat, type LogLevel } from '../log.js';
 
@@ -55,57 +59,32 @@ export function registerServeCommands(program: Command): void {
     .action(action(async (flags: ServeFlags) => {
       if (flags.shutdownSeconds <= flags.drainSeconds) badOption(`--shutdown-seconds (${flags.shutdownSeconds}) must be more than --drain-seconds (${flags.drainSeconds}): requests in flight need time to finish after the drain.`);
       if (flags.catalog) await indexFirst(flags.catalog, flags.index);
-      const logger = createLogger('serve', flags.logFormat, flags.logLevel);
-      const lookalike = await Lookalike.open(flags.index, { search: flags.search, catalogRoot: flags.catalogRoot });
-      const app = await createServer(lookalike, {
-        queue: { concurrency: flags.concurrency, maxWaiting: flags.queue },
-        maxUploadBytes: flags.maxUploadMb * 1024 * 1024,
-        loggerInstance: logger,
-        logRequests: flags.log === true,
-        maxStalenessSeconds: flags.maxStaleness,
-      });
-      let address: string;
-      try {
-        address = await app.listen({ port: flags.port, host: flags.host });
-      } catch (err) {
-        await app.close();
-        await lookalike.close();
-        if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new LookalikeError('PORT_IN_USE', { port: flags.port, host: flags.host });
-        throw err;
-      }
-      // performance.now() counts from process start: this is the honest start-up time.
-      const url = address.replace('://[::1]', '://localhost').replace(/\/?$/, '/');
-      logger.info(`Lookalike: ${lookalike.engine.size.toLocaleString('en-US')} items from ${describeLocation(lookalike.indexDir)}${lookalike.store.follow ? ` (generation ${lookalike.generation}, following changes)` : ''}`);
-      const unfollow = followStore(lookalike, logger);
-      logger.info(`Listening on ${url} (started in ${(performance.now() / 1000).toFixed(2)} s)`);
-      logger.info(`API: ${url}api  OpenAPI: ${url}api/openapi.json  Health: ${url}api/health/ready  Metrics: ${url}metrics  Stop: Ctrl+C`);
-      void readyLine(app).then((line) => (line.failed ? logger.error(line.message) : logger.info(line.message)));
+      await serveIndex(flags);
+    }));
 
-      let stopping = false;
-      const stop = async (signal: NodeJS.Signals) => {
-        if (stopping) {
-          logger.warn(`${signal} again: exiting now`);
-          process.exit(1);
-        }
-        stopping = true;
-        // Orchestrators send SIGTERM: fail readiness first and keep answering while load
-        // balancers notice; a person's Ctrl+C (SIGINT) needs no drain.
-        const drainMs = signal === 'SIGTERM' ? flags.drainSeconds * 1000 : 0;
-        app.drain();
-        logger.info(`${signal}: stopping${drainMs ? `; not ready from now on, still answering for ${flags.drainSeconds} s` : ''}; requests in flight finish; exit within ${flags.shutdownSeconds} s`);
-        setTimeout(() => {
-          logger.warn(`still busy ${flags.shutdownSeconds} s after ${signal}: exiting anyway`);
-          process.exit(1);
-        }, flags.shutdownSeconds * 1000).unref();
-        await new Promise((r) => setTimeout(r, drainMs));
-        await unfollow();
-        await app.close();
-        await lookalike.close();
-        logger.info('stopped');
-        process.exit(0);
-      };
-      process.on('SIGINT', () => void stop('SIGINT'));
-      process.on('SIGTERM', () => void stop('SIGTERM'));
+  program.command('demo')
+    .description('Serve a demo: the 300 product photos shipped with Lookalike (demo/catalog), indexed on first use into your cache folder, then the web page. Needs nothing but the package.')
+    .option('-p, --port <n>', 'TCP port (0 picks a free one)', intArg('port', 0, 65535), 3000)
+    .option('--host <address>', 'address to listen on (0.0.0.0 for every interface)', '127.0.0.1')
+    .option('--folder <dir>', 'where the demo index is kept (default: lookalike/demo-VERSION in your cache folder, $XDG_CACHE_HOME or ~/.cache)')
+    .addHelpText('after', '\nNext step, your own catalog (styles.csv + images/, or any folder of photos):\n  lookalike index ../shared/datasets/fashion-small --sample 1500 && lookalike serve')
+    .action(action(async (flags: { port: number; host: string; folder?: string }) => {
+      const indexDir = flags.folder ?? writableDemoIndexDir();
+      print(`Demo catalog: ${demoCatalogDir()} (index: ${indexDir})`);
+      try {
+        await indexFirst(demoCatalogDir(), indexDir);
+      } catch (err) {
+        // The default folder is the demo's own cache: one it cannot bring up to date (made by
+        // another model or arithmetic, or damaged) is made again; a folder the user named is not touched.
+        if (flags.folder !== undefined || !(err instanceof LookalikeError)) throw err;
+        print(`Demo index: ${err.message} Making it again.`);
+        rmSync(indexDir, { recursive: true, force: true });
+        await indexFirst(demoCatalogDir(), indexDir);
+      }
+      await serveIndex({
+        index: indexDir, port: flags.port, host: flags.host, concurrency: QUEUE_CONCURRENCY, queue: QUEUE_MAX_WAITING, maxUploadMb: DEFAULT_MAX_UPLOAD_BYTES / 1024 / 1024,
+        logFormat: 'auto', logLevel: 'info', maxStaleness: SERVICE_DEFAULTS.maxStalenessSeconds, drainSeconds: 0, shutdownSeconds: SERVICE_DEFAULTS.shutdownSeconds,
+      });
     }));
 
   program.command('bench-api')
@@ -177,6 +156,61 @@ function followStore(lookalike: Lookalike, logger: Logger): () => Promise<void> 
   };
 }
 
+/** Opens an index and serves the page and the API until SIGINT or SIGTERM. */
+async function serveIndex(flags: ServeFlags): Promise<void> {
+  const logger = createLogger('serve', flags.logFormat, flags.logLevel);
+  const lookalike = await Lookalike.open(flags.index, { search: flags.search, catalogRoot: flags.catalogRoot });
+  const app = await createServer(lookalike, {
+    queue: { concurrency: flags.concurrency, maxWaiting: flags.queue },
+    maxUploadBytes: flags.maxUploadMb * 1024 * 1024,
+    loggerInstance: logger,
+    logRequests: flags.log === true,
+    maxStalenessSeconds: flags.maxStaleness,
+  });
+  let address: string;
+  try {
+    address = await app.listen({ port: flags.port, host: flags.host });
+  } catch (err) {
+    await app.close();
+    await lookalike.close();
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new LookalikeError('PORT_IN_USE', { port: flags.port, host: flags.host });
+    throw err;
+  }
+  // performance.now() counts from process start: this is the honest start-up time.
+  const url = address.replace('://[::1]', '://localhost').replace(/\/?$/, '/');
+  logger.info(`Lookalike: ${lookalike.engine.size.toLocaleString('en-US')} items from ${describeLocation(lookalike.indexDir)}${lookalike.store.follow ? ` (generation ${lookalike.generation}, following changes)` : ''}`);
+  const unfollow = followStore(lookalike, logger);
+  logger.info(`Listening on ${url} (started in ${(performance.now() / 1000).toFixed(2)} s)`);
+  logger.info(`API: ${url}api  OpenAPI: ${url}api/openapi.json  Health: ${url}api/health/ready  Metrics: ${url}metrics  Stop: Ctrl+C`);
+  void readyLine(app).then((line) => (line.failed ? logger.error(line.message) : logger.info(line.message)));
+
+  let stopping = false;
+  const stop = async (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn(`${signal} again: exiting now`);
+      process.exit(1);
+    }
+    stopping = true;
+    // Orchestrators send SIGTERM: fail readiness first and keep answering while load
+    // balancers notice; a person's Ctrl+C (SIGINT) needs no drain.
+    const drainMs = signal === 'SIGTERM' ? flags.drainSeconds * 1000 : 0;
+    app.drain();
+    logger.info(`${signal}: stopping${drainMs ? `; not ready from now on, still answering for ${flags.drainSeconds} s` : ''}; requests in flight finish; exit within ${flags.shutdownSeconds} s`);
+    setTimeout(() => {
+      logger.warn(`still busy ${flags.shutdownSeconds} s after ${signal}: exiting anyway`);
+      process.exit(1);
+    }, flags.shutdownSeconds * 1000).unref();
+    await new Promise((r) => setTimeout(r, drainMs));
+    await unfollow();
+    await app.close();
+    await lookalike.close();
+    logger.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
 async function indexFirst(catalog: string, indexDir: string): Promise<void> {
   const bar = progressBar('indexing', 'img');
   let started = false;
@@ -197,4 +231,18 @@ async function readyLine(app: Awaited<ReturnType<typeof createServer>>): Promise
   const model = await app.modelReady;
   if (model.state === 'failed') return { failed: true, message: `lookalike: the model could not be loaded: ${model.message} Searches by item still work; searches by photo will fail.` };
   return { failed: false, message: `Model ready in ${(performance.now() / 1000).toFixed(2)} s since start: photo searches now answer at full speed.` };
+}
+
+/**
+ * The per-user demo folder, or one under the temporary folder when that cannot be created
+ * (a read-only home in a container).
+ */
+function writableDemoIndexDir(): string {
+  const preferred = demoIndexDir();
+  try {
+    mkdirSync(preferred, { recursive: true });
+    return preferred;
+  } catch {
+    return path.join(os.tmpdir(), `${path.basename(preferred)}-${os.userInfo().username}`);
+  }
 }

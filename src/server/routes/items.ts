@@ -5,7 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import { LookalikeError } from '../../errors.js';
 import type { Filters } from '../../search/filters.js';
-import { filtersOf, itemOf, presentHit, presentItem, type ServerContext } from '../context.js';
+import { filtersOf, itemOf, presentHit, presentQuery, presentItem, type ServerContext } from '../context.js';
 import { facetsQuerystring, idParams, listQuerystring, responses, searchQuerystring, type ApiTypeProvider } from '../schemas.js';
 
 export async function itemRoutes(fastify: FastifyInstance, { ctx }: { ctx: ServerContext }): Promise<void> {
@@ -36,8 +36,8 @@ export async function itemRoutes(fastify: FastifyInstance, { ctx }: { ctx: Serve
     const started = performance.now();
     const { id } = request.params;
     const q = request.query;
-    const response = await lookalike.searchById(id, { k: q.k, threshold: q.threshold, filters: filtersOf(ctx, q.filter), mode: q.mode, pooling: q.pooling, search: q.search, text: q.text, textMode: q.text_mode });
-    return { query: response.query, space: response.space, tookMs: performance.now() - started, results: response.results.map(presentHit) };
+    const response = await lookalike.searchById(id, { k: q.k, threshold: q.threshold, filters: filtersOf(ctx, q.filter), mode: q.mode, pooling: q.pooling, search: q.search, text: q.text, textMode: q.text_mode, dedupe: q.dedupe, group: q.group });
+    return { query: presentQuery(response.query), space: response.space, tookMs: performance.now() - started, results: response.results.map(presentHit) };
   });
 
   app.get('/api/facets', {

@@ -6,7 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import { inspectImage } from '../../image/prepare.js';
 import { parseCrop } from '../../validate.js';
-import { filtersOf, presentHit, type ServerContext } from '../context.js';
+import { filtersOf, presentHit, presentQuery, type ServerContext } from '../context.js';
 import { recommendBody, responses, searchBody, type ApiTypeProvider, type RecommendBody, type SearchBody } from '../schemas.js';
 import type { Example, Look } from '../../lookalike.js';
 
@@ -30,7 +30,7 @@ export async function searchRoutes(fastify: FastifyInstance, { ctx }: { ctx: Ser
     const started = performance.now();
     const body = request.body;
     const { lookalike, queue, limits } = ctx;
-    const options = { k: body.k, threshold: body.threshold, filters: filtersOf(ctx, body.filter), mode: body.mode, pooling: body.pooling, search: body.search, text: body.text, textMode: body.text_mode };
+    const options = { k: body.k, threshold: body.threshold, filters: filtersOf(ctx, body.filter), mode: body.mode, pooling: body.pooling, search: body.search, text: body.text, textMode: body.text_mode, dedupe: body.dedupe, group: body.group };
     if ('image' in body) {
       const image = body.image;
       const crop = body.crop !== undefined ? parseCrop(body.crop) : undefined;
@@ -44,7 +44,7 @@ export async function searchRoutes(fastify: FastifyInstance, { ctx }: { ctx: Ser
       );
       const { text, corrected, textMode } = response.query;
       return {
-        query: { kind: 'image', ...source, crop, zoom: response.query.zoom, expanded: response.query.expanded, ...(response.query.warnings && { warnings: response.query.warnings }), text, corrected, textMode },
+        query: { kind: 'image', ...source, crop, zoom: response.query.zoom, expanded: response.query.expanded, ...(response.query.warnings && { warnings: response.query.warnings }), text, corrected, textMode, ...(response.query.groupedBy && { groupedBy: response.query.groupedBy }) },
         space: response.space,
         regions: response.regions,
         ...(response.looks && { looks: response.looks.map(presentLook) }),
@@ -53,7 +53,7 @@ export async function searchRoutes(fastify: FastifyInstance, { ctx }: { ctx: Ser
       };
     }
     const response = body.id !== undefined ? await lookalike.searchById(body.id, options) : await lookalike.searchText(body.text!, options);
-    return { query: response.query, space: response.space, tookMs: performance.now() - started, results: response.results.map(presentHit) };
+    return { query: presentQuery(response.query), space: response.space, tookMs: performance.now() - started, results: response.results.map(presentHit) };
   });
 
   app.post<{ Body: RecommendBody }>('/api/recommend', {
