@@ -78,7 +78,8 @@ function resolveStore(args: unknown[]): void {
  * URL catalog may fetch from although they are on this machine or a private network.
  */
 export function allowHostOption(): Option {
-  return new Option('--allow-host <hosts>', `for URL catalogs: hosts fetched although they are on this machine or a private network (your own image server), comma-separated host names or addresses (default: $${ENV.allowHosts}); other private, loopback and link-local addresses are refused`)
+  return new Option('--allow-host <hosts>', `for URL catalogs: hosts fetched although they are on this machine or a private network (your own image server), comma-separated host names or addresses; other private, loopback and link-local addresses are refused`)
+    .env(ENV.allowHosts)
     .argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
 }
 

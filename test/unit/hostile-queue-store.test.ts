@@ -327,10 +327,13 @@ describe('messages that said the wrong thing (item 10)', () => {
     const index = path.join(folder(), 'index');
     const run = (args: string[]) => {
       const child = spawn(process.execPath, ['--import', TSX, path.join(ROOT, 'src/cli/main.ts'), ...args], { cwd: ROOT, env: process.env });
-      let stderr = '';
-      child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+      // Both streams: the worker logs on stdout (one JSON line each), index --queue on stderr.
+      let output = '';
+      const collect = (d: Buffer) => { output += d.toString(); };
+      child.stdout.on('data', collect);
+      child.stderr.on('data', collect);
       const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
-      return { child, exited, stderr: () => stderr };
+      return { child, exited, stderr: () => output };
     };
     // The worker starts first and waits for the index to exist, as operators start them.
     const worker = run(['worker', '--index', index, '--queue', REDIS]);

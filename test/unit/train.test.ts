@@ -500,10 +500,10 @@ describe('index --head (real backbone)', () => {
     }
 
     await expect(buildIndex({ catalogDir: catalog, indexDir: refused, head: file, settings: { resize: 'pad' } })).rejects.toMatchObject({ code: 'HEAD_MISMATCH' });
-    const store = SqliteStore.open(refused, { readonly: true });
-    expect(store.getManifest()).toBeUndefined();
-    expect(store.count().embedded).toBe(0);
-    store.close();
+    // Refused before anything was embedded: no half-made index is left for `info` to trip on
+    // (the folder, which existed before, stays).
+    expect(existsSync(path.join(refused, 'index.sqlite'))).toBe(false);
+    expect(existsSync(refused)).toBe(true);
     writeFileSync(path.join(refused, 'junk.lkhead'), 'junk');
     await expect(buildIndex({ catalogDir: catalog, indexDir: refused, head: path.join(refused, 'junk.lkhead') })).rejects.toMatchObject({ code: 'HEAD_UNREADABLE' });
   });
