@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import type { FastifyInstance } from 'fastify';
@@ -9,6 +9,7 @@ import { Lookalike } from '../../src/lookalike.js';
 import { createServer } from '../../src/server/app.js';
 import { PACKAGE_ROOT } from '../../src/paths.js';
 import { defaultItems, drawProduct, makeCatalog, tempDir } from '../helpers/fixtures.js';
+import { ensurePageBuilt } from '../helpers/web-build.js';
 
 // Asking the way shoppers ask, in a real browser (as web.e2e.test.ts drives it): "like" /
 // "not this" refine the results, words narrow them, and an outfit photo shows a box and a
@@ -16,7 +17,6 @@ import { defaultItems, drawProduct, makeCatalog, tempDir } from '../helpers/fixt
 const CHROMIUM = process.env.LOOKALIKE_CHROMIUM ?? '/usr/bin/chromium';
 const HAS_CHROMIUM = existsSync(CHROMIUM);
 const ARTIFACTS = path.join(PACKAGE_ROOT, 'test-artifacts', 'asking-e2e');
-const WEB = path.join(PACKAGE_ROOT, 'web');
 
 let catalog: string;
 let indexDir: string;
@@ -30,22 +30,6 @@ const pageErrors: string[] = [];
 const items = defaultItems();
 const byId = new Map(items.map((i) => [i.id, i]));
 const idOf = (shape: string, colour: string) => items.find((i) => i.shape === shape && i.metadata!.baseColour === colour)!.id;
-
-/** Builds the page when web/dist is missing or older than its sources. */
-async function ensurePageBuilt(): Promise<string> {
-  const dist = path.join(WEB, 'dist');
-  const built = path.join(dist, 'index.html');
-  const newest = (dir: string): number => Math.max(...readdirSync(dir, { withFileTypes: true }).map((e) => {
-    const p = path.join(dir, e.name);
-    return e.isDirectory() ? newest(p) : statSync(p).mtimeMs;
-  }));
-  const sources = Math.max(newest(path.join(WEB, 'src')), statSync(path.join(WEB, 'index.html')).mtimeMs);
-  if (!existsSync(built) || statSync(built).mtimeMs < sources) {
-    const { build } = await import('vite');
-    await build({ configFile: path.join(WEB, 'vite.config.ts'), logLevel: 'warn' });
-  }
-  return dist;
-}
 
 const shot = (name: string) => page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
 const settled = () => page.waitForFunction(() => document.querySelector('main')?.getAttribute('aria-busy') !== 'true' && document.querySelector('#status')?.textContent !== '');
