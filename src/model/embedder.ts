@@ -80,8 +80,19 @@ export function int8KernelsFor(quantiser: number, cpuSaturates: boolean): 'u8s8'
   return cpuSaturates && saturatesWithoutVnni(quantiser) ? 'u8u8' : 'u8s8';
 }
 
-/** What an int8 graph of a quantiser version runs as on this CPU. */
-export async function int8Arithmetic(quantiser: number): Promise<Arithmetic> {
+const int8Arithmetics = new Map<number, Promise<Arithmetic>>();
+
+/**
+ * What an int8 graph of a quantiser version runs as on this CPU: probed once per process
+ * and version (the CPU does not change), so /api/health and every embedder reuse it.
+ */
+export function int8Arithmetic(quantiser: number): Promise<Arithmetic> {
+  let known = int8Arithmetics.get(quantiser);
+  if (!known) int8Arithmetics.set(quantiser, known = probeInt8Arithmetic(quantiser));
+  return known;
+}
+
+async function probeInt8Arithmetic(quantiser: number): Promise<Arithmetic> {
   const cpuSaturates = await int8KernelsSaturate();
   const weightBits = weightQmaxOf(quantiser) > 64 ? 8 : 7;
   const kernels = int8KernelsFor(quantiser, cpuSaturates);

@@ -31,6 +31,7 @@ import { cacheDir } from '../../src/paths.js';
 import { listCache, pruneCache } from '../../src/model/cache.js';
 import { drawProduct, makeCatalog, tempDir } from '../helpers/fixtures.js';
 import { raiseFirewall } from '../helpers/firewall.js';
+import { runCliInProcess } from '../helpers/cli.js';
 
 let catalog: string, indexDir: string;
 let embedder: Embedder;
@@ -94,33 +95,7 @@ function upload(fields: Record<string, string>): Promise<{ status: number; code?
 }
 
 /** The CLI run in this process, as `lookalike ...` (exit code, stdout, stderr). */
-async function cli(args: string[], env: Record<string, string | undefined> = {}): Promise<{ exit: number; stdout: string; stderr: string }> {
-  const { createProgram } = await import('../../src/cli/program.js');
-  const out: string[] = [], err: string[] = [];
-  const { write: writeOut } = process.stdout, { write: writeErr } = process.stderr;
-  const previousExitCode = process.exitCode;
-  const previousEnv = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
-  for (const [k, v] of Object.entries(env)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
-  process.exitCode = undefined;
-  process.stdout.write = ((chunk: string | Uint8Array) => { out.push(String(chunk)); return true; }) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => { err.push(String(chunk)); return true; }) as typeof process.stderr.write;
-  let exit: number;
-  try {
-    const program = createProgram();
-    for (const command of [program, ...program.commands]) command.exitOverride();
-    await program.parseAsync(args, { from: 'user' });
-    exit = Number(process.exitCode ?? 0);
-  } catch (e) {
-    exit = (e as { exitCode?: number }).exitCode ?? -1;
-    if (!String((e as { code?: string }).code).startsWith('commander.')) err.push(String(e));
-  } finally {
-    process.stdout.write = writeOut;
-    process.stderr.write = writeErr;
-    process.exitCode = previousExitCode;
-    for (const [k, v] of Object.entries(previousEnv)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
-  }
-  return { exit, stdout: out.join(''), stderr: err.join('') };
-}
+const cli = runCliInProcess;
 
 async function codeOf(body: () => unknown): Promise<string | null> {
   try {

@@ -16,6 +16,7 @@ import { createServer } from '../../src/server/app.js';
 import { InferenceQueue } from '../../src/server/queue.js';
 import { isLookalikeError } from '../../src/errors.js';
 import { defaultItems, drawProduct, makeCatalog, tempDir, type FixtureItem } from '../helpers/fixtures.js';
+import { runCliInProcess } from '../helpers/cli.js';
 import {
   animatedGif, bmp, drawn, hugeGif, indexSignature, multipartBody, pngClaiming, rawHttp,
   SVG_WITH_ENTITY, SVG_WITH_SCRIPT, withBadPngChecksum, withRandomScan,
@@ -149,32 +150,8 @@ function cliProcess(args: string[], options: { uid?: number } = {}): Outcome {
 
 /** The same program run in this process (a process start costs seconds on a loaded machine). */
 async function cli(args: string[]): Promise<Outcome> {
-  const { createProgram } = await import('../../src/cli/program.js');
-  const out: string[] = [];
-  const err: string[] = [];
-  const { write: writeOut } = process.stdout;
-  const { write: writeErr } = process.stderr;
-  const previousExitCode = process.exitCode;
-  process.exitCode = undefined;
-  process.stdout.write = ((chunk: string | Uint8Array) => { out.push(String(chunk)); return true; }) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => { err.push(String(chunk)); return true; }) as typeof process.stderr.write;
-  let exit: number;
-  try {
-    const program = createProgram();
-    // Usage errors throw instead of exiting this process (subcommands need it set too).
-    for (const command of [program, ...program.commands]) command.exitOverride();
-    await program.parseAsync(args, { from: 'user' });
-    exit = Number(process.exitCode ?? 0);
-  } catch (e) {
-    exit = (e as { exitCode?: number }).exitCode ?? -1;
-    // Commander has already printed its usage errors; anything else escaped the CLI's handling.
-    if (!String((e as { code?: string }).code).startsWith('commander.')) err.push(String(e));
-  } finally {
-    process.stdout.write = writeOut;
-    process.stderr.write = writeErr;
-    process.exitCode = previousExitCode;
-  }
-  return cliOutcome(args, exit, out.join(''), err.join(''));
+  const r = await runCliInProcess(args);
+  return cliOutcome(args, r.exit, r.stdout, r.stderr);
 }
 
 function cliOutcome(args: string[], exit: number, stdout: string, stderrText: string): Outcome {
