@@ -5,12 +5,12 @@
 import { DEFAULT_K, DEFAULT_THRESHOLD, DUPLICATE_NEIGHBOURS, DUPLICATE_THRESHOLD, STYLE_ID_COLUMNS } from './defaults.js';
 import { LookalikeError } from './errors.js';
 import { Embedder, indexArithmetic, type Arithmetic } from './model/embedder.js';
-import type { Localisation, ProposedRegion, Region } from './model/localise.js';
-import { DEFAULT_LOCALISATION, expandedQuery, photoBatchVectors, sceneRegions, withinRegion, type PhotoVectors } from './query/photo.js';
+import type { Localisation, ProposedRegion, Region } from './photo/localise.js';
+import { DEFAULT_LOCALISATION, expandedQuery, photoBatchVectors, sceneRegions, withinRegion, type PhotoVectors } from './photo/vectors.js';
 import { defaultSettings, imageFingerprint, storedSettings, type EmbeddingSettings, type Pooling } from './model/registry.js';
 import { calibrationId } from './model/quantise.js';
 import { prepareImage } from './image/prepare.js';
-import { foregroundRegions } from './image/objects.js';
+import { foregroundRegions } from './photo/scene.js';
 import { prepareOptionsFor } from './image/options.js';
 import { openStore } from './store/open.js';
 import { storeCacheDir } from './paths.js';
@@ -121,7 +121,7 @@ export interface PhotoOptions {
   expand?: boolean;
 }
 
-export { DEFAULT_LOCALISATION, photoVectors, type PhotoVectors } from './query/photo.js';
+export { DEFAULT_LOCALISATION, photoVectors, type PhotoVectors } from './photo/vectors.js';
 
 export interface SearchResponse {
   /** `warnings`: damage the decoder worked around in the query photo. */

@@ -7,7 +7,7 @@ import { runIndexingBench, type IndexingBench } from './indexing.js';
 import { Lookalike } from '../lookalike.js';
 import { topK, topKAsync } from '../search/kernel.js';
 import { percentile } from '../math/stats.js';
-import { PERTURBATIONS, perturbPhoto } from '../eval/perturb.js';
+import { PERTURBATIONS, perturbPhoto } from '../photo/synthetic.js';
 
 export interface CoreBenchResult {
   catalogItems: number;

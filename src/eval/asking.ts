@@ -9,7 +9,7 @@
 import { Random } from '../math/random.js';
 import type { Lookalike } from '../lookalike.js';
 import { averageQuery, type RecommendStrategy } from '../search/recommend.js';
-import { scenePhoto } from './perturb.js';
+import { scenePhoto } from '../photo/synthetic.js';
 import { checkText } from '../search/text.js';
 import { percentile } from '../math/stats.js';
 

@@ -11,7 +11,7 @@
  * uses), so a head never trained on a query's item; the photos are seeded, so the same
  * seed gives the same queries on any machine.
  */
-import { PERTURBATIONS, perturbPhoto, type Perturbation } from './perturb.js';
+import { PERTURBATIONS, perturbPhoto, type Perturbation } from '../photo/synthetic.js';
 import { isHeldOut } from './split.js';
 import { Random, sampleWithoutReplacement } from '../math/random.js';
 import { prepareImage, type PreparedImage } from '../image/prepare.js';
@@ -19,11 +19,11 @@ import { prepareOptionsFor } from '../image/options.js';
 import { batchTopK, type BatchHits } from '../search/kernel.js';
 import { PHOTO_ANN_CANDIDATES, type SearchMethod } from '../search/engine.js';
 import { backboneSpace, type EmbeddingSpace } from '../search/space.js';
-import { LOCALISATIONS, type Localisation } from '../model/localise.js';
+import { LOCALISATIONS, type Localisation } from '../photo/localise.js';
 import { MODES } from '../head/head.js';
 import { headRefOf } from '../head/index-head.js';
 import type { Lookalike } from '../lookalike.js';
-import { expandedQuery, photoBatchVectorsBy } from '../query/photo.js';
+import { expandedQuery, photoBatchVectorsBy } from '../photo/vectors.js';
 
 export interface RobustnessOptions {
   /** Number of shopper photos (spread evenly over the kinds). */

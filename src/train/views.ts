@@ -21,15 +21,15 @@ import { openStore } from '../store/open.js';
 import type { ImageSource, IndexManifest } from '../store/types.js';
 import { Embedder } from '../model/embedder.js';
 import { imageFingerprint, storedSettings } from '../model/registry.js';
-import type { Localisation } from '../model/localise.js';
+import type { Localisation } from '../photo/localise.js';
 import { prepareImage, type PreparedImage } from '../image/prepare.js';
 import { prepareOptionsFor } from '../image/options.js';
 import type { RawVectors } from '../search/space.js';
 import { Random, sampleWithoutReplacement } from '../math/random.js';
 import { isHeldOut } from '../eval/split.js';
-import { PERTURBATIONS, perturbPhoto, type Perturbation } from '../eval/perturb.js';
+import { PERTURBATIONS, perturbPhoto, type Perturbation } from '../photo/synthetic.js';
 import { QUERY_HOLDOUT } from '../eval/robustness.js';
-import { DEFAULT_LOCALISATION, photoBatchVectors } from '../query/photo.js';
+import { DEFAULT_LOCALISATION, photoBatchVectors } from '../photo/vectors.js';
 
 export const VIEWS_FILE = INDEX_FILES.views;
 

@@ -4,9 +4,9 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { buildIndex } from '../../src/indexing/build.js';
 import { Lookalike } from '../../src/lookalike.js';
-import { PERTURBATIONS, perturbPhoto } from '../../src/eval/perturb.js';
-import { activeBlobs, maskBox, productMask } from '../../src/model/localise.js';
-import { EXPANSION_GAP, expandedQuery } from '../../src/query/photo.js';
+import { PERTURBATIONS, perturbPhoto } from '../../src/photo/synthetic.js';
+import { activeBlobs, maskBox, productMask } from '../../src/photo/localise.js';
+import { EXPANSION_GAP, expandedQuery } from '../../src/photo/vectors.js';
 import { defaultItems, drawProduct, makeCatalog, tempDir } from '../helpers/fixtures.js';
 import { runCli } from '../helpers/cli.js';
 

@@ -19,7 +19,7 @@
  * searches do.
  */
 import type { BackboneOutput, Embedder } from '../model/embedder.js';
-import { maskBox, maskedPooling, productMask, proposeRegions, type FeatureMapView, type Localisation, type ProposedRegion, type Region } from '../model/localise.js';
+import { maskBox, maskedPooling, productMask, proposeRegions, type FeatureMapView, type Localisation, type ProposedRegion, type Region } from './localise.js';
 import { colourHistogram, whiteBorderShare } from '../image/colour.js';
 import { prepareImage, type PreparedImage } from '../image/prepare.js';
 import { prepareOptionsFor } from '../image/options.js';

@@ -7,7 +7,7 @@
  * products); pixels keep them apart. A busy background has no one colour: then nothing is
  * proposed here, and the feature map's regions stand.
  */
-import type { Region } from '../model/localise.js';
+import type { Region } from './localise.js';
 
 /** Share of the border pixels within BACKGROUND_DISTANCE of the border's median colour for a plain background. */
 const PLAIN_BORDER = 0.85;
