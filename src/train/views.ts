@@ -1,7 +1,7 @@
 /**
  * Shopper-photo views of training items, for `lookalike train` (issue #9): the head learnt
  * from packshots on white only, so on a shopper's photo its vector drifts away. Here a
- * sample of the training items is photographed anew (eval/perturb.ts, every kind), each
+ * sample of the training items is photographed anew (photo/synthetic.ts, every kind), each
  * photo run through the backbone once and pooled exactly as a photo query is (the query
  * path's localisation, lookalike.ts photoVectors), and the raw vectors are stored with the
  * index, so that reruns of `train` read them instead of running the CNN again. Training
@@ -97,7 +97,7 @@ export interface TrainingViews {
 
 export interface ViewsMeta {
   format: 'lookalike-views';
-  /** 2: pooled by the two-pass zoom with its packshot gate (query/photo.ts); older views are embedded again. */
+  /** 2: pooled by the two-pass zoom with its packshot gate (photo/vectors.ts); older views are embedded again. */
   version: 2;
   /** Backbone weights, image preparation and precision: views of another model are useless. */
   model: string;
