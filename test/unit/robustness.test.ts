@@ -4,9 +4,9 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { buildIndex } from '../../src/indexing/build.js';
 import { Lookalike } from '../../src/lookalike.js';
-import { PERTURBATIONS, perturbPhoto } from '../../src/eval/perturb.js';
-import { activeBlobs, maskBox, productMask } from '../../src/model/localise.js';
-import { EXPANSION_GAP, expandedQuery } from '../../src/query/photo.js';
+import { PERTURBATIONS, perturbPhoto } from '../../src/photo/synthetic.js';
+import { activeBlobs, maskBox, productMask } from '../../src/photo/localise.js';
+import { EXPANSION_GAP, expandedQuery } from '../../src/photo/search.js';
 import { defaultItems, drawProduct, makeCatalog, tempDir } from '../helpers/fixtures.js';
 import { runCli } from '../helpers/cli.js';
 
@@ -40,7 +40,7 @@ async function zoomAndOnePass(lookalike: Lookalike, photo: Buffer) {
   };
 }
 
-describe('shopper photos (eval/perturb)', () => {
+describe('shopper photos (photo/synthetic)', () => {
   it('draws every kind of photo reproducibly for a seed, and differently for another seed', async () => {
     const file = path.join(catalog, 'images', '1000.jpg');
     const other = path.join(catalog, 'images', '1005.jpg');
