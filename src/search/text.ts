@@ -11,6 +11,7 @@ import damerauLevenshtein from 'damerau-levenshtein';
 import { LookalikeError } from '../errors.js';
 import { invalidParameterError } from '../validate.js';
 import type { TextMatch } from '../store/types.js';
+import type { ItemTable } from './items.js';
 
 /** How words combine with a photo: only products matching every word, or matches first. */
 export type TextMode = 'filter' | 'boost';
@@ -128,4 +129,35 @@ export async function matchText(searcher: TextSearcher, vocabulary: Vocabulary, 
   }
   if (!changed) return { terms, matches };
   return { terms: fixed, corrected: fixed.join(' '), matches: await searcher.searchText(fixed) };
+}
+
+/** A text's matches among the item table's rows (SearchEngine.textHits). */
+export interface TextHits {
+  /** The words searched (after correction). */
+  terms: string[];
+  /** The words as searched, when some were corrected. */
+  corrected?: string;
+  /** Per row: 0 no match, else relevance relative to the best match (1). */
+  relevance: Float32Array;
+  /** 1 for the rows that match. */
+  mask: Uint8Array;
+  /** Matching rows, most relevant first. */
+  rows: Int32Array;
+}
+
+/** The rows whose text holds every term, a word matched nowhere corrected (matchText). */
+export async function textHitsOf(table: ItemTable, searcher: TextSearcher, vocabulary: Vocabulary, terms: string[]): Promise<TextHits> {
+  const found = await matchText(searcher, vocabulary, terms);
+  const relevance = new Float32Array(table.size);
+  const mask = new Uint8Array(table.size);
+  const rows: number[] = [];
+  const best = found.matches.reduce((m, h) => Math.max(m, h.score), 0) || 1;
+  for (const h of found.matches) {
+    const row = table.rowIfAny(h.id);
+    if (row === undefined || mask[row]) continue;
+    mask[row] = 1;
+    relevance[row] = Math.max(1e-6, h.score / best);
+    rows.push(row);
+  }
+  return { terms: found.terms, corrected: found.corrected, relevance, mask, rows: Int32Array.from(rows) };
 }
