@@ -159,7 +159,10 @@ export class SearchEngine {
 
   /** The searcher a search in `space` goes through (its own `search` option, else the engine's method). */
   searcher(space: EmbeddingSpace, requested?: SearchSetting): Searcher {
-    return this.searcherOf(space, this.method(requested));
+    const method = this.method(requested);
+    // A setting in another case ("ANN") passes the door's check, which ignores case, and
+    // has always been searched exactly here; kept so until the door hands on its checked value.
+    return this.searcherOf(space, Object.hasOwn(this.makeSearcher, method) ? method : 'exact');
   }
 
   /**
