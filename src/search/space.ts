@@ -63,7 +63,7 @@ export function blendedSpace(a: EmbeddingSpace, b: EmbeddingSpace, weight: numbe
 /**
  * Every embedded item's raw vectors, read from the store at once (a network store fetches
  * them in bulk first), with their ids in row order: what training and re-centring a head
- * read. A serving engine loads them lazily instead (SearchEngine.rawVectors).
+ * read. A serving engine loads them lazily instead (SpaceVectors.rawVectors, search/vectors.ts).
  */
 export async function loadRawVectors(store: Store): Promise<{ ids: string[]; raw: RawVectors }> {
   await store.preload?.(['max', 'avg', 'colour']);
