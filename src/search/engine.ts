@@ -35,19 +35,11 @@ export interface SearchOptions {
   search?: SearchSetting;
   /**
    * The least number of the graph's candidates re-ranked (ANN only). Photos ask for more
-   * than catalog items do (PHOTO_ANN_CANDIDATES): a shopper's photo lies far from every
+   * than catalog items do (PHOTO_ANN_CANDIDATES, photo/search.ts): a shopper's photo lies far from every
    * catalog vector, where the graph's order is poorer.
    */
   candidates?: number;
 }
-
-/**
- * Candidates re-ranked for a photo query. Measured with `lookalike robustness --search ann`
- * (600 shopper photos of the dev catalog, head default mode): with 64 candidates the very
- * product's recall@10 fell from 0.938 (exact) to 0.918, and with other products beside it
- * from 0.820 to 0.750; see docs/ann.md for the figures at this depth.
- */
-export const PHOTO_ANN_CANDIDATES = 512;
 
 /** What a search may add to a vector: rows it must leave out, and words. */
 export interface FindOptions extends SearchOptions {
