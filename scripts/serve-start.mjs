@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+/* global console, process, fetch, performance, setTimeout */
 /**
  * How long `lookalike serve` takes to start and how much memory it holds once started, and
  * what `import 'lookalike'` costs: the before/after figures of issue 22 (the lab and the
@@ -16,7 +17,7 @@
  * while others use the machine say so.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -57,9 +58,8 @@ function packageOf(entry) {
 }
 
 export function packagesLoaded(file) {
-  let text = '';
-  try { text = readFileSync(file, 'utf8'); } catch { return new Set(); }
-  return new Set(text.split('\n').map(packageOf).filter(Boolean));
+  if (!existsSync(file)) return new Set();
+  return new Set(readFileSync(file, 'utf8').split('\n').map(packageOf).filter(Boolean));
 }
 
 /** One `serve`: seconds to the listening line and to ready, RSS once ready. */

@@ -7,7 +7,7 @@ import { LookalikeError } from './errors.js';
 import { Embedder, indexArithmetic, type Arithmetic } from './model/embedder.js';
 import type { Localisation, ProposedRegion, Region } from './model/localise.js';
 import { DEFAULT_LOCALISATION, expandedQuery, photoBatchVectors, sceneRegions, withinRegion, type PhotoVectors } from './query/photo.js';
-import { defaultSettings, imageFingerprint, storedSettings, type EmbeddingSettings, type Pooling } from './model/registry.js';
+import { defaultSettings, imageFingerprint, POOLINGS, storedSettings, type EmbeddingSettings, type Pooling } from './model/registry.js';
 import { calibrationId } from './model/quantise.js';
 import { prepareImage } from './image/prepare.js';
 import { foregroundRegions } from './image/objects.js';
@@ -361,7 +361,7 @@ export class Lookalike {
    */
   space(options: { pooling?: Pooling; mode?: string } = {}): EmbeddingSpace {
     checkChoice(options.mode, 'mode', MODES);
-    checkChoice(options.pooling, 'pooling', ['max', 'avg']);
+    checkChoice(options.pooling, 'pooling', POOLINGS);
     if (this.head && !options.pooling) return this.head.space(options.mode);
     return backboneSpace(options.pooling ?? this.settings.pooling, this.manifest.dimension);
   }
