@@ -6,7 +6,7 @@
  * optional services loaded only when used).
  *
  *   node bin/lookalike.js index demo/catalog --index /tmp/idx
- *   node scripts/serve-start.mjs --index /tmp/idx [--runs 5] [--port 4200]
+ *   node scripts/serve-start.mjs --index /tmp/idx [--runs 5] [--port 4200] [--root OTHER_CHECKOUT]
  *
  * Each run starts `node bin/lookalike.js serve` on SQLite and times, from the spawn:
  * the "Listening on" line, and the first 200 from /api/health/ready (model loaded too);
@@ -22,9 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
-const ROOT = path.resolve(import.meta.dirname, '..');
-const CLI = path.join(ROOT, 'bin/lookalike.js');
-const RECORDER = path.join(ROOT, 'scripts/record-loads.mjs');
+const RECORDER = path.join(import.meta.dirname, 'record-loads.mjs');
 /** Packages `import 'lookalike'` and `serve` on SQLite should not need before the first query. */
 const HEAVY = ['pg', 'pg-copy-streams', 'bullmq', 'ioredis', 'vega', 'vega-lite', '@resvg/resvg-js', 'usearch', 'onnxruntime-node', 'sharp', 'better-sqlite3'];
 
@@ -33,10 +31,14 @@ const { values } = parseArgs({
     index: { type: 'string' },
     runs: { type: 'string', default: '5' },
     port: { type: 'string', default: '4200' },
+    root: { type: 'string' },
   },
 });
+/** The checkout measured (built): this one, or --root (another worktree, e.g. main's for the before figure). */
+const ROOT = path.resolve(values.root ?? path.join(import.meta.dirname, '..'));
+const CLI = path.join(ROOT, 'bin/lookalike.js');
 if (!values.index) {
-  console.error('usage: node scripts/serve-start.mjs --index DIR [--runs N] [--port P]');
+  console.error('usage: node scripts/serve-start.mjs --index DIR [--runs N] [--port P] [--root CHECKOUT]');
   process.exit(2);
 }
 const runs = Number(values.runs);
