@@ -24,12 +24,11 @@ const PRODUCT_LAYERS: string[][] = [
   ['image'],
   ['store'],
   ['search'],
+  ['photo'],
   ['head'],
   ['indexing'],
   ['queue'],
-  ['query'],
   ['lookalike'],
-  ['eval'],
   ['index', 'server'],
 ];
 const LAB_LAYERS: string[][] = [
@@ -162,14 +161,14 @@ describe('src/ architecture', () => {
     const bad: Graph = new Map([
       ['search/engine.ts', ['search/space.ts', 'train/train.ts']],
       ['search/space.ts', ['model/registry.ts']],
-      ['train/train.ts', ['search/engine.ts', 'eval/evaluate.ts']],
-      ['tune/tune.ts', ['train/train.ts']],
+      ['train/train.ts', ['search/engine.ts', 'lab/eval/evaluate.ts']],
+      ['lab/tune/tune.ts', ['train/train.ts']],
       ['model/registry.ts', []],
-      ['eval/evaluate.ts', []],
+      ['lab/eval/evaluate.ts', []],
     ]);
     expect(upwardImports(bad)).toEqual([
       'search/engine.ts -> train/train.ts (search may not import train)',
-      'tune/tune.ts -> train/train.ts (tune may not import train)',
+      'lab/tune/tune.ts -> train/train.ts (lab/tune may not import train)',
     ]);
     expect(importCycles(bad)).toEqual(['search/engine.ts -> train/train.ts -> search/engine.ts']);
   });

@@ -5,8 +5,8 @@
  * kind, for the plain backbone and every mode of the head.
  */
 import path from 'node:path';
-import { PERTURBATIONS, type Perturbation } from '../../eval/perturb.js';
-import { LOCALISATIONS, type Localisation } from '../../model/localise.js';
+import { PERTURBATIONS, type Perturbation } from '../../photo/synthetic.js';
+import { LOCALISATIONS, type Localisation } from '../../photo/localise.js';
 import { DEFAULT_LOCALISATION } from '../../lookalike.js';
 import { indexOption } from '../options.js';
 import { action, badOption, intArg, print, printJson, progressBar, table, withIndex, type Command } from '../shared.js';
