@@ -1,4 +1,3 @@
-/* global process */
 /**
  * Preload (`node --import ./scripts/record-loads.mjs …`) that records which packages of
  * node_modules a process loads, for scripts/serve-start.mjs and the lazy-loading test.

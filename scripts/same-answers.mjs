@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-/* global console, process, URL, fetch, FormData, Blob */
 /**
  * The same answers before and after a change that should not change behaviour (a refactor):
  * a fixed set of CLI and HTTP API queries over the demo catalog, run black-box against one
