@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+/* global performance, setTimeout */
 /**
  * How long `lookalike serve` takes to start and how much memory it holds once started, and
  * what `import 'lookalike'` costs: the before/after figures of issue 22 (the lab and the
