@@ -12,7 +12,7 @@ import path from 'node:path';
 import { readCatalog } from '../src/catalog/index.js';
 import { SAMPLE_STRATA } from '../src/defaults.js';
 import { devCatalogDir, PACKAGE_ROOT } from '../src/paths.js';
-import { stratifiedSample } from '../src/tune/sample.js';
+import { stratifiedSample } from '../src/catalog/sample.js';
 
 const DEMO_SIZE = 300;
 const source = path.resolve(process.argv[2] ?? devCatalogDir());

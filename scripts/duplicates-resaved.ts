@@ -18,7 +18,7 @@ import { backboneSpace } from '../src/search/space.js';
 import { dotAt } from '../src/math/linalg.js';
 import { devCatalogDir } from '../src/paths.js';
 import { SAMPLE_STRATA } from '../src/defaults.js';
-import { stratifiedSample } from '../src/tune/sample.js';
+import { stratifiedSample } from '../src/catalog/sample.js';
 
 const out = path.resolve(process.argv[2] ?? 'resaved-catalog');
 const at = process.argv.indexOf('--photos');

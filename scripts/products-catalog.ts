@@ -18,9 +18,9 @@ import path from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import { readCatalog } from '../src/catalog/index.js';
 import { SAMPLE_STRATA } from '../src/defaults.js';
-import { idHashUnit } from '../src/eval/split.js';
+import { idHashUnit } from '../src/catalog/split.js';
 import { devCatalogDir } from '../src/paths.js';
-import { stratifiedSample } from '../src/tune/sample.js';
+import { stratifiedSample } from '../src/catalog/sample.js';
 
 const args = process.argv.slice(2);
 const out = path.resolve(args[0] ?? 'products-catalog');

@@ -171,3 +171,25 @@ export const ENV = {
   /** The chromium the page's browser tests drive. */
   chromium: 'LOOKALIKE_CHROMIUM',
 } as const;
+
+/**
+ * Shopper photos of training items embedded by default (`lookalike train --views`):
+ * measured with `lookalike robustness` (docs/shopper-photos.md). Here, not in train/, so
+ * the CLI's help names it without loading the trainer.
+ */
+export const DEFAULT_VIEWS = 3000;
+
+/**
+ * The image settings `lookalike tune` re-embeds a sample with by default: the reference
+ * input (224x224 stretched), padding to a square instead, keeping the photos' 3:4 aspect
+ * (168 wide x 224 high: no distortion, 25% fewer operations), and two smaller squares.
+ * Sizes are width x height, as in `lookalike index --size`. Here, not in lab/tune/, so the
+ * CLI's help names them without loading the lab.
+ */
+export const DEFAULT_IMAGE_SETTINGS: ReadonlyArray<{ width: number; height: number; resize: 'stretch' | 'pad' | 'crop' }> = [
+  { width: 224, height: 224, resize: 'stretch' },
+  { width: 224, height: 224, resize: 'pad' },
+  { width: 168, height: 224, resize: 'stretch' },
+  { width: 160, height: 160, resize: 'stretch' },
+  { width: 128, height: 128, resize: 'stretch' },
+];

@@ -9,7 +9,7 @@ import { withinRegion, type Localisation, type ProposedRegion, type Region } fro
 import { DEFAULT_LOCALISATION, photoBatchVectors, type PhotoVectors } from './photo/vectors.js';
 import { foregroundRegions, sceneRegions } from './photo/scene.js';
 import { PHOTO_ANN_CANDIDATES, searchPhoto } from './photo/search.js';
-import { defaultSettings, imageFingerprint, storedSettings, type EmbeddingSettings, type Pooling } from './model/registry.js';
+import { defaultSettings, imageFingerprint, POOLINGS, storedSettings, type EmbeddingSettings, type Pooling } from './model/registry.js';
 import { calibrationId } from './model/quantise.js';
 import { prepareImage } from './image/prepare.js';
 import { prepareOptionsFor } from './image/options.js';
@@ -362,7 +362,7 @@ export class Lookalike {
    */
   space(options: { pooling?: Pooling; mode?: string } = {}): EmbeddingSpace {
     checkChoice(options.mode, 'mode', MODES);
-    checkChoice(options.pooling, 'pooling', ['max', 'avg']);
+    checkChoice(options.pooling, 'pooling', POOLINGS);
     if (this.head && !options.pooling) return this.head.space(options.mode);
     return backboneSpace(options.pooling ?? this.settings.pooling, this.manifest.dimension);
   }

@@ -1,23 +1,35 @@
 /**
- * The `lookalike` command line as a value: each concern registers its commands from its
- * own module, all of them thin layers over the library. main.ts runs it on process.argv;
+ * The `lookalike` command line as a value: each command is registered from its own module
+ * (commands/<command>.ts), all of them thin layers over the library; the lab's commands
+ * load the lab (src/lab/) only when they run. main.ts runs it on process.argv;
  * tests run it in-process.
  */
 import { Command } from 'commander';
-import { registerCoreCommands } from './commands/core.js';
-import { registerQueueCommands } from './commands/queue.js';
+import { registerIndexCommand } from './commands/index.js';
+import { registerQueryCommand } from './commands/query.js';
+import { registerSimilarCommand } from './commands/similar.js';
+import { registerExportCommand } from './commands/export.js';
+import { registerRecommendCommand } from './commands/recommend.js';
+import { registerCopyCommand } from './commands/copy.js';
+import { registerInfoCommand } from './commands/info.js';
+import { registerWorkerCommand } from './commands/worker.js';
+import { registerStatusCommand } from './commands/status.js';
 import { registerBenchCommand } from './commands/bench.js';
-import { registerServeCommands } from './commands/serve.js';
+import { registerServeCommand } from './commands/serve.js';
+import { registerDemoCommand } from './commands/demo.js';
+import { registerBenchApiCommand } from './commands/bench-api.js';
 import { registerEvalCommand } from './commands/eval.js';
 import { registerAskingCommand } from './commands/asking.js';
 import { registerMapCommand } from './commands/map.js';
 import { registerTuneCommand } from './commands/tune.js';
 import { registerTrainCommand } from './commands/train.js';
-import { registerRobustnessCommand, registerTransferCommand } from './commands/robustness.js';
+import { registerRobustnessCommand } from './commands/robustness.js';
+import { registerTransferCommand } from './commands/transfer.js';
 import { registerCacheCommand } from './commands/cache.js';
 import { registerPrepareCommand } from './commands/prepare.js';
 import { registerProductCommands } from './commands/products.js';
-import { storeOption } from './shared.js';
+import { storeOption } from './options.js';
+import {  } from './shared.js';
 
 export function createProgram(): Command {
   const program = new Command()
@@ -35,20 +47,13 @@ Typical session:
   lookalike export --embeddings emb.csv --metadata meta.csv
   lookalike recommend -k 5 --out recommendations.csv`);
 
-  registerCoreCommands(program);
-  registerQueueCommands(program);
-  registerBenchCommand(program);
-  registerServeCommands(program);
-  registerEvalCommand(program);
-  registerAskingCommand(program);
-  registerMapCommand(program);
-  registerTuneCommand(program);
-  registerTrainCommand(program);
-  registerRobustnessCommand(program);
-  registerTransferCommand(program);
-  registerCacheCommand(program);
-  registerPrepareCommand(program);
-  registerProductCommands(program);
+  // In the order --help lists them.
+  for (const register of [
+    registerIndexCommand, registerQueryCommand, registerSimilarCommand, registerExportCommand, registerRecommendCommand, registerCopyCommand, registerInfoCommand,
+    registerWorkerCommand, registerStatusCommand, registerBenchCommand, registerServeCommand, registerDemoCommand, registerBenchApiCommand,
+    registerEvalCommand, registerAskingCommand, registerMapCommand, registerTuneCommand, registerTrainCommand, registerRobustnessCommand, registerTransferCommand,
+    registerCacheCommand, registerPrepareCommand, registerProductCommands,
+  ]) register(program);
   // Every command that opens an index can open it in a shared store instead.
   for (const command of program.commands) {
     if (command.options.some((o) => o.long === '--index')) command.addOption(storeOption());

@@ -1,39 +1,16 @@
 /**
- * What every CLI command shares: the --index option, number parsing, progress bars,
- * and turning errors into one line on stderr with a non-zero exit code.
+ * What every CLI command shares: number parsing, progress bars, output, and turning
+ * errors into one line on stderr with a non-zero exit code. The options themselves are
+ * declared in options.ts.
  */
 import path from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import cliProgress from 'cli-progress';
 import { asLookalikeError, LookalikeError } from '../errors.js';
-import { defaultIndexDir } from '../paths.js';
 import { DEFAULT_STORE_INDEX, ENV } from '../defaults.js';
 import { storeLocation } from '../store/location.js';
 import { parseAllowHosts } from '../image/url-policy.js';
 import { Lookalike } from '../lookalike.js';
-
-export function indexOption(): Option {
-  return new Option('--index <dir>', 'index folder; with --store, the index\'s name in the database').default(defaultIndexDir(), '.lookalike/ under the current directory').env(ENV.index);
-}
-
-/** `--store URL`: a shared PostgreSQL store instead of a folder; every command with --index has it. */
-export function storeOption(): Option {
-  return new Option('--store <url>', `PostgreSQL store, postgres://USER@HOST:5432/DATABASE; --index then names the index in it (default "${DEFAULT_STORE_INDEX}")`)
-    .env(ENV.store);
-}
-
-/**
- * An option that may also come from the environment variable `env` (`--help` shows both;
- * the flag wins). The value goes through the same parser and checks as the flag's.
- */
-export function envOption(flags: string, description: string, env: string): Option {
-  return new Option(flags, description).env(env);
-}
-
-/** `--catalog-root DIR` (serve, worker): this machine's copy of the catalog (catalog/relocate.ts). */
-export function catalogRootOption(): Option {
-  return envOption('--catalog-root <dir>', 'where this machine has the catalog, when not at the path it was indexed from: images are read at the same path under this folder (a file share mounted elsewhere)', 'LOOKALIKE_CATALOG_ROOT');
-}
 
 const TRUE = /^(1|true|yes|on)$/i;
 const FALSE = /^(0|false|no|off|)$/i;
@@ -71,16 +48,6 @@ function resolveStore(args: unknown[]): void {
   const fromEnv = process.env[ENV.index];
   const name = source === 'default' || source === 'env' ? (fromEnv && !fromEnv.includes('/') ? fromEnv : DEFAULT_STORE_INDEX) : String(flags.index);
   flags.index = storeLocation(flags.store, name);
-}
-
-/**
- * `--allow-host NAMES` (repeatable, comma-separated; default $LOOKALIKE_ALLOW_HOSTS): hosts a
- * URL catalog may fetch from although they are on this machine or a private network.
- */
-export function allowHostOption(): Option {
-  return new Option('--allow-host <hosts>', `for URL catalogs: hosts fetched although they are on this machine or a private network (your own image server), comma-separated host names or addresses; other private, loopback and link-local addresses are refused`)
-    .env(ENV.allowHosts)
-    .argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
 }
 
 /** The image fetching options of `--allow-host` (or its environment variable). */

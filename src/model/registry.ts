@@ -11,7 +11,9 @@ import { LookalikeError } from '../errors.js';
 const require = createRequire(import.meta.url);
 
 export type ResizeMode = 'stretch' | 'pad' | 'crop';
-export type Pooling = 'max' | 'avg';
+/** How the backbone's feature map becomes one vector; both are stored for every item. */
+export const POOLINGS = ['max', 'avg'] as const;
+export type Pooling = (typeof POOLINGS)[number];
 /**
  * The arithmetic the backbone runs in: float32 as converted, or int8 (model/quantise.ts:
  * integer kernels, about twice as fast on a CPU, cosine >= 0.99 to float32).

@@ -9,6 +9,7 @@ import type { FromSchema } from 'json-schema-to-ts';
 import { ACCEPTED_FORMATS } from '../image/prepare.js';
 import { DEFAULT_K, MAX_K_HTTP, MAX_PAGE_SIZE, PAGE_SIZE, SEARCH_MODES } from '../defaults.js';
 import { MAX_TEXT_CHARS, TEXT_MODES } from '../search/text.js';
+import { POOLINGS } from '../model/registry.js';
 import { MAX_EXAMPLES, RECOMMEND_STRATEGIES } from '../search/recommend.js';
 
 /** Photos one request may upload (a recommendation's liked and disliked photos together). */
@@ -51,7 +52,7 @@ const modeParam = {
   enum: [...MODES, 'color'],
   description: 'notion of similarity when the index has a trained head; without one the backbone is used and this is ignored',
 } as const;
-const poolingParam = { type: 'string', enum: ['max', 'avg'], description: "pooling of the backbone features (default: the index's)" } as const;
+const poolingParam = { type: 'string', enum: [...POOLINGS], description: "pooling of the backbone features (default: the index's)" } as const;
 
 /**
  * The part of the photo to search, relative to it: "x,y,w,h", each in 0..1 (the box a

@@ -8,9 +8,14 @@ import { isStoreUrl, parseLocation } from './location.js';
 import { readdirSync, rmSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { dropIndex, lockIndex, pgIndexIdentity, PgStore } from './postgres.js';
 import { SqliteStore } from './sqlite.js';
 import type { IndexLock, Store } from './types.js';
+
+/**
+ * PostgreSQL's module (and with it pg and pg-copy-streams) is loaded on the first
+ * `postgres://` location: a folder index, and `import 'lookalike'`, never load them.
+ */
+const postgres = () => import('./postgres.js');
 
 export interface OpenOptions {
   /** Make the index (folder and tables, or schema) when missing. */
@@ -19,17 +24,17 @@ export interface OpenOptions {
 }
 
 export async function openStore(location: string, options: OpenOptions = {}): Promise<Store> {
-  return isStoreUrl(location) ? PgStore.open(location, options) : SqliteStore.open(location, options);
+  return isStoreUrl(location) ? (await postgres()).PgStore.open(location, options) : SqliteStore.open(location, options);
 }
 
 /** The index's single-writer lock, taken before the store is opened for writing. */
 export async function lockStore(location: string, purpose: string): Promise<IndexLock> {
-  return isStoreUrl(location) ? lockIndex(parseLocation(location), purpose) : acquireIndexLock(location, purpose);
+  return isStoreUrl(location) ? (await postgres()).lockIndex(parseLocation(location), purpose) : acquireIndexLock(location, purpose);
 }
 
 /** Deletes a whole index: its folder, or its schema in PostgreSQL (benchmarks' throwaway indexes). */
 export async function removeIndex(location: string): Promise<void> {
-  if (isStoreUrl(location)) await dropIndex(parseLocation(location));
+  if (isStoreUrl(location)) await (await postgres()).dropIndex(parseLocation(location));
   else rmSync(location, { recursive: true, force: true });
 }
 
@@ -40,7 +45,7 @@ export async function removeIndex(location: string): Promise<void> {
  * A folder keeps whatever else it holds; the folder itself goes when this run made it.
  */
 export async function discardUnfinishedIndex(location: string, options: { folderExisted: boolean }): Promise<void> {
-  if (isStoreUrl(location)) return dropIndex(parseLocation(location));
+  if (isStoreUrl(location)) return (await postgres()).dropIndex(parseLocation(location));
   const db = path.join(location, INDEX_FILES.database);
   for (const file of [db, `${db}-wal`, `${db}-shm`]) rmSync(file, { force: true });
   if (!options.folderExisted) {
@@ -64,7 +69,7 @@ export function settleStore(store: Store): void {
  */
 export async function indexIdentity(location: string, options: { create?: boolean } = {}): Promise<string | undefined> {
   if (isStoreUrl(location)) {
-    const id = await pgIndexIdentity(parseLocation(location), options.create === true);
+    const id = await (await postgres()).pgIndexIdentity(parseLocation(location), options.create === true);
     return id === undefined ? undefined : `postgres:${id}`;
   }
   return realpath(location).catch(() => path.resolve(location));

@@ -11,14 +11,14 @@
  * the one step that runs the CNN, once per view, its vectors then stored with the index.
  */
 import { describeLocation, indexArgs } from '../store/location.js';
-import { DEFAULT_MODE, FASHION_LABELS } from '../defaults.js';
+import { DEFAULT_MODE, DEFAULT_VIEWS, FASHION_LABELS } from '../defaults.js';
 import { DEFAULT_LOCALISATION } from '../photo/vectors.js';
 import { LookalikeError } from '../errors.js';
 import { openStore } from '../store/open.js';
 import type { IndexManifest } from '../store/types.js';
 import { imageFingerprint } from '../model/registry.js';
-import { isHeldOut } from '../eval/split.js';
-import { evaluate, type AttributeResult } from '../eval/evaluate.js';
+import { isHeldOut } from '../catalog/split.js';
+import { evaluate, type AttributeResult } from '../lab/eval/evaluate.js';
 import { batchTopK, normaliseRows } from '../search/kernel.js';
 import { loadRawVectors, type RawVectors } from '../search/space.js';
 import { Random } from '../math/random.js';
@@ -27,7 +27,7 @@ import { applyReducer, fitReducer } from '../head/reduce.js';
 import { AdamW, DEFAULT_HYPER, forward, initParams, inputWidth, step, type Hyper, type NetShape, type Params, type TaskSpec } from '../head/network.js';
 import { backboneFeatures, Head, headId, MODES, type HeadMeta, type Mode, type ModeWeights } from '../head/head.js';
 import { installHead, type HeadRef } from '../head/index-head.js';
-import { DEFAULT_VIEWS, embedViews, planViews, type TrainingViews } from './views.js';
+import { embedViews, planViews, type TrainingViews } from './views.js';
 
 /** Measured with `lookalike robustness` (docs/shopper-photos.md). */
 export const WHITENING_SHRINKAGE = 0;

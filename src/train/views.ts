@@ -26,15 +26,12 @@ import { prepareImage, type PreparedImage } from '../image/prepare.js';
 import { prepareOptionsFor } from '../image/options.js';
 import type { RawVectors } from '../search/space.js';
 import { Random, sampleWithoutReplacement } from '../math/random.js';
-import { isHeldOut } from '../eval/split.js';
+import { isHeldOut } from '../catalog/split.js';
 import { PERTURBATIONS, perturbPhoto, type Perturbation } from '../photo/synthetic.js';
-import { QUERY_HOLDOUT } from '../eval/robustness.js';
+import { QUERY_HOLDOUT } from '../lab/eval/robustness.js';
 import { DEFAULT_LOCALISATION, photoBatchVectors } from '../photo/vectors.js';
 
 export const VIEWS_FILE = INDEX_FILES.views;
-
-/** Views embedded by default: measured with `lookalike robustness` (docs/shopper-photos.md). */
-export const DEFAULT_VIEWS = 3000;
 
 /**
  * Views' perturbPhoto seeds start here. Robustness uses querySeed(seed, i) = seed x

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { HAS_DEV_CATALOG, devIndex } from './dev-index.js';
 import { Lookalike } from '../../src/lookalike.js';
 import { trainHead } from '../../src/train/train.js';
-import { evaluateIndex } from '../../src/eval/evaluate-index.js';
+import { evaluateIndex } from '../../src/lab/eval/evaluate-index.js';
 
 // ANN against exact search on real ResNet50 embeddings of 1,000 dev catalog items, in the
 // plain backbone's space and in every mode of a head trained on a copy of the index.

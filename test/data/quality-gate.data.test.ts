@@ -17,8 +17,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Lookalike } from '../../src/lookalike.js';
-import { evaluateIndex } from '../../src/eval/evaluate-index.js';
-import { evaluateRobustness } from '../../src/eval/robustness.js';
+import { evaluateIndex } from '../../src/lab/eval/evaluate-index.js';
+import { evaluateRobustness } from '../../src/lab/eval/robustness.js';
 import { DEV_CATALOG, DEV_INDEX_SIZE, HAS_DEV_CATALOG, devIndex } from './dev-index.js';
 
 /** articleType precision@5: the default may trail float32 by at most this (AVX2 main trailed by 0.04). */

@@ -9,7 +9,7 @@ import { writeHeadFile } from '../../src/head/head.js';
 import { PHOTO_BLEND } from '../../src/photo/search.js';
 import { Lookalike } from '../../src/lookalike.js';
 import { buildIndex } from '../../src/indexing/build.js';
-import { evaluateIndex } from '../../src/eval/evaluate-index.js';
+import { evaluateIndex } from '../../src/lab/eval/evaluate-index.js';
 
 // The real thing on real photos: 1,000 dev catalog items embedded with ResNet50, a head
 // trained on 80% of them, figures on the 20% never trained on.

@@ -9,8 +9,13 @@ import ts from 'typescript';
  * nor anything higher. The order is the data flow of the README's design section: what
  * stores and searches vectors knows nothing of training, evaluation or HTTP.
  * A new folder must be given a layer here, on purpose.
+ *
+ * Two parts, one above the other: the product (what `import 'lookalike'` and `lookalike
+ * serve` run) and, beside it, the lab (src/lab/: benchmarks, evaluation, tuning, charts)
+ * with the trainer of the head. The lab uses the product; the product never uses the lab.
+ * The folders of src/lab/ are layers of their own ("lab/eval").
  */
-const LAYERS: string[][] = [
+const PRODUCT_LAYERS: string[][] = [
   ['errors', 'defaults'],
   ['validate'],
   ['paths'],
@@ -24,13 +29,16 @@ const LAYERS: string[][] = [
   ['indexing'],
   ['queue'],
   ['lookalike'],
-  ['viz'],
-  ['eval'],
-  ['tune', 'train'],
-  ['bench', 'index'],
-  ['server'],
-  ['cli'],
+  ['index', 'server'],
 ];
+const LAB_LAYERS: string[][] = [
+  ['lab/viz'],
+  ['lab/eval'],
+  ['lab/tune', 'train'],
+  ['lab/bench'],
+];
+const LAYERS: string[][] = [...PRODUCT_LAYERS, ...LAB_LAYERS, ['cli']];
+const LAB = new Set(LAB_LAYERS.flat());
 
 const SRC = path.resolve(import.meta.dirname, '../../src');
 const rank = new Map(LAYERS.flatMap((names, i) => names.map((n) => [n, i] as const)));
@@ -55,9 +63,33 @@ function importsOf(file: string): string[] {
 /** Import graph keyed by paths relative to src/ ("search/engine.ts"). */
 type Graph = Map<string, string[]>;
 
-/** `search/engine.ts` -> `search`; `lookalike.ts` -> `lookalike`. */
+/** `search/engine.ts` -> `search`; `lookalike.ts` -> `lookalike`; `lab/eval/report.ts` -> `lab/eval`. */
 function moduleOfPath(file: string): string {
-  return file.split('/')[0].replace(/\.ts$/, '');
+  const parts = file.split('/');
+  return (parts[0] === 'lab' && parts.length > 2 ? `lab/${parts[1]}` : parts[0]).replace(/\.ts$/, '');
+}
+
+/**
+ * The lab and trainer modules a CLI file imports statically (type-only imports aside):
+ * the CLI loads them with import() inside the command that needs them, so that the other
+ * commands (serve above all) start without them.
+ */
+function staticLabImports(file: string): string[] {
+  const source = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.Latest);
+  const found: string[] = [];
+  for (const statement of source.statements) {
+    const typeOnly = (ts.isImportDeclaration(statement) && statement.importClause?.isTypeOnly === true)
+      || (ts.isExportDeclaration(statement) && statement.isTypeOnly);
+    if (!(ts.isImportDeclaration(statement) || ts.isExportDeclaration(statement)) || typeOnly || !statement.moduleSpecifier) continue;
+    if (ts.isImportDeclaration(statement) && statement.importClause?.namedBindings && ts.isNamedImports(statement.importClause.namedBindings)
+      && statement.importClause.namedBindings.elements.length > 0 && !statement.importClause.name
+      && statement.importClause.namedBindings.elements.every((e) => e.isTypeOnly)) continue;
+    const spec = (statement.moduleSpecifier as ts.StringLiteral).text;
+    if (!spec.startsWith('.')) continue;
+    const target = rel(path.resolve(path.dirname(file), spec.replace(/\.js$/, '.ts')));
+    if (LAB.has(moduleOfPath(target))) found.push(`${rel(file)} -> ${target}`);
+  }
+  return found;
 }
 
 function upwardImports(graph: Graph): string[] {
@@ -110,6 +142,17 @@ describe('src/ architecture', () => {
     expect(upwardImports(graph)).toEqual([]);
   });
 
+  it('keeps the lab beside the product: no product module imports the lab or the trainer', () => {
+    const product = new Set(PRODUCT_LAYERS.flat());
+    const intoLab = [...graph].flatMap(([from, tos]) => (product.has(moduleOfPath(from)) ? tos.filter((to) => LAB.has(moduleOfPath(to))).map((to) => `${from} -> ${to}`) : []));
+    expect(intoLab).toEqual([]);
+    expect([...graph.keys()].filter((f) => f.startsWith('lab/')).every((f) => LAB.has(moduleOfPath(f)))).toBe(true);
+  });
+
+  it('loads the lab from the CLI only inside the commands that run it (import(), not a static import)', () => {
+    expect(files.filter((f) => rel(f).startsWith('cli/')).flatMap(staticLabImports)).toEqual([]);
+  });
+
   it('has no import cycle between files, type-only imports included', () => {
     expect(importCycles(graph)).toEqual([]);
   });
@@ -118,14 +161,14 @@ describe('src/ architecture', () => {
     const bad: Graph = new Map([
       ['search/engine.ts', ['search/space.ts', 'train/train.ts']],
       ['search/space.ts', ['model/registry.ts']],
-      ['train/train.ts', ['search/engine.ts', 'eval/evaluate.ts']],
-      ['tune/tune.ts', ['train/train.ts']],
+      ['train/train.ts', ['search/engine.ts', 'lab/eval/evaluate.ts']],
+      ['lab/tune/tune.ts', ['train/train.ts']],
       ['model/registry.ts', []],
-      ['eval/evaluate.ts', []],
+      ['lab/eval/evaluate.ts', []],
     ]);
     expect(upwardImports(bad)).toEqual([
       'search/engine.ts -> train/train.ts (search may not import train)',
-      'tune/tune.ts -> train/train.ts (tune may not import train)',
+      'lab/tune/tune.ts -> train/train.ts (lab/tune may not import train)',
     ]);
     expect(importCycles(bad)).toEqual(['search/engine.ts -> train/train.ts -> search/engine.ts']);
   });

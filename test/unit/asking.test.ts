@@ -13,7 +13,7 @@ import { storeLocation } from '../../src/store/location.js';
 import { isLookalikeError } from '../../src/errors.js';
 import { foregroundRegions } from '../../src/photo/scene.js';
 import { textTerms } from '../../src/search/text.js';
-import { measurePhotoPlusWords, measureRecommend, measureShopTheLook, measureText } from '../../src/eval/asking.js';
+import { measurePhotoPlusWords, measureRecommend, measureShopTheLook, measureText } from '../../src/lab/eval/asking.js';
 import { defaultItems, drawProduct, makeCatalog, tempDir } from '../helpers/fixtures.js';
 import { dropIndex, freshIndexName, PG_URL, startPglite } from '../helpers/pg.js';
 import { runCli } from '../helpers/cli.js';

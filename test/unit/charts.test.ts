@@ -5,7 +5,7 @@ import sharp from 'sharp';
 import {
   categoryChart, confusionChart, lineChart, mapChart, perClassChart, renderSvg, scoreHistogramChart,
   svgToPng, topClasses, tradeOffChart, writeChart, type ChartSpec,
-} from '../../src/viz/charts.js';
+} from '../../src/lab/viz/charts.js';
 import { scoreHistogram } from '../../src/math/stats.js';
 import { tempDir } from '../helpers/fixtures.js';
 

@@ -3,8 +3,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { buildIndex } from '../../src/indexing/build.js';
 import { Lookalike } from '../../src/lookalike.js';
-import { evaluateIndex } from '../../src/eval/evaluate-index.js';
-import { computeMap, readMapFile } from '../../src/viz/map.js';
+import { evaluateIndex } from '../../src/lab/eval/evaluate-index.js';
+import { computeMap, readMapFile } from '../../src/lab/viz/map.js';
 import { defaultItems, makeCatalog, tempDir } from '../helpers/fixtures.js';
 import { runCli } from '../helpers/cli.js';
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { evaluate, findNeighbours, scoreAttribute } from '../../src/eval/evaluate.js';
-import { isHeldOut } from '../../src/eval/split.js';
+import { evaluate, findNeighbours, scoreAttribute } from '../../src/lab/eval/evaluate.js';
+import { isHeldOut } from '../../src/catalog/split.js';
 import { batchTopK, normaliseRows } from '../../src/search/kernel.js';
-import { leaveOneOutTopK } from '../../src/eval/all-pairs.js';
+import { leaveOneOutTopK } from '../../src/lab/eval/all-pairs.js';
 import { Random } from '../../src/math/random.js';
 
 /** Clustered unit vectors: each class has a centre, items are noisy copies of it. */

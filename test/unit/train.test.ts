@@ -7,7 +7,7 @@ import { SqliteStore } from '../../src/store/sqlite.js';
 import { DEFAULT_LOCALISATION, Lookalike } from '../../src/lookalike.js';
 import { buildIndex } from '../../src/indexing/build.js';
 import { batchTopK, normaliseRows } from '../../src/search/kernel.js';
-import { isHeldOut } from '../../src/eval/split.js';
+import { isHeldOut } from '../../src/catalog/split.js';
 import { Random } from '../../src/math/random.js';
 import { classWeights, editKind, planLabels } from '../../src/train/labels.js';
 import { parseLabelSpec, trainHead, VIEW_TASK, type TrainOptions } from '../../src/train/train.js';
@@ -19,7 +19,7 @@ import { AdamW, DEFAULT_HYPER, initParams, step, type NetShape, type TaskSpec } 
 import { makeCatalog, tempDir } from '../helpers/fixtures.js';
 import { runCli } from '../helpers/cli.js';
 import { decodeViews, planViews, VIEW_SEED_BASE, VIEWS_FILE } from '../../src/train/views.js';
-import { QUERY_HOLDOUT, querySeed } from '../../src/eval/robustness.js';
+import { QUERY_HOLDOUT, querySeed } from '../../src/lab/eval/robustness.js';
 import { PERTURBATIONS, perturbPhoto, type Perturbation } from '../../src/photo/synthetic.js';
 
 const DIM = 32;

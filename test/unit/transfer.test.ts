@@ -10,8 +10,8 @@ import sharp from 'sharp';
 import { buildIndex } from '../../src/indexing/build.js';
 import { Lookalike } from '../../src/lookalike.js';
 import { trainHead } from '../../src/train/train.js';
-import { evaluateTransfer } from '../../src/eval/transfer.js';
-import { isHeldOut } from '../../src/eval/split.js';
+import { evaluateTransfer } from '../../src/lab/eval/transfer.js';
+import { isHeldOut } from '../../src/catalog/split.js';
 import { makeCatalog, tempDir, type FixtureItem, type Shape } from '../helpers/fixtures.js';
 import { runCli } from '../helpers/cli.js';
 

@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest';
 import { LookalikeError } from '../../src/errors.js';
 import { exactKnn } from '../../src/math/knn.js';
 import { Random } from '../../src/math/random.js';
-import { klDivergence, tsne, tsneExact } from '../../src/viz/tsne.js';
+import { klDivergence, tsne, tsneExact } from '../../src/lab/viz/tsne.js';
 
 /** `clusters` isotropic Gaussian blobs (unit variance) around centres drawn with
  *  standard deviation `spread`; points are interleaved so labels are i % clusters. */

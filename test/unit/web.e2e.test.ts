@@ -7,7 +7,7 @@ import type { Browser, Page } from 'playwright-core';
 import { buildIndex } from '../../src/indexing/build.js';
 import { Lookalike } from '../../src/lookalike.js';
 import { DEFAULT_K } from '../../src/defaults.js';
-import { applyTuned, tune } from '../../src/tune/tune.js';
+import { applyTuned, tune } from '../../src/lab/tune/tune.js';
 import { createServer } from '../../src/server/app.js';
 import { PACKAGE_ROOT } from '../../src/paths.js';
 import { defaultItems, drawProduct, makeCatalog, tempDir } from '../helpers/fixtures.js';

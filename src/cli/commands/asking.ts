@@ -2,8 +2,8 @@
  * `lookalike eval-asking`: the measurements of docs/asking.md (recommend from examples,
  * words, shop the look) on an index of the dev catalog.
  */
-import { measurePhotoPlusWords, measureRecommend, measureShopTheLook, measureText } from '../../eval/asking.js';
-import { action, indexOption, intArg, print, printJson, table, withIndex, type Command } from '../shared.js';
+import { indexOption } from '../options.js';
+import { action, intArg, print, printJson, table, withIndex, type Command } from '../shared.js';
 
 const f3 = (v: number) => v.toFixed(3);
 const ms = (v: number) => `${v.toFixed(1)} ms`;
@@ -19,6 +19,7 @@ export function registerAskingCommand(program: Command): void {
     .option('--seed <n>', 'seed of the visits and scenes drawn', intArg('seed', 0), 26)
     .option('--json', 'print JSON')
     .action(action(async (flags: { index: string; visits: number; scenes: number; text: boolean; photoWords: number; seed: number; json?: boolean }) => {
+      const { measurePhotoPlusWords, measureRecommend, measureShopTheLook, measureText } = await import('../../lab/eval/asking.js');
       await withIndex(flags.index, async (lookalike) => {
         const result = {
           recommend: flags.visits ? await measureRecommend(lookalike, flags.visits, flags.seed) : undefined,

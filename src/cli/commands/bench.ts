@@ -1,12 +1,10 @@
 import { INDEX_BATCH_SIZE } from '../../defaults.js';
+import type { Timing } from '../../lab/bench/ann.js';
 import { Option } from 'commander';
-import { runCoreBench } from '../../bench/core.js';
-import { runQueueBench } from '../../bench/queue.js';
-import { runIndexSearchBench, runServingProbe, runSyntheticBench, type Timing } from '../../bench/ann.js';
 import { devCatalogDir } from '../../paths.js';
-import { runDbSearchBench, runStoreBench } from '../../bench/store.js';
 import { describeLocation } from '../../store/location.js';
-import { action, floatArg, indexOption, intArg, print, printJson as printJsonPlain, table, type Command } from '../shared.js';
+import { indexOption } from '../options.js';
+import { action, floatArg, intArg, print, printJson as printJsonPlain, table, type Command } from '../shared.js';
 import { cpuLine, describeCpu, int8KernelsSaturate } from '../../model/cpu.js';
 import os from 'node:os';
 
@@ -33,6 +31,10 @@ export function registerBenchCommand(program: Command): void {
     .option('--json', 'print JSON')
     .addHelpText('after', '\nExamples:\n  lookalike bench\n  lookalike bench --ann\n  lookalike bench --synthetic 1000000\n  lookalike bench --queue redis://127.0.0.1:6379 --items 160\n  lookalike bench --queue redis://127.0.0.1:6379 --store postgres://postgres@127.0.0.1:5432/test   # the queue + PostgreSQL path')
     .action(action(async (flags: { index: string; catalog: string; items: number; rounds: number; queries?: number; batch: number; queue?: string; ann?: boolean; synthetic?: number; noise: number; serveProbe?: string; storeLoad?: boolean; dbSearch?: boolean; store?: string; json?: boolean }) => {
+      const { runCoreBench } = await import('../../lab/bench/core.js');
+      const { runQueueBench } = await import('../../lab/bench/queue.js');
+      const { runIndexSearchBench, runServingProbe, runSyntheticBench } = await import('../../lab/bench/ann.js');
+      const { runDbSearchBench, runStoreBench } = await import('../../lab/bench/store.js');
       const log = (m: string) => process.stderr.write(`${m}\n`);
       if (flags.serveProbe) return printJsonPlain(runServingProbe(flags.serveProbe));
       // Every figure names the machine it was taken on: the CPU, whether its int8 kernels sum

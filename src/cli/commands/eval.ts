@@ -3,16 +3,16 @@
  * quality of the index against the catalog's own labels, as a terminal table, JSON, and
  * a report folder with charts and CSV tables.
  */
+import type { IndexEvalResult } from '../../lab/eval/evaluate-index.js';
+import type * as EvalReport from '../../lab/eval/report.js';
 import { headRefOf } from '../../head/index-head.js';
-import { DEFAULT_K, SEARCH_MODES } from '../../defaults.js';
+import { DEFAULT_K } from '../../defaults.js';
 import type { SearchMethod } from '../../search/engine.js';
 import { Option } from 'commander';
 import path from 'node:path';
-import { evaluateIndex, type IndexEvalResult } from '../../eval/evaluate-index.js';
-import { CATEGORY_FIELDS, describeProtocol, metricHeader, metricRows, writeEvalReport } from '../../eval/report.js';
-import { mapData, readMapFile } from '../../viz/map.js';
 import type { Pooling } from '../../model/registry.js';
-import { action, collect, floatArg, indexOption, intArg, print, printJson, progressBar, table, withIndex, type Command } from '../shared.js';
+import { indexOption, modeOption, poolingOption } from '../options.js';
+import { action, collect, floatArg, intArg, print, printJson, progressBar, table, withIndex, type Command } from '../shared.js';
 
 interface EvalFlags {
   index: string; k: number; attr: string[]; queries?: number; pooling?: Pooling; mode?: string; search?: SearchMethod;
@@ -21,7 +21,8 @@ interface EvalFlags {
 
 const f3 = (v: number) => v.toFixed(3);
 
-export function printEvalTable(result: IndexEvalResult): void {
+/** `report`: lab/eval/report.ts, loaded by the command. */
+export function printEvalTable(result: IndexEvalResult, { describeProtocol, metricHeader, metricRows }: typeof EvalReport): void {
   print(`${result.space}, ${describeProtocol(result)}, k=${result.k}`);
   print(table([
     metricHeader(result.k),
@@ -51,14 +52,18 @@ export function registerEvalCommand(program: Command): void {
     .option('-k, --k <n>', 'neighbours per query', intArg('k', 1, 1000), DEFAULT_K)
     .option('--attr <column>', 'attribute (CSV column) to score against; repeatable (default: articleType, subCategory, masterCategory, gender, baseColour, usage)', collect, [])
     .option('--queries <fraction>', 'evaluate a held-out share of items (stable split by id hash) against the other items only, e.g. 0.2', floatArg('queries', 0, 1))
-    .addOption(new Option('--pooling <kind>', 'pooling of the backbone features (default: the index\'s)').choices(['max', 'avg']))
-    .option('--mode <mode>', `notion of similarity when the index has a trained head: ${SEARCH_MODES.join(', ')}`)
+    .addOption(poolingOption())
+    .addOption(modeOption())
     .addOption(new Option('--search <method>', 'find neighbours exactly (default) or through the ANN index, as searches do (to compare the two)').choices(['exact', 'ann']))
     .option('--per-class', 'also print per-class tables and confusion matrices (10 most frequent classes)')
     .option('--json', 'print the full result as JSON')
     .option('--report <dir>', 'write a report folder: index.html with charts, PNG/SVG charts, CSV tables')
     .addHelpText('after', '\nExamples:\n  lookalike eval -k 5\n  lookalike eval --attr articleType --attr gender --queries 0.2 --json\n  lookalike eval --report eval-report')
     .action(action(async (flags: EvalFlags) => {
+      const { evaluateIndex } = await import('../../lab/eval/evaluate-index.js');
+      const report = await import('../../lab/eval/report.js');
+      const { CATEGORY_FIELDS, writeEvalReport } = report;
+      const { mapData, readMapFile } = await import('../../lab/viz/map.js');
       const started = performance.now();
       await withIndex(flags.index, async (lookalike) => {
         const head = headRefOf(lookalike.manifest);
@@ -79,7 +84,7 @@ export function registerEvalCommand(program: Command): void {
         bar.stop();
         if (flags.json) printJson(result);
         else {
-          printEvalTable(result);
+          printEvalTable(result, report);
           if (flags.perClass) printPerClass(result, 10);
         }
         if (flags.report) {

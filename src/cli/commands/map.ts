@@ -2,13 +2,11 @@
  * `lookalike map`: a 2-D t-SNE map of the index's embedding space, stored as
  * <index>/map.json (served to the web page) and drawn as PNG and SVG.
  */
-import { Option } from 'commander';
+import type { MapPhase } from '../../lab/viz/map.js';
 import path from 'node:path';
-import { computeMap, mapData, writeMapFile, type MapPhase } from '../../viz/map.js';
-import { mapChart, writeChart } from '../../viz/charts.js';
-import { resolveAttributes } from '../../eval/evaluate-index.js';
 import type { Pooling } from '../../model/registry.js';
-import { action, badOption, floatArg, indexOption, intArg, print, progressBar, withIndex, type Command } from '../shared.js';
+import { indexOption, modeOption, poolingOption } from '../options.js';
+import { action, badOption, floatArg, intArg, print, progressBar, withIndex, type Command } from '../shared.js';
 
 interface MapFlags {
   index: string; color?: string; out?: string; perplexity: number; iterations: number; sample?: number;
@@ -30,11 +28,14 @@ export function registerMapCommand(program: Command): void {
     .option('--iterations <n>', 't-SNE iterations', intArg('iterations', 50, 10_000), 1000)
     .option('--sample <n>', 'map only n items drawn at random', intArg('sample', 10))
     .option('--seed <n>', 'random seed (same seed, same map)', intArg('seed', 0), 0)
-    .addOption(new Option('--pooling <kind>', 'pooling of the backbone features (default: the index\'s)').choices(['max', 'avg']))
-    .option('--mode <mode>', 'notion of similarity when the index has a trained head')
+    .addOption(poolingOption())
+    .addOption(modeOption('notion of similarity when the index has a trained head'))
     .option('--json', 'print timings and file names as JSON')
     .addHelpText('after', '\nExamples:\n  lookalike map\n  lookalike map --color baseColour --out maps\n  lookalike map --sample 5000 --iterations 750')
     .action(action(async (flags: MapFlags) => {
+      const { computeMap, mapData, writeMapFile } = await import('../../lab/viz/map.js');
+      const { mapChart, writeChart } = await import('../../lab/viz/charts.js');
+      const { resolveAttributes } = await import('../../lab/eval/evaluate-index.js');
       await withIndex(flags.index, async (lookalike) => {
         const columns = lookalike.manifest.catalog.columns;
         let attribute: string | undefined;

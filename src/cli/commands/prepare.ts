@@ -8,7 +8,8 @@ import { Option } from 'commander';
 import { prepareModel } from '../../lookalike.js';
 import { BACKBONES, DEFAULT_BACKBONE } from '../../model/registry.js';
 import { describeLocation } from '../../store/location.js';
-import { action, envOption, indexOption, print, printJson, type Command } from '../shared.js';
+import { envOption, indexOption } from '../options.js';
+import { action, print, printJson, type Command } from '../shared.js';
 
 export function registerPrepareCommand(program: Command): void {
   program.command('prepare')

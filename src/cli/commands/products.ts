@@ -3,8 +3,9 @@
  * product photos (the same packshot under two ids, re-uploads), as a table, JSON or CSV.
  */
 import { DUPLICATE_NEIGHBOURS, DUPLICATE_THRESHOLD, SHOWN_COLUMNS } from '../../defaults.js';
-import { action, floatArg, indexOption, intArg, print, printJson, progressBar, table, withIndex, type Command } from '../shared.js';
-import { writeCsv } from './core.js';
+import { indexOption } from '../options.js';
+import { action, floatArg, intArg, print, printJson, progressBar, table, withIndex, type Command } from '../shared.js';
+import { writeCsv } from '../csv.js';
 
 /** Groups printed in full by the plain-text report; --json and --csv hold them all. */
 const SHOWN_GROUPS = 20;

@@ -1,25 +1,20 @@
 /**
- * `lookalike serve`: the web page and the HTTP API over an index, from one process; and
- * `lookalike bench-api`: latency of POST /api/search and the server's peak memory.
+ * `lookalike serve`: the web page and the HTTP API over an index, from one process (also
+ * what `lookalike demo` runs).
  */
-import { mkdirSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { Option } from 'commander';
 import type { Logger } from 'pino';
-import { DEFAULT_K, MAX_K_HTTP, QUEUE_CONCURRENCY, QUEUE_MAX_WAITING, SERVICE_DEFAULTS } from '../../defaults.js';
+import { QUEUE_CONCURRENCY, QUEUE_MAX_WAITING, SERVICE_DEFAULTS } from '../../defaults.js';
 import { buildIndex } from '../../indexing/build.js';
 import { Lookalike } from '../../lookalike.js';
 import { SEARCH_SETTINGS, type SearchSetting } from '../../search/engine.js';
 import { asLookalikeError, LookalikeError } from '../../errors.js';
 import { describeLocation } from '../../store/location.js';
 import { createServer, DEFAULT_MAX_UPLOAD_BYTES } from '../../server/app.js';
-import { runApiBench } from '../../bench/api.js';
-import { demoCatalogDir, demoIndexDir } from '../../paths.js';
-import { action, badOption, catalogRootOption, envOption, indexOption, intArg, print, printJson, progressBar, table, type Command } from '../shared.js';
+import { catalogRootOption, envOption, indexOption } from '../options.js';
+import { action, badOption, intArg, print, progressBar, type Command } from '../shared.js';
 import { createLogger, logFormatOption, logLevelOption, type LogFormat, type LogLevel } from '../log.js';
 
-interface ServeFlags {
+export interface ServeFlags {
   index: string;
   catalog?: string;
   catalogRoot?: string;
@@ -37,7 +32,7 @@ interface ServeFlags {
   shutdownSeconds: number;
 }
 
-export function registerServeCommands(program: Command): void {
+export function registerServeCommand(program: Command): void {
   program.command('serve')
     .description('Serve the web page and the HTTP API (/api, OpenAPI at /api/openapi.json) over an index. Works offline: everything is bundled. Health: /api/health/live, /api/health/ready; Prometheus metrics: /metrics.')
     .addOption(indexOption())
@@ -62,58 +57,6 @@ export function registerServeCommands(program: Command): void {
       await serveIndex(flags);
     }));
 
-  program.command('demo')
-    .description('Serve a demo: the 300 product photos shipped with Lookalike (demo/catalog), indexed on first use into your cache folder, then the web page. Needs nothing but the package.')
-    .option('-p, --port <n>', 'TCP port (0 picks a free one)', intArg('port', 0, 65535), 3000)
-    .option('--host <address>', 'address to listen on (0.0.0.0 for every interface)', '127.0.0.1')
-    .option('--folder <dir>', 'where the demo index is kept (default: lookalike/demo-VERSION in your cache folder, $XDG_CACHE_HOME or ~/.cache)')
-    .addHelpText('after', '\nNext step, your own catalog (styles.csv + images/, or any folder of photos):\n  lookalike index ../shared/datasets/fashion-small --sample 1500 && lookalike serve')
-    .action(action(async (flags: { port: number; host: string; folder?: string }) => {
-      const indexDir = flags.folder ?? writableDemoIndexDir();
-      print(`Demo catalog: ${demoCatalogDir()} (index: ${indexDir})`);
-      try {
-        await indexFirst(demoCatalogDir(), indexDir);
-      } catch (err) {
-        // The default folder is the demo's own cache: one it cannot bring up to date (made by
-        // another model or arithmetic, or damaged) is made again; a folder the user named is not touched.
-        if (flags.folder !== undefined || !(err instanceof LookalikeError)) throw err;
-        print(`Demo index: ${err.message} Making it again.`);
-        rmSync(indexDir, { recursive: true, force: true });
-        await indexFirst(demoCatalogDir(), indexDir);
-      }
-      await serveIndex({
-        index: indexDir, port: flags.port, host: flags.host, concurrency: QUEUE_CONCURRENCY, queue: QUEUE_MAX_WAITING, maxUploadMb: DEFAULT_MAX_UPLOAD_BYTES / 1024 / 1024,
-        logFormat: 'auto', logLevel: 'info', maxStaleness: SERVICE_DEFAULTS.maxStalenessSeconds, drainSeconds: 0, shutdownSeconds: SERVICE_DEFAULTS.shutdownSeconds,
-      });
-    }));
-
-  program.command('bench-api')
-    .description('Latency of POST /api/search (photo upload to JSON) against a real server in a child process, and the peak memory of that server.')
-    .addOption(indexOption())
-    .option('--requests <n>', 'searches to time', intArg('requests', 1, 100_000), 200)
-    .option('--concurrency <n>', 'requests in flight at once', intArg('concurrency', 1, 64), 1)
-    .option('--k <n>', 'results per search', intArg('k', 1, MAX_K_HTTP), DEFAULT_K)
-    .addOption(new Option('--search <method>', 'the server\'s search setting (serve --search)').choices([...SEARCH_SETTINGS]))
-    .option('--json', 'print JSON')
-    .action(action(async (flags: { index: string; requests: number; concurrency: number; k: number; search?: SearchSetting; json?: boolean }) => {
-      const r = await runApiBench({ indexDir: flags.index, requests: flags.requests, concurrency: flags.concurrency, k: flags.k, search: flags.search, log: (m) => process.stderr.write(`${m}\n`) });
-      if (flags.json) return printJson(r);
-      print(`index: ${r.indexDir} (${r.items.toLocaleString('en-US')} items); ${r.requests} uploads of catalog photos, concurrency ${r.concurrency}, k=${r.k}${flags.search ? `, serve --search ${flags.search}` : ''}`);
-      print(table([
-        ['measure', 'value'],
-        ['server start-up (process start to listening)', `${r.startup.listeningSeconds.toFixed(2)} s`],
-        ['server ready (model + vectors loaded)', `${r.startup.readySeconds.toFixed(2)} s`],
-        ['server RSS once ready, before the first request', `${r.memory.idleRssMiB.toFixed(0)} MiB`],
-        ['POST /api/search latency p50', `${r.latency.p50ms.toFixed(1)} ms`],
-        ['POST /api/search latency p90', `${r.latency.p90ms.toFixed(1)} ms`],
-        ['POST /api/search latency p99', `${r.latency.p99ms.toFixed(1)} ms`],
-        ['POST /api/search latency max', `${r.latency.maxMs.toFixed(1)} ms`],
-        ['throughput', `${r.throughput.toFixed(1)} searches/s`],
-        ['server peak RSS during the run (sampled every 50 ms)', `${r.memory.peakRssDuringRunMiB.toFixed(0)} MiB`],
-        ['server peak RSS over its life (VmHWM)', `${r.memory.vmHwmMiB.toFixed(0)} MiB`],
-        ['answers other than 200', String(r.errors)],
-      ]));
-    }));
 }
 
 /**
@@ -157,7 +100,7 @@ function followStore(lookalike: Lookalike, logger: Logger): () => Promise<void> 
 }
 
 /** Opens an index and serves the page and the API until SIGINT or SIGTERM. */
-async function serveIndex(flags: ServeFlags): Promise<void> {
+export async function serveIndex(flags: ServeFlags): Promise<void> {
   const logger = createLogger('serve', flags.logFormat, flags.logLevel);
   const lookalike = await Lookalike.open(flags.index, { search: flags.search, catalogRoot: flags.catalogRoot });
   const app = await createServer(lookalike, {
@@ -211,7 +154,7 @@ async function serveIndex(flags: ServeFlags): Promise<void> {
   process.on('SIGTERM', () => void stop('SIGTERM'));
 }
 
-async function indexFirst(catalog: string, indexDir: string): Promise<void> {
+export async function indexFirst(catalog: string, indexDir: string): Promise<void> {
   const bar = progressBar('indexing', 'img');
   let started = false;
   const report = await buildIndex({
@@ -231,18 +174,4 @@ async function readyLine(app: Awaited<ReturnType<typeof createServer>>): Promise
   const model = await app.modelReady;
   if (model.state === 'failed') return { failed: true, message: `lookalike: the model could not be loaded: ${model.message} Searches by item still work; searches by photo will fail.` };
   return { failed: false, message: `Model ready in ${(performance.now() / 1000).toFixed(2)} s since start: photo searches now answer at full speed.` };
-}
-
-/**
- * The per-user demo folder, or one under the temporary folder when that cannot be created
- * (a read-only home in a container).
- */
-function writableDemoIndexDir(): string {
-  const preferred = demoIndexDir();
-  try {
-    mkdirSync(preferred, { recursive: true });
-    return preferred;
-  } catch {
-    return path.join(os.tmpdir(), `${path.basename(preferred)}-${os.userInfo().username}`);
-  }
 }

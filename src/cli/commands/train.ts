@@ -2,15 +2,14 @@
  * `lookalike train`: a fashion head over the frozen backbone, learnt from the catalog's
  * own labels (train/train.ts), or `--off` to go back to plain ImageNet features.
  */
+import type { TrainReport } from '../../train/train.js';
 import { Option } from 'commander';
-import { parseLabelSpec, trainHead, type TrainReport } from '../../train/train.js';
 import { describeLocation } from '../../store/location.js';
 import { removeHead } from '../../head/index-head.js';
-import { DEFAULT_MODE } from '../../defaults.js';
+import { DEFAULT_MODE, DEFAULT_VIEWS, HEAD_LABELS } from '../../defaults.js';
 import { MODES, writeHeadFile, type Mode } from '../../head/head.js';
-import { DEFAULT_LABELS } from '../../train/labels.js';
-import { DEFAULT_VIEWS } from '../../train/views.js';
-import { action, badOption, floatArg, indexOption, intArg, print, printJson, table, type Command } from '../shared.js';
+import { indexOption } from '../options.js';
+import { action, badOption, floatArg, intArg, print, printJson, table, type Command } from '../shared.js';
 
 interface TrainFlags {
   index: string;
@@ -33,7 +32,7 @@ export function registerTrainCommand(program: Command): void {
   program.command('train')
     .description('Learn a fashion head from the catalog\'s own labels over the stored backbone vectors (no CNN re-run, minutes on a CPU) and make it the index\'s embedding. --off goes back to plain ImageNet features.')
     .addOption(indexOption())
-    .option('--labels <columns>', `label columns to learn, comma-separated, each with an optional loss weight (column:2); default: those of ${DEFAULT_LABELS.join(',')} the catalog has (gender weighted 2, subCategory and masterCategory 0.5). Colour columns shape the colour part`)
+    .option('--labels <columns>', `label columns to learn, comma-separated, each with an optional loss weight (column:2); default: those of ${HEAD_LABELS.join(',')} the catalog has (gender weighted 2, subCategory and masterCategory 0.5). Colour columns shape the colour part`)
     .option('--dim <n>', 'width of the style part of the embedding', intArg('dim', 8, 1024))
     .option('--epochs <n>', 'most epochs (training stops earlier when held-out figures stop improving)', intArg('epochs', 1, 500))
     .option('--holdout <share>', 'share of items (by id hash) never trained on: validation, early stopping and the reported figures', floatArg('holdout', 0.01, 0.9), 0.2)
@@ -58,6 +57,7 @@ Examples:
   lookalike eval --queries 0.2 --mode colour       # held-out figures, never the trained items
   lookalike train --off`)
     .action(action(async (flags: TrainFlags) => {
+      const { parseLabelSpec, trainHead } = await import('../../train/train.js');
       if (flags.off) {
         if (flags.labels || flags.dim || flags.epochs || flags.save || typeof flags.views === 'number') badOption('--off removes the head; it takes no training options.');
         const had = await removeHead(flags.index);

@@ -2,14 +2,14 @@
  * `lookalike tune`: sweep the settings that change recommendations and show quality
  * against speed and memory; `--apply` stores the best search settings in the index.
  */
+import type { ImageSetting } from '../../lab/tune/tune.js';
 import { describeLocation } from '../../store/location.js';
 import path from 'node:path';
 import { InvalidArgumentError } from 'commander';
-import { DEFAULT_K } from '../../defaults.js';
-import { applyTuned, rebuildCommand, tune, DEFAULT_IMAGE_SETTINGS, type ImageSetting } from '../../tune/tune.js';
-import { bestLines, imageTable, vectorTable, writeTuneReport } from '../../tune/report.js';
-import type { Pooling, ResizeMode } from '../../model/registry.js';
-import { action, collect, floatArg, indexOption, intArg, print, printJson, progressBar, table, withIndex, type Command } from '../shared.js';
+import { DEFAULT_IMAGE_SETTINGS, DEFAULT_K } from '../../defaults.js';
+import { POOLINGS, type Pooling, type ResizeMode } from '../../model/registry.js';
+import { indexOption } from '../options.js';
+import { action, collect, floatArg, intArg, print, printJson, progressBar, table, withIndex, type Command } from '../shared.js';
 
 interface TuneFlags {
   index: string; sample: number; sizes?: Array<{ width: number; height: number }>; resize?: ResizeMode[]; dims: number[]; k: number[];
@@ -36,10 +36,10 @@ const oneOf = <T extends string>(name: string, allowed: readonly T[]) => (s: str
 };
 const fmt = (c: string | number) => (typeof c === 'number' ? (Number.isInteger(c) ? String(c) : c < 10 ? c.toFixed(3) : c.toFixed(1)) : c);
 
-const describeSettings = (list: ImageSetting[]) => list.map((s) => `${s.width}x${s.height} ${s.resize}`).join(', ');
+const describeSettings = (list: readonly ImageSetting[]) => list.map((s) => `${s.width}x${s.height} ${s.resize}`).join(', ');
 
 /** --sizes x --resize when either is given, else the default list. */
-function imageSettings(flags: TuneFlags): ImageSetting[] {
+function imageSettings(flags: TuneFlags): readonly ImageSetting[] {
   if (!flags.sizes && !flags.resize) return DEFAULT_IMAGE_SETTINGS;
   const sizes = flags.sizes ?? [{ width: 224, height: 224 }];
   const resizes = flags.resize ?? ['stretch'];
@@ -55,7 +55,7 @@ export function registerTuneCommand(program: Command): void {
     .option('--resize <list>', 'resize modes to try: stretch, pad, crop (with --sizes, or alone with 224x224)', list('resize', oneOf('resize', ['stretch', 'pad', 'crop'] as const)))
     .option('--dims <list>', 'embedding sizes to try (PCA fitted on the catalog)', list('dims', intArg('dims', 2, 8192)), [2048, 1024, 512, 256, 128])
     .option('--k <list>', 'numbers of neighbours to try', list('k', intArg('k', 1, 200)), [1, 5, 10, 20])
-    .option('--pooling <list>', 'poolings to try', list('pooling', oneOf('pooling', ['max', 'avg'] as const)), ['max', 'avg'] as Pooling[])
+    .option('--pooling <list>', 'poolings to try', list('pooling', oneOf('pooling', POOLINGS)), [...POOLINGS] as Pooling[])
     .option('--compare-k <n>', 'the k at which settings are compared', intArg('compare-k', 1, 200), DEFAULT_K)
     .option('--attr <column>', 'attribute that defines a good neighbour (first one; default articleType) and others to report; repeatable', collect, [])
     .option('--target-precision <p>', 'precision that k and the threshold must keep', floatArg('target-precision', 0.01, 1), 0.8)
@@ -66,6 +66,8 @@ export function registerTuneCommand(program: Command): void {
     .option('--json', 'print the result as JSON')
     .addHelpText('after', `\nImage settings tried by default: ${describeSettings(DEFAULT_IMAGE_SETTINGS)}.\n\nExamples:\n  lookalike tune --report tune-report\n  lookalike tune --sample 0 --apply                 # stored-vector settings only, then apply\n  lookalike tune --sizes 224x224,128x128 --resize stretch --sample 2000`)
     .action(action(async (flags: TuneFlags) => {
+      const { applyTuned, rebuildCommand, tune } = await import('../../lab/tune/tune.js');
+      const { bestLines, imageTable, vectorTable, writeTuneReport } = await import('../../lab/tune/report.js');
       await withIndex(flags.index, async (lookalike) => {
         const log = (m: string) => process.stderr.write(`${m}\n`);
         let stage = '';
