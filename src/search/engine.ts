@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { Store, StoredItem, VectorKind, VectorMatrix } from '../store/types.js';
 import { DEFAULT_K } from '../defaults.js';
 import { LookalikeError } from '../errors.js';
-import { checkK, checkThreshold } from '../validate.js';
+import { checkThreshold } from '../validate.js';
 import { batchTopK, topK, topKAsync, topKFromScores, TopKSelector, type Hit, type TopKOptions } from './kernel.js';
 import { filterMask, type Filters } from './filters.js';
 import type { EmbeddingSpace, RawVectors } from './space.js';
@@ -111,6 +111,10 @@ const FILTER_DEPTH = 2;
 const FILTER_TRUSTED_SHARE = 0.25;
 
 export interface SearchOptions {
+  /**
+   * Results wanted. Checked once, where the library is entered (Lookalike), not here: the
+   * engine's own fetches may go past MAX_K (a boost's candidates, excluded examples).
+   */
   k?: number;
   threshold?: number;
   filters?: Filters;
@@ -299,7 +303,7 @@ export class SearchEngine {
    * the score shown stays the cosine, the threshold applies to it).
    */
   async find(space: EmbeddingSpace, query: Float32Array, options: FindOptions = {}): Promise<SearchHit[]> {
-    const k = checkK(options.k ?? DEFAULT_K);
+    const k = options.k ?? DEFAULT_K;
     const boost = options.text && options.textMode === 'boost';
     const excluded = new Set((options.excludeIds ?? []).filter((id) => this.rowById.has(id)));
     const fetch = boost ? Math.max(100, k * BOOST_CANDIDATES_PER_RESULT) : k;
@@ -340,12 +344,12 @@ export class SearchEngine {
     if (options.text && options.textMode !== 'boost') for (let r = 0; r < mask.length; r++) mask[r] &= options.text.mask[r];
     if (options.text && options.textMode === 'boost') for (let r = 0; r < scores.length; r++) scores[r] += TEXT_BOOST * options.text.relevance[r];
     for (const id of options.excludeIds ?? []) { const r = this.rowById.get(id); if (r !== undefined) mask[r] = 0; }
-    return this.toResults(topKFromScores(scores, { k: checkK(options.k ?? DEFAULT_K), threshold: checkThreshold(options.threshold), mask }));
+    return this.toResults(topKFromScores(scores, { k: options.k ?? DEFAULT_K, threshold: checkThreshold(options.threshold), mask }));
   }
 
   /** Products matching words, best text match first (a text search without a photo). */
   textResults(text: TextHits, options: SearchOptions = {}): SearchHit[] {
-    const k = checkK(options.k ?? DEFAULT_K);
+    const k = options.k ?? DEFAULT_K;
     const mask = this.maskOf(options.filters);
     const rows = [...text.rows].filter((r) => !mask || mask[r]).slice(0, k);
     return this.toResults(rows.map((row) => ({ row, score: text.relevance[row] })));
@@ -382,7 +386,7 @@ export class SearchEngine {
       throw new LookalikeError('BAD_OPTION', { message: 'search "db" (answered by the database) needs an index in PostgreSQL with the pgvector extension; this one is not: search "exact" or "ann".' });
     }
     if (space.id !== 'backbone:max') throw new LookalikeError('BAD_OPTION', { message: `search "db" searches the backbone's max-pooled vectors only, not ${space.id}: ask for pooling "max" (and no head mode), or search "exact" or "ann".` });
-    const k = checkK(options.k ?? DEFAULT_K);
+    const k = options.k ?? DEFAULT_K;
     const hits = await this.store.searchVectors(query, { k, threshold: checkThreshold(options.threshold), filters: options.filters, excludeId: options.excludeId, text: options.text });
     return this.toResults(hits.flatMap((h) => {
       const row = this.rowById.get(h.id);
@@ -583,7 +587,7 @@ export class SearchEngine {
   /** `rowMask`: the rows eligible, already combining the filters with anything else (find). */
   private topKOptions(options: SearchOptions & { excludeId?: string; rowMask?: Uint8Array }): TopKOptions {
     return {
-      k: checkK(options.k ?? DEFAULT_K),
+      k: options.k ?? DEFAULT_K,
       threshold: checkThreshold(options.threshold),
       mask: options.rowMask ?? this.maskOf(options.filters),
       exclude: options.excludeId !== undefined ? this.rowById.get(options.excludeId) : undefined,
