@@ -631,14 +631,14 @@ export class Lookalike {
 
   private catalogFolder(): Promise<string | undefined> {
     const dir = this.catalogRoot();
-    if (this.catalogFolderCache?.dir !== dir) {
-      const real = realpath(dir).catch(() => undefined);
-      const cached = { dir, real };
-      this.catalogFolderCache = cached;
+    let cached = this.catalogFolderCache;
+    if (cached?.dir !== dir) {
+      const fresh = { dir, real: realpath(dir).catch(() => undefined) };
+      this.catalogFolderCache = cached = fresh;
       // A folder missing now may be mounted later: looked up again on the next request.
-      void real.then((r) => { if (r === undefined && this.catalogFolderCache === cached) this.catalogFolderCache = undefined; });
+      void fresh.real.then((r) => { if (r === undefined && this.catalogFolderCache === fresh) this.catalogFolderCache = undefined; });
     }
-    return this.catalogFolderCache!.real;
+    return cached.real;
   }
 
   /** The trained head's spaces, when the index has a head (`lookalike train`). */
