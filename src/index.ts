@@ -23,7 +23,7 @@ export type { AnnMeta, SyncReport } from './search/ann.js';
 export type { Variant } from './search/variants.js';
 export type { ImageSource } from './image/prepare.js';
 export type { CatalogPhoto } from './image/catalog-photo.js';
-export type { Localisation, ProposedRegion, Region } from './model/localise.js';
+export type { Localisation, ProposedRegion, Region } from './photo/localise.js';
 export type { Arithmetic } from './model/embedder.js';
 export type { Filters } from './search/filters.js';
 export type { EmbeddingSpace, RawVectors } from './search/space.js';

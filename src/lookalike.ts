@@ -8,19 +8,20 @@ import sharp from 'sharp';
 import { DEFAULT_K, DEFAULT_THRESHOLD, DUPLICATE_NEIGHBOURS, DUPLICATE_THRESHOLD, INDEX_FILES, MAX_K, STYLE_ID_COLUMNS } from './defaults.js';
 import { LookalikeError } from './errors.js';
 import { Embedder, indexArithmetic, type Arithmetic } from './model/embedder.js';
-import type { Localisation, ProposedRegion, Region } from './model/localise.js';
-import { DEFAULT_LOCALISATION, expandedQuery, photoBatchVectors, sceneRegions, withinRegion, type PhotoVectors } from './query/photo.js';
+import { withinRegion, type Localisation, type ProposedRegion, type Region } from './photo/localise.js';
+import { DEFAULT_LOCALISATION, photoBatchVectors, type PhotoVectors } from './photo/vectors.js';
+import { foregroundRegions, sceneRegions } from './photo/scene.js';
+import { PHOTO_ANN_CANDIDATES, searchPhoto } from './photo/search.js';
 import { defaultSettings, imageFingerprint, storedSettings, type EmbeddingSettings, type Pooling } from './model/registry.js';
 import { calibrationId } from './model/quantise.js';
 import { inspectImage, prepareImage, type ImageSource } from './image/prepare.js';
 import { readCatalogPhoto, type CatalogPhoto } from './image/catalog-photo.js';
-import { foregroundRegions } from './image/objects.js';
 import { prepareOptionsFor } from './image/options.js';
 import { openStore } from './store/open.js';
 import { storeCacheDir } from './paths.js';
 import { describeLocation, indexArgs } from './store/location.js';
 import type { IndexManifest, Store, VectorKind } from './store/types.js';
-import { SearchEngine, PHOTO_ANN_CANDIDATES, SEARCH_SETTINGS, type FindOptions, type SearchHit, type SearchMethod, type SearchOptions, type SearchSetting, type SpaceMatrix, type TextHits } from './search/engine.js';
+import { SearchEngine, SEARCH_SETTINGS, type FindOptions, type SearchHit, type SearchMethod, type SearchOptions, type SearchSetting, type SpaceMatrix, type TextHits } from './search/engine.js';
 import type { AnnIndex, AnnMeta, SyncReport } from './search/ann.js';
 import type { Filters } from './search/filters.js';
 import { checkText, TEXT_MODES, type TextMode } from './search/text.js';
@@ -122,12 +123,12 @@ export interface PhotoOptions {
   localise?: Localisation;
   /**
    * When the top result stands out, search the rest with its vector added (default true;
-   * query/photo.ts expandedQuery). false: the photo's own vector only.
+   * photo/search.ts expandedQuery). false: the photo's own vector only.
    */
   expand?: boolean;
 }
 
-export { DEFAULT_LOCALISATION, photoVectors, type PhotoVectors } from './query/photo.js';
+export { DEFAULT_LOCALISATION, photoVectors, type PhotoVectors } from './photo/vectors.js';
 /** The formats a photo may be in (sniffed from its bytes, not its name). */
 export { ACCEPTED_FORMATS } from './image/prepare.js';
 
@@ -663,7 +664,7 @@ export class Lookalike {
 
   /**
    * The space a photo is searched in: as `space`, except that a head's space is blended with
-   * the plain backbone (head/index-head.ts PHOTO_BLEND), which keeps shopper photos found.
+   * the plain backbone (photo/search.ts PHOTO_BLEND), which keeps shopper photos found.
    */
   photoSpace(options: { pooling?: Pooling; mode?: string } = {}): EmbeddingSpace {
     if (this.head && !options.pooling) return this.head.photoSpace(options.mode);
@@ -745,7 +746,7 @@ export class Lookalike {
     const prepared = await prepareImage(given.input, { ...prepareOptionsFor(this.settings), label: given.label, maxPixels: given.maxPixels, crop: photo.crop, source: given.source });
     const embedder = await this.loadEmbedder();
     const [vectors] = await photoBatchVectors(embedder, this.settings, [{ input: given.input, prepared, crop: photo.crop, label: given.label, maxPixels: given.maxPixels }], photo.localise ?? DEFAULT_LOCALISATION);
-    // Products apart on a plain background (image/objects.ts), relative to the (cropped) photo.
+    // Products apart on a plain background (photo/scene.ts foregroundRegions), relative to the (cropped) photo.
     const products = foregroundRegions(prepared.rgb, this.settings.width, this.settings.height);
     // Width over height of the part looked at (the shopper's box, or the whole photo).
     const aspect = (prepared.source.width * (photo.crop?.w ?? 1)) / Math.max(1, prepared.source.height * (photo.crop?.h ?? 1));
@@ -801,25 +802,18 @@ export class Lookalike {
   }
 
   /**
-   * A photo's query vector searched: when its top result stands out, the rest with that
-   * product's vector added (query/photo.ts expandedQuery); the threshold applies to the list.
+   * A photo's query vector searched (photo/search.ts searchPhoto): when its top result
+   * stands out, the rest with that product's vector added; the threshold applies to the list.
    */
   private async searchPhotoQuery(space: EmbeddingSpace, query: Float32Array, options: QueryOptions & PhotoOptions, k: number, threshold: number | undefined, text: TextHits | undefined): Promise<{ results: SearchHit[]; expanded: boolean; groupedBy?: string }> {
     const search = { candidates: PHOTO_ANN_CANDIDATES, ...options, text, textMode: options.textMode };
-    // Two results at least, to see whether the top one stands out; the threshold applies
-    // to the list returned (below), not to that look. The look is visual only: words
-    // re-rank, they do not say which product the photo shows.
-    const first = await this.engine.find(space, query, { ...search, text: undefined, threshold: undefined, k: Math.max(k, 2) });
-    const next = options.expand !== false && first.length >= 2
-      ? expandedQuery(query, first.map((r) => r.score), await this.engine.vectorOfForSearch(space, first[0].id, options.search))
-      : undefined;
-    // The first look serves as it is when nothing changed since (no expansion, no words) and it holds enough.
-    const fetch = async (want: number) => {
-      const hits = !next && !text && (want <= first.length || first.length < Math.max(k, 2)) ? first : await this.engine.find(space, next ?? query, { ...search, threshold: undefined, k: want });
-      return hits.filter((r) => threshold === undefined || r.score >= threshold);
-    };
+    const { fetch, expanded } = await searchPhoto(query, { k, threshold, expand: options.expand !== false, words: !!text }, {
+      look: (q, want) => this.engine.find(space, q, { ...search, text: undefined, threshold: undefined, k: want }),
+      find: (q, want) => this.engine.find(space, q, { ...search, threshold: undefined, k: want }),
+      vectorOf: (id) => this.engine.vectorOfForSearch(space, id, options.search),
+    });
     const { results, groupedBy } = await this.finish(k, options, fetch);
-    return { results, expanded: !!next, groupedBy };
+    return { results, expanded, groupedBy };
   }
 
   /**
@@ -842,8 +836,8 @@ export class Lookalike {
     const { results, expanded, groupedBy } = await this.searchPhotoQuery(space, space.embed(raw), options, k, threshold, text);
     // Found inside the shopper's box: given in the whole photo's coordinates.
     const regions = options.crop ? raw.regions.map((r) => ({ ...withinRegion(options.crop, r), score: r.score })) : raw.regions;
-    // One look per product: apart on a plain background where the photo has one (image/
-    // objects.ts), else the strong blobs of a look at the photo's own aspect (query/photo.ts).
+    // One look per product (photo/scene.ts): apart on a plain background where the photo
+    // has one, else the strong blobs of a look at the photo's own aspect.
     let looks: Look[] | undefined;
     if (options.shopTheLook) {
       const products = raw.products.length

@@ -7,7 +7,7 @@ import { runIndexingBench, type IndexingBench } from './indexing.js';
 import { Lookalike } from '../lookalike.js';
 import { topK, topKAsync } from '../search/kernel.js';
 import { percentile } from '../math/stats.js';
-import { PERTURBATIONS, perturbPhoto } from '../eval/perturb.js';
+import { PERTURBATIONS, perturbPhoto } from '../photo/synthetic.js';
 
 export interface CoreBenchResult {
   catalogItems: number;
@@ -16,7 +16,7 @@ export interface CoreBenchResult {
   model: string;
   query: { runs: number; p50ms: number; p95ms: number };
   /**
-   * Shopper photos (eval/perturb.ts, every kind in turn), file bytes to results: one pass
+   * Shopper photos (photo/synthetic.ts, every kind in turn), file bytes to results: one pass
    * with centred pooling and no expansion (what a photo query did before zoom), and the
    * default (zoom + expansion), taking turns on the same photos.
    */

@@ -9,7 +9,7 @@
 import { Random } from '../math/random.js';
 import type { Lookalike } from '../lookalike.js';
 import { averageQuery, type RecommendStrategy } from '../search/recommend.js';
-import { scenePhoto } from './perturb.js';
+import { scenePhoto } from '../photo/synthetic.js';
 import { checkText } from '../search/text.js';
 import { percentile } from '../math/stats.js';
 
@@ -193,7 +193,7 @@ export async function measureRecommend(lookalike: Lookalike, visits = 200, seed 
 }
 
 /**
- * Scene photos of 2-4 products of different articleTypes (eval/perturb.ts scenePhoto): per
+ * Scene photos of 2-4 products of different articleTypes (photo/synthetic.ts scenePhoto): per
  * placed product, whether the very product is in the top 10 of the whole photo's results,
  * and of some region's (shop the look); how many regions were proposed; median latencies.
  */

@@ -6,7 +6,7 @@
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { escapeHtml, writeHtmlReport, type WrittenReport } from './report.js';
-import { PERTURBATION_LABELS } from './perturb.js';
+import { PERTURBATION_LABELS } from '../photo/synthetic.js';
 import type { RobustnessResult, RobustnessRow } from './robustness.js';
 import type { Lookalike } from '../lookalike.js';
 

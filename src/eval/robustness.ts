@@ -1,6 +1,6 @@
 /**
  * How well does search survive shopper photos? Each query is a catalog item photographed
- * anew (eval/perturb.ts); the index still holds its packshot. We report, per kind of
+ * anew (photo/synthetic.ts); the index still holds its packshot. We report, per kind of
  * change and overall, for the plain backbone and every mode of the head, and for each way
  * of pooling the query (whole photo, or localised on the product):
  *   - recall@1 and recall@10 of the very product;
@@ -11,19 +11,20 @@
  * uses), so a head never trained on a query's item; the photos are seeded, so the same
  * seed gives the same queries on any machine.
  */
-import { PERTURBATIONS, perturbPhoto, type Perturbation } from './perturb.js';
+import { PERTURBATIONS, perturbPhoto, type Perturbation } from '../photo/synthetic.js';
 import { isHeldOut } from './split.js';
 import { Random, sampleWithoutReplacement } from '../math/random.js';
 import { prepareImage, type PreparedImage } from '../image/prepare.js';
 import { prepareOptionsFor } from '../image/options.js';
 import { batchTopK, type BatchHits } from '../search/kernel.js';
-import { PHOTO_ANN_CANDIDATES, type SearchMethod } from '../search/engine.js';
+import type { SearchMethod } from '../search/engine.js';
 import { backboneSpace, type EmbeddingSpace } from '../search/space.js';
-import { LOCALISATIONS, type Localisation } from '../model/localise.js';
+import { LOCALISATIONS, type Localisation } from '../photo/localise.js';
 import { MODES } from '../head/head.js';
 import { headRefOf } from '../head/index-head.js';
 import type { Lookalike } from '../lookalike.js';
-import { expandedQuery, photoBatchVectorsBy } from '../query/photo.js';
+import { photoBatchVectorsBy } from '../photo/vectors.js';
+import { expandedQuery, PHOTO_ANN_CANDIDATES } from '../photo/search.js';
 
 export interface RobustnessOptions {
   /** Number of shopper photos (spread evenly over the kinds). */
@@ -52,7 +53,7 @@ export interface RobustnessRow {
   /** Short name of the space for tables: plain, head style, ... */
   spaceLabel: string;
   localise: Localisation;
-  /** Whether the results were searched with the top result's vector added (query/photo.ts expandedQuery). */
+  /** Whether the results were searched with the top result's vector added (photo/search.ts expandedQuery). */
   expanded: boolean;
   queries: number;
   recallAt1: number;
@@ -207,7 +208,7 @@ export function resultKey(spaceLabel: string, localise: Localisation, expanded: 
 }
 
 /**
- * The hits a photo search returns with expansion (query/photo.ts expandedQuery): queries
+ * The hits a photo search returns with expansion (photo/search.ts expandedQuery): queries
  * whose top result stands out are searched again with its vector added, the others keep
  * their hits.
  */

@@ -18,20 +18,12 @@ import { LookalikeError } from '../errors.js';
 import { imageFingerprint, type EmbeddingSettings } from '../model/registry.js';
 import type { IndexManifest, Store } from '../store/types.js';
 import type { SearchEngine } from '../search/engine.js';
-import { backboneSpace, blendedSpace, loadRawVectors, type EmbeddingSpace, type RawVectors } from '../search/space.js';
+import { loadRawVectors, type EmbeddingSpace, type RawVectors } from '../search/space.js';
+import { photoBlendSpace } from '../photo/search.js';
 import { openStore } from '../store/open.js';
 import { backboneKey, decodeHead, encodeHead, readHeadFile, recentredHead, type Head, type Mode } from './head.js';
 
 export const HEAD_FILE = INDEX_FILES.head;
-
-/**
- * Share of the head in the space photos are searched in; the rest is the plain backbone
- * (max pooling). The head learnt from packshots on white: on a shopper's photo (busy
- * background, dim warm light) its vector drifts off what it knows, while ImageNet
- * features stay put. Blending keeps the head's say on what looks alike and the
- * backbone's grip on the very product. Chosen with `lookalike robustness` (docs/shopper-photos.md).
- */
-export const PHOTO_BLEND = 0.2;
 
 /** What the manifest records about the index's head. */
 export interface HeadRef {
@@ -205,12 +197,12 @@ export class HeadSpaces {
     } catch { /* read-only index folder: recomputed on the next open */ }
   }
 
-  /** The space photos (not catalog items) are searched in for `mode`: see PHOTO_BLEND. */
+  /** The space photos (not catalog items) are searched in for `mode` (photo/search.ts PHOTO_BLEND), made once. */
   photoSpace(modeName?: string): EmbeddingSpace {
     const key = `photo:${this.head.mode(modeName)}`;
     let space = this.photoSpaces.get(key);
     if (!space) {
-      space = blendedSpace(this.space(modeName), backboneSpace('max', this.head.meta.features.backboneDim), PHOTO_BLEND);
+      space = photoBlendSpace(this.space(modeName), this.head.meta.features.backboneDim);
       this.photoSpaces.set(key, space);
     }
     return space;

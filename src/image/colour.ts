@@ -6,6 +6,10 @@
  *
  * 4 (L) x 6 (a) x 6 (b) = 144 bins with trilinear soft assignment, so that near colours
  * share mass; square-rooted (Hellinger) and L2-normalised so cosine similarity compares them.
+ *
+ * One histogram for both sides: every catalog item's at indexing (image/prepare.ts), and a
+ * shopper's photo's counting only the pixels under the product's cells (`cells`,
+ * photo/vectors.ts), so that the two compare.
  */
 export const COLOUR_BINS = { l: 4, a: 6, b: 6 } as const;
 export const COLOUR_DIMENSION = COLOUR_BINS.l * COLOUR_BINS.a * COLOUR_BINS.b;
@@ -27,33 +31,16 @@ export function rgbToLab(r: number, g: number, b: number): [number, number, numb
   return [116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)];
 }
 
-/** A pixel is background when it is near-white, as on catalog photos. */
-function isBackground(r: number, g: number, b: number): boolean {
+/**
+ * A pixel is background when it is near-white, as on catalog photos (also the packshot
+ * test of a shopper's photo, photo/vectors.ts whiteBorderShare).
+ */
+export function isWhiteBackground(r: number, g: number, b: number): boolean {
   return r > 235 && g > 235 && b > 235;
 }
 
 /**
- * Share of a photo's border (the outer 1/28 of each side) that is near-white background: 1
- * for a packshot on white, as the catalog's; a shopper's photo has a wall, a table or other
- * products there.
- */
-export function whiteBorderShare(rgb: Uint8Array, width: number, height: number): number {
-  const bx = Math.max(1, Math.round(width / 28)), by = Math.max(1, Math.round(height / 28));
-  let n = 0, white = 0;
-  for (let y = 0; y < height; y++) {
-    const edgeRow = y < by || y >= height - by;
-    for (let x = 0; x < width; x++) {
-      if (!edgeRow && x >= bx && x < width - bx) continue;
-      const o = (y * width + x) * 3;
-      n++;
-      if (isBackground(rgb[o], rgb[o + 1], rgb[o + 2])) white++;
-    }
-  }
-  return n ? white / n : 0;
-}
-
-/**
- * Which cells of a coarse grid over the image hold the product (model/localise.ts): pixels
+ * Which cells of a coarse grid over the image hold the product (photo/localise.ts): pixels
  * outside them are background even when they are not white (a shopper's photo).
  */
 export interface CellMask { mask: Uint8Array; gridW: number; gridH: number }
@@ -92,7 +79,7 @@ function accumulate(
     for (let x = 0; x < width; x += step) {
       const i = (y * width + x) * 3;
       const r = rgb[i], g = rgb[i + 1], b = rgb[i + 2];
-      if (maskBackground && isBackground(r, g, b)) continue;
+      if (maskBackground && isWhiteBackground(r, g, b)) continue;
       if (inside && !inside(x, y)) continue;
       const [L, A, B] = rgbToLab(r, g, b);
       // Continuous bin coordinates, bin centres at integers.

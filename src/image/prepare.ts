@@ -9,7 +9,7 @@ import { MAX_PIXELS } from '../defaults.js';
 import { LookalikeError } from '../errors.js';
 import type { ResizeMode } from '../model/registry.js';
 import { colourHistogram } from './colour.js';
-import type { Region } from '../model/localise.js';
+import type { CropBox } from '../validate.js';
 import { isAccepted, readHead, sniffFormat } from './sniff.js';
 
 export const ACCEPTED_FORMATS = ['jpeg', 'png', 'webp'] as const;
@@ -26,7 +26,7 @@ export interface PrepareOptions {
   /** Name used in error messages (a path, "the upload", ...). */
   label?: string;
   /** Only this part of the photo (relative x, y, w, h), e.g. the box a shopper drew. */
-  crop?: Region;
+  crop?: CropBox;
   /** The header inspectImage read already, for these very bytes and limit: not read again. */
   source?: ImageSource;
 }
@@ -83,7 +83,7 @@ export async function inspectImage(input: string | Buffer, label: string, maxPix
 }
 
 /** A relative region in pixels of the upright image, at least one pixel wide and high. */
-function cropRect(crop: Region, width: number, height: number): { left: number; top: number; width: number; height: number } {
+function cropRect(crop: CropBox, width: number, height: number): { left: number; top: number; width: number; height: number } {
   const clamp = (v: number) => Math.min(1, Math.max(0, v));
   const x0 = clamp(crop.x), y0 = clamp(crop.y), x1 = clamp(crop.x + crop.w), y1 = clamp(crop.y + crop.h);
   const left = Math.min(width - 1, Math.floor(x0 * width));

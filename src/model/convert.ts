@@ -10,7 +10,7 @@
  *   - `features_max`: GlobalMaxPooling2D over the last feature map (the reference design)
  *   - `features_avg`: GlobalAveragePooling2D over the same map
  *   - `feature_map`: the last feature map itself (n x features x h/32 x w/32), which says
- *     where in the photo the object is (query-time localisation, see model/localise.ts)
+ *     where in the photo the object is (query-time localisation, see photo/localise.ts)
  *   - `<dense>`: the classifier output (e.g. ImageNet softmax), when the model has one.
  */
 import { readFile } from 'node:fs/promises';

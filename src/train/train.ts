@@ -12,7 +12,7 @@
  */
 import { describeLocation, indexArgs } from '../store/location.js';
 import { DEFAULT_MODE, FASHION_LABELS } from '../defaults.js';
-import { DEFAULT_LOCALISATION } from '../query/photo.js';
+import { DEFAULT_LOCALISATION } from '../photo/vectors.js';
 import { LookalikeError } from '../errors.js';
 import { openStore } from '../store/open.js';
 import type { IndexManifest } from '../store/types.js';

@@ -1,7 +1,7 @@
 /**
  * Shopper-photo views of training items, for `lookalike train` (issue #9): the head learnt
  * from packshots on white only, so on a shopper's photo its vector drifts away. Here a
- * sample of the training items is photographed anew (eval/perturb.ts, every kind), each
+ * sample of the training items is photographed anew (photo/synthetic.ts, every kind), each
  * photo run through the backbone once and pooled exactly as a photo query is (the query
  * path's localisation, lookalike.ts photoVectors), and the raw vectors are stored with the
  * index, so that reruns of `train` read them instead of running the CNN again. Training
@@ -21,15 +21,15 @@ import { openStore } from '../store/open.js';
 import type { ImageSource, IndexManifest } from '../store/types.js';
 import { Embedder } from '../model/embedder.js';
 import { imageFingerprint, storedSettings } from '../model/registry.js';
-import type { Localisation } from '../model/localise.js';
+import type { Localisation } from '../photo/localise.js';
 import { prepareImage, type PreparedImage } from '../image/prepare.js';
 import { prepareOptionsFor } from '../image/options.js';
 import type { RawVectors } from '../search/space.js';
 import { Random, sampleWithoutReplacement } from '../math/random.js';
 import { isHeldOut } from '../eval/split.js';
-import { PERTURBATIONS, perturbPhoto, type Perturbation } from '../eval/perturb.js';
+import { PERTURBATIONS, perturbPhoto, type Perturbation } from '../photo/synthetic.js';
 import { QUERY_HOLDOUT } from '../eval/robustness.js';
-import { DEFAULT_LOCALISATION, photoBatchVectors } from '../query/photo.js';
+import { DEFAULT_LOCALISATION, photoBatchVectors } from '../photo/vectors.js';
 
 export const VIEWS_FILE = INDEX_FILES.views;
 
@@ -97,7 +97,7 @@ export interface TrainingViews {
 
 export interface ViewsMeta {
   format: 'lookalike-views';
-  /** 2: pooled by the two-pass zoom with its packshot gate (query/photo.ts); older views are embedded again. */
+  /** 2: pooled by the two-pass zoom with its packshot gate (photo/vectors.ts); older views are embedded again. */
   version: 2;
   /** Backbone weights, image preparation and precision: views of another model are useless. */
   model: string;

@@ -6,7 +6,7 @@ import { mkdtempSync } from 'node:fs';
 import { DEV_CATALOG, HAS_DEV_CATALOG, devIndex, devSubsetIds } from './dev-index.js';
 import { trainHead, type TrainReport } from '../../src/train/train.js';
 import { writeHeadFile } from '../../src/head/head.js';
-import { PHOTO_BLEND } from '../../src/head/index-head.js';
+import { PHOTO_BLEND } from '../../src/photo/search.js';
 import { Lookalike } from '../../src/lookalike.js';
 import { buildIndex } from '../../src/indexing/build.js';
 import { evaluateIndex } from '../../src/eval/evaluate-index.js';

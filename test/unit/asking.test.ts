@@ -11,7 +11,7 @@ import { SqliteStore } from '../../src/store/sqlite.js';
 import { copyIndex } from '../../src/store/copy.js';
 import { storeLocation } from '../../src/store/location.js';
 import { isLookalikeError } from '../../src/errors.js';
-import { foregroundRegions } from '../../src/image/objects.js';
+import { foregroundRegions } from '../../src/photo/scene.js';
 import { textTerms } from '../../src/search/text.js';
 import { measurePhotoPlusWords, measureRecommend, measureShopTheLook, measureText } from '../../src/eval/asking.js';
 import { defaultItems, drawProduct, makeCatalog, tempDir } from '../helpers/fixtures.js';

@@ -20,7 +20,7 @@ import { makeCatalog, tempDir } from '../helpers/fixtures.js';
 import { runCli } from '../helpers/cli.js';
 import { decodeViews, planViews, VIEW_SEED_BASE, VIEWS_FILE } from '../../src/train/views.js';
 import { QUERY_HOLDOUT, querySeed } from '../../src/eval/robustness.js';
-import { PERTURBATIONS, perturbPhoto, type Perturbation } from '../../src/eval/perturb.js';
+import { PERTURBATIONS, perturbPhoto, type Perturbation } from '../../src/photo/synthetic.js';
 
 const DIM = 32;
 const COLOUR = 144;

@@ -5,11 +5,11 @@
  * kind, for the plain backbone and every mode of the head.
  */
 import path from 'node:path';
-import { PERTURBATIONS, type Perturbation } from '../../eval/perturb.js';
+import { PERTURBATIONS, type Perturbation } from '../../photo/synthetic.js';
 import { evaluateRobustness, resultKey } from '../../eval/robustness.js';
 import { evaluateTransfer } from '../../eval/transfer.js';
 import { ROBUSTNESS_HEADER, robustnessTableRows, writeRobustnessReport } from '../../eval/robustness-report.js';
-import { LOCALISATIONS, type Localisation } from '../../model/localise.js';
+import { LOCALISATIONS, type Localisation } from '../../photo/localise.js';
 import { DEFAULT_LOCALISATION } from '../../lookalike.js';
 import { action, badOption, indexOption, intArg, print, printJson, progressBar, table, withIndex, type Command } from '../shared.js';
 

@@ -3,6 +3,11 @@
  * shopper would (busy background, small and off-centre, tilted and cut off, warm dim
  * light, blurred and compressed, between other products). Everything is drawn with sharp
  * and a seeded generator, so a (seed, item, kind) triple always gives the same JPEG.
+ *
+ * One source for every synthetic shopper view: `lookalike train` learns from them
+ * (train/views.ts), `lookalike robustness` and the asking evaluation measure on them
+ * (eval/robustness.ts, eval/asking.ts: scenePhoto), and the bench times photo searches
+ * with them (bench/core.ts), so what is trained on is what is measured.
  */
 import sharp, { type Sharp } from 'sharp';
 import { Random } from '../math/random.js';

@@ -4,23 +4,29 @@
  * table) fire weakly. Selective convolutional descriptor aggregation (SCDA, Wei et al.
  * 2017) keeps the cells whose summed activation is above the map's mean, keeps the
  * largest connected blob of them, and pools only over it: the query vector then describes
- * the product rather than the product plus its surroundings. No new model; `zoom` (query/
- * photo.ts) looks a second time at the blob's box.
+ * the product rather than the product plus its surroundings. No new model; `zoom` (photo/
+ * vectors.ts) looks a second time at the blob's box.
  *
  * The same blobs, ranked, are the regions proposed to a shopper (`proposeRegions`).
  */
-
+import type { BackboneOutput } from '../model/embedder.js';
 
 /**
  * How a query photo's vectors are pooled: over the whole map, over the product's cells
  * (`scda`; `centred` prefers the middle), or `zoom`: centred, then a second pass over the
- * product's box (query/photo.ts).
+ * product's box (photo/vectors.ts).
  */
 export type Localisation = 'none' | 'scda' | 'centred' | 'zoom';
 export const LOCALISATIONS: readonly Localisation[] = ['none', 'scda', 'centred', 'zoom'];
 
 /** A rectangle relative to the image: x, y, w, h in [0, 1]. */
 export interface Region { x: number; y: number; w: number; h: number }
+
+/** `inner`, relative to `outer` (itself relative to the photo), in the photo's coordinates. */
+export function withinRegion(outer: Region | undefined, inner: Region): Region {
+  if (!outer) return inner;
+  return { x: outer.x + inner.x * outer.w, y: outer.y + inner.y * outer.h, w: inner.w * outer.w, h: inner.h * outer.h };
+}
 
 export interface ProposedRegion extends Region {
   /** Share of the map's above-mean activation inside the region's blob (0..1). */
@@ -34,6 +40,12 @@ export interface FeatureMapView {
   channels: number;
   gridH: number;
   gridW: number;
+}
+
+/** Row `row`'s feature map in a batch the backbone ran with `featureMap: true` (else undefined). */
+export function featureMapOf(out: BackboneOutput, row: number, dim: number): FeatureMapView | undefined {
+  const fm = out.featureMap;
+  return fm ? { data: fm.data, offset: row * dim * fm.gridH * fm.gridW, channels: dim, gridH: fm.gridH, gridW: fm.gridW } : undefined;
 }
 
 /** Summed activation of every cell (gridH x gridW). */

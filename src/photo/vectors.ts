@@ -1,7 +1,7 @@
 /**
  * A shopper's photo turned into query vectors. Catalog items keep whole-photo pooling (what
  * the index stores); a photo's product is found on the backbone's last feature map
- * (model/localise.ts) and, by default, looked at twice:
+ * (photo/localise.ts) and, by default, looked at twice:
  *
  *   pass 1  the whole photo; the product's cells (centred SCDA) are pooled, and their
  *           bounding box, with half a cell of margin, is where the product is (a photo
@@ -19,8 +19,8 @@
  * searches do.
  */
 import type { BackboneOutput, Embedder } from '../model/embedder.js';
-import { maskBox, maskedPooling, productMask, proposeRegions, type FeatureMapView, type Localisation, type ProposedRegion, type Region } from '../model/localise.js';
-import { colourHistogram, whiteBorderShare } from '../image/colour.js';
+import { featureMapOf, maskBox, maskedPooling, productMask, proposeRegions, withinRegion, type FeatureMapView, type Localisation, type ProposedRegion, type Region } from './localise.js';
+import { colourHistogram, isWhiteBackground } from '../image/colour.js';
 import { prepareImage, type PreparedImage } from '../image/prepare.js';
 import { prepareOptionsFor } from '../image/options.js';
 import type { EmbeddingSettings } from '../model/registry.js';
@@ -42,6 +42,26 @@ export const ZOOM_MAX_AREA = 0.85;
  */
 export const PACKSHOT_BORDER = 0.97;
 
+/**
+ * Share of a photo's border (the outer 1/28 of each side) that is near-white background: 1
+ * for a packshot on white, as the catalog's; a shopper's photo has a wall, a table or other
+ * products there.
+ */
+export function whiteBorderShare(rgb: Uint8Array, width: number, height: number): number {
+  const bx = Math.max(1, Math.round(width / 28)), by = Math.max(1, Math.round(height / 28));
+  let n = 0, white = 0;
+  for (let y = 0; y < height; y++) {
+    const edgeRow = y < by || y >= height - by;
+    for (let x = 0; x < width; x++) {
+      if (!edgeRow && x >= bx && x < width - bx) continue;
+      const o = (y * width + x) * 3;
+      n++;
+      if (isWhiteBackground(rgb[o], rgb[o + 1], rgb[o + 2])) white++;
+    }
+  }
+  return n ? white / n : 0;
+}
+
 /** A photo's raw vectors, and where in it products seem to be. */
 export interface PhotoVectors extends RawVectors {
   /** Up to 3 regions proposed from the feature map, relative to the (cropped) photo. */
@@ -50,18 +70,13 @@ export interface PhotoVectors extends RawVectors {
   zoom?: Region;
 }
 
-function mapView(out: BackboneOutput, row: number, dim: number): FeatureMapView | undefined {
-  const fm = out.featureMap;
-  return fm ? { data: fm.data, offset: row * dim * fm.gridH * fm.gridW, channels: dim, gridH: fm.gridH, gridW: fm.gridW } : undefined;
-}
-
 /**
  * Row `row` of a batch run with the feature map, pooled in one pass: over the whole photo
  * (`none`), or over the product's cells (`scda`, `centred`; `zoom`'s first pass is
  * `centred`), with the colour histogram counting only pixels under those cells.
  */
 export function photoVectors(out: BackboneOutput, row: number, prepared: PreparedImage, width: number, height: number, dim: number, localise: Localisation): PhotoVectors {
-  const view = mapView(out, row, dim);
+  const view = featureMapOf(out, row, dim);
   return { ...pooled(out, row, view, prepared, width, height, dim, localise), regions: view ? proposeRegions(view) : [] };
 }
 
@@ -85,14 +100,8 @@ export interface PhotoInput {
   maxPixels?: number;
 }
 
-/** `inner`, relative to `outer` (itself relative to the photo), in the photo's coordinates. */
-export function withinRegion(outer: Region | undefined, inner: Region): Region {
-  if (!outer) return inner;
-  return { x: outer.x + inner.x * outer.w, y: outer.y + inner.y * outer.h, w: inner.w * outer.w, h: inner.h * outer.h };
-}
-
-/** a / |a| + b / |b|, in a new array. */
-function added(a: Float32Array, b: Float32Array): Float32Array {
+/** a / |a| + b / |b|, in a new array: how two looks (and a query expansion) are fused. */
+export function unitSum(a: Float32Array, b: Float32Array): Float32Array {
   const na = normaliseRows(Float32Array.from(a), a.length), nb = normaliseRows(Float32Array.from(b), b.length);
   for (let i = 0; i < na.length; i++) na[i] += nb[i];
   return na;
@@ -134,7 +143,7 @@ export async function photoBatchVectorsBy(embedder: Embedder, settings: Embeddin
   if (!zoom) return result;
 
   const boxes = photos.map((p, i) => {
-    const view = mapView(out, i, dim);
+    const view = featureMapOf(out, i, dim);
     if (!view || whiteBorderShare(p.prepared.rgb, width, height) >= PACKSHOT_BORDER) return undefined;
     const box = maskBox(productMask(view, true), view.gridW, view.gridH, ZOOM_MARGIN_CELLS);
     return box.w * box.h <= ZOOM_MAX_AREA ? box : undefined;
@@ -147,59 +156,9 @@ export async function photoBatchVectorsBy(embedder: Embedder, settings: Embeddin
   })));
   const out2 = await embedder.run(stack(crops), crops.length, height, width, { featureMap: true });
   zoomed.forEach((i, j) => {
-    const second = pooled(out2, j, mapView(out2, j, dim), crops[j], width, height, dim, 'centred');
+    const second = pooled(out2, j, featureMapOf(out2, j, dim), crops[j], width, height, dim, 'centred');
     const a = zoom[i];
-    zoom[i] = { ...a, max: added(a.max, second.max), avg: added(a.avg, second.avg), colour: second.colour, zoom: boxes[i] };
+    zoom[i] = { ...a, max: unitSum(a.max, second.max), avg: unitSum(a.avg, second.avg), colour: second.colour, zoom: boxes[i] };
   });
   return result;
-}
-
-/**
- * Shop the look on a busy background (no plain colour to find products apart in pixels,
- * image/objects.ts): the photo is looked at with its own aspect (the usual square input
- * squeezes a scene of 3 products into 7 columns of cells) and the blobs kept are those
- * above the mean activation plus this many standard deviations, so that products side by
- * side no longer join into one. Measured on 30 busy scenes of 2-4 products (docs/asking.md):
- * the very product in the top 10 of some look 0.163 (square, mean), 0.395 (own aspect,
- * mean), 0.663 (own aspect, + 0.5 sd), 0.651 (+ 1 sd).
- */
-export const SCENE_REGION_SD = 0.5;
-/** The widest a scene is looked at, relative to its height (a panorama is squeezed to it). */
-const SCENE_MAX_ASPECT = 4;
-/** At most this many products per photo. */
-export const MAX_LOOKS = 4;
-
-/**
- * Where the products of a scene photo (relative `aspect`, width / height of the part
- * looked at) seem to be: one backbone pass at the photo's own aspect, its feature map's
- * strong blobs as boxes relative to the (cropped) photo.
- */
-export async function sceneRegions(embedder: Embedder, settings: EmbeddingSettings, photo: Omit<PhotoInput, 'prepared'>, aspect: number): Promise<ProposedRegion[]> {
-  const height = settings.height;
-  const width = Math.max(32, Math.min(height * SCENE_MAX_ASPECT, Math.round((height * aspect) / 32) * 32));
-  const prepared = await prepareImage(photo.input, { ...prepareOptionsFor(settings), width, height, label: photo.label, maxPixels: photo.maxPixels, crop: photo.crop });
-  const out = await embedder.run(prepared.tensor, 1, height, width, { featureMap: true });
-  const view = mapView(out, 0, embedder.dimension);
-  return view ? proposeRegions(view, MAX_LOOKS, SCENE_REGION_SD) : [];
-}
-
-/**
- * A photo's top result ahead of the second by at least this much cosine is taken for the
- * product itself (chosen with `lookalike robustness`: at 0.01 and 0.02 wrong top results
- * were expanded too and recall of the very product fell; docs/shopper-photos.md).
- */
-export const EXPANSION_GAP = 0.03;
-
-/**
- * The query for a photo's results when its top result stands out: the photo's vector plus
- * that product's catalog vector (both L2-normalised), normalised. A shopper's photo is
- * noisier than a packshot; once the product is found, "more like it" is best searched from
- * the product's own vector as well (average query expansion, gated by confidence). The top
- * result stays first: no item is nearer the sum than the top one. Undefined: search with the
- * photo alone.
- */
-export function expandedQuery(query: Float32Array, scores: readonly number[], top: Float32Array | undefined): Float32Array | undefined {
-  if (!top || scores.length < 2 || scores[0] - scores[1] < EXPANSION_GAP) return undefined;
-  const sum = added(query, top);
-  return normaliseRows(sum, sum.length);
 }

@@ -1,13 +1,23 @@
 /**
- * Where the products of an outfit photo lie, when it has a plain background (a flat lay, a
- * shop's "shop the look" photo, products on a table or a wall): the pixels that differ from
- * the background's colour, grouped into connected blobs on a coarse grid, one box per
- * blob. The backbone's feature map (model/localise.ts) sees such a photo at 7 x 7 cells,
- * where products side by side join one blob (docs/asking.md: 1.05 regions per scene of 2-4
- * products); pixels keep them apart. A busy background has no one colour: then nothing is
- * proposed here, and the feature map's regions stand.
+ * Shop the look: where the products of an outfit photo lie, each to be searched on its own.
+ *
+ * On a plain background (a flat lay, a shop's "shop the look" photo, products on a table or
+ * a wall), in pixels (`foregroundRegions`): the pixels that differ from the background's
+ * colour, grouped into connected blobs on a coarse grid, one box per blob. The backbone's
+ * feature map (photo/localise.ts) sees such a photo at 7 x 7 cells, where products side by
+ * side join one blob (docs/asking.md: 1.05 regions per scene of 2-4 products); pixels keep
+ * them apart. A busy background has no one colour: then nothing is proposed in pixels, and
+ * the feature map's strong blobs at the photo's own aspect stand (`sceneRegions`).
  */
-import type { Region } from '../model/localise.js';
+import type { Embedder } from '../model/embedder.js';
+import type { EmbeddingSettings } from '../model/registry.js';
+import { prepareImage } from '../image/prepare.js';
+import { prepareOptionsFor } from '../image/options.js';
+import { featureMapOf, proposeRegions, type ProposedRegion, type Region } from './localise.js';
+import type { PhotoInput } from './vectors.js';
+
+/** At most this many products per photo. */
+export const MAX_LOOKS = 4;
 
 /** Share of the border pixels within BACKGROUND_DISTANCE of the border's median colour for a plain background. */
 const PLAIN_BORDER = 0.85;
@@ -47,7 +57,7 @@ function isBackground(rgb: Uint8Array, o: number, colour: readonly number[]): bo
  * Boxes (relative to the photo) of the products standing out from a plain background,
  * biggest first, at most `limit`; empty when the background is not plain.
  */
-export function foregroundRegions(rgb: Uint8Array, width: number, height: number, limit = 4): Region[] {
+export function foregroundRegions(rgb: Uint8Array, width: number, height: number, limit = MAX_LOOKS): Region[] {
   const { colour, plain } = borderColour(rgb, width, height);
   if (!plain) return [];
   const gw = Math.ceil(width / CELL), gh = Math.ceil(height / CELL);
@@ -92,4 +102,31 @@ export function foregroundRegions(rgb: Uint8Array, width: number, height: number
       const x = Math.max(0, b.x - MARGIN), y = Math.max(0, b.y - MARGIN);
       return { x, y, w: Math.min(1, b.x + b.w + MARGIN) - x, h: Math.min(1, b.y + b.h + MARGIN) - y };
     });
+}
+
+/**
+ * Shop the look on a busy background (no plain colour to find products apart in pixels,
+ * foregroundRegions): the photo is looked at with its own aspect (the usual square input
+ * squeezes a scene of 3 products into 7 columns of cells) and the blobs kept are those
+ * above the mean activation plus this many standard deviations, so that products side by
+ * side no longer join into one. Measured on 30 busy scenes of 2-4 products (docs/asking.md):
+ * the very product in the top 10 of some look 0.163 (square, mean), 0.395 (own aspect,
+ * mean), 0.663 (own aspect, + 0.5 sd), 0.651 (+ 1 sd).
+ */
+export const SCENE_REGION_SD = 0.5;
+/** The widest a scene is looked at, relative to its height (a panorama is squeezed to it). */
+const SCENE_MAX_ASPECT = 4;
+
+/**
+ * Where the products of a scene photo (relative `aspect`, width / height of the part
+ * looked at) seem to be: one backbone pass at the photo's own aspect, its feature map's
+ * strong blobs as boxes relative to the (cropped) photo.
+ */
+export async function sceneRegions(embedder: Embedder, settings: EmbeddingSettings, photo: Omit<PhotoInput, 'prepared'>, aspect: number): Promise<ProposedRegion[]> {
+  const height = settings.height;
+  const width = Math.max(32, Math.min(height * SCENE_MAX_ASPECT, Math.round((height * aspect) / 32) * 32));
+  const prepared = await prepareImage(photo.input, { ...prepareOptionsFor(settings), width, height, label: photo.label, maxPixels: photo.maxPixels, crop: photo.crop });
+  const out = await embedder.run(prepared.tensor, 1, height, width, { featureMap: true });
+  const view = featureMapOf(out, 0, embedder.dimension);
+  return view ? proposeRegions(view, MAX_LOOKS, SCENE_REGION_SD) : [];
 }
