@@ -44,8 +44,8 @@ async function meanAbsDiff(a: string, b: string): Promise<number> {
 
 const lookalike = await Lookalike.open(indexDir);
 try {
-  const inIndex = exact.filter((ids) => ids.every((id) => lookalike.engine.has(id)));
-  console.log(`${lookalike.engine.size} products; ${inIndex.length} groups of identical files (ground truth); neighbours ${DUPLICATE_NEIGHBOURS}; pixel-same: mean |difference| <= ${PIXEL_SAME}/255`);
+  const inIndex = exact.filter((ids) => ids.every((id) => lookalike.has(id)));
+  console.log(`${lookalike.size} products; ${inIndex.length} groups of identical files (ground truth); neighbours ${DUPLICATE_NEIGHBOURS}; pixel-same: mean |difference| <= ${PIXEL_SAME}/255`);
   console.log('threshold | groups | products | only identical files | with differing photos | of those, pixel-same | identical-file groups found whole');
   const thresholds = [0.9, 0.93, 0.95, 0.96, 0.97, 0.98, 0.99, 0.995];
   const differing = new Map<number, string[][]>();
@@ -107,7 +107,7 @@ try {
     }
     await sharp({ create: { width, height, channels: 3, background: '#ddd' } }).composite(layers).png().toFile(file);
     console.log(`${file}: ${groups.length} ${every ? 'groups (every n-th)' : 'groups with differing photos'} at ${threshold}`);
-    groups.forEach((ids, i) => console.log(`${i + 1}: ${ids.map((id) => `${id} ${lookalike.engine.items[lookalike.engine.rowOf(id)].metadata.productDisplayName}`).join(' | ')}`));
+    groups.forEach((ids, i) => console.log(`${i + 1}: ${ids.map((id) => `${id} ${lookalike.item(id).metadata.productDisplayName}`).join(' | ')}`));
   }
 } finally {
   await lookalike.close();

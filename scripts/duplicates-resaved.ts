@@ -51,10 +51,10 @@ const lookalike = await Lookalike.open(indexDir);
 try {
   const space = backboneSpace(lookalike.settings.pooling, lookalike.manifest.dimension);
   const scores: Record<string, number[]> = Object.fromEntries(Object.keys(changes).map((k) => [k, []]));
-  for (const item of lookalike.engine.items) {
+  for (const item of lookalike.indexView().items) {
     const { original, change } = item.metadata;
-    if (change === 'original' || !lookalike.engine.has(original)) continue;
-    scores[change].push(dotAt(lookalike.engine.vectorOf(space, item.id), 0, lookalike.engine.vectorOf(space, original), space.dim));
+    if (change === 'original' || !lookalike.has(original)) continue;
+    scores[change].push(dotAt(lookalike.indexView().vectorOf(space, item.id), 0, lookalike.indexView().vectorOf(space, original), space.dim));
   }
   console.log(`${chosen.size} dev-catalog photos and their changed copies, indexed: cosine of each copy's stored vector with its original's (${space.id})`);
   console.log('change | min | 5th percentile | median | share >= 0.95 | >= 0.97 | >= 0.98');

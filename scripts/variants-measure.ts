@@ -19,8 +19,8 @@ const lookalike = await Lookalike.open(indexDir);
 try {
   const column = lookalike.styleColumn();
   if (!column) throw new Error(`${indexDir} has no style column`);
-  const styleOf = (id: string) => lookalike.engine.items[lookalike.engine.rowOf(id)].metadata[column] || `own-${id}`;
-  const queries = lookalike.engine.items.filter((i) => i.metadata[column]);
+  const styleOf = (id: string) => lookalike.item(id).metadata[column] || `own-${id}`;
+  const queries = lookalike.indexView().items.filter((i) => i.metadata[column]);
   type Tally = { distinct: number; sameStyle: number; full: number; n: number };
   const tally = (): Tally => ({ distinct: 0, sameStyle: 0, full: 0, n: 0 });
   const add = (t: Tally, queryId: string, r: SearchResponse) => {
@@ -40,7 +40,7 @@ try {
     }
     rows.push([kind, plain, grouped]);
   }
-  console.log(`${lookalike.engine.size} products, ${queries.length} of them in ${new Set(queries.map((i) => i.metadata[column])).size} colour-variant families (${column}); top ${K}`);
+  console.log(`${lookalike.size} products, ${queries.length} of them in ${new Set(queries.map((i) => i.metadata[column])).size} colour-variant families (${column}); top ${K}`);
   console.log('queries | n | distinct styles in the top 10, plain | grouped | results of the query\'s own style, plain | grouped | lists of 10, grouped');
   for (const [kind, p, g] of rows) {
     console.log(`${kind} | ${p.n} | ${(p.distinct / p.n).toFixed(2)} | ${(g.distinct / g.n).toFixed(2)} | ${(p.sameStyle / p.n).toFixed(2)} | ${(g.sameStyle / g.n).toFixed(2)} | ${g.full}/${g.n}`);

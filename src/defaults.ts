@@ -17,8 +17,14 @@
  */
 export const DEFAULT_K = 5;
 
-/** The most results one HTTP search may ask for (the CLI allows more, for exports). */
-export const MAX_K_HTTP = 200;
+/** The most results one search may ask for: the library's and the CLI's limit (k, neighbours). */
+export const MAX_K = 1000;
+
+/**
+ * The most results one HTTP search may ask for: a page of results, well under MAX_K (the
+ * CLI allows up to MAX_K, for exports). The API's schemas and /api/health's limits use it.
+ */
+export const MAX_K_HTTP = Math.min(200, MAX_K);
 
 /**
  * Minimum cosine similarity when the caller names none and the index has no tuned one:

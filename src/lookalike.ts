@@ -2,7 +2,10 @@
  * The library's front door: an opened index that answers "which products look like
  * this?". The CLI, the HTTP server, evaluation and training all go through it.
  */
-import { DEFAULT_K, DEFAULT_THRESHOLD, DUPLICATE_NEIGHBOURS, DUPLICATE_THRESHOLD, STYLE_ID_COLUMNS } from './defaults.js';
+import { readFile, realpath, stat } from 'node:fs/promises';
+import path from 'node:path';
+import sharp from 'sharp';
+import { DEFAULT_K, DEFAULT_THRESHOLD, DUPLICATE_NEIGHBOURS, DUPLICATE_THRESHOLD, INDEX_FILES, MAX_K, STYLE_ID_COLUMNS } from './defaults.js';
 import { LookalikeError } from './errors.js';
 import { Embedder, indexArithmetic, type Arithmetic } from './model/embedder.js';
 import { withinRegion, type Localisation, type ProposedRegion, type Region } from './photo/localise.js';
@@ -11,23 +14,26 @@ import { foregroundRegions, sceneRegions } from './photo/scene.js';
 import { PHOTO_ANN_CANDIDATES, searchPhoto } from './photo/search.js';
 import { defaultSettings, imageFingerprint, POOLINGS, storedSettings, type EmbeddingSettings, type Pooling } from './model/registry.js';
 import { calibrationId } from './model/quantise.js';
-import { prepareImage } from './image/prepare.js';
+import { inspectImage, prepareImage, type ImageSource } from './image/prepare.js';
+import { readCatalogPhoto, type CatalogPhoto } from './image/catalog-photo.js';
 import { prepareOptionsFor } from './image/options.js';
 import { openStore } from './store/open.js';
 import { storeCacheDir } from './paths.js';
 import { describeLocation, indexArgs } from './store/location.js';
 import type { IndexManifest, Store, VectorKind } from './store/types.js';
-import { SearchEngine, SEARCH_SETTINGS, type SearchHit, type SearchOptions, type SearchSetting, type TextHits } from './search/engine.js';
+import { SearchEngine, SEARCH_SETTINGS, type FindOptions, type SearchHit, type SearchMethod, type SearchOptions, type SearchSetting, type SpaceMatrix, type TextHits } from './search/engine.js';
+import type { AnnIndex, AnnMeta, SyncReport } from './search/ann.js';
+import type { Filters } from './search/filters.js';
 import { checkText, TEXT_MODES, type TextMode } from './search/text.js';
 import { averageQuery, DEFAULT_RECOMMEND_STRATEGY, MAX_EXAMPLES, RECOMMEND_STRATEGIES, type RecommendStrategy } from './search/recommend.js';
-import { backboneSpace, type EmbeddingSpace } from './search/space.js';
+import { backboneSpace, type EmbeddingSpace, type RawVectors } from './search/space.js';
 import { batchTopK, normaliseRows } from './search/kernel.js';
 import { groupNeighbours, withoutNearDuplicates } from './search/duplicates.js';
 import { foldVariants, type Variant } from './search/variants.js';
 import { HeadSpaces } from './head/index-head.js';
 import { MODES } from './head/head.js';
 import { checkFilterFields } from './search/filters.js';
-import { checkChoice, checkK, checkPositiveInteger, checkRegion, checkThreshold, invalidParameterError, MAX_K } from './validate.js';
+import { checkChoice, checkK, checkPositiveInteger, checkRegion, checkThreshold, invalidParameterError, isInteger } from './validate.js';
 import { checkCatalogRoot, relocateImage } from './catalog/relocate.js';
 import type { StoredItem } from './store/types.js';
 
@@ -35,7 +41,7 @@ import type { StoredItem } from './store/types.js';
 function checkExamples(list: unknown, name: string): Example[] {
   if (!Array.isArray(list)) throw invalidParameterError(name, 'a list of examples ({ id } or { image })', list);
   return list.map((e: unknown) => {
-    const ok = typeof e === 'object' && e !== null && (typeof (e as { id?: unknown }).id === 'string' || typeof (e as { image?: unknown }).image === 'string' || Buffer.isBuffer((e as { image?: unknown }).image));
+    const ok = typeof e === 'object' && e !== null && (typeof (e as { id?: unknown }).id === 'string' || typeof (e as { image?: unknown }).image === 'string' || Buffer.isBuffer((e as { image?: unknown }).image) || isCheckedPhoto((e as { image?: unknown }).image));
     if (!ok) throw invalidParameterError(`each of ${name}`, 'a catalog item ({ id }) or a photo ({ image: path or bytes })', e);
     return e as Example;
   });
@@ -90,7 +96,7 @@ export interface DuplicatesReport {
 }
 
 /** A recommendation's example: a catalog item, or a photo (path or bytes). */
-export type Example = { id: string } | { image: string | Buffer; label?: string };
+export type Example = { id: string } | { image: string | Buffer | CheckedPhoto; label?: string };
 
 export interface RecommendOptions extends QueryOptions {
   like: readonly Example[];
@@ -123,6 +129,8 @@ export interface PhotoOptions {
 }
 
 export { DEFAULT_LOCALISATION, photoVectors, type PhotoVectors } from './photo/vectors.js';
+/** The formats a photo may be in (sniffed from its bytes, not its name). */
+export { ACCEPTED_FORMATS } from './image/prepare.js';
 
 export interface SearchResponse {
   /** `warnings`: damage the decoder worked around in the query photo. */
@@ -225,6 +233,122 @@ export interface Freshness {
   lagSeconds: number;
 }
 
+/**
+ * The lab's door to an opened index (`Lookalike.indexView()`): its items in row order, their
+ * vectors in any space, and searches by strategy. Evaluation, tuning, the map, benchmarks and
+ * training read the index through it; the server and the CLI use Lookalike's own methods.
+ * Options are not checked here (the lab passes its own): a program's searches go through
+ * Lookalike's methods, which check them once.
+ */
+export interface IndexView {
+  // --- Items: row r of every matrix is items[r] ---
+  /** Embedded items in catalog order. */
+  readonly items: readonly StoredItem[];
+  readonly size: number;
+  /** The store's data generation these rows come from. */
+  readonly generation: number;
+  has(id: string): boolean;
+  /** The row of an item (ITEM_NOT_FOUND when it has none). */
+  rowOf(id: string): number;
+  /** Value counts per column over the items, under `filters` (each field's own filter applies too). */
+  facets(fields?: string[], filters?: Filters): Record<string, Array<{ value: string; count: number }>>;
+
+  // --- Vectors ---
+  /** The raw stored vectors (max, avg, colour), loaded per kind on first use. */
+  rawVectors(): RawVectors;
+  /** Every item's unit vector in `space`, one row each (computed once per space and held). */
+  matrix(space: EmbeddingSpace): SpaceMatrix;
+  /** An item's row of matrix(space). */
+  vectorOf(space: EmbeddingSpace, id: string): Float32Array;
+  /** As vectorOf, read from the ANN rows file when searches go through ANN (no matrix built). */
+  vectorOfForSearch(space: EmbeddingSpace, id: string, search?: SearchSetting): Promise<Float32Array>;
+
+  // --- Searches ---
+  /** The rows whose text holds every term (search/text.ts). */
+  textHits(terms: string[]): Promise<TextHits>;
+  /** A query vector's hits as Lookalike's searches find them (excluded ids, words as filter or boost). */
+  find(space: EmbeddingSpace, query: Float32Array, options?: FindOptions): Promise<SearchHit[]>;
+  /** A query vector's hits by the method `options.search` picks (exact, ann or db). */
+  query(space: EmbeddingSpace, query: Float32Array, options?: SearchOptions & { excludeId?: string; rowMask?: Uint8Array }): Promise<SearchHit[]>;
+  /** Exact, in JavaScript (no onnxruntime): the baseline benchmarks time. */
+  search(space: EmbeddingSpace, query: Float32Array, options?: SearchOptions & { excludeId?: string }): SearchHit[];
+  /** Through the ANN index, re-ranked exactly. */
+  searchAnn(space: EmbeddingSpace, query: Float32Array, options?: SearchOptions & { excludeId?: string; rowMask?: Uint8Array }): Promise<SearchHit[]>;
+  /** Through the database (pgvector), backbone:max only. */
+  searchDb(space: EmbeddingSpace, query: Float32Array, options?: SearchOptions & { excludeId?: string; text?: string[] }): Promise<SearchHit[]>;
+  /** Top-k of catalog rows through the ANN index, each query row excluding itself, among the rows of `mask`. */
+  annTopK(space: EmbeddingSpace, queryRows: Int32Array, k: number, mask?: Uint8Array, onProgress?: (done: number, total: number) => void): Promise<{ k: number; rows: Int32Array; scores: Float32Array }>;
+
+  // --- The ANN indexes (benchmarks, `info`, tests) ---
+  /** The method a search with `requested` uses: explicit, else the index's setting, else by size. */
+  method(requested?: SearchSetting): SearchMethod;
+  /** The saved ANN index of a space, described without loading or building it. */
+  annStatus(space: EmbeddingSpace): AnnStatus;
+  /** Loads (or builds) what ANN searches in `space` go through. */
+  prepareAnn(space: EmbeddingSpace): Promise<void>;
+  /** Searches in `space` go through `ann`, built elsewhere over these rows (benchmarks). */
+  adoptAnn(space: EmbeddingSpace, ann: AnnIndex): void;
+  /** What the last ANN build or update did. */
+  readonly lastSync?: SyncReport;
+  /** The spaces whose float32 matrix is held in memory (none, for a server on current ANN files). */
+  heldSpaces(): string[];
+}
+
+/** A space's saved ANN index: its file, its description, and whether it matches the store's generation. */
+export interface AnnStatus { file?: string; meta?: AnnMeta; current: boolean }
+
+/** How an index searches (`lookalike info`). */
+export interface SearchStatus {
+  /** The index's setting (`lookalike index --search`). */
+  setting: SearchSetting;
+  /** The method searches use in this process. */
+  method: SearchMethod;
+  /** The space searches use by default. */
+  space: string;
+  /** Its saved ANN index, when there is one. */
+  ann?: { file?: string; upToDate: boolean; recallAt10?: number; recallQueries?: number; settings?: AnnMeta['settings'] };
+}
+
+/**
+ * A photo whose header was checked at the door (`Lookalike.checkPhoto`): format sniffed from
+ * its bytes, pixels within the limit. Searched, it is not read for that again.
+ */
+export interface CheckedPhoto {
+  readonly input: string | Buffer;
+  /** Its name in error messages ("the upload", a path). */
+  readonly label: string;
+  readonly maxPixels?: number;
+  readonly source: ImageSource;
+}
+
+/** Photos checkPhoto handed out: only those skip the second look at their header. */
+const checkedPhotos = new WeakSet<CheckedPhoto>();
+
+function isCheckedPhoto(input: unknown): input is CheckedPhoto {
+  return typeof input === 'object' && input !== null && checkedPhotos.has(input as CheckedPhoto);
+}
+
+/** The stored 2-D map (`lookalike map`, GET /api/map), as `Lookalike.storedMap` finds it. */
+export interface StoredMap {
+  /** Changes when the map is rewritten (a file's mtime, or a shared store's bytes). */
+  version: number | Buffer;
+  /** Where it is, for a person: its file, or its name in a shared store. */
+  where: string;
+  read(): Promise<Buffer>;
+}
+
+/** What `lookalike tune --apply` stores under manifest.extensions.tuned (read by `Lookalike.defaults()`). */
+export interface TunedDefaults {
+  pooling: Pooling;
+  k: number;
+  threshold?: number;
+  /** The space the threshold is a cosine in, e.g. "backbone:max". */
+  space: string;
+  attribute: string;
+  targetPrecision: number;
+  tunedAt: string;
+}
+
 interface Current { engine: SearchEngine; manifest: Readonly<IndexManifest>; head?: HeadSpaces; confirmedAt?: number }
 
 export class Lookalike {
@@ -234,7 +358,7 @@ export class Lookalike {
   /** This machine's copy of the catalog, when it is not where the indexer read it (`--catalog-root`). */
   private catalogRootDir?: string;
 
-  private constructor(readonly store: Store, readonly indexDir: string, private readonly readonly = false, private readonly search?: SearchSetting) {
+  private constructor(private readonly store: Store, readonly indexDir: string, private readonly readonly = false, private readonly search?: SearchSetting) {
     this.current = this.build(store.getManifest()!);
   }
 
@@ -275,7 +399,8 @@ export class Lookalike {
     }
   }
 
-  get engine(): SearchEngine {
+  /** The engine answering now (replaced by a rebuild). */
+  private get engine(): SearchEngine {
     return this.current.engine;
   }
 
@@ -289,6 +414,126 @@ export class Lookalike {
   }
 
   /**
+   * The index's rows, vectors and search strategies, for the lab (evaluation, tuning, the
+   * map, benchmarks, training): see IndexView. The view is of the engine answering now; a
+   * rebuild (a replica following its store) answers from a new one.
+   */
+  indexView(): IndexView {
+    return this.engine;
+  }
+
+  // --- The catalog -------------------------------------------------------------------------
+
+  /** Embedded products the answers come from (`/api/health`, metrics). */
+  get size(): number {
+    return this.engine.size;
+  }
+
+  /** Whether the index has an embedded product with this id. */
+  has(id: string): boolean {
+    return this.engine.has(id);
+  }
+
+  /** The embedded product with this id, else ITEM_NOT_FOUND. */
+  item(id: string): StoredItem {
+    return this.engine.items[this.engine.rowOf(id)];
+  }
+
+  /** Products passing the filters, in catalog order, `limit` of them from `offset`, and how many pass. */
+  list(filters: Filters | undefined, offset = 0, limit = Number.MAX_SAFE_INTEGER): { total: number; items: StoredItem[] } {
+    checkFilterFields(filters, this.manifest.catalog.columns);
+    if (!isInteger(offset) || offset < 0) throw invalidParameterError('offset', 'a whole number of at least 0', offset);
+    if (!isInteger(limit) || limit < 0) throw invalidParameterError('limit', 'a whole number of at least 0', limit);
+    return this.engine.list(filters, offset, limit);
+  }
+
+  /** How many products pass the filters. */
+  count(filters?: Filters): number {
+    return this.list(filters, 0, 0).total;
+  }
+
+  /**
+   * For each field (default: every column), its values and how many products have them,
+   * most common first. A field's counts apply every other filter but not its own, so they
+   * tell what picking that value would give (the page's filters).
+   */
+  facets(fields: readonly string[] = this.manifest.catalog.columns, filters: Filters = {}): Record<string, Array<{ value: string; count: number }>> {
+    checkFilterFields(filters, this.manifest.catalog.columns);
+    const out: Record<string, Array<{ value: string; count: number }>> = {};
+    for (const field of fields) {
+      const others = Object.fromEntries(Object.entries(filters).filter(([f]) => f !== field));
+      out[field] = this.engine.facets([field], others)[field];
+    }
+    return out;
+  }
+
+  // --- Files kept with the index -------------------------------------------------------------
+
+  /** The index folder on this machine; undefined for a shared store (PostgreSQL), which has none. */
+  get folder(): string | undefined {
+    return this.store.folder;
+  }
+
+  /**
+   * The stored 2-D map, undefined when none was made. A folder index's map is a file another
+   * process rewrites at any time (its version is its mtime); a shared store's is in the
+   * snapshot, which a replica keeps current.
+   */
+  async storedMap(): Promise<StoredMap | undefined> {
+    const name = INDEX_FILES.map;
+    const folder = this.store.folder;
+    if (folder) {
+      const file = path.join(folder, name);
+      const info = await stat(file).catch(() => undefined);
+      return info?.isFile() ? { version: info.mtimeMs, where: file, read: () => readFile(file) } : undefined;
+    }
+    const bytes = this.store.getFile(name);
+    return bytes ? { version: bytes, where: name, read: async () => bytes } : undefined;
+  }
+
+  /** Stores the 2-D map (JSON) with the index; returns where, for a person. */
+  async saveMap(json: string): Promise<string> {
+    const name = INDEX_FILES.map;
+    await this.store.putFile(name, Buffer.from(json));
+    return this.store.folder ? path.join(this.store.folder, name) : `${name} in ${describeLocation(this.store.location)}`;
+  }
+
+  /**
+   * Stores the search defaults `lookalike tune --apply` chose: the default pooling
+   * (manifest.settings.pooling) and k and threshold (manifest.extensions.tuned, read by
+   * `defaults()`). This index answers with them from now on, too.
+   */
+  async saveTuning(tuned: TunedDefaults): Promise<void> {
+    checkK(tuned.k);
+    checkChoice(tuned.pooling, 'pooling', ['max', 'avg']);
+    checkThreshold(tuned.threshold);
+    const manifest = this.store.getManifest();
+    if (!manifest) throw new Error('index has no manifest');
+    const updated = {
+      ...manifest,
+      settings: { ...manifest.settings, pooling: tuned.pooling },
+      extensions: { ...(manifest.extensions ?? {}), tuned },
+      updatedAt: new Date().toISOString(),
+    };
+    await this.store.setManifest(updated);
+    Object.assign(this.current.manifest, updated);
+  }
+
+  // --- How it searches -----------------------------------------------------------------------
+
+  /** The index's search setting, the method searches use and its ANN index (`lookalike info`). */
+  searchStatus(): SearchStatus {
+    const space = this.space();
+    const ann = this.engine.annStatus(space);
+    return {
+      setting: searchSettingOf(this.manifest),
+      method: this.engine.method(),
+      space: space.id,
+      ann: ann.meta && { file: ann.file, upToDate: ann.current, recallAt10: ann.meta.recallAt10, recallQueries: ann.meta.recallQueries, settings: ann.meta.settings },
+    };
+  }
+
+  /**
    * Catches up with changes other processes made to a shared store (new, changed and
    * removed items, a new head, tuned settings). The new engine is built and warmed beside
    * the old one, which keeps answering until it is swapped in. True when anything changed.
@@ -297,6 +542,31 @@ export class Lookalike {
     if (!this.store.refresh) return false;
     await this.store.refresh();
     if (this.store.generation() === this.engine.generation) return false;
+    return this.rebuild();
+  }
+
+  /**
+   * A replica of a shared store follows it: `onChange` is called when another process
+   * changed it (notified, or found by a poll), `onError` when a check fails. Returns how to
+   * stop, or undefined for a folder index, which is read directly and has nothing to follow.
+   */
+  follow(onChange: () => void, onError: (err: unknown) => void): (() => Promise<void>) | undefined {
+    return this.store.follow?.(onChange, onError);
+  }
+
+  /** Whether searches may be answered by the database (`search: 'db'`): an index in PostgreSQL with pgvector. */
+  get databaseSearch(): boolean {
+    return this.store.canSearch === true;
+  }
+
+  /** Whether the index is a shared store this process can follow (`follow`): a replica. */
+  get followsStore(): boolean {
+    return this.store.follow !== undefined;
+  }
+
+  /** Rebuilds the engine when the store has read a newer generation than the answers come from (after `follow`'s onChange). */
+  async catchUp(): Promise<boolean> {
+    if (this.store.generation() === this.generation) return false;
     return this.rebuild();
   }
 
@@ -345,6 +615,31 @@ export class Lookalike {
   /** Where this machine reads an item's image (a file under catalogRoot(), or a URL). */
   imageOf(item: StoredItem): string {
     return relocateImage(item.image, this.manifest.catalog.root, this.catalogRootDir);
+  }
+
+  /**
+   * The photo of a catalog item, read from this machine's catalog folder and checked (it
+   * must still be a photo inside the folder: image/catalog-photo.ts). Only an id is asked
+   * for: the path comes from the index.
+   */
+  async catalogPhoto(id: string): Promise<CatalogPhoto> {
+    const file = this.imageOf(this.item(id));
+    return readCatalogPhoto(id, file, await this.catalogFolder());
+  }
+
+  /** The catalog folder's real path, for the manifest now in force (a replica may follow a re-index from another folder). */
+  private catalogFolderCache?: { dir: string; real: Promise<string | undefined> };
+
+  private catalogFolder(): Promise<string | undefined> {
+    const dir = this.catalogRoot();
+    let cached = this.catalogFolderCache;
+    if (cached?.dir !== dir) {
+      const fresh = { dir, real: realpath(dir).catch(() => undefined) };
+      this.catalogFolderCache = cached = fresh;
+      // A folder missing now may be mounted later: looked up again on the next request.
+      void fresh.real.then((r) => { if (r === undefined && this.catalogFolderCache === fresh) this.catalogFolderCache = undefined; });
+    }
+    return cached.real;
   }
 
   /** The trained head's spaces, when the index has a head (`lookalike train`). */
@@ -412,14 +707,45 @@ export class Lookalike {
   }
 
   /**
+   * Runs the backbone once on a blank photo, so that the first search does not pay for
+   * onnxruntime's first run (server start, through the inference queue).
+   */
+  async warmUpModel(): Promise<void> {
+    const blank = await sharp({ create: { width: 32, height: 32, channels: 3, background: '#ffffff' } }).png().toBuffer();
+    await this.embedImage(blank, 'warm-up');
+  }
+
+  /**
+   * Checks a photo's header before any work: its format sniffed from the bytes (JPEG, PNG
+   * or WebP) and its pixels within `maxPixels`; else IMAGE_UNSUPPORTED, IMAGE_TOO_LARGE, ...
+   * A server checks an upload so before it waits for the backbone; searched, the checked
+   * photo is not read for that again.
+   */
+  async checkPhoto(input: string | Buffer, options: { label: string; maxPixels?: number }): Promise<CheckedPhoto> {
+    const source = await inspectImage(input, options.label, options.maxPixels);
+    const photo: CheckedPhoto = Object.freeze({ input, label: options.label, maxPixels: options.maxPixels, source });
+    checkedPhotos.add(photo);
+    return photo;
+  }
+
+  /** A photo as given (its label and limit from the options), or as checked by checkPhoto (its own). */
+  private static photoOf(image: string | Buffer | CheckedPhoto, label: string | undefined, maxPixels: number | undefined): { input: string | Buffer; label?: string; maxPixels?: number; source?: ImageSource } {
+    if (typeof image === 'object' && checkedPhotos.has(image as CheckedPhoto)) return image as CheckedPhoto;
+    // Shaped like one but not from checkPhoto: its header is read as any photo's.
+    if (typeof image === 'object' && !Buffer.isBuffer(image)) return { input: image.input, label: image.label, maxPixels: image.maxPixels };
+    return { input: image, label, maxPixels };
+  }
+
+  /**
    * Raw vectors of an image that is not in the catalog. With `localise: 'none'` they are
    * what the index would store for it; by default they describe the product found in it.
    */
-  async embedImage(input: string | Buffer, label?: string, maxPixels?: number, photo: PhotoOptions = {}): Promise<PhotoVectors & { warnings: string[]; products: Region[]; aspect: number }> {
+  async embedImage(image: string | Buffer | CheckedPhoto, label?: string, maxPixels?: number, photo: PhotoOptions = {}): Promise<PhotoVectors & { warnings: string[]; products: Region[]; aspect: number }> {
     if (photo.crop !== undefined) photo = { ...photo, crop: checkRegion(photo.crop) };
-    const prepared = await prepareImage(input, { ...prepareOptionsFor(this.settings), label, maxPixels, crop: photo.crop });
+    const given = Lookalike.photoOf(image, label, maxPixels);
+    const prepared = await prepareImage(given.input, { ...prepareOptionsFor(this.settings), label: given.label, maxPixels: given.maxPixels, crop: photo.crop, source: given.source });
     const embedder = await this.loadEmbedder();
-    const [vectors] = await photoBatchVectors(embedder, this.settings, [{ input, prepared, crop: photo.crop, label, maxPixels }], photo.localise ?? DEFAULT_LOCALISATION);
+    const [vectors] = await photoBatchVectors(embedder, this.settings, [{ input: given.input, prepared, crop: photo.crop, label: given.label, maxPixels: given.maxPixels }], photo.localise ?? DEFAULT_LOCALISATION);
     // Products apart on a plain background (photo/scene.ts foregroundRegions), relative to the (cropped) photo.
     const products = foregroundRegions(prepared.rgb, this.settings.width, this.settings.height);
     // Width over height of the part looked at (the shopper's box, or the whole photo).
@@ -494,12 +820,15 @@ export class Lookalike {
    * Products that look like a photo. `shopTheLook`: besides the whole photo's results, each
    * product found in it (up to 4) is searched on its own, all in one backbone batch.
    */
-  async searchByImage(input: string | Buffer, options: QueryOptions & PhotoOptions & { label?: string; maxPixels?: number; shopTheLook?: boolean } = {}): Promise<SearchResponse> {
+  async searchByImage(image: string | Buffer | CheckedPhoto, options: QueryOptions & PhotoOptions & { label?: string; maxPixels?: number; shopTheLook?: boolean } = {}): Promise<SearchResponse> {
     this.checkQuery(options);
     // The crop is checked here, before the photo is decoded (BAD_CROP, whoever sent it).
     if (options.crop !== undefined) options = { ...options, crop: checkRegion(options.crop) };
+    // A checked photo brings its own label and limit.
+    const { input, label, maxPixels } = Lookalike.photoOf(image, options.label, options.maxPixels);
+    options = { ...options, label, maxPixels };
     const text = await this.textOf(options);
-    const raw = await this.embedImage(input, options.label, options.maxPixels, { crop: options.crop, localise: options.localise });
+    const raw = await this.embedImage(image, options.label, options.maxPixels, { crop: options.crop, localise: options.localise });
     const space = this.photoSpace(options);
     const defaults = this.defaults(space);
     const threshold = options.threshold ?? defaults.threshold;
@@ -582,10 +911,10 @@ export class Lookalike {
     const ids = [...like, ...unlike].flatMap((e) => ('id' in e ? [e.id] : []));
     for (const id of ids) this.engine.rowOf(id);
     const text = await this.textOf(options);
-    const photos = [...like, ...unlike].filter((e): e is { image: string | Buffer; label?: string } => 'image' in e);
+    const photos = [...like, ...unlike].filter((e): e is { image: string | Buffer | CheckedPhoto; label?: string } => 'image' in e).map((e) => Lookalike.photoOf(e.image, e.label, options.maxPixels));
     const space = photos.length ? this.photoSpace(options) : this.space(options);
     const prep = prepareOptionsFor(this.settings);
-    const prepared = await Promise.all(photos.map(async (p) => ({ input: p.image, label: p.label, maxPixels: options.maxPixels, prepared: await prepareImage(p.image, { ...prep, label: p.label, maxPixels: options.maxPixels }) })));
+    const prepared = await Promise.all(photos.map(async (p) => ({ input: p.input, label: p.label, maxPixels: p.maxPixels, prepared: await prepareImage(p.input, { ...prep, label: p.label, maxPixels: p.maxPixels, source: p.source }) })));
     const photoVectors = prepared.length ? await photoBatchVectors(await this.loadEmbedder(), this.settings, prepared, DEFAULT_LOCALISATION) : [];
     let photoAt = 0;
     const vectorOf = async (e: Example) => ('id' in e ? Float32Array.from(await this.engine.vectorOfForSearch(space, e.id, options.search)) : space.embed(photoVectors[photoAt++]));

@@ -3,12 +3,13 @@
  * where the library is entered, so a program gets the same error codes as the CLI and the
  * API (BAD_OPTION, BAD_FILTER) instead of an empty result or a crash deep inside. Modelled
  * on sharp's lib/is.js: one helper builds every "expected X for Y but received Z" error.
- * Only errors.ts is imported, so every layer may use it.
+ * Only errors.ts and defaults.ts are imported, so every layer may use it.
  */
+import { MAX_K } from './defaults.js';
 import { LookalikeError } from './errors.js';
 
-/** The most neighbours one search may ask for (the HTTP API allows fewer, see server/schemas.ts). */
-export const MAX_K = 1000;
+/** The most neighbours one search may ask for (defaults.ts; the HTTP API allows fewer, MAX_K_HTTP). */
+export { MAX_K };
 /** Network input sides, pixels: below 32 ResNet's feature map vanishes, above 1024 memory does. */
 export const MIN_INPUT_SIDE = 32;
 export const MAX_INPUT_SIDE = 1024;

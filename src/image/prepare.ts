@@ -27,7 +27,12 @@ export interface PrepareOptions {
   label?: string;
   /** Only this part of the photo (relative x, y, w, h), e.g. the box a shopper drew. */
   crop?: CropBox;
+  /** The header inspectImage read already, for these very bytes and limit: not read again. */
+  source?: ImageSource;
 }
+
+/** What a photo's header says: its size and format sniffed from the bytes (inspectImage). */
+export interface ImageSource { width: number; height: number; format: string }
 
 export interface PreparedImage {
   /** 3 x height x width, channel order and mean subtraction applied */
@@ -36,13 +41,13 @@ export interface PreparedImage {
   colour: Float32Array;
   /** The resized RGB pixels the tensor was built from (width x height x 3). */
   rgb: Uint8Array;
-  source: { width: number; height: number; format: string };
+  source: ImageSource;
   /** Damage the decoder worked around (the photo was still usable), in plain words. */
   warnings: string[];
 }
 
 /** Cheap header check: format sniffed from the bytes and pixel count, before decoding. */
-export async function inspectImage(input: string | Buffer, label: string, maxPixels = DEFAULT_MAX_PIXELS): Promise<{ width: number; height: number; format: string }> {
+export async function inspectImage(input: string | Buffer, label: string, maxPixels = DEFAULT_MAX_PIXELS): Promise<ImageSource> {
   const kind = typeof input === 'string'
     ? await stat(input).then((s) => (s.isDirectory() ? 'folder' : !s.isFile() ? 'special' : s.size === 0 ? 'empty' : 'file'), () => 'missing')
     : 'bytes';
@@ -93,7 +98,7 @@ function cropRect(crop: CropBox, width: number, height: number): { left: number;
 export async function prepareImage(input: string | Buffer, opts: PrepareOptions): Promise<PreparedImage> {
   const label = opts.label ?? (typeof input === 'string' ? input : 'the image');
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
-  const source = await inspectImage(input, label, maxPixels);
+  const source = opts.source ?? await inspectImage(input, label, maxPixels);
   const warnings: string[] = [];
   let raw: Buffer;
   try {

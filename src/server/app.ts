@@ -10,10 +10,8 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import multipart from '@fastify/multipart';
 import fastifyStatic from '@fastify/static';
 import swagger from '@fastify/swagger';
-import sharp from 'sharp';
 import type { Lookalike } from '../lookalike.js';
-import { DEFAULT_MAX_PIXELS } from '../image/prepare.js';
-import { FACET_COLUMNS, MAX_UPLOAD_BYTES, SERVICE_DEFAULTS } from '../defaults.js';
+import { FACET_COLUMNS, MAX_PIXELS, MAX_UPLOAD_BYTES, SERVICE_DEFAULTS } from '../defaults.js';
 import { PACKAGE_ROOT } from '../paths.js';
 import { checkPositiveInteger } from '../validate.js';
 import type { ModelState, ServerContext } from './context.js';
@@ -82,7 +80,7 @@ export async function createServer(lookalike: Lookalike, options: ServerOptions 
   const ctx: ServerContext = {
     lookalike,
     queue: options.queue instanceof InferenceQueue ? options.queue : new InferenceQueue(options.queue),
-    limits: { maxUploadBytes: options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES, maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS },
+    limits: { maxUploadBytes: options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES, maxPixels: options.maxPixels ?? MAX_PIXELS },
     facetFields: options.facetFields ?? facetFieldsOf(lookalike),
     model: { state: 'loading' },
     startedAt: performance.now(),
@@ -186,8 +184,7 @@ async function warmUp(ctx: ServerContext): Promise<void> {
   const { lookalike } = ctx;
   try {
     await lookalike.warmUp();
-    const blank = await sharp({ create: { width: 32, height: 32, channels: 3, background: '#ffffff' } }).png().toBuffer();
-    await ctx.queue.run(() => lookalike.embedImage(blank, 'warm-up'));
+    await ctx.queue.run(() => lookalike.warmUpModel());
     ctx.model = { state: 'ready' };
   } catch (err) {
     ctx.model = { state: 'failed', message: err instanceof Error ? err.message : String(err) };
@@ -218,7 +215,7 @@ function facetFieldsOf(lookalike: Lookalike): string[] {
   const columns = lookalike.manifest.catalog.columns;
   const known = DEFAULT_FACET_FIELDS.filter((f) => columns.includes(f));
   if (known.length) return known;
-  const facets = lookalike.engine.facets(columns);
+  const facets = lookalike.facets(columns);
   return columns.filter((c) => facets[c].length >= 2 && facets[c].length <= 100);
 }
 

@@ -73,8 +73,7 @@ export function filtersOf(ctx: ServerContext, specs: string[] | undefined): Filt
 
 /** The stored item of an embedded id, or ITEM_NOT_FOUND. */
 export function itemOf(ctx: ServerContext, id: string): StoredItem {
-  const { engine } = ctx.lookalike;
-  return engine.items[engine.rowOf(id)];
+  return ctx.lookalike.item(id);
 }
 
 /** A search's query as the API shows it: variants carry their image URL. */

@@ -31,7 +31,7 @@ export function serverRegistry(ctx: ServerContext): Registry {
   });
   new Gauge({
     name: 'lookalike_index_items', help: 'Items this server answers from', registers: [registry],
-    collect() { this.set(lookalike.engine.size); },
+    collect() { this.set(lookalike.size); },
   });
   new Gauge({
     name: 'lookalike_index_generation', help: 'The store generation this server answers from (replicas of one store at the same generation hold the same data)', registers: [registry],

@@ -6,7 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts';
 import type { FromSchema } from 'json-schema-to-ts';
-import { ACCEPTED_FORMATS } from '../image/prepare.js';
+import { ACCEPTED_FORMATS } from '../lookalike.js';
 import { DEFAULT_K, MAX_K_HTTP, MAX_PAGE_SIZE, PAGE_SIZE, SEARCH_MODES } from '../defaults.js';
 import { MAX_TEXT_CHARS, TEXT_MODES } from '../search/text.js';
 import { POOLINGS } from '../model/registry.js';
@@ -15,7 +15,6 @@ import { MAX_EXAMPLES, RECOMMEND_STRATEGIES } from '../search/recommend.js';
 /** Photos one request may upload (a recommendation's liked and disliked photos together). */
 export const MAX_PHOTO_EXAMPLES = 4;
 
-export const MAX_K = MAX_K_HTTP;
 export const MAX_PAGE = MAX_PAGE_SIZE;
 /** JSON bodies are tiny (an id and a few options); photos come as multipart with their own limit. */
 export const JSON_BODY_LIMIT = 64 * 1024;
@@ -43,7 +42,7 @@ const filterParam = {
 } as const;
 
 // No schema default for k: a missing k means the index's default (`lookalike tune --apply`, else DEFAULT_K).
-const kParam = { type: 'integer', minimum: 1, maximum: MAX_K, description: `how many similar products to return (default: the k stored by \`lookalike tune --apply\`, else ${DEFAULT_K})` } as const;
+const kParam = { type: 'integer', minimum: 1, maximum: MAX_K_HTTP, description: `how many similar products to return (default: the k stored by \`lookalike tune --apply\`, else ${DEFAULT_K})` } as const;
 const thresholdParam = { type: 'number', minimum: -1, maximum: 1, description: 'minimum cosine similarity; fewer than k results is fine' } as const;
 /** Similarity modes of a trained head (`lookalike train`); "color" is accepted for "colour". */
 export const MODES = SEARCH_MODES;

@@ -32,7 +32,7 @@ describe.skipIf(!HAS_DEV_CATALOG)('approximate search on the dev catalog', () =>
   });
 
   async function recallAt10(lookalike: Lookalike, options: { mode?: string; filters?: Record<string, string[]> } = {}): Promise<{ recall: number; sameIds: number }> {
-    const items = lookalike.engine.items;
+    const items = lookalike.indexView().items;
     let found = 0, total = 0, same = 0;
     const queries = items.filter((_, i) => i % 10 === 0);
     for (const item of queries) {
@@ -53,7 +53,7 @@ describe.skipIf(!HAS_DEV_CATALOG)('approximate search on the dev catalog', () =>
         for (const mode of modes) {
           const { recall } = await recallAt10(lookalike, { mode });
           expect(recall, `${dir} ${mode ?? 'backbone'}`).toBeGreaterThanOrEqual(0.99);
-          expect(lookalike.engine.annStatus(lookalike.space({ mode })).meta?.recallAt10).toBeGreaterThanOrEqual(0.99);
+          expect(lookalike.indexView().annStatus(lookalike.space({ mode })).meta?.recallAt10).toBeGreaterThanOrEqual(0.99);
         }
       } finally {
         await lookalike.close();
@@ -64,7 +64,7 @@ describe.skipIf(!HAS_DEV_CATALOG)('approximate search on the dev catalog', () =>
   it('filtered searches (gender=Women, articleType=Watches, a value with 3 items) return the same ids as exact', async () => {
     const lookalike = await Lookalike.open(headDir);
     try {
-      const types = lookalike.engine.facets(['articleType']).articleType;
+      const types = lookalike.facets(['articleType']).articleType;
       const three = types.find((t) => t.count === 3);
       expect(three).toBeDefined();
       const filterList: Array<Record<string, string[]>> = [{ gender: ['Women'] }, { articleType: ['Watches'] }, { articleType: [three!.value] }];

@@ -49,7 +49,7 @@ describe.skipIf(!HAS_DEV_CATALOG)('the dev catalog subset', () => {
     const lookalike = await Lookalike.open(indexDir);
     try {
       for (const [type, minShare] of [['Shirts', 0.6], ['Watches', 0.9]] as const) {
-        const queries = lookalike.engine.items.filter((i) => i.metadata.articleType === type).slice(0, 10);
+        const queries = lookalike.indexView().items.filter((i) => i.metadata.articleType === type).slice(0, 10);
         let same = 0;
         for (const q of queries) {
           const { results } = await lookalike.searchByImage(q.image, { k: 6 });
@@ -62,7 +62,7 @@ describe.skipIf(!HAS_DEV_CATALOG)('the dev catalog subset', () => {
         }
         expect(same / (queries.length * 5)).toBeGreaterThanOrEqual(minShare);
       }
-      const women = await lookalike.searchById(lookalike.engine.items[0].id, { k: 10, filters: { gender: ['Women'] } });
+      const women = await lookalike.searchById(lookalike.indexView().items[0].id, { k: 10, filters: { gender: ['Women'] } });
       expect(women.results.every((r) => r.metadata.gender === 'Women')).toBe(true);
     } finally {
       await lookalike.close();

@@ -71,7 +71,7 @@ describe.skipIf(!HAS_DEV_CATALOG)('training a head on the dev catalog', () => {
     await buildIndex({ catalogDir: DEV_CATALOG, indexDir: next, select: (id) => others.has(id), head: file });
     const lookalike = await Lookalike.open(next);
     try {
-      expect(lookalike.engine.size).toBe(others.size);
+      expect(lookalike.size).toBe(others.size);
       const id = [...others][0];
       const photo = path.join(DEV_CATALOG, 'images', `${id}.jpg`);
       expect(existsSync(photo)).toBe(true);

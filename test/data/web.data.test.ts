@@ -79,7 +79,7 @@ describe.skipIf(!HAS_DEV_CATALOG || !HAS_CHROMIUM)('the web page on the dev cata
     await settled();
     const found = await cards();
     expect(found).toHaveLength(10);
-    for (const c of found) expect(lookalike.engine.items[lookalike.engine.rowOf(c.id)].metadata.gender).toBe('Women');
+    for (const c of found) expect(lookalike.item(c.id).metadata.gender).toBe('Women');
     await page.screenshot({ path: path.join(ARTIFACTS, '02-women.png'), fullPage: true });
   });
 
@@ -91,7 +91,7 @@ describe.skipIf(!HAS_DEV_CATALOG || !HAS_CHROMIUM)('the web page on the dev cata
     await settled();
     const found = await cards();
     expect(found.map((c) => c.id)).not.toContain(target);
-    for (const c of found) expect(lookalike.engine.items[lookalike.engine.rowOf(c.id)].metadata.gender).toBe('Women');
+    for (const c of found) expect(lookalike.item(c.id).metadata.gender).toBe('Women');
     await page.reload();
     await page.locator('#results a.card').first().waitFor();
     await settled();

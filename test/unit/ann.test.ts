@@ -92,13 +92,13 @@ describe('approximate search (HNSW) over a real index', () => {
 
   it('searches exactly below the size threshold unless told otherwise', async () => {
     expect(N).toBeLessThan(ANN_MIN_ITEMS);
-    expect(lookalike.engine.method()).toBe('exact');
-    expect(lookalike.engine.method('ann')).toBe('ann');
+    expect(lookalike.indexView().method()).toBe('exact');
+    expect(lookalike.indexView().method('ann')).toBe('ann');
     // A process-wide override (serve --search) beats the index setting; a search's own option beats both.
     const forced = await Lookalike.open(dir, { search: 'ann', readonly: true });
     try {
-      expect(forced.engine.method()).toBe('ann');
-      expect(forced.engine.method('exact')).toBe('exact');
+      expect(forced.indexView().method()).toBe('ann');
+      expect(forced.indexView().method('exact')).toBe('exact');
     } finally {
       await forced.close();
     }
@@ -118,7 +118,7 @@ describe('approximate search (HNSW) over a real index', () => {
       }
     }
     expect(found / 1000).toBeGreaterThanOrEqual(0.99);
-    const status = lookalike.engine.annStatus(lookalike.space());
+    const status = lookalike.indexView().annStatus(lookalike.space());
     expect(status.meta?.recallAt10).toBeGreaterThanOrEqual(0.99);
     expect(status.current).toBe(true);
     expect(existsSync(status.file!)).toBe(true);
@@ -127,13 +127,13 @@ describe('approximate search (HNSW) over a real index', () => {
 
   it('a blended space (the photo blend) searches through its parts\' indexes, with the blend\'s exact scores', async () => {
     const blend = blendedSpace(backboneSpace('max', DIM), backboneSpace('avg', DIM), 0.3);
-    const { data } = lookalike.engine.matrix(blend);
+    const { data } = lookalike.indexView().matrix(blend);
     let found = 0;
     for (let i = 0; i < 50; i++) {
       const r = i * 157;
       const q = data.subarray(r * (2 * DIM), (r + 1) * (2 * DIM));
-      const exact = await lookalike.engine.query(blend, q, { k: 10, search: 'exact' });
-      const ann = await lookalike.engine.query(blend, q, { k: 10, search: 'ann' });
+      const exact = await lookalike.indexView().query(blend, q, { k: 10, search: 'exact' });
+      const ann = await lookalike.indexView().query(blend, q, { k: 10, search: 'ann' });
       for (const hit of ann) {
         const same = exact.find((e) => e.id === hit.id);
         if (same) { found++; expect(hit.score).toBeCloseTo(same.score, 5); }
@@ -141,8 +141,8 @@ describe('approximate search (HNSW) over a real index', () => {
     }
     expect(found / 500).toBeGreaterThanOrEqual(0.98);
     // No graph of the blend's own: only its parts were built.
-    expect(lookalike.engine.annStatus(blend).meta).toBeUndefined();
-    expect(lookalike.engine.annStatus(backboneSpace('avg', DIM)).meta).toBeDefined();
+    expect(lookalike.indexView().annStatus(blend).meta).toBeUndefined();
+    expect(lookalike.indexView().annStatus(backboneSpace('avg', DIM)).meta).toBeDefined();
   });
 
   it('a filter with 3 matching items returns exactly those 3, as exact search does', async () => {
@@ -209,14 +209,14 @@ describe('the ANN index beside the store', () => {
 
   it('follows the index setting, and is loaded, not rebuilt, when the store has not changed', async () => {
     await withIndex(async (l) => {
-      expect(l.engine.method()).toBe('ann');
+      expect(l.indexView().method()).toBe('ann');
       await l.searchById('p1');
-      expect(l.engine.lastSync?.added).toBe(3000);
+      expect(l.indexView().lastSync?.added).toBe(3000);
     });
     await withIndex(async (l) => {
       await l.searchById('p1');
-      expect(l.engine.lastSync).toBeUndefined();
-      expect(l.engine.annStatus(l.space()).current).toBe(true);
+      expect(l.indexView().lastSync).toBeUndefined();
+      expect(l.indexView().annStatus(l.space()).current).toBe(true);
     });
   });
 
@@ -238,25 +238,25 @@ describe('the ANN index beside the store', () => {
       // A filter with few rows is answered exactly from the rows file too.
       const rare = await l.searchById('p1', { k: 10, filters: { kind: ['rare'] } });
       expect(ids(rare.results).sort()).toEqual(['p5', 'p500']);
-      expect(l.engine.heldSpaces()).toEqual([]);
+      expect(l.indexView().heldSpaces()).toEqual([]);
     });
   });
 
   it('gives a catalog item\'s vector in a blend (a photo search\'s expansion) from its parts, without the blend\'s matrix', async () => {
     const blend = blendedSpace(backboneSpace('max', DIM), backboneSpace('avg', DIM), 0.3);
     // Both parts' ANN files written, as a server's start-up does for the photo space.
-    await withIndex((l) => l.engine.prepareAnn(blend));
+    await withIndex((l) => l.indexView().prepareAnn(blend));
     await withIndex(async (l) => {
-      const v = await l.engine.vectorOfForSearch(blend, 'p777', 'ann');
-      expect(l.engine.heldSpaces()).toEqual([]);
-      const row = l.engine.vectorOf(blend, 'p777');
+      const v = await l.indexView().vectorOfForSearch(blend, 'p777', 'ann');
+      expect(l.indexView().heldSpaces()).toEqual([]);
+      const row = l.indexView().vectorOf(blend, 'p777');
       expect(v).toHaveLength(row.length);
       for (let i = 0; i < row.length; i++) expect(v[i]).toBeCloseTo(row[i], 6);
     });
   });
 
   it('two builds of the same catalog answer alike (small syncs insert on one thread)', async () => {
-    const queries = await withIndex(async (l) => Array.from({ length: 40 }, (_, q) => Float32Array.from(l.engine.vectorOf(l.space(), `p${q * 71}`))));
+    const queries = await withIndex(async (l) => Array.from({ length: 40 }, (_, q) => Float32Array.from(l.indexView().vectorOf(l.space(), `p${q * 71}`))));
     const answers: string[][][] = [];
     const graphs: string[] = [];
     for (let build = 0; build < 2; build++) {
@@ -266,10 +266,10 @@ describe('the ANN index beside the store', () => {
         const l = await Lookalike.open(copy);
         try {
           const got: string[][] = [];
-          for (const q of queries) got.push(ids(await l.engine.query(l.space(), q, { k: 10, search: 'ann' })));
+          for (const q of queries) got.push(ids(await l.indexView().query(l.space(), q, { k: 10, search: 'ann' })));
           answers.push(got);
           // The graph itself, not only these answers: the same file, byte for byte.
-          graphs.push(createHash('sha256').update(readFileSync(l.engine.annStatus(l.space()).file!)).digest('hex'));
+          graphs.push(createHash('sha256').update(readFileSync(l.indexView().annStatus(l.space()).file!)).digest('hex'));
         } finally {
           await l.close();
         }
@@ -286,27 +286,27 @@ describe('the ANN index beside the store', () => {
     await withIndex(async (l) => {
       const space = l.space();
       for (let i = 3000; i < 3100; i += 9) {
-        const hits = await l.engine.query(space, l.engine.vectorOf(space, `p${i}`), { k: 1, search: 'ann' });
+        const hits = await l.indexView().query(space, l.indexView().vectorOf(space, `p${i}`), { k: 1, search: 'ann' });
         expect(hits[0].id).toBe(`p${i}`);
       }
-      expect(l.engine.lastSync).toMatchObject({ added: 100, removed: 0, replaced: 0 });
+      expect(l.indexView().lastSync).toMatchObject({ added: 100, removed: 0, replaced: 0 });
     });
   });
 
   it('removes deleted items incrementally: searches never return them', async () => {
     const removed = Array.from({ length: 200 }, (_, j) => `p${j * 13}`);
     const store = SqliteStore.open(dir);
-    const queries = await withIndex(async (l) => removed.slice(0, 40).map((id) => Float32Array.from(l.engine.vectorOf(l.space(), id))));
+    const queries = await withIndex(async (l) => removed.slice(0, 40).map((id) => Float32Array.from(l.indexView().vectorOf(l.space(), id))));
     store.deleteItems(removed);
     store.close();
     await withIndex(async (l) => {
       const gone = new Set(removed);
       for (const q of queries) {
-        const hits = await l.engine.query(l.space(), q, { k: 20, search: 'ann' });
+        const hits = await l.indexView().query(l.space(), q, { k: 20, search: 'ann' });
         expect(hits).toHaveLength(20);
         expect(hits.some((h) => gone.has(h.id))).toBe(false);
       }
-      expect(l.engine.lastSync).toMatchObject({ added: 0, removed: 200 });
+      expect(l.indexView().lastSync).toMatchObject({ added: 0, removed: 200 });
     });
   });
 
@@ -318,10 +318,10 @@ describe('the ANN index beside the store', () => {
     store.close();
     await withIndex(async (l) => {
       const space = l.space();
-      const hits = await l.engine.query(space, l.engine.vectorOf(space, 'p1'), { k: 1, search: 'ann' });
+      const hits = await l.indexView().query(space, l.indexView().vectorOf(space, 'p1'), { k: 1, search: 'ann' });
       expect(hits[0].id).toBe('p1');
       expect(hits[0].score).toBeCloseTo(1, 5);
-      expect(l.engine.lastSync).toMatchObject({ added: 1, replaced: 1 });
+      expect(l.indexView().lastSync).toMatchObject({ added: 1, replaced: 1 });
     });
   });
 });

@@ -157,6 +157,14 @@ describe('src/ architecture', () => {
     expect(importCycles(graph)).toEqual([]);
   });
 
+  it('lets the server and the CLI through the Lookalike door only: no engine or store reached through it, no image or model module in the server', () => {
+    const reached = /\blookalike\.(?:engine|store)\b|\{[^}]*\b(?:engine|store)\b[^}]*\}\s*=\s*(?:ctx\.)?lookalike\b/i;
+    const through = files.map(rel).filter((f) => /^(server|cli)\//.test(f) && reached.test(readFileSync(path.join(SRC, f), 'utf8')));
+    expect(through, 'call a Lookalike method (src/lookalike.ts) instead').toEqual([]);
+    const below = [...graph].filter(([from]) => from.startsWith('server/')).flatMap(([from, tos]) => tos.filter((to) => /^(image|model)\//.test(to)).map((to) => `${from} -> ${to}`));
+    expect(below, 'the server translates HTTP to library calls').toEqual([]);
+  });
+
   it('reports an upward import, an import within one layer and a cycle when they are written', () => {
     const bad: Graph = new Map([
       ['search/engine.ts', ['search/space.ts', 'train/train.ts']],

@@ -111,7 +111,7 @@ describe('words with --search db (PGlite + pgvector)', () => {
       await copyIndex(indexDir, storeLocation(server.url, name));
       const db = await Lookalike.open(storeLocation(server.url, name));
       try {
-        expect(db.store.canSearch).toBe(true);
+        expect(db.databaseSearch).toBe(true);
         const blueShirt = idOf('shirt', 'Blue');
         const filtered = await db.searchById(blueShirt, { k: 10, search: 'db', text: 'red' });
         expect(colours(filtered)).toEqual(['Red', 'Red', 'Red', 'Red']);

@@ -228,7 +228,7 @@ describe('--search db (PGlite + pgvector, HNSW)', () => {
   it('answers top-k, filters and thresholds in SQL with the ids exact search finds', async () => {
     const lookalike = await Lookalike.open(storeLocation(pglite.url, pgliteName));
     try {
-      expect(lookalike.store.canSearch).toBe(true);
+      expect(lookalike.databaseSearch).toBe(true);
       let found = 0, total = 0;
       for (const id of ['p1', 'p42', 'p99', 'p150', 'p230']) {
         const exact = (await lookalike.searchById(id, { k: 10, search: 'exact' })).results;

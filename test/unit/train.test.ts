@@ -287,10 +287,10 @@ describe('training a head on an index', () => {
 
       for (const mode of MODES) {
         const space = lookalike.space({ mode });
-        const { data, dim } = lookalike.engine.matrix(space);
+        const { data, dim } = lookalike.indexView().matrix(space);
         expect(data.every(Number.isFinite)).toBe(true);
         // One item's raw vectors, as an uploaded photo's would arrive.
-        const raw = lookalike.engine.rawVectors();
+        const raw = lookalike.indexView().rawVectors();
         for (const row of [0, 17, raw.n - 1]) {
           const one = { n: 1, dim: raw.dim, colourDim: raw.colourDim, max: raw.max.slice(row * raw.dim, (row + 1) * raw.dim), avg: raw.avg.slice(row * raw.dim, (row + 1) * raw.dim), colour: raw.colour.slice(row * raw.colourDim, (row + 1) * raw.colourDim) };
           const q = space.embed(one);
@@ -317,8 +317,8 @@ describe('training a head on an index', () => {
     const lookalike = await Lookalike.open(dir);
     try {
       const space = lookalike.space({ mode: 'style' });
-      const { data, dim } = lookalike.engine.matrix(space);
-      const row = lookalike.engine.rowOf('new-3');
+      const { data, dim } = lookalike.indexView().matrix(space);
+      const row = lookalike.indexView().rowOf('new-3');
       const expected = embedSync(lookalike.head!.head, { n: 1, dim: DIM, colourDim: COLOUR, max: extra[3].max, avg: extra[3].avg, colour: extra[3].colour }, 'style');
       for (let j = 0; j < dim; j++) expect(data[row * dim + j]).toBeCloseTo(expected[j], 4);
     } finally {
@@ -431,12 +431,12 @@ describe('robustness', () => {
     const lookalike = await Lookalike.open(dir);
     try {
       for (const mode of MODES) {
-        const { data, dim } = lookalike.engine.matrix(lookalike.space({ mode }));
+        const { data, dim } = lookalike.indexView().matrix(lookalike.space({ mode }));
         expect(data.every(Number.isFinite)).toBe(true);
-        const ids = lookalike.engine.items.map((i) => i.id);
-        const labels = lookalike.engine.items.map((i) => i.metadata.articleType.toLowerCase());
+        const ids = lookalike.indexView().items.map((i) => i.id);
+        const labels = lookalike.indexView().items.map((i) => i.metadata.articleType.toLowerCase());
         if (mode === 'style') {
-          const raw = lookalike.engine.rawVectors();
+          const raw = lookalike.indexView().rawVectors();
           const before = await heldOutP5(normaliseRows(Float32Array.from(raw.max), raw.dim), raw.dim, ids, labels);
           expect(await heldOutP5(data, dim, ids, labels)).toBeGreaterThan(before + 0.1);
         }
@@ -455,7 +455,7 @@ describe('robustness', () => {
     expect(report.heldOutItems).toBe(0);
     expect(report.comparison).toEqual([]);
     const lookalike = await Lookalike.open(dir);
-    expect(lookalike.engine.matrix(lookalike.space()).data.every(Number.isFinite)).toBe(true);
+    expect(lookalike.indexView().matrix(lookalike.space()).data.every(Number.isFinite)).toBe(true);
     await lookalike.close();
   });
 });
@@ -481,7 +481,7 @@ describe('index --head (real backbone)', () => {
       expect(carried.meta.recentred?.items).toBe(16);
       expect(carried.id).not.toBe(report.head.id);
       expect(carried.tensors.get('w1')).toEqual(report.head.tensors.get('w1'));
-      const raw = lookalike.engine.rawVectors();
+      const raw = lookalike.indexView().rawVectors();
       const feats = backboneFeatures(raw, 0, raw.n, carried.meta.features.power);
       const d = 2 * raw.dim;
       const mean = carried.tensors.get('reduce.mean')!;

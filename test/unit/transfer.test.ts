@@ -39,7 +39,7 @@ describe('a head on a catalog of another kind (lookalike transfer)', () => {
     const work = tempDir('lookalike-transfer-');
     const lookalike = await Lookalike.open(indexDir);
     try {
-      const heldOut = lookalike.engine.items.filter((i) => isHeldOut(i.id, 0.2)).length;
+      const heldOut = lookalike.indexView().items.filter((i) => isHeldOut(i.id, 0.2)).length;
       const result = await evaluateTransfer(lookalike, { k: 1, size: 28, attributes: ['articleType'], workDir: work });
       expect(result.items).toBe(heldOut);
       expect(result.rows.map((r) => r.space)).toEqual(['plain', 'head style', 'head balanced (default)', 'head colour', 'head balanced (default), as trained']);

@@ -90,8 +90,8 @@ export function registerEvalCommand(program: Command): void {
         if (flags.report) {
           const columns = lookalike.manifest.catalog.columns;
           const fields = CATEGORY_FIELDS.filter((c) => columns.includes(c));
-          const facets = lookalike.engine.facets(fields.length ? fields : result.attributes.map((a) => a.attribute).slice(0, 4));
-          const stored = await readMapFile(lookalike.store);
+          const facets = lookalike.facets(fields.length ? fields : result.attributes.map((a) => a.attribute).slice(0, 4));
+          const stored = await readMapFile(lookalike);
           const report = await writeEvalReport(flags.report, {
             result,
             categories: facets,

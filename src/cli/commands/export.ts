@@ -19,7 +19,8 @@ export function registerExportCommand(program: Command): void {
     .action(action(async (flags: { index: string; embeddings?: string; metadata?: string; raw?: boolean; pooling?: Pooling; mode?: string }) => {
       if (!flags.embeddings && !flags.metadata) badOption('say what to export: --embeddings FILE and/or --metadata FILE.');
       await withIndex(flags.index, async (lookalike) => {
-        const { engine, manifest } = lookalike;
+        const { manifest } = lookalike;
+        const engine = lookalike.indexView();
         if (flags.metadata) {
           const columns = manifest.catalog.columns;
           await writeCsv(flags.metadata, ['id', ...columns, 'image'], engine.items.map((i) => [i.id, ...columns.map((c) => i.metadata[c] ?? ''), i.image]));

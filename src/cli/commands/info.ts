@@ -2,7 +2,6 @@
  * `lookalike info`: describe an index: catalog, model settings, counts, skipped items.
  */
 import { LookalikeError } from '../../errors.js';
-import { searchSettingOf } from '../../lookalike.js';
 import { calibrationId, saturatesWithoutVnni } from '../../model/quantise.js';
 import { indexArithmetic } from '../../model/embedder.js';
 import { cpuLine } from '../../model/cpu.js';
@@ -35,16 +34,7 @@ export function registerInfoCommand(program: Command): void {
         await store.close();
       }
       const { manifest, counts, failures } = stored;
-      const search = counts.embedded ? await withIndex(flags.index, async (lookalike) => {
-        const space = lookalike.space();
-        const ann = lookalike.engine.annStatus(space);
-        return {
-          setting: searchSettingOf(lookalike.manifest),
-          method: lookalike.engine.method(),
-          space: space.id,
-          ann: ann.meta && { file: ann.file, upToDate: ann.current, recallAt10: ann.meta.recallAt10, recallQueries: ann.meta.recallQueries, settings: ann.meta.settings },
-        };
-      }) : undefined;
+      const search = counts.embedded ? await withIndex(flags.index, async (lookalike) => lookalike.searchStatus()) : undefined;
       // How this machine would embed for the index (queries, workers): named with its CPU.
       const arithmetic = await indexArithmetic(manifest.calibration);
       const info = { index: flags.index, manifest, counts, search, failures, arithmetic };

@@ -64,9 +64,9 @@ export function registerMapCommand(program: Command): void {
           },
         });
         bar.stop();
-        const mapFile = await writeMapFile(lookalike.store, result.map);
+        const mapFile = await writeMapFile(lookalike, result.map);
         // Pictures go beside a folder index; for a shared store, into ./report here.
-        const outDir = flags.out ?? path.join(lookalike.store.folder ?? '.', 'report');
+        const outDir = flags.out ?? path.join(lookalike.folder ?? '.', 'report');
         const drawStart = performance.now();
         const data = mapData(lookalike, result.map, attribute);
         const chart = await writeChart(outDir, mapChart(`map-${attribute ?? 'items'}`, `t-SNE map of ${data.points.length} items${attribute ? `, coloured by ${attribute}` : ''}`, data.points, data.values, attribute));

@@ -22,7 +22,7 @@ export function registerProductCommands(program: Command): void {
     .action(action(async (flags: { index: string; threshold?: number; neighbours?: number; csv?: string; json?: boolean }) => {
       await withIndex(flags.index, async (lookalike) => {
         const bar = progressBar('comparing', 'items', flags.json || flags.csv === '-' ? false : undefined);
-        bar.start(lookalike.engine.size);
+        bar.start(lookalike.size);
         const report = await lookalike.duplicates({ threshold: flags.threshold, neighbours: flags.neighbours, onProgress: (done) => bar.update(done) });
         bar.stop();
         const columns = lookalike.manifest.catalog.columns;

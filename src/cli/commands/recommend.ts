@@ -28,14 +28,14 @@ export function registerRecommendCommand(program: Command): void {
       }
       await withIndex(flags.index, async (lookalike) => {
         if (like.length) {
-          const example = (value: string): Example => (lookalike.engine.has(value) || !existsSync(value) ? { id: value } : { image: value, label: value });
+          const example = (value: string): Example => (lookalike.has(value) || !existsSync(value) ? { id: value } : { image: value, label: value });
           const response = await lookalike.recommend({ ...searchFlags(flags, lookalike.manifest.catalog.columns), like: like.map(example), unlike: unlike.map(example), strategy: flags.strategy });
           printResponse(response, flags, lookalike.manifest.catalog.columns);
           return;
         }
         const k = flags.k ?? DEFAULT_K;
         const bar = progressBar('recommending', 'items');
-        bar.start(lookalike.engine.size);
+        bar.start(lookalike.size);
         const started = performance.now();
         const rec = await lookalike.recommendAll(k, {
           pooling: flags.pooling, mode: flags.mode,

@@ -63,7 +63,7 @@ export function registerRobustnessCommand(program: Command): void {
         if (flags.report) {
           const def = lookalike.head ? `head ${lookalike.head.head.meta.defaultMode} (default), photo search` : 'plain';
           const keys = [...new Set(['plain', def])].flatMap((s) => localisations.flatMap((l) => expansions.map((e) => resultKey(s, l, e))));
-          const report = await writeRobustnessReport(flags.report, result, lookalike.engine, keys);
+          const report = await writeRobustnessReport(flags.report, result, lookalike, keys);
           process.stderr.write(`report: ${path.resolve(report.html)}\n`);
         }
         process.stderr.write(`${result.queries} photos in ${result.seconds.toFixed(1)} s\n`);

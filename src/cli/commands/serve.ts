@@ -67,24 +67,22 @@ export function registerServeCommand(program: Command): void {
  * logged once when it starts and once when the replica is current again.
  */
 function followStore(lookalike: Lookalike, logger: Logger): () => Promise<void> {
-  const store = lookalike.store;
-  if (!store.follow) return async () => {};
   let chain: Promise<unknown> = Promise.resolve();
   let lastError = '';
   let failedAt = 0;
   const rebuild = () => {
     chain = chain.then(async () => {
-      if (store.generation() === lookalike.generation) return;
-      const before = lookalike.engine.size;
-      if (await lookalike.rebuild()) logger.info({ generation: lookalike.generation, items: lookalike.engine.size }, `store: generation ${lookalike.generation}, ${lookalike.engine.size} items (${lookalike.engine.size - before >= 0 ? '+' : ''}${lookalike.engine.size - before})`);
+      const before = lookalike.size;
+      if (await lookalike.catchUp()) logger.info({ generation: lookalike.generation, items: lookalike.size }, `store: generation ${lookalike.generation}, ${lookalike.size} items (${lookalike.size - before >= 0 ? '+' : ''}${lookalike.size - before})`);
     }).catch((err: unknown) => logger.warn(`store: could not rebuild (${asLookalikeError(err).message}); still serving generation ${lookalike.generation}`));
   };
-  const stopFollowing = store.follow(rebuild, (err) => {
+  const stopFollowing = lookalike.follow(rebuild, (err) => {
     const message = asLookalikeError(err).message;
     if (message !== lastError) logger.warn(`store: ${message}; serving generation ${lookalike.generation} from memory, retrying`);
     if (!lastError) failedAt = Date.now();
     lastError = message;
   });
+  if (!stopFollowing) return async () => {};
   // The store says nothing when a check succeeds: a fresh confirmation after a failure is the reconnection.
   const watch = setInterval(() => {
     const fresh = lookalike.freshness();
@@ -121,7 +119,7 @@ export async function serveIndex(flags: ServeFlags): Promise<void> {
   }
   // performance.now() counts from process start: this is the honest start-up time.
   const url = address.replace('://[::1]', '://localhost').replace(/\/?$/, '/');
-  logger.info(`Lookalike: ${lookalike.engine.size.toLocaleString('en-US')} items from ${describeLocation(lookalike.indexDir)}${lookalike.store.follow ? ` (generation ${lookalike.generation}, following changes)` : ''}`);
+  logger.info(`Lookalike: ${lookalike.size.toLocaleString('en-US')} items from ${describeLocation(lookalike.indexDir)}${lookalike.followsStore ? ` (generation ${lookalike.generation}, following changes)` : ''}`);
   const unfollow = followStore(lookalike, logger);
   logger.info(`Listening on ${url} (started in ${(performance.now() / 1000).toFixed(2)} s)`);
   logger.info(`API: ${url}api  OpenAPI: ${url}api/openapi.json  Health: ${url}api/health/ready  Metrics: ${url}metrics  Stop: Ctrl+C`);

@@ -68,8 +68,8 @@ export async function runIndexSearchBench(options: { indexDir: string; queries?:
   const lookalike = await Lookalike.open(options.indexDir, { readonly: true });
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'lookalike-ann-bench-'));
   try {
-    const { engine } = lookalike;
-    const n = engine.size;
+    const index = lookalike.indexView();
+    const n = index.size;
     const nq = Math.min(options.queries ?? 200, n);
     const rows = Array.from({ length: nq }, (_, i) => Math.floor(((i + 0.5) * n) / nq));
     const spaces: EmbeddingSpace[] = [backboneSpace(lookalike.settings.pooling, lookalike.manifest.dimension)];
@@ -78,10 +78,10 @@ export async function runIndexSearchBench(options: { indexDir: string; queries?:
     for (const space of spaces) results.push(await benchSpace(lookalike, space, rows, k, tmp, log));
 
     const space = lookalike.space();
-    const { data, dim } = engine.matrix(space);
+    const { data, dim } = index.matrix(space);
     const vec = (r: number) => data.subarray(r * dim, (r + 1) * dim);
     const filtered: IndexSearchBench['filtered'] = [];
-    const facets = engine.facets(['gender', 'articleType'].filter((c) => engine.columns.includes(c)));
+    const facets = lookalike.facets(['gender', 'articleType'].filter((c) => lookalike.manifest.catalog.columns.includes(c)));
     const rare = (facets.articleType ?? []).find((f) => f.count === 3) ?? (facets.articleType ?? []).at(-1);
     const filterList: Filters[] = [
       ...(facets.gender?.some((f) => f.value === 'Women') ? [{ gender: ['Women'] }] : []),
@@ -89,15 +89,15 @@ export async function runIndexSearchBench(options: { indexDir: string; queries?:
       ...(rare ? [{ articleType: [rare.value] }] : []),
     ];
     for (const filters of filterList) {
-      const mask = filterMask(engine.items.map((i) => i.metadata), filters, engine.columns);
+      const mask = filterMask(index.items.map((i) => i.metadata), filters, lookalike.manifest.catalog.columns);
       let same = 0, ms = 0;
       const fq = Math.min(50, nq);
       for (const r of rows.slice(0, fq)) {
         const exact = topK(data, dim, vec(r), { k, exclude: r, mask });
         const t = performance.now();
-        const hits = await engine.searchAnn(space, vec(r), { k, excludeId: engine.items[r].id, filters });
+        const hits = await index.searchAnn(space, vec(r), { k, excludeId: index.items[r].id, filters });
         ms += performance.now() - t;
-        if (hits.map((h) => h.id).join() === exact.map((h) => engine.items[h.row].id).join()) same++;
+        if (hits.map((h) => h.id).join() === exact.map((h) => index.items[h.row].id).join()) same++;
       }
       const [field, values] = Object.entries(filters)[0];
       filtered.push({ filter: `${field}=${values.join(',')}`, rows: mask ? mask.reduce((s, v) => s + v, 0) : n, annMs: ms / fq, sameIdsAsExact: same / fq });
@@ -115,9 +115,9 @@ export async function runIndexSearchBench(options: { indexDir: string; queries?:
 
 /** Exact (GEMM, JS) and ANN (re-ranked in memory, and from its files) in one space. */
 async function benchSpace(lookalike: Lookalike, space: EmbeddingSpace, rows: number[], k: number, tmp: string, log: (m: string) => void): Promise<SpaceSearchBench> {
-  const { engine } = lookalike;
-  const { data, dim } = engine.matrix(space);
-  const n = engine.size;
+  const index = lookalike.indexView();
+  const { data, dim } = index.matrix(space);
+  const n = index.size;
   let buildSeconds = 0, loadSeconds = 0, files = { index: 0, rows: 0 };
   let loaded: AnnIndex | undefined;
   if (space.parts) {
@@ -131,15 +131,15 @@ async function benchSpace(lookalike: Lookalike, space: EmbeddingSpace, rows: num
     log(`${space.id} (${dim}-d): building the ANN index over ${n} items...`);
     const built = performance.now();
     const ann = AnnIndex.create(space.id, dim);
-    ann.sync(engine.items.map((i) => i.id), data, lookalike.store.generation());
+    ann.sync(index.items.map((i) => i.id), data, index.generation);
     buildSeconds = (performance.now() - built) / 1000;
-    engine.adoptAnn(space, ann);
+    index.adoptAnn(space, ann);
     const base = annBase(tmp, space);
     ann.save(base, data);
     const loadStarted = performance.now();
     loaded = AnnIndex.load(base, space.id, dim);
     if (!loaded) throw new Error('the saved ANN index could not be read back');
-    loaded.bindRows(engine.items.map((i) => i.id));
+    loaded.bindRows(index.items.map((i) => i.id));
     loadSeconds = (performance.now() - loadStarted) / 1000;
     files = AnnIndex.fileBytes(base);
   }
@@ -158,9 +158,9 @@ async function benchSpace(lookalike: Lookalike, space: EmbeddingSpace, rows: num
     topK(data, dim, vec(r), { k, exclude: r });
     js.push(performance.now() - t);
     t = performance.now();
-    const hits = await engine.searchAnn(space, vec(r), { k, excludeId: engine.items[r].id });
+    const hits = await index.searchAnn(space, vec(r), { k, excludeId: index.items[r].id });
     approx.push(performance.now() - t);
-    found += overlap(hits.map((h) => ({ row: engine.rowOf(h.id), score: h.score })), exact);
+    found += overlap(hits.map((h) => ({ row: index.rowOf(h.id), score: h.score })), exact);
     total += exact.length;
     if (!loaded) continue;
     // The server's path: candidates from the loaded graph, each re-ranked from the rows file.
@@ -265,9 +265,9 @@ export async function runSyntheticBench(options: {
   let base: Float32Array, dim: number, spaceId: string, baseItems: number;
   try {
     const space = lookalike.space();
-    ({ data: base, dim } = lookalike.engine.matrix(space));
+    ({ data: base, dim } = lookalike.indexView().matrix(space));
     spaceId = space.id;
-    baseItems = lookalike.engine.size;
+    baseItems = lookalike.size;
   } finally {
     await lookalike.close();
   }

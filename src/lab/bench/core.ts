@@ -46,12 +46,12 @@ export async function runCoreBench(options: {
   const lookalike = await Lookalike.open(options.indexDir);
   let closed = false;
   try {
-    const { engine } = lookalike;
+    const index = lookalike.indexView();
     const space = lookalike.space();
-    const { data, dim } = engine.matrix(space);
+    const { data, dim } = index.matrix(space);
     const runs = options.queries ?? 50;
-    const step = Math.max(1, Math.floor(engine.size / runs));
-    const sample = Array.from({ length: runs }, (_, i) => engine.items[(i * step) % engine.size]);
+    const step = Math.max(1, Math.floor(index.size / runs));
+    const sample = Array.from({ length: runs }, (_, i) => index.items[(i * step) % index.size]);
 
     // 1. Single-query latency: decode + embed + search, from a file on disk.
     log(`timing ${runs} image queries...`);
@@ -82,9 +82,9 @@ export async function runCoreBench(options: {
     const timing = (v: number[]) => { v.sort((a, b) => a - b); return { p50ms: percentile(v, 50), p95ms: percentile(v, 95) }; };
 
     // 3. Search only: the kernel against a plain per-item loop over objects.
-    log(`timing search only (kernel vs per-item loop) over ${engine.size} items...`);
-    const objects = engine.items.map((item, r) => ({ id: item.id, vector: Array.from(data.subarray(r * dim, (r + 1) * dim)) }));
-    const queries = sample.map((item) => engine.vectorOf(space, item.id));
+    log(`timing search only (kernel vs per-item loop) over ${index.size} items...`);
+    const objects = index.items.map((item, r) => ({ id: item.id, vector: Array.from(data.subarray(r * dim, (r + 1) * dim)) }));
+    const queries = sample.map((item) => index.vectorOf(space, item.id));
     let sameResults = true;
     const t0 = performance.now();
     const kernelResults = queries.map((q) => topK(data, dim, q, { k: 5 }));
@@ -100,12 +100,12 @@ export async function runCoreBench(options: {
     // The same neighbours at every rank; items of equal score (the catalog's duplicate
     // photos) may come in either order.
     const same = (hits: Array<{ row: number; score: number }>, expected: Array<{ id: string; score: number }>) =>
-      hits.length === expected.length && hits.every((h, r) => engine.items[h.row].id === expected[r].id || Math.abs(h.score - expected[r].score) < 1e-5);
+      hits.length === expected.length && hits.every((h, r) => index.items[h.row].id === expected[r].id || Math.abs(h.score - expected[r].score) < 1e-5);
     kernelResults.forEach((hits, i) => {
       if (!same(hits, baselineResults[i]) || !same(onnxResults[i], baselineResults[i])) sameResults = false;
     });
     const model = `${lookalike.settings.precision} ${lookalike.settings.width}x${lookalike.settings.height}`;
-    const catalogItems = engine.size;
+    const catalogItems = index.size;
     closed = true;
     await lookalike.close();
     // 4. Indexing throughput on fresh temporary indexes (the real index is not touched),

@@ -91,23 +91,23 @@ export async function runDbSearchBench(location: string, options: { queries?: nu
   const lookalike = await Lookalike.open(location, { readonly: true });
   try {
     const k = options.k ?? 10;
-    const engine = lookalike.engine;
+    const index = lookalike.indexView();
     const space = backboneSpace('max', lookalike.manifest.dimension);
-    const n = engine.size;
+    const n = index.size;
     const nq = Math.min(options.queries ?? 200, n);
-    const ids = Array.from({ length: nq }, (_, i) => engine.items[Math.floor((i * n) / nq)].id);
+    const ids = Array.from({ length: nq }, (_, i) => index.items[Math.floor((i * n) / nq)].id);
     const field = lookalike.manifest.catalog.columns.includes('gender') ? 'gender' : lookalike.manifest.catalog.columns[0];
-    const value = engine.items[0].metadata[field];
+    const value = index.items[0].metadata[field];
     const run = async (filters?: Record<string, string[]>) => {
       const dbMs: number[] = [], exactMs: number[] = [];
       let found = 0, total = 0;
       for (const id of ids) {
-        const q = engine.vectorOf(space, id);
+        const q = index.vectorOf(space, id);
         let t = performance.now();
-        const exact = engine.search(space, q, { k, excludeId: id, filters });
+        const exact = index.search(space, q, { k, excludeId: id, filters });
         exactMs.push(performance.now() - t);
         t = performance.now();
-        const db = await engine.searchDb(space, q, { k, excludeId: id, filters });
+        const db = await index.searchDb(space, q, { k, excludeId: id, filters });
         dbMs.push(performance.now() - t);
         const truth = new Set(exact.map((h) => h.id));
         found += db.filter((h) => truth.has(h.id)).length;

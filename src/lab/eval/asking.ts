@@ -64,8 +64,8 @@ export async function measureText(lookalike: Lookalike, queries: readonly TextQu
       times.push(performance.now() - t0);
     }
     // Every match: what text_mode=filter lets through.
-    const hits = await lookalike.engine.textHits(checkText(q.text)!);
-    const all = [...hits.rows].map((r) => answers(q, lookalike.engine.items[r].metadata));
+    const hits = await lookalike.indexView().textHits(checkText(q.text)!);
+    const all = [...hits.rows].map((r) => answers(q, lookalike.indexView().items[r].metadata));
     const share = (list: boolean[]) => (list.length ? list.filter(Boolean).length / list.length : 0);
     out.push({ text: q.text, matches: all.length, precision: share(all), precisionAt10: share(top.results.map((r) => answers(q, r.metadata))), ms: median(times) });
   }
@@ -80,7 +80,7 @@ export async function measureText(lookalike: Lookalike, queries: readonly TextQu
  */
 export async function measurePhotoPlusWords(lookalike: Lookalike, queries = 100, seed = 26): Promise<{ queries: number; ways: Array<{ name: string; share: number; typeShare: number }>; medianMs: number }> {
   const rng = new Random(seed);
-  const items = lookalike.engine.items;
+  const items = lookalike.indexView().items;
   const count = new Map<string, number>();
   for (const item of items) count.set(`${item.metadata.articleType}\u0000${item.metadata.baseColour}`, (count.get(`${item.metadata.articleType}\u0000${item.metadata.baseColour}`) ?? 0) + 1);
   const ways = [
@@ -130,7 +130,7 @@ export const RECOMMEND_WAYS: readonly RecommendWay[] = [
  */
 export async function measureRecommend(lookalike: Lookalike, visits = 200, seed = 26): Promise<{ visits: number; ways: Array<{ name: string; share: number; dislikedShare: number }>; medianMs: number; singleMs: number }> {
   const rng = new Random(seed);
-  const items = lookalike.engine.items;
+  const items = lookalike.indexView().items;
   const groups = new Map<string, string[]>();
   for (const item of items) {
     const key = `${item.metadata.articleType}\u0000${item.metadata.baseColour}`;
@@ -152,10 +152,10 @@ export async function measureRecommend(lookalike: Lookalike, visits = 200, seed 
     const [type, colour] = key.split('\u0000');
     const liked = new Set<string>();
     while (liked.size < 3) liked.add(pick(ids));
-    const others = byType.get(type)!.filter((id) => lookalike.engine.items[lookalike.engine.rowOf(id)].metadata.baseColour !== colour);
+    const others = byType.get(type)!.filter((id) => lookalike.item(id).metadata.baseColour !== colour);
     const disliked = pick(others);
     const like = [...liked];
-    const dislikedColour = lookalike.engine.items[lookalike.engine.rowOf(disliked)].metadata.baseColour;
+    const dislikedColour = lookalike.item(disliked).metadata.baseColour;
     const of = (hits: Array<{ metadata: Record<string, string> }>, c: string) => hits.filter((h) => h.metadata.articleType === type && h.metadata.baseColour === c).length / TOP;
     let dislikedShare = 0;
     // The share with the liked type and colour; on the side, the share with the disliked colour.
@@ -163,7 +163,7 @@ export async function measureRecommend(lookalike: Lookalike, visits = 200, seed 
       dislikedShare += weight * of(hits, dislikedColour);
       return of(hits, colour);
     };
-    const vectors = (list: string[]) => list.map((id) => Float32Array.from(lookalike.engine.vectorOf(space, id)));
+    const vectors = (list: string[]) => list.map((id) => Float32Array.from(lookalike.indexView().vectorOf(space, id)));
     for (const way of RECOMMEND_WAYS) {
       let s: number;
       dislikedShare = 0;
@@ -178,7 +178,7 @@ export async function measureRecommend(lookalike: Lookalike, visits = 200, seed 
         s = total / like.length;
       } else if (way.strategy === 'average') {
         const q = averageQuery(vectors(like), vectors([disliked]), way.weight);
-        s = share(await lookalike.engine.find(space, q, { k: TOP, excludeIds: [...like, disliked] }));
+        s = share(await lookalike.indexView().find(space, q, { k: TOP, excludeIds: [...like, disliked] }));
       } else {
         s = share((await lookalike.recommend({ like: like.map((id) => ({ id })), unlike: [{ id: disliked }], k: TOP, strategy: way.strategy })).results);
       }
@@ -199,7 +199,7 @@ export async function measureRecommend(lookalike: Lookalike, visits = 200, seed 
  */
 export async function measureShopTheLook(lookalike: Lookalike, scenes = 100, seed = 26, background: 'plain' | 'busy' = 'plain'): Promise<{ background: string; scenes: number; products: number; wholePhoto: number; someRegion: number; eitherList: number; regionsPerScene: number; wholeMs: number; lookMs: number }> {
   const rng = new Random(seed);
-  const items = lookalike.engine.items;
+  const items = lookalike.indexView().items;
   let products = 0, whole = 0, region = 0, either = 0, regions = 0;
   const wholeTimes: number[] = [], lookTimes: number[] = [];
   for (let s = 0; s < scenes; s++) {

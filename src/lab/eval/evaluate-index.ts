@@ -55,7 +55,7 @@ export function resolveAttributes(columns: string[], wanted?: string[]): string[
 
 /** Per attribute, the value of every matrix row of the index. */
 export function labelsOf(lookalike: Lookalike, attributes: string[]): Record<string, string[]> {
-  const items = lookalike.engine.items;
+  const items = lookalike.indexView().items;
   return Object.fromEntries(attributes.map((a) => [a, items.map((i) => (i.metadata[a] ?? '').trim())]));
 }
 
@@ -63,8 +63,8 @@ export async function evaluateIndex(lookalike: Lookalike, options: IndexEvalOpti
   const started = performance.now();
   const attributes = resolveAttributes(lookalike.manifest.catalog.columns, options.attributes);
   const space = lookalike.space({ pooling: options.pooling, mode: options.mode });
-  const { data, dim } = lookalike.engine.matrix(space);
-  const ids = lookalike.engine.items.map((i) => i.id);
+  const { data, dim } = lookalike.indexView().matrix(space);
+  const ids = lookalike.indexView().items.map((i) => i.id);
   const labels = labelsOf(lookalike, attributes);
   const k = options.k ?? DEFAULT_K;
   const neighbours = options.search === 'ann'
@@ -83,13 +83,13 @@ async function annNeighbours(lookalike: Lookalike, space: EmbeddingSpace, ids: s
   const fraction = options.queries;
   if (fraction === undefined) {
     const queryRows = new Int32Array(n).map((_, i) => i);
-    const hits = await lookalike.engine.annTopK(space, queryRows, k, undefined, options.onProgress);
+    const hits = await lookalike.indexView().annTopK(space, queryRows, k, undefined, options.onProgress);
     return { queryRows, rows: hits.rows, scores: hits.scores, k: hits.k, isCandidate: new Uint8Array(n).fill(1), protocol: 'leave-one-out', seconds: (performance.now() - started) / 1000 };
   }
   const isCandidate = new Uint8Array(n);
   const queryList: number[] = [];
   ids.forEach((id, row) => { if (isHeldOut(id, fraction)) queryList.push(row); else isCandidate[row] = 1; });
   const queryRows = Int32Array.from(queryList);
-  const hits = await lookalike.engine.annTopK(space, queryRows, k, isCandidate, options.onProgress);
+  const hits = await lookalike.indexView().annTopK(space, queryRows, k, isCandidate, options.onProgress);
   return { queryRows, rows: hits.rows, scores: hits.scores, k: hits.k, isCandidate, protocol: 'held-out', seconds: (performance.now() - started) / 1000 };
 }

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { escapeHtml, writeHtmlReport, type WrittenReport } from './report.js';
 import { PERTURBATION_LABELS } from '../../photo/synthetic.js';
 import type { RobustnessResult, RobustnessRow } from './robustness.js';
-import type { SearchEngine } from '../../search/engine.js';
+import type { Lookalike } from '../../lookalike.js';
 
 export function robustnessTableRows(rows: RobustnessRow[]): Array<Array<string | number>> {
   return rows.map((r) => [
@@ -19,12 +19,12 @@ export function robustnessTableRows(rows: RobustnessRow[]): Array<Array<string |
 
 export const ROBUSTNESS_HEADER = ['kind', 'space', 'query', 'queries', 'recall@1', 'recall@10', 'precision@5 (others)'];
 
-export async function writeRobustnessReport(dir: string, result: RobustnessResult, engine: SearchEngine, showKeys: string[]): Promise<WrittenReport> {
+export async function writeRobustnessReport(dir: string, result: RobustnessResult, lookalike: Lookalike, showKeys: string[]): Promise<WrittenReport> {
   const examplesDir = path.join(dir, 'examples');
   await mkdir(examplesDir, { recursive: true });
   const copied = new Set<string>();
   const thumb = async (id: string) => {
-    const item = engine.items[engine.rowOf(id)];
+    const item = lookalike.item(id);
     const name = `item-${id.replace(/[^A-Za-z0-9_-]/g, '_')}${path.extname(item.image) || '.jpg'}`;
     if (!copied.has(name)) { await copyFile(item.image, path.join(examplesDir, name)); copied.add(name); }
     return `examples/${name}`;

@@ -114,12 +114,12 @@ export async function evaluateRobustness(lookalike: Lookalike, options: Robustne
   const kinds = options.kinds ?? PERTURBATIONS;
   const locs = options.localisations ?? LOCALISATIONS;
   const attribute = options.attribute ?? 'articleType';
-  const engine = lookalike.engine;
+  const index = lookalike.indexView();
   const holdout = headRefOf(lookalike.manifest)?.holdout ?? QUERY_HOLDOUT;
 
   const candidates: number[] = [];
-  engine.items.forEach((item, row) => { if (isHeldOut(item.id, holdout)) candidates.push(row); });
-  if (!candidates.length) engine.items.forEach((_, row) => candidates.push(row));
+  index.items.forEach((item, row) => { if (isHeldOut(item.id, holdout)) candidates.push(row); });
+  if (!candidates.length) index.items.forEach((_, row) => candidates.push(row));
   const rng = new Random(seed);
   const picked = sampleWithoutReplacement(rng, candidates.length, Math.min(total, candidates.length));
   // Shuffle the sorted sample so kinds do not follow catalog order.
@@ -129,9 +129,9 @@ export async function evaluateRobustness(lookalike: Lookalike, options: Robustne
     row: order[i % order.length],
     // An item drawn twice (small catalogs) gets another kind the second time.
     kind: kinds[(i + Math.floor(i / order.length)) % kinds.length],
-    others: [rng.int(engine.size), rng.int(engine.size)],
+    others: [rng.int(index.size), rng.int(index.size)],
   }));
-  for (const q of queries) q.others = q.others.map((o) => (o === q.row ? (o + 1) % engine.size : o));
+  for (const q of queries) q.others = q.others.map((o) => (o === q.row ? (o + 1) % index.size : o));
 
   const spaces = spacesOf(lookalike);
   const embedder = await lookalike.backbone();
@@ -147,7 +147,7 @@ export async function evaluateRobustness(lookalike: Lookalike, options: Robustne
   for (let start = 0; start < total; start += batch) {
     const slice = queries.slice(start, start + batch);
     const photos = await Promise.all(slice.map((q, i) => perturbPhoto(
-      engine.items[q.row].image, q.kind, querySeed(seed, start + i), q.others.map((o) => engine.items[o].image),
+      index.items[q.row].image, q.kind, querySeed(seed, start + i), q.others.map((o) => index.items[o].image),
     )));
     const prepared: PreparedImage[] = await Promise.all(photos.map((p, i) => prepareImage(p, { ...prep, label: `query ${start + i}` })));
     const byLocalisation = await photoBatchVectorsBy(embedder, lookalike.settings, photos.map((p, i) => ({ input: p, prepared: prepared[i] })), locs);
@@ -165,11 +165,11 @@ export async function evaluateRobustness(lookalike: Lookalike, options: Robustne
 
   const rows: RobustnessRow[] = [];
   const examples = new Map<number, RobustnessExample>();
-  for (const [q, photo] of examplePhotos) examples.set(q, { kind: queries[q].kind, id: engine.items[queries[q].row].id, photo, results: {} });
-  const labelOf = (row: number) => engine.items[row].metadata[attribute] ?? '';
+  for (const [q, photo] of examplePhotos) examples.set(q, { kind: queries[q].kind, id: index.items[queries[q].row].id, photo, results: {} });
+  const labelOf = (row: number) => index.items[row].metadata[attribute] ?? '';
   const expansions = options.expansion === 'on' ? [true] : options.expansion === 'off' ? [false] : [false, true];
   for (const s of spaces) {
-    const { data } = engine.matrix(s.space);
+    const { data } = index.matrix(s.space);
     for (const l of locs) {
       const qv = vectors.get(key(s, l)) as Float32Array;
       const search = (v: Float32Array, n: number) => (options.search === 'ann' ? annHits(lookalike, s.space, v, n, 10) : batchTopK(data, s.space.dim, v, n, 10));
@@ -189,7 +189,7 @@ export async function evaluateRobustness(lookalike: Lookalike, options: Robustne
             acc.set(k, a);
           }
           const example = examples.get(q);
-          if (example) example.results[resultKey(s.label, l, expanded)] = top.map((r) => engine.items[r].id);
+          if (example) example.results[resultKey(s.label, l, expanded)] = top.map((r) => index.items[r].id);
         }
         for (const kind of [...kinds, 'overall' as const]) {
           const a = acc.get(kind);
@@ -221,7 +221,7 @@ async function expandedHits(lookalike: Lookalike, space: EmbeddingSpace, queries
     const topRow = hits.rows[q * hits.k];
     if (topRow < 0) continue;
     const scores = Array.from(hits.scores.subarray(q * hits.k, q * hits.k + 2));
-    const top = await lookalike.engine.vectorOfForSearch(space, lookalike.engine.items[topRow].id);
+    const top = await lookalike.indexView().vectorOfForSearch(space, lookalike.indexView().items[topRow].id);
     const expanded = expandedQuery(queries.subarray(q * dim, (q + 1) * dim), scores, top);
     if (expanded) { again.push(q); next.push(expanded); }
   }
@@ -239,13 +239,13 @@ async function expandedHits(lookalike: Lookalike, space: EmbeddingSpace, queries
 
 /** Top-k of each query through the space's ANN index, in batchTopK's layout. */
 async function annHits(lookalike: Lookalike, space: EmbeddingSpace, queries: Float32Array, total: number, k: number): Promise<BatchHits> {
-  const { engine } = lookalike;
+  const index = lookalike.indexView();
   const rows = new Int32Array(total * k).fill(-1);
   const scores = new Float32Array(total * k).fill(Number.NaN);
   for (let q = 0; q < total; q++) {
     // As a photo search does (Lookalike.searchByImage).
-    const hits = await engine.query(space, queries.subarray(q * space.dim, (q + 1) * space.dim), { k, search: 'ann', candidates: PHOTO_ANN_CANDIDATES });
-    hits.forEach((h, j) => { rows[q * k + j] = engine.rowOf(h.id); scores[q * k + j] = h.score; });
+    const hits = await index.query(space, queries.subarray(q * space.dim, (q + 1) * space.dim), { k, search: 'ann', candidates: PHOTO_ANN_CANDIDATES });
+    hits.forEach((h, j) => { rows[q * k + j] = index.rowOf(h.id); scores[q * k + j] = h.score; });
   }
   return { k, rows, scores };
 }

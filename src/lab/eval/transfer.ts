@@ -70,7 +70,7 @@ export async function evaluateTransfer(lookalike: Lookalike, options: TransferOp
   const attributes = resolveAttributes(lookalike.manifest.catalog.columns, options.attributes);
   const holdout = headRefOf(lookalike.manifest)?.holdout ?? QUERY_HOLDOUT;
   // The head's hold-out items, in the order of their id hash: always the same ones.
-  const items = lookalike.engine.items.filter((i) => isHeldOut(i.id, holdout))
+  const items = lookalike.indexView().items.filter((i) => isHeldOut(i.id, holdout))
     .sort((a, b) => idHashUnit(a.id) - idHashUnit(b.id)).slice(0, n);
   if (items.length < 2 * k) throw new LookalikeError('BAD_OPTION', { message: `only ${items.length} items are held out from the head's training: too few for k = ${k}.` });
   const work = options.workDir ?? mkdtempSync(path.join(os.tmpdir(), 'lookalike-transfer-'));

@@ -21,7 +21,7 @@ import { isStoreUrl, parseLocation, redact } from '../../store/location.js';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Lookalike } from '../../lookalike.js';
+import { Lookalike, type TunedDefaults } from '../../lookalike.js';
 import { Embedder } from '../../model/embedder.js';
 import { defaultSettings, POOLINGS, type Pooling, type Precision, type ResizeMode } from '../../model/registry.js';
 import { buildIndex } from '../../indexing/build.js';
@@ -151,11 +151,11 @@ export async function tune(lookalike: Lookalike, options: TuneOptions = {}): Pro
   const started = performance.now();
   const log = options.log ?? (() => {});
   const progress = options.onProgress ?? (() => {});
-  const engine = lookalike.engine;
+  const index = lookalike.indexView();
   const attributes = resolveAttributes(lookalike.manifest.catalog.columns, options.attributes);
   const primary = attributes[0];
   const labels = labelsOf(lookalike, attributes);
-  const ids = engine.items.map((i) => i.id);
+  const ids = index.items.map((i) => i.id);
   const n = ids.length;
   const compareK = options.compareK ?? 5;
   const ks = [...new Set([...(options.ks ?? [1, 5, 10, 20]), compareK])].sort((a, b) => a - b);
@@ -173,7 +173,7 @@ export async function tune(lookalike: Lookalike, options: TuneOptions = {}): Pro
   const fullNeighbours = new Map<Pooling, Neighbours>();
   let fullDim = 0;
   for (const pooling of poolings) {
-    const { data, dim } = engine.matrix(lookalike.space({ pooling }));
+    const { data, dim } = index.matrix(lookalike.space({ pooling }));
     fullDim = dim;
     const dims = [...new Set(options.dims ?? [2048, 1024, 512, 256, 128])].map((d) => Math.min(d, dim)).sort((a, b) => b - a);
     const usable = [...new Set(dims.filter((d) => d === dim || d < n - 1))];
@@ -269,10 +269,10 @@ async function sweepImages(lookalike: Lookalike, o: {
   attributes: string[]; primary: string; compareK: number; pooling: Pooling; fullSearchMs: number;
   log: (m: string) => void; progress: (stage: string, done: number, total: number) => void;
 }): Promise<ImageRow[]> {
-  const engine = lookalike.engine;
-  const sampleIds = stratifiedSample(engine.items.map((i) => ({ id: i.id, value: i.metadata[o.primary] ?? '' })), o.sample);
+  const index = lookalike.indexView();
+  const sampleIds = stratifiedSample(index.items.map((i) => ({ id: i.id, value: i.metadata[o.primary] ?? '' })), o.sample);
   const ids = new Set(sampleIds);
-  const sampleItems = engine.items.filter((i) => ids.has(i.id));
+  const sampleItems = index.items.filter((i) => ids.has(i.id));
   const current = lookalike.settings;
   o.log(`image settings: re-embedding a stratified sample of ${ids.size} items (by ${o.primary}) for each of ${o.settings.length} settings`);
   // The index's own arithmetic: an int8 index's sweep runs the model of its calibration at
@@ -298,8 +298,8 @@ async function sweepImages(lookalike: Lookalike, o: {
         });
         let result: EvalResult;
         if (isCurrent) {
-          const { data, dim } = engine.matrix(lookalike.space({ pooling: o.pooling }));
-          const rowsOf = sampleItems.map((i) => engine.rowOf(i.id));
+          const { data, dim } = index.matrix(lookalike.space({ pooling: o.pooling }));
+          const rowsOf = sampleItems.map((i) => index.rowOf(i.id));
           const matrix = new Float32Array(rowsOf.length * dim);
           rowsOf.forEach((r, i) => matrix.set(data.subarray(r * dim, (r + 1) * dim), i * dim));
           result = await evaluate({
@@ -330,7 +330,7 @@ async function sweepImages(lookalike: Lookalike, o: {
           items: isCurrent ? sampleItems.length : report.total,
           imagesPerSecond: report.imagesPerSecond,
           queryMs: percentile(times.sort((a, b) => a - b), 50) + o.fullSearchMs,
-          matrixBytes: engine.size * embedder.dimension * 4,
+          matrixBytes: index.size * embedder.dimension * 4,
           relativeCost: (width * height) / (224 * 224),
           k: result.k,
           metrics: pick(result),
@@ -347,17 +347,8 @@ async function sweepImages(lookalike: Lookalike, o: {
   return rows;
 }
 
-/** What `--apply` stores under manifest.extensions.tuned. */
-export interface TunedDefaults {
-  pooling: Pooling;
-  k: number;
-  threshold?: number;
-  /** The space the threshold is a cosine in, e.g. "backbone:max". */
-  space: string;
-  attribute: string;
-  targetPrecision: number;
-  tunedAt: string;
-}
+/** What `--apply` stores under manifest.extensions.tuned (Lookalike.saveTuning). */
+export type { TunedDefaults } from '../../lookalike.js';
 
 /**
  * Writes the chosen search settings into the index: the default pooling
@@ -375,17 +366,7 @@ export async function applyTuned(lookalike: Lookalike, result: TuneResult): Prom
     targetPrecision: result.targetPrecision,
     tunedAt: new Date().toISOString(),
   };
-  const manifest = lookalike.store.getManifest();
-  if (!manifest) throw new Error('index has no manifest');
-  const updated = {
-    ...manifest,
-    settings: { ...manifest.settings, pooling: tuned.pooling },
-    extensions: { ...(manifest.extensions ?? {}), tuned },
-    updatedAt: new Date().toISOString(),
-  };
-  await lookalike.store.setManifest(updated);
-  // The opened index answers with the new defaults from now on, too.
-  Object.assign(lookalike.manifest, updated);
+  await lookalike.saveTuning(tuned);
   return tuned;
 }
 

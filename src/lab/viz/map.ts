@@ -8,8 +8,6 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { INDEX_FILES } from '../../defaults.js';
 import type { Lookalike } from '../../lookalike.js';
-import type { Store } from '../../store/types.js';
-import { describeLocation } from '../../store/location.js';
 import type { Pooling } from '../../model/registry.js';
 import { fitPca, projectPca } from '../../math/pca.js';
 import { Random, sampleWithoutReplacement } from '../../math/random.js';
@@ -67,8 +65,9 @@ export async function computeMap(lookalike: Lookalike, options: MapOptions = {})
   let t = performance.now();
   options.onProgress?.('load', 0, 1);
   const space = lookalike.space({ pooling: options.pooling, mode: options.mode });
-  const { data: full, dim } = lookalike.engine.matrix(space);
-  const items = lookalike.engine.items;
+  const index = lookalike.indexView();
+  const { data: full, dim } = index.matrix(space);
+  const items = index.items;
   let rows: Int32Array | undefined;
   if (options.sample !== undefined && options.sample < items.length) {
     rows = sampleWithoutReplacement(new Random(seed), items.length, options.sample);
@@ -140,15 +139,14 @@ export async function computeMap(lookalike: Lookalike, options: MapOptions = {})
 const round = (v: number) => Math.round(v * 10_000) / 10_000;
 
 /** Stores the map with the index (its folder, or the shared store); returns where, for a person. */
-export async function writeMapFile(store: Store, map: MapFile): Promise<string> {
-  await store.putFile(MAP_FILE, Buffer.from(JSON.stringify(map)));
-  return store.folder ? path.join(store.folder, MAP_FILE) : `${MAP_FILE} in ${describeLocation(store.location)}`;
+export async function writeMapFile(lookalike: Lookalike, map: MapFile): Promise<string> {
+  return lookalike.saveMap(JSON.stringify(map));
 }
 
-/** The stored map, if any (undefined when absent or unreadable). */
-export async function readMapFile(location: string | Store): Promise<MapFile | undefined> {
+/** The stored map of an index (opened, or a folder), if any (undefined when absent or unreadable). */
+export async function readMapFile(index: string | Lookalike): Promise<MapFile | undefined> {
   try {
-    const bytes = typeof location === 'string' ? await readFile(path.join(location, MAP_FILE)) : location.getFile(MAP_FILE);
+    const bytes = typeof index === 'string' ? await readFile(path.join(index, MAP_FILE)) : await (await index.storedMap())?.read();
     if (!bytes) return undefined;
     const map = JSON.parse(bytes.toString('utf8')) as MapFile;
     return Array.isArray(map.points) ? map : undefined;
@@ -159,8 +157,7 @@ export async function readMapFile(location: string | Store): Promise<MapFile | u
 
 /** Map points with each point's value of `attribute`, for the points still in the index. */
 export function mapData(lookalike: Lookalike, map: MapFile, attribute: string | undefined) {
-  const engine = lookalike.engine;
-  const points = map.points.filter((p) => engine.has(p.id));
-  const values = attribute ? points.map((p) => engine.items[engine.rowOf(p.id)].metadata[attribute] ?? '') : undefined;
+  const points = map.points.filter((p) => lookalike.has(p.id));
+  const values = attribute ? points.map((p) => lookalike.item(p.id).metadata[attribute] ?? '') : undefined;
   return { points, values, attribute, method: 't-SNE' };
 }

@@ -4,7 +4,6 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { LookalikeError } from '../../errors.js';
-import type { Filters } from '../../search/filters.js';
 import { filtersOf, itemOf, presentHit, presentQuery, presentItem, type ServerContext } from '../context.js';
 import { facetsQuerystring, idParams, listQuerystring, responses, searchQuerystring, type ApiTypeProvider } from '../schemas.js';
 
@@ -16,7 +15,7 @@ export async function itemRoutes(fastify: FastifyInstance, { ctx }: { ctx: Serve
     schema: { summary: 'Catalog items, filtered and paginated, in catalog order', tags: ['catalog'], querystring: listQuerystring, response: responses.page },
   }, async (request) => {
     const q = request.query;
-    const { total, items } = lookalike.engine.list(filtersOf(ctx, q.filter), q.offset, q.limit);
+    const { total, items } = lookalike.list(filtersOf(ctx, q.filter), q.offset, q.limit);
     return { total, offset: q.offset, limit: q.limit, items: items.map(presentItem) };
   });
 
@@ -53,9 +52,7 @@ export async function itemRoutes(fastify: FastifyInstance, { ctx }: { ctx: Serve
     const columns = lookalike.manifest.catalog.columns;
     const fields = q.field?.length ? q.field.map((f) => resolveField(f, columns)) : ctx.facetFields;
     const filters = filtersOf(ctx, q.filter);
-    const out: Record<string, Array<{ value: string; count: number }>> = {};
-    for (const field of fields) out[field] = lookalike.engine.facets([field], without(filters, field))[field];
-    return { total: lookalike.engine.list(filters, 0, 0).total, fields: out };
+    return { total: lookalike.count(filters), fields: lookalike.facets(fields, filters) };
   });
 }
 
@@ -63,8 +60,4 @@ function resolveField(field: string, columns: string[]): string {
   const match = columns.find((c) => c.toLowerCase() === field.toLowerCase());
   if (!match) throw new LookalikeError('UNKNOWN_FILTER_FIELD', { field, known: columns.join(', ') });
   return match;
-}
-
-function without(filters: Filters, field: string): Filters {
-  return Object.fromEntries(Object.entries(filters).filter(([f]) => f !== field));
 }

@@ -2,25 +2,17 @@
  * About the service: health (liveness plus readiness details), the OpenAPI document,
  * and the 2-D map of the catalog when `lookalike map` has made one.
  */
-import { readFile, stat } from 'node:fs/promises';
-import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { INDEX_FILES } from '../../defaults.js';
+import { MAX_K_HTTP } from '../../defaults.js';
 import { LookalikeError } from '../../errors.js';
-import { ACCEPTED_FORMATS } from '../../image/prepare.js';
+import { ACCEPTED_FORMATS } from '../../lookalike.js';
 import type { ServerContext } from '../context.js';
-import { MAX_K, MODES, responses } from '../schemas.js';
-
-export const MAP_FILE = INDEX_FILES.map;
+import { MODES, responses } from '../schemas.js';
 
 interface MapFile { method: string; attribute?: string; createdAt: string; points: Array<{ id: string; x: number; y: number }> }
 
 export async function metaRoutes(app: FastifyInstance, { ctx }: { ctx: ServerContext }): Promise<void> {
   const { lookalike } = ctx;
-  // A folder store's map is a file another process rewrites at any time (re-read when its
-  // mtime changes); a shared store's is in the snapshot, which the replica keeps current.
-  const folder = lookalike.store.folder;
-  const mapPath = folder ? path.join(folder, MAP_FILE) : undefined;
 
   app.get('/api/health/live', {
     schema: { summary: 'Liveness: the process answers (restart it when this fails, never because the database is away)', tags: ['service'], response: responses.live },
@@ -46,16 +38,16 @@ export async function metaRoutes(app: FastifyInstance, { ctx }: { ctx: ServerCon
     ready: ctx.model.state === 'ready',
     model: { ...ctx.model, weightsId: lookalike.manifest.weightsId, arithmetic: await lookalike.arithmetic() },
     index: {
-      items: lookalike.engine.size,
+      items: lookalike.size,
       columns: lookalike.manifest.catalog.columns,
       facetFields: ctx.facetFields,
       settings: { ...lookalike.settings },
       updatedAt: lookalike.manifest.updatedAt,
-      hasMap: mapPath ? await stat(mapPath).then((s) => s.isFile(), () => false) : !!lookalike.store.getFile(MAP_FILE),
+      hasMap: (await lookalike.storedMap()) !== undefined,
       generation: lookalike.generation,
     },
     queue: ctx.queue.stats(),
-    limits: { ...ctx.limits, formats: [...ACCEPTED_FORMATS], maxK: MAX_K },
+    limits: { ...ctx.limits, formats: [...ACCEPTED_FORMATS], maxK: MAX_K_HTTP },
     modes: lookalike.head ? [...MODES] : [],
     defaults: lookalike.defaults(),
     uptimeSeconds: Math.round((performance.now() - ctx.startedAt) / 100) / 10,
@@ -64,8 +56,8 @@ export async function metaRoutes(app: FastifyInstance, { ctx }: { ctx: ServerCon
 
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  // The map file is written by another process at any time: re-read it when it changes.
-  let cached: { mtimeMs: number | Buffer; body: unknown } | undefined;
+  // The map is rewritten by another process at any time (`lookalike map`): re-read when it changes.
+  let cached: { version: number | Buffer; body: unknown } | undefined;
   app.get('/api/map', {
     schema: {
       summary: 'The catalog laid out in 2-D (t-SNE or PCA of the embeddings), made by `lookalike map`',
@@ -73,19 +65,17 @@ export async function metaRoutes(app: FastifyInstance, { ctx }: { ctx: ServerCon
       response: responses.map,
     },
   }, async () => {
-    const info = mapPath ? await stat(mapPath).catch(() => undefined) : undefined;
-    const stored = mapPath ? undefined : lookalike.store.getFile(MAP_FILE);
-    if (mapPath ? !info?.isFile() : !stored) throw new LookalikeError('MAP_NOT_FOUND', { path: lookalike.indexDir });
-    const version = info?.mtimeMs ?? stored!;
-    if (cached?.mtimeMs !== version) {
+    const stored = await lookalike.storedMap();
+    if (!stored) throw new LookalikeError('MAP_NOT_FOUND', { path: lookalike.indexDir });
+    if (cached?.version !== stored.version) {
       let map: MapFile;
       try {
-        map = JSON.parse(mapPath ? await readFile(mapPath, 'utf8') : stored!.toString('utf8')) as MapFile;
+        map = JSON.parse((await stored.read()).toString('utf8')) as MapFile;
         if (!Array.isArray(map.points)) throw new Error('no "points" list');
       } catch (err) {
-        throw new LookalikeError('MAP_UNREADABLE', { path: mapPath ?? MAP_FILE, index: lookalike.indexDir, reason: err instanceof Error ? err.message : String(err) });
+        throw new LookalikeError('MAP_UNREADABLE', { path: stored.where, index: lookalike.indexDir, reason: err instanceof Error ? err.message : String(err) });
       }
-      cached = { mtimeMs: version, body: { ...map, attributes: attributeCodes(ctx, map.points) } };
+      cached = { version: stored.version, body: { ...map, attributes: attributeCodes(ctx, map.points) } };
     }
     return cached.body;
   });
@@ -93,14 +83,14 @@ export async function metaRoutes(app: FastifyInstance, { ctx }: { ctx: ServerCon
 
 /** Per facet field: distinct values (most common first) and each point's value index. */
 function attributeCodes(ctx: ServerContext, points: MapFile['points']) {
-  const { engine } = ctx.lookalike;
+  const { lookalike } = ctx;
   const out: Record<string, { values: string[]; codes: number[] }> = {};
   for (const field of ctx.facetFields) {
-    const values = engine.facets([field])[field].map((f) => f.value);
+    const values = lookalike.facets([field])[field].map((f) => f.value);
     const index = new Map(values.map((v, i) => [v, i]));
     const codes = points.map((p) => {
-      if (!engine.has(p.id)) return -1;
-      return index.get(engine.items[engine.rowOf(p.id)].metadata[field] ?? '') ?? -1;
+      if (!lookalike.has(p.id)) return -1;
+      return index.get(lookalike.item(p.id).metadata[field] ?? '') ?? -1;
     });
     out[field] = { values, codes };
   }

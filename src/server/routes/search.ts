@@ -4,11 +4,10 @@
  * renamed .jpg is refused at once, even when the server is busy.
  */
 import type { FastifyInstance } from 'fastify';
-import { inspectImage } from '../../image/prepare.js';
 import { parseCrop } from '../../validate.js';
 import { filtersOf, presentHit, presentQuery, type ServerContext } from '../context.js';
 import { recommendBody, responses, searchBody, type ApiTypeProvider, type RecommendBody, type SearchBody } from '../schemas.js';
-import type { Example, Look } from '../../lookalike.js';
+import type { CheckedPhoto, Example, Look } from '../../lookalike.js';
 
 const presentLook = (look: Look) => ({ box: look.box, expanded: look.expanded, results: look.results.map(presentHit) });
 /** One upload or several (a repeated multipart field) as a list. */
@@ -34,17 +33,17 @@ export async function searchRoutes(fastify: FastifyInstance, { ctx }: { ctx: Ser
     if ('image' in body) {
       const image = body.image;
       const crop = body.crop !== undefined ? parseCrop(body.crop) : undefined;
-      const source = await inspectImage(image, 'the upload', limits.maxPixels);
+      const photo = await lookalike.checkPhoto(image, { label: 'the upload', maxPixels: limits.maxPixels });
       // A client that gives up while waiting loses its place instead of costing an inference.
       const gone = new AbortController();
       reply.raw.once('close', () => { if (!reply.raw.writableFinished) gone.abort(); });
       const response = await queue.run(
-        () => lookalike.searchByImage(image, { ...options, crop, expand: body.expand, shopTheLook: body.shop_the_look, label: 'the upload', maxPixels: limits.maxPixels }),
+        () => lookalike.searchByImage(photo, { ...options, crop, expand: body.expand, shopTheLook: body.shop_the_look }),
         gone.signal,
       );
       const { text, corrected, textMode } = response.query;
       return {
-        query: { kind: 'image', ...source, crop, zoom: response.query.zoom, expanded: response.query.expanded, ...(response.query.warnings && { warnings: response.query.warnings }), text, corrected, textMode, ...(response.query.groupedBy && { groupedBy: response.query.groupedBy }) },
+        query: { kind: 'image', ...photo.source, crop, zoom: response.query.zoom, expanded: response.query.expanded, ...(response.query.warnings && { warnings: response.query.warnings }), text, corrected, textMode, ...(response.query.groupedBy && { groupedBy: response.query.groupedBy }) },
         space: response.space,
         regions: response.regions,
         ...(response.looks && { looks: response.looks.map(presentLook) }),
@@ -72,12 +71,17 @@ export async function searchRoutes(fastify: FastifyInstance, { ctx }: { ctx: Ser
     const photos = 'like_image' in body || 'unlike_image' in body
       ? { like: uploads((body as { like_image?: Buffer | Buffer[] }).like_image), unlike: uploads((body as { unlike_image?: Buffer | Buffer[] }).unlike_image) }
       : { like: [], unlike: [] };
-    for (const photo of [...photos.like, ...photos.unlike]) await inspectImage(photo, 'the upload', limits.maxPixels);
-    const examples = (ids: string[] | undefined, images: Buffer[]): Example[] => [...(ids ?? []).map((id) => ({ id })), ...images.map((image) => ({ image, label: 'the upload' }))];
+    // One at a time, in order: the first bad photo is the one reported.
+    const check = async (list: Buffer[]) => {
+      const out: CheckedPhoto[] = [];
+      for (const image of list) out.push(await lookalike.checkPhoto(image, { label: 'the upload', maxPixels: limits.maxPixels }));
+      return out;
+    };
+    const checked = { like: await check(photos.like), unlike: await check(photos.unlike) };
+    const examples = (ids: string[] | undefined, images: CheckedPhoto[]): Example[] => [...(ids ?? []).map((id) => ({ id })), ...images.map((image) => ({ image }))];
     const options = {
-      like: examples(body.like, photos.like), unlike: examples(body.unlike, photos.unlike), strategy: body.strategy,
+      like: examples(body.like, checked.like), unlike: examples(body.unlike, checked.unlike), strategy: body.strategy,
       k: body.k, threshold: body.threshold, filters: filtersOf(ctx, body.filter), mode: body.mode, pooling: body.pooling, search: body.search, text: body.text, textMode: body.text_mode,
-      maxPixels: limits.maxPixels,
     };
     let response;
     if (photos.like.length + photos.unlike.length) {
