@@ -18,7 +18,7 @@
  *      points of precision@5 while the VNNI machine the default was tuned on saw nothing.
  *      With 7 bits no pair can leave int16 (2 x 255 x 64 = 32,640), so every x86-64 CPU
  *      computes the same integers: the same vectors bit for bit (checked under qemu's
- *      Haswell, test/unit/quantise-parity.test.ts). The cost, measured on the first 3,000
+ *      Haswell, test/integration/quantise-parity.test.ts). The cost, measured on the first 3,000
  *      dev rows: articleType precision@5 0.6844 against float32's 0.6861 (8-bit on VNNI:
  *      cosine to float32 median 0.996, 7-bit 0.992). Every Conv is integer, the first one
  *      included since version 4 (below). Biases are int32 at the scale x_scale * w_scale.

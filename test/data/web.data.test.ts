@@ -8,12 +8,11 @@ import { readCatalog } from '../../src/catalog/index.js';
 import { createServer, defaultWebRoot } from '../../src/server/app.js';
 import { PACKAGE_ROOT } from '../../src/paths.js';
 import { DEV_CATALOG, HAS_DEV_CATALOG, devIndex, devSubsetIds } from './dev-index.js';
+import { HAS_CHROMIUM, launchChromium } from '../helpers/browser.js';
 
 // The page on real catalog photos: the shared 1,000-item index of the dev catalog, served by
 // the real server, driven in chromium. The query photo is a shirt from outside that subset,
 // so it is a photo the index has never seen.
-const CHROMIUM = process.env.LOOKALIKE_CHROMIUM ?? '/usr/bin/chromium';
-const HAS_CHROMIUM = existsSync(CHROMIUM);
 const ARTIFACTS = path.join(PACKAGE_ROOT, 'test-artifacts', 'web-data');
 
 let lookalike: Lookalike;
@@ -45,11 +44,7 @@ describe.skipIf(!HAS_DEV_CATALOG || !HAS_CHROMIUM)('the web page on the dev cata
     const indexed = new Set(devSubsetIds());
     const shirt = (await readCatalog(DEV_CATALOG)).items.find((i) => i.metadata.articleType === 'Shirts' && i.metadata.gender === 'Men' && !indexed.has(i.id))!;
     shirtPhoto = shirt.imagePath;
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   });
 

@@ -1,5 +1,5 @@
 // Embeds prepared pixels with one ONNX model and writes the max-pooled features: run by
-// test/unit/quantise-parity.test.ts natively and under qemu-x86_64 with a CPU model that
+// test/integration/quantise-parity.test.ts natively and under qemu-x86_64 with a CPU model that
 // has no VNNI, so the two runs differ only in the CPU onnxruntime sees. Plain JavaScript:
 // under the emulator, every extra instruction (a TypeScript loader) costs seconds.
 // usage: node emulated-embed.mjs MODEL PIXELS N HEIGHT WIDTH SESSION_CONFIG_JSON OUT

@@ -1,5 +1,5 @@
 /**
- * Small catalogs drawn with sharp, so the unit suite needs no dataset: garment-like
+ * Small catalogs drawn with sharp, so the tests need no dataset: garment-like
  * shapes in a few colours on white, like catalog photos.
  */
 import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';

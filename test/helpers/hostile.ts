@@ -1,5 +1,5 @@
 /**
- * Hostile inputs, drawn or hand-assembled here so the unit suite needs no dataset: damaged
+ * Hostile inputs, drawn or hand-assembled here so the tests need no dataset: damaged
  * and tricky images, malformed HTTP requests sent byte for byte, and an index signature
  * that proves a refused request changed nothing.
  */

@@ -8,7 +8,6 @@ import { defaultSettings } from '../../src/model/registry.js';
 import { Lookalike } from '../../src/lookalike.js';
 import { ANN_MIN_ITEMS, FILTERED_EXACT_MAX } from '../../src/search/engine.js';
 import type { ItemVectors } from '../../src/store/types.js';
-import { runCli } from '../helpers/cli.js';
 import { backboneSpace, blendedSpace } from '../../src/search/space.js';
 import { centredRandom } from '../helpers/random.js';
 
@@ -72,22 +71,6 @@ describe('approximate search (HNSW) over a real index', () => {
   afterAll(async () => {
     await lookalike.close();
     rmSync(dir, { recursive: true, force: true });
-  });
-
-  it('`bench --ann` prints exact and approximate search side by side, and `bench --synthetic` a fresh serving process\'s figures', () => {
-    const ann = runCli(['bench', '--ann', '--index', dir, '--queries', '30', '--json']);
-    expect(ann.code, ann.stderr).toBe(0);
-    const r = JSON.parse(ann.stdout);
-    expect(r.items).toBe(N);
-    expect(r.spaces.map((x: { space: string }) => x.space)).toEqual(['backbone:max']);
-    expect(r.spaces[0].ann.recallAtK).toBeGreaterThanOrEqual(0.95);
-    expect(r.spaces[0].annFromFiles.recallAtK).toBeGreaterThanOrEqual(0.95);
-    expect(r.filtered.length).toBe(0); // this catalog has no gender or articleType column
-    const synthetic = runCli(['bench', '--synthetic', '3000', '--index', dir, '--queries', '20']);
-    expect(synthetic.code, synthetic.stderr).toBe(0);
-    expect(synthetic.stdout).toMatch(/synthetic catalog: 3,000 items around 8000 real vectors/);
-    expect(synthetic.stdout).toMatch(/recall@10 vs exact\s+1\s+(0\.9\d+|1\.0+)/);
-    expect(synthetic.stdout).toMatch(/mean cosine of the 10th neighbour/);
   });
 
   it('searches exactly below the size threshold unless told otherwise', async () => {

@@ -3,7 +3,7 @@
 import type { components } from './api-schema';
 
 // The shapes of the API's answers, generated from its OpenAPI document (api-schema.ts;
-// test/unit/server.test.ts fails when the two disagree). Never written by hand here.
+// test/integration/server.test.ts fails when the two disagree). Never written by hand here.
 type Schemas = components['schemas'];
 export type Metadata = Schemas['Metadata'];
 export type Item = Schemas['Item'];

@@ -7,14 +7,13 @@ import type { Browser, Page } from 'playwright-core';
 import { cacheDir, PACKAGE_ROOT } from '../../src/paths.js';
 import { tempDir } from '../helpers/fixtures.js';
 import { ensurePageBuilt } from '../helpers/web-build.js';
+import { HAS_CHROMIUM, launchChromium } from '../helpers/browser.js';
 
 // `lookalike demo` as a new user runs it: a child process, the catalog shipped in demo/catalog,
 // no dev catalog beside the project (LOOKALIKE_DATASET names a missing folder), a home cache of
 // its own, then the page in a real browser (Debian's chromium, driven by playwright-core).
 // Only the converted models are shared with this machine's cache (LOOKALIKE_CACHE), so the
 // run costs no model conversion.
-const CHROMIUM = process.env.LOOKALIKE_CHROMIUM ?? '/usr/bin/chromium';
-const HAS_CHROMIUM = existsSync(CHROMIUM);
 const TSX = pathToFileURL(path.join(PACKAGE_ROOT, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
 const DEMO_CATALOG = path.join(PACKAGE_ROOT, 'demo', 'catalog');
 const ARTIFACTS = path.join(PACKAGE_ROOT, 'test-artifacts', 'demo-e2e');
@@ -67,8 +66,7 @@ describe.skipIf(!HAS_CHROMIUM)('lookalike demo, with nothing but the repository'
     child.stderr!.on('data', (d: Buffer) => { output += d.toString(); });
     base = (await waitFor(/Listening on (http:\/\/\S+)/, 400_000))[1];
     await waitFor(/Model ready/, 120_000);
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   }, 600_000);
 

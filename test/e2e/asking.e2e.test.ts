@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import type { FastifyInstance } from 'fastify';
@@ -10,12 +10,11 @@ import { createServer } from '../../src/server/app.js';
 import { PACKAGE_ROOT } from '../../src/paths.js';
 import { defaultItems, drawProduct, makeCatalog, tempDir } from '../helpers/fixtures.js';
 import { ensurePageBuilt } from '../helpers/web-build.js';
+import { HAS_CHROMIUM, launchChromium } from '../helpers/browser.js';
 
 // Asking the way shoppers ask, in a real browser (as web.e2e.test.ts drives it): "like" /
 // "not this" refine the results, words narrow them, and an outfit photo shows a box and a
 // strip of results per product. Screenshots go to test-artifacts/asking-e2e/ (git-ignored).
-const CHROMIUM = process.env.LOOKALIKE_CHROMIUM ?? '/usr/bin/chromium';
-const HAS_CHROMIUM = existsSync(CHROMIUM);
 const ARTIFACTS = path.join(PACKAGE_ROOT, 'test-artifacts', 'asking-e2e');
 
 let catalog: string;
@@ -52,11 +51,7 @@ describe.skipIf(!HAS_CHROMIUM)('asking the way shoppers ask, in chromium', () =>
       input: await sharp(await drawProduct(shape as 'shirt' | 'watch', colour as string)).resize(120, 160).png().toBuffer(), left: left as number, top: 100,
     })));
     writeFileSync(path.join(files, 'outfit.jpg'), await sharp({ create: { width: 480, height: 360, channels: 3, background: '#ffffff' } }).composite(layers).jpeg().toBuffer());
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     page.on('pageerror', (err) => { pageErrors.push(err.message); });
   });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import type { FastifyInstance } from 'fastify';
@@ -12,12 +12,11 @@ import { createServer } from '../../src/server/app.js';
 import { PACKAGE_ROOT } from '../../src/paths.js';
 import { defaultItems, drawProduct, makeCatalog, tempDir } from '../helpers/fixtures.js';
 import { ensurePageBuilt } from '../helpers/web-build.js';
+import { CHROMIUM, HAS_CHROMIUM, launchChromium } from '../helpers/browser.js';
 
 // The page in a real browser (Debian's chromium, driven by playwright-core) against the real
 // server, the real model and a catalog drawn with sharp. Each step leaves a screenshot in
 // test-artifacts/web-e2e/ (git-ignored).
-const CHROMIUM = process.env.LOOKALIKE_CHROMIUM ?? '/usr/bin/chromium';
-const HAS_CHROMIUM = existsSync(CHROMIUM);
 if (!HAS_CHROMIUM) {
   console.warn(`web e2e tests skipped: no chromium at ${CHROMIUM}. Install it (apt-get install chromium) or set LOOKALIKE_CHROMIUM.`);
 }
@@ -73,11 +72,7 @@ describe.skipIf(!HAS_CHROMIUM)('the web page in chromium', () => {
     writeFileSync(path.join(files, 'notes.jpg'), 'Shopping list: milk, bread. Not a photo at all.\n');
     writeFileSync(path.join(files, 'huge.jpg'), await sharp({ create: { width: 1200, height: 1200, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 60 } } }).jpeg({ quality: 100 }).toBuffer());
 
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     page.on('request', (r) => { if (!r.url().startsWith(base) && !/^(data|blob):/.test(r.url())) offOrigin.push(r.url()); });
     page.on('pageerror', (err) => { pageErrors.push(err.message); });
