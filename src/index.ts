@@ -6,7 +6,7 @@
  * apart by their code. Other modules of the package are internal and may change.
  */
 export {
-  ACCEPTED_FORMATS, Lookalike, prepareModel,
+  ACCEPTED_FORMATS, Lookalike, POOLINGS, prepareModel,
   type AnnStatus, type CheckedPhoto, type DuplicateGroupReport, type DuplicatesReport, type Example, type Freshness, type IndexView, type Look,
   type PhotoOptions, type PreparedModel, type QueryOptions, type RecommendOptions, type SearchResponse, type SearchStatus, type StoredMap, type TunedDefaults,
 } from './lookalike.js';

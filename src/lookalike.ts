@@ -131,6 +131,7 @@ export interface PhotoOptions {
 export { DEFAULT_LOCALISATION, photoVectors, type PhotoVectors } from './photo/vectors.js';
 /** The formats a photo may be in (sniffed from its bytes, not its name). */
 export { ACCEPTED_FORMATS } from './image/prepare.js';
+export { POOLINGS } from './model/registry.js';
 
 export interface SearchResponse {
   /** `warnings`: damage the decoder worked around in the query photo. */

@@ -6,10 +6,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts';
 import type { FromSchema } from 'json-schema-to-ts';
-import { ACCEPTED_FORMATS } from '../lookalike.js';
+import { ACCEPTED_FORMATS, POOLINGS } from '../lookalike.js';
 import { DEFAULT_K, MAX_K_HTTP, MAX_PAGE_SIZE, PAGE_SIZE, SEARCH_MODES } from '../defaults.js';
 import { MAX_TEXT_CHARS, TEXT_MODES } from '../search/text.js';
-import { POOLINGS } from '../model/registry.js';
 import { MAX_EXAMPLES, RECOMMEND_STRATEGIES } from '../search/recommend.js';
 
 /** Photos one request may upload (a recommendation's liked and disliked photos together). */
