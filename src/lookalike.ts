@@ -506,7 +506,7 @@ export class Lookalike {
    */
   async saveTuning(tuned: TunedDefaults): Promise<void> {
     checkK(tuned.k);
-    checkChoice(tuned.pooling, 'pooling', ['max', 'avg']);
+    checkChoice(tuned.pooling, 'pooling', POOLINGS);
     checkThreshold(tuned.threshold);
     const manifest = this.store.getManifest();
     if (!manifest) throw new Error('index has no manifest');
