@@ -1,3 +1,5 @@
+import type { PhotoSource } from './photos.js';
+
 /** What a catalog reader returns; shared by both layouts' readers (index.ts, image-folder.ts, styles-csv.ts). */
 
 export interface CatalogItem {
@@ -5,6 +7,8 @@ export interface CatalogItem {
   /** absolute path, or an http(s) URL (catalogs whose images are not on this disk) */
   imagePath: string;
   metadata: Record<string, string>;
+  /** Further photos of the product (catalog/photos.ts); expanded into rows of their own by readCatalog. */
+  photos?: PhotoSource[];
 }
 
 export type CatalogProblemKind = 'malformed-row' | 'empty-id' | 'duplicate-id' | 'missing-image' | 'unlisted-image' | 'url-with-credentials';
@@ -27,4 +31,7 @@ export interface Catalog {
   /** in CSV order, then images whose row is malformed, by id (image-folder: sorted by id) */
   items: CatalogItem[];
   problems: CatalogProblem[];
+  /** With several photos per product (catalog/photos.ts): `items` are photos; how many products and photos. */
+  products?: number;
+  photos?: number;
 }

@@ -14,6 +14,7 @@ import { AnnIndex, type AnnMeta, type SyncReport } from './ann.js';
 import { dotAt } from '../math/linalg.js';
 import { BOOST_CANDIDATES_PER_RESULT, matchText, TEXT_BOOST, Vocabulary, type TextMode } from './text.js';
 import { exampleScores, type RecommendStrategy } from './recommend.js';
+import { ProductPhotos, productMetadata, type MatchedPhoto } from './products.js';
 
 /** What an ANN search needs of a space (SearchEngine.annView). */
 interface AnnView {
@@ -142,6 +143,8 @@ export interface SearchHit {
   duplicates?: string[];
   /** Grouped by style: the other variants of this product's style, best first. */
   variants?: Array<{ id: string; score: number; metadata: Record<string, string> }>;
+  /** A product with several photos (search/products.ts): the one that matched. */
+  photo?: MatchedPhoto;
 }
 
 export interface SpaceMatrix { space: EmbeddingSpace; data: Float32Array; dim: number }
@@ -197,6 +200,20 @@ export class SearchEngine {
 
   get size(): number {
     return this.items.length;
+  }
+
+  private productPhotos?: ProductPhotos;
+
+  /** Products and their photos' rows (search/products.ts): a row is a photo, a product may have several. */
+  get photos(): ProductPhotos {
+    return (this.productPhotos ??= new ProductPhotos(this.items));
+  }
+
+  /** A filter mask narrowed to one row per product (its first photo), when products have several. */
+  private productMask(mask: Uint8Array | undefined): Uint8Array | undefined {
+    if (!this.photos.multi) return mask;
+    const lead = this.photos.leadRows;
+    return mask ? mask.map((m, r) => m & lead[r]) : lead;
   }
 
   rowOf(id: string): number {
@@ -659,7 +676,7 @@ export class SearchEngine {
 
   /** Value counts per column, over embedded items, optionally under filters. */
   facets(fields: string[] = this.columns, filters?: Filters): Record<string, Array<{ value: string; count: number }>> {
-    const mask = filterMask(this.metadata, filters, this.columns);
+    const mask = this.productMask(filterMask(this.metadata, filters, this.columns));
     const out: Record<string, Array<{ value: string; count: number }>> = {};
     for (const field of fields) {
       const counts = new Map<string, number>();
@@ -675,8 +692,9 @@ export class SearchEngine {
 
   /** Items passing the filters, paginated, in catalog order. */
   list(filters: Filters | undefined, offset: number, limit: number): { total: number; items: StoredItem[] } {
-    const mask = filterMask(this.metadata, filters, this.columns);
+    const mask = this.productMask(filterMask(this.metadata, filters, this.columns));
     const matching = mask ? this.items.filter((_, r) => mask[r]) : this.items;
-    return { total: matching.length, items: matching.slice(offset, offset + limit) };
+    const page = matching.slice(offset, offset + limit);
+    return { total: matching.length, items: this.photos.multi ? page.map((i) => ({ ...i, metadata: productMetadata(i.metadata) })) : page };
   }
 }

@@ -26,6 +26,7 @@ import { isStoreUrl, parseLocation } from '../../store/location.js';
 import { describeLocation, indexArgs } from '../../store/location.js';
 import { LookalikeError } from '../../errors.js';
 import { checkInputSize, MAX_K, parseCrop } from '../../validate.js';
+import { countProducts } from '../../search/products.js';
 import { action, allowHostOption, badOption, collect, envOption, fetchOptionsOf, floatArg, indexOption, intArg, print, printJson, progressBar, table, withIndex, type Command } from '../shared.js';
 
 const searchOptions = (cmd: Command) => cmd
@@ -56,7 +57,7 @@ const boxText = (r: { x: number; y: number; w: number; h: number }) => [r.x, r.y
 
 function printResponse(response: SearchResponse, flags: SearchFlags, columns: string[]): void {
   const json = flags.json;
-  const row = (r: SearchHit) => ({ id: r.id, rank: r.rank, score: r.score, ...r.metadata, image: r.image, ...(r.duplicates && { duplicates: r.duplicates }), ...(r.variants && { variants: r.variants }) });
+  const row = (r: SearchHit) => ({ id: r.id, rank: r.rank, score: r.score, ...r.metadata, image: r.image, ...(r.duplicates && { duplicates: r.duplicates }), ...(r.variants && { variants: r.variants }), ...(r.photo && { photo: r.photo }) });
   if (json) {
     printJson({
       query: response.query,
@@ -87,11 +88,13 @@ function printResults(response: SearchResponse, flags: SearchFlags, columns: str
   const cols = shown.length ? shown : columns.slice(0, 3);
   const hidden = response.results.some((r) => r.duplicates);
   const folded = response.results.some((r) => r.variants);
+  const photos = response.results.some((r) => r.photo);
   print(table([
-    ['rank', 'id', 'score', ...cols, ...(hidden ? ['near-duplicates hidden'] : []), ...(folded ? [`same ${response.query.groupedBy}`] : [])],
+    ['rank', 'id', 'score', ...cols, ...(hidden ? ['near-duplicates hidden'] : []), ...(folded ? [`same ${response.query.groupedBy}`] : []), ...(photos ? ['photo matched'] : [])],
     ...response.results.map((r) => [
       String(r.rank), r.id, r.score.toFixed(4), ...cols.map((c) => r.metadata[c] ?? ''),
       ...(hidden ? [(r.duplicates ?? []).join(' ')] : []), ...(folded ? [(r.variants ?? []).map((v) => v.id).join(' ')] : []),
+      ...(photos ? [r.photo ? `${r.photo.index + 1} of ${r.photo.of}${r.photo.view ? ` (${r.photo.view})` : ''}` : ''] : []),
     ]),
   ]));
 }
@@ -322,7 +325,9 @@ export function registerCoreCommands(program: Command): void {
         // No manifest: no indexing run got as far as writing one, so there is nothing to describe
         // (INDEX_EMPTY would send the user back to this very command).
         if (!manifest) throw new LookalikeError('INDEX_NOT_FOUND', { path: describeLocation(flags.index), args: indexArgs(flags.index) });
-        return { manifest, counts: store.count(), failures: store.failures() };
+        // Several photos per product (search/products.ts): items are photos; products counted apart.
+        const photos = countProducts(store.listItems());
+        return { manifest, counts: { ...store.count(), ...photos }, failures: store.failures() };
       };
       let stored: ReturnType<typeof read>;
       try {
@@ -357,7 +362,8 @@ export function registerCoreCommands(program: Command): void {
         print('          embedded on a CPU without VNNI before v5, those vectors carry int16 saturation. Rebuild it for v5');
         print('          (7-bit weights, the same vectors on every x86-64 CPU): remove the index and run `lookalike index` again.');
       }
-      print(`items:    ${counts.items} (${counts.embedded} embedded, ${counts.failed} unreadable)`);
+      if (counts.products !== undefined) print(`products: ${counts.products}, with ${counts.photos} photos (${counts.embedded} embedded, ${counts.failed} unreadable)`);
+      else print(`items:    ${counts.items} (${counts.embedded} embedded, ${counts.failed} unreadable)`);
       print(`updated:  ${manifest.updatedAt}`);
       if (search) {
         const why = search.setting === 'auto' ? `auto: ${search.method === 'ann' ? 'at least' : 'under'} ${ANN_MIN_ITEMS.toLocaleString('en-US')} items` : 'index setting';

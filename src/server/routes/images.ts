@@ -42,6 +42,7 @@ export async function imageRoutes(fastify: FastifyInstance, { ctx }: { ctx: Serv
       summary: 'The photo of a catalog item',
       tags: ['catalog'],
       params: idParams,
+      querystring: { type: 'object', additionalProperties: false, properties: { photo: { type: 'integer', minimum: 0, maximum: 10_000, description: 'a product with several photos: which one (0, the default, is the first)' } } },
       response: {
         200: { description: 'the image file as stored in the catalog (JPEG, PNG or WebP)', content: { 'image/*': { schema: { type: 'string', format: 'binary' } } } },
         '4xx': errorResponse,
@@ -49,7 +50,8 @@ export async function imageRoutes(fastify: FastifyInstance, { ctx }: { ctx: Serv
     },
   }, async (request, reply) => {
     const { id } = request.params;
-    const file = ctx.lookalike.imageOf(itemOf(ctx, id));
+    const photo = (request.query as { photo?: number }).photo;
+    const file = ctx.lookalike.imageOf(photo ? ctx.lookalike.photoOf(id, photo) : itemOf(ctx, id));
     const refused = (why: string) => new LookalikeError('CATALOG_IMAGE_REFUSED', { id, why });
     let real: string;
     try {
