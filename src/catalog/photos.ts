@@ -19,7 +19,9 @@ import { promises as fs, type Dirent } from 'node:fs';
 import path from 'node:path';
 import { compareIds, imageExtension } from './image-folder.js';
 import { parseCsvRows, readCsvBytes } from './styles-csv.js';
-import type { Catalog, CatalogItem, CatalogProblem } from './types.js';
+import type { Catalog, CatalogItem, CatalogProblem, PhotoList, PhotoSource } from './types.js';
+
+export type { PhotoList, PhotoSource } from './types.js';
 
 /**
  * Metadata keys a photo row carries (never a catalog column: columns come from the CSV
@@ -37,23 +39,6 @@ export const PHOTO_KEYS = Object.freeze({
 
 /** Separates a product's id from the name of one of its further photos in a photo row's id. */
 export const PHOTO_ID_SEPARATOR = '#';
-
-/** One further photo of a product, before it becomes a row. */
-export interface PhotoSource {
-  /** Absolute path or http(s) URL. */
-  imagePath: string;
-  /** The file relative to the catalog folder, or the URL: names the photo's row. */
-  key: string;
-  view?: string;
-  /** For `<id>_<n>.jpg`: `<id>_<n>`, which stays a product of its own when styles.csv lists it. */
-  ownId?: string;
-}
-
-/** The photos a catalog lists in images.csv (id -> photos in file order), and what was wrong. */
-export interface PhotoList {
-  byId: Map<string, PhotoSource[]>;
-  problems: CatalogProblem[];
-}
 
 const FILE_COLUMNS = ['file', 'image', 'url', 'path', 'photo', 'filename'];
 const VIEW_COLUMNS = ['view', 'role'];
@@ -166,29 +151,6 @@ export async function listPhotoFiles(imagesDir: string, root: string): Promise<M
     out.set(id, list.sort((a, b) => a.order - b.order || compareIds(a.key, b.key)).map(({ order: _order, ...p }) => p));
   }
   return out;
-}
-
-/**
- * The further photos of the listed products: files on disk, then images.csv's, each path
- * once. A numbered file `<id>_<n>.jpg` whose own name is a listed product stays that
- * product's image. `claimed` holds the ids of the numbered files taken as photos (not
- * reported as images without a row).
- */
-export function claimPhotos(files: Map<string, PhotoSource[]>, list: PhotoList | undefined, listed: ReadonlySet<string>): { byId: Map<string, PhotoSource[]>; claimed: Set<string> } {
-  const byId = new Map<string, PhotoSource[]>();
-  const claimed = new Set<string>();
-  for (const id of new Set([...files.keys(), ...(list?.byId.keys() ?? [])])) {
-    if (!listed.has(id)) continue;
-    const photos: PhotoSource[] = [];
-    for (const p of files.get(id) ?? []) {
-      if (p.ownId !== undefined && listed.has(p.ownId)) continue;
-      if (p.ownId !== undefined) claimed.add(p.ownId);
-      photos.push(p);
-    }
-    for (const p of list?.byId.get(id) ?? []) if (!photos.some((q) => q.imagePath === p.imagePath)) photos.push(p);
-    if (photos.length) byId.set(id, photos);
-  }
-  return { byId, claimed };
 }
 
 /**

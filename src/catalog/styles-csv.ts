@@ -8,8 +8,8 @@ import path from 'node:path';
 import { parse, type CsvError } from 'csv-parse/sync';
 import { LookalikeError, redactUrl } from '../errors.js';
 import { compareIds, IMAGE_EXTENSIONS, listImagesById } from './image-folder.js';
-import { claimPhotos, type PhotoList, type PhotoSource } from './photos.js';
-import type { Catalog, CatalogItem, CatalogProblem } from './types.js';
+import { claimPhotos } from './photo-claims.js';
+import type { Catalog, CatalogItem, CatalogProblem, PhotoList, PhotoSource } from './types.js';
 
 export interface CsvRow {
   fields: string[];

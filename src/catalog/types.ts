@@ -1,5 +1,3 @@
-import type { PhotoSource } from './photos.js';
-
 /** What a catalog reader returns; shared by both layouts' readers (index.ts, image-folder.ts, styles-csv.ts). */
 
 export interface CatalogItem {
@@ -34,4 +32,21 @@ export interface Catalog {
   /** With several photos per product (catalog/photos.ts): `items` are photos; how many products and photos. */
   products?: number;
   photos?: number;
+}
+
+/** One further photo of a product, before it becomes a row. */
+export interface PhotoSource {
+  /** Absolute path or http(s) URL. */
+  imagePath: string;
+  /** The file relative to the catalog folder, or the URL: names the photo's row. */
+  key: string;
+  view?: string;
+  /** For `<id>_<n>.jpg`: `<id>_<n>`, which stays a product of its own when styles.csv lists it. */
+  ownId?: string;
+}
+
+/** The photos a catalog lists in images.csv (id -> photos in file order), and what was wrong. */
+export interface PhotoList {
+  byId: Map<string, PhotoSource[]>;
+  problems: CatalogProblem[];
 }

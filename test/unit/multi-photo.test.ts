@@ -150,7 +150,8 @@ describe('indexing and searching photos, results per product', () => {
     const form = new FormData();
     form.append('image', new Blob([new Uint8Array(bag)], { type: 'image/jpeg' }), 'bag.jpg');
     form.append('k', '3');
-    const res = await app.inject({ method: 'POST', url: '/api/search', payload: await new Response(form).arrayBuffer(), headers: { 'content-type': new Response(form).headers.get('content-type')! } });
+    const body = new Response(form);
+    const res = await app.inject({ method: 'POST', url: '/api/search', payload: Buffer.from(await body.arrayBuffer()), headers: { 'content-type': body.headers.get('content-type')! } });
     expect(res.statusCode).toBe(200);
     const top = res.json().results[0];
     expect(top.photo).toEqual({ index: 1, of: 2, imageUrl: '/images/1000?photo=1', photos: ['/images/1000', '/images/1000?photo=1'] });
