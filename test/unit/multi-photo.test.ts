@@ -146,6 +146,17 @@ describe('indexing and searching photos, results per product', () => {
     expect(evaluation.items).toBe(8);
   });
 
+  it('folds the ANN index\'s photo rows into products alike', async () => {
+    const ann = await Lookalike.open(indexDir, { search: 'ann', readonly: true });
+    try {
+      const { results } = await ann.searchByImage(bag, { k: 8 });
+      expect(results[0]).toMatchObject({ id: '1000', photo: { index: 1, of: 2 } });
+      expect(new Set(results.map((r) => r.id)).size).toBe(8);
+    } finally {
+      await ann.close();
+    }
+  });
+
   it('answers the API with the matched photo, served at /images/:id?photo=n', async () => {
     const form = new FormData();
     form.append('image', new Blob([new Uint8Array(bag)], { type: 'image/jpeg' }), 'bag.jpg');
