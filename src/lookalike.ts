@@ -30,6 +30,7 @@ import { backboneSpace, type EmbeddingSpace, type RawVectors } from './search/sp
 import { batchTopK, normaliseRows } from './search/kernel.js';
 import { groupNeighbours, withoutNearDuplicates } from './search/duplicates.js';
 import { foldVariants, type Variant } from './search/variants.js';
+import { fetchProducts, leadRowsOf, productMetadata, type ProductPhotos } from './search/products.js';
 import { HeadSpaces } from './head/index-head.js';
 import { MODES } from './head/head.js';
 import { checkFilterFields } from './search/filters.js';
@@ -245,6 +246,8 @@ export interface IndexView {
   // --- Items: row r of every matrix is items[r] ---
   /** Embedded items in catalog order. */
   readonly items: readonly StoredItem[];
+  /** Products and their photos' rows: a row is a photo, a product may have several (search/products.ts). */
+  readonly photos: ProductPhotos;
   readonly size: number;
   /** The store's data generation these rows come from. */
   readonly generation: number;
@@ -623,8 +626,8 @@ export class Lookalike {
    * must still be a photo inside the folder: image/catalog-photo.ts). Only an id is asked
    * for: the path comes from the index.
    */
-  async catalogPhoto(id: string): Promise<CatalogPhoto> {
-    const file = this.imageOf(this.item(id));
+  async catalogPhoto(id: string, photo?: number): Promise<CatalogPhoto> {
+    const file = this.imageOf(photo ? this.photoOf(id, photo) : this.item(id));
     return readCatalogPhoto(id, file, await this.catalogFolder());
   }
 
@@ -809,9 +812,10 @@ export class Lookalike {
   private async searchPhotoQuery(space: EmbeddingSpace, query: Float32Array, options: QueryOptions & PhotoOptions, k: number, threshold: number | undefined, text: TextHits | undefined): Promise<{ results: SearchHit[]; expanded: boolean; groupedBy?: string }> {
     const search = { candidates: PHOTO_ANN_CANDIDATES, ...options, text, textMode: options.textMode };
     const { fetch, expanded } = await searchPhoto(query, { k, threshold, expand: options.expand !== false, words: !!text }, {
-      look: (q, want) => this.engine.find(space, q, { ...search, text: undefined, threshold: undefined, k: want }),
-      find: (q, want) => this.engine.find(space, q, { ...search, threshold: undefined, k: want }),
-      vectorOf: (id) => this.engine.vectorOfForSearch(space, id, options.search),
+      look: (q, want) => this.products((rows) => this.engine.find(space, q, { ...search, text: undefined, threshold: undefined, k: rows }))(want),
+      find: (q, want) => this.products((rows) => this.engine.find(space, q, { ...search, threshold: undefined, k: rows }))(want),
+      // The photo of the top product that matched (its first, for a product with one).
+      vectorOf: (hit) => this.engine.vectorOfForSearch(space, this.photoRowId(hit), options.search),
     });
     const { results, groupedBy } = await this.finish(k, options, fetch);
     return { results, expanded, groupedBy };
@@ -878,7 +882,7 @@ export class Lookalike {
     const defaults = this.defaults(space);
     const threshold = options.threshold ?? defaults.threshold;
     const query = await this.engine.vectorOfForSearch(space, id, options.search);
-    const { results, ofQuery, variantsOfQuery, groupedBy } = await this.finish(options.k ?? defaults.k, options, (want) => this.engine.find(space, query, { ...options, k: want, threshold, excludeIds: [id], text }), id);
+    const { results, ofQuery, variantsOfQuery, groupedBy } = await this.finish(options.k ?? defaults.k, options, this.products((want) => this.engine.find(space, query, { ...options, k: want, threshold, excludeIds: [id], text }), [id]), id);
     return {
       query: { kind: 'item', id, ...Lookalike.textQuery(options, text), ...(ofQuery.length && { duplicates: ofQuery }), ...(variantsOfQuery.length && { variants: variantsOfQuery }), ...(groupedBy && { groupedBy }) },
       space: space.id, threshold, results,
@@ -893,7 +897,7 @@ export class Lookalike {
     if (options.k !== undefined) checkK(options.k);
     checkFilterFields(options.filters, this.manifest.catalog.columns);
     const hits = await this.textOf({ text });
-    const results = this.engine.textResults(hits!, { k: options.k ?? this.defaults().k, filters: options.filters });
+    const results = (await this.products(async (want) => this.engine.textResults(hits!, { k: want, filters: options.filters }))(options.k ?? this.defaults().k)).map((h, i) => ({ ...h, rank: i + 1 }));
     return { query: { kind: 'text', ...Lookalike.textQuery({ text }, hits) }, space: 'text', results };
   }
 
@@ -924,16 +928,51 @@ export class Lookalike {
     for (const e of unlike) disliked.push(await vectorOf(e));
     const defaults = this.defaults(space);
     const threshold = options.threshold ?? defaults.threshold;
-    const find = (want: number) => {
+    const find = this.products((want: number) => {
       const opts = { ...options, k: want, threshold, excludeIds: ids, text };
       return strategy === 'average' ? this.engine.find(space, averageQuery(liked, disliked), opts) : this.engine.findByExamples(space, liked, disliked, strategy, opts);
-    };
+    }, ids);
     const { results, groupedBy } = await this.finish(options.k ?? defaults.k, options, find);
     const idsOf = (list: readonly Example[]) => list.flatMap((e) => ('id' in e ? [e.id] : []));
     return {
       query: { kind: 'examples', like: idsOf(like), unlike: idsOf(unlike), photos: photos.length, strategy, ...Lookalike.textQuery(options, text), ...(groupedBy && { groupedBy }) },
       space: space.id, threshold, results,
     };
+  }
+
+  // ---- Several photos per product (search/products.ts) ----
+
+  /** The index's products and their photos (each photo is a row of the engine). */
+  get photos(): ProductPhotos {
+    return this.engine.photos;
+  }
+
+  /**
+   * A search over photo rows (`fetch(rows)`: the best rows) as one over products: each
+   * product once, at its best photo. `excluded`: products never returned (the query's own).
+   * An index with one photo per product searches as it always did.
+   */
+  private products(fetch: (want: number) => Promise<SearchHit[]>, excluded?: readonly string[]): (want: number) => Promise<SearchHit[]> {
+    const { engine } = this.current;
+    const photos = engine.photos;
+    if (!photos.multi) return fetch;
+    const rowOf = (id: string) => (engine.has(id) ? engine.rowOf(id) : undefined);
+    return (want) => fetchProducts(photos, rowOf, Math.min(engine.size, MAX_K), want, fetch, excluded && new Set(excluded));
+  }
+
+  /** The stored row behind a result: the photo it matched. */
+  private photoRowId(hit: SearchHit): string {
+    return hit.photo ? this.photos.photoId(hit.id, hit.photo.index) ?? hit.id : hit.id;
+  }
+
+  /** Photo `index` (0: the first) of a product, as stored; ITEM_NOT_FOUND when it has no such photo. */
+  photoOf(productId: string, index = 0): StoredItem {
+    const id = this.photos.photoId(productId, index);
+    if (id === undefined) {
+      if (index !== 0) this.engine.rowOf(productId);
+      throw new LookalikeError('ITEM_NOT_FOUND', { id: index === 0 ? productId : `${productId} photo ${index}` });
+    }
+    return this.engine.items[this.engine.rowOf(id)];
   }
 
   /** The catalog column naming each product's style (STYLE_ID_COLUMNS, any case), if it has one. */
@@ -1000,6 +1039,8 @@ export class Lookalike {
     const neighbours = checkPositiveInteger(options.neighbours, 'neighbours') ?? DUPLICATE_NEIGHBOURS;
     if (neighbours > 100) throw invalidParameterError('neighbours', 'a whole number from 1 to 100', neighbours);
     const space = backboneSpace(this.settings.pooling, this.manifest.dimension);
+    // Several photos per product: products compared by their first photos (search/products.ts).
+    if (this.photos.multi) return this.duplicatesOf(leadRowsOf(this.photos, this.engine.matrix(space).data, space.dim), space, threshold, neighbours, options.onProgress);
     const n = this.engine.size;
     const rows = Int32Array.from({ length: n }, (_, i) => i);
     let hits: { k: number; rows: Int32Array; scores: Float32Array };
@@ -1017,15 +1058,32 @@ export class Lookalike {
     return { threshold, space: space.id, items: n, duplicated: groups.reduce((s, g) => s + g.items.length, 0), groups };
   }
 
+  /** Duplicates among some rows only (`lead.rows`, their vectors `lead.data`), exactly. */
+  private async duplicatesOf(lead: { rows: Int32Array; data: Float32Array }, space: EmbeddingSpace, threshold: number, neighbours: number, onProgress?: (done: number, total: number) => void): Promise<DuplicatesReport> {
+    const m = lead.rows.length;
+    const hits = await batchTopK(lead.data, space.dim, lead.data, m, neighbours, { excludeSelf: Int32Array.from({ length: m }, (_, i) => i), onProgress });
+    const groups = groupNeighbours(m, hits, threshold).map((g) => ({
+      items: g.rows.map((r) => { const item = this.engine.items[lead.rows[r]]; return { id: this.photos.productOfRow(lead.rows[r]).id, metadata: productMetadata(item.metadata), image: item.image }; }),
+      minScore: g.minScore,
+      maxScore: g.maxScore,
+    }));
+    return { threshold, space: space.id, items: m, duplicated: groups.reduce((s, g) => s + g.items.length, 0), groups };
+  }
+
   /** Top-k neighbours of every catalog item (itself excluded), batched. */
   async recommendAll(k: number, options: { pooling?: Pooling; mode?: string; onProgress?: (done: number, total: number) => void } = {}) {
     checkK(k);
     const space = this.space(options);
-    const { data, dim } = this.engine.matrix(space);
-    const n = this.engine.size;
+    const matrix = this.engine.matrix(space);
+    const dim = matrix.dim;
+    // Several photos per product: one row per product, its first photo (search/products.ts).
+    const lead = this.photos.multi ? leadRowsOf(this.photos, matrix.data, dim) : undefined;
+    const data = lead?.data ?? matrix.data;
+    const n = lead?.rows.length ?? this.engine.size;
     const self = new Int32Array(n).map((_, i) => i);
     const hits = await batchTopK(data, dim, data, n, k, { excludeSelf: self, onProgress: options.onProgress });
-    return { space: space.id, ids: this.engine.items.map((i) => i.id), ...hits };
+    const ids = lead ? Array.from(lead.rows, (r) => this.photos.productOfRow(r).id) : this.engine.items.map((i) => i.id);
+    return { space: space.id, ids, ...hits };
   }
 
   async close(): Promise<void> {

@@ -8,10 +8,12 @@ import path from 'node:path';
 import { LookalikeError } from '../errors.js';
 import { readImageFolder } from './image-folder.js';
 import { readImageLinks, readStylesCatalog } from './styles-csv.js';
+import { expandPhotos, listPhotoFiles, readPhotoList } from './photos.js';
 import type { Catalog, CatalogProblem, CatalogProblemKind } from './types.js';
 
 export { IMAGE_EXTENSIONS } from './image-folder.js';
 export type { Catalog, CatalogItem, CatalogProblem, CatalogProblemKind } from './types.js';
+export { PHOTO_KEYS } from './photos.js';
 
 export async function readCatalog(dir: string): Promise<Catalog> {
   const root = path.resolve(dir);
@@ -35,10 +37,13 @@ export async function readCatalog(dir: string): Promise<Catalog> {
   if (csv !== undefined) {
     const images = findEntry(entries, 'images');
     const imagesDir = images !== undefined && (await isDirectory(path.join(root, images.name))) ? path.join(root, images.name) : root;
-    // The larger Kaggle dataset lists image URLs apart, in images.csv (filename,link).
+    // The larger Kaggle dataset lists image URLs apart, in images.csv (filename,link); a shop
+    // lists its products' photos there (id,file,view: catalog/photos.ts).
     const linksCsv = findEntry(entries, 'images.csv');
-    const links = linksCsv !== undefined ? await readImageLinks(path.join(root, linksCsv.name)) : undefined;
-    return readStylesCatalog(root, path.join(root, csv.name), imagesDir, links);
+    const photoList = linksCsv !== undefined ? await readPhotoList(path.join(root, linksCsv.name), root, imagesDir) : undefined;
+    const links = linksCsv !== undefined && !photoList ? await readImageLinks(path.join(root, linksCsv.name)) : undefined;
+    const files = await listPhotoFiles(imagesDir, root);
+    return expandPhotos(await readStylesCatalog(root, path.join(root, csv.name), imagesDir, links, { files, list: photoList }));
   }
 
   const items = await readImageFolder(root);

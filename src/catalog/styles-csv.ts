@@ -8,7 +8,8 @@ import path from 'node:path';
 import { parse, type CsvError } from 'csv-parse/sync';
 import { LookalikeError, redactUrl } from '../errors.js';
 import { compareIds, IMAGE_EXTENSIONS, listImagesById } from './image-folder.js';
-import type { Catalog, CatalogItem, CatalogProblem } from './types.js';
+import { claimPhotos } from './photo-claims.js';
+import type { Catalog, CatalogItem, CatalogProblem, PhotoList, PhotoSource } from './types.js';
 
 export interface CsvRow {
   fields: string[];
@@ -201,7 +202,7 @@ async function readRegularFile(file: string): Promise<Buffer> {
   }
 }
 
-async function readCsvBytes(csvPath: string): Promise<Buffer> {
+export async function readCsvBytes(csvPath: string): Promise<Buffer> {
   let buf: Buffer;
   try {
     buf = await readRegularFile(csvPath);
@@ -304,7 +305,7 @@ export async function readImageLinks(csvPath: string): Promise<Map<string, strin
  * A styles.csv catalog. An item's image is its file in `imagesDir` when there is one, else
  * its http(s) URL: from a link column of styles.csv, or from `links` (images.csv).
  */
-export async function readStylesCatalog(root: string, csvPath: string, imagesDir: string, links: Map<string, string> = new Map()): Promise<Catalog> {
+export async function readStylesCatalog(root: string, csvPath: string, imagesDir: string, links: Map<string, string> = new Map(), extra?: { files: Map<string, PhotoSource[]>; list?: PhotoList }): Promise<Catalog> {
   const buf = await readCsvBytes(csvPath);
   const { rows, broken } = parseCsvRows(buf);
   if (broken.length > 0 && (rows.length === 0 || broken[0].line < rows[0].line)) {
@@ -329,6 +330,9 @@ export async function readStylesCatalog(root: string, csvPath: string, imagesDir
     return { kind: 'malformed-row', ...(id !== undefined && { id }), line: b.line, file: csvPath, detail: `${b.reason}; row skipped` };
   });
   const firstLineById = new Map<string, number>();
+  // Several photos per product (catalog/photos.ts): which numbered files and folders are further photos.
+  const photos = extra && claimPhotos(extra.files, extra.list, new Set(rows.slice(1).map((r) => r.fields[idIndex]?.trim() ?? '')));
+  if (extra?.list) problems.push(...extra.list.problems);
 
   for (let r = 1; r < rows.length; r++) {
     const { fields, line } = rows[r];
@@ -354,6 +358,13 @@ export async function readStylesCatalog(root: string, csvPath: string, imagesDir
       problems.push({ kind: 'url-with-credentials', id, line, file: csvPath, detail: `the image URL ${redactUrl(url)} carries a user name or password, which Lookalike does not store; item left out (serve the images without a login, or from images/)` });
       continue;
     }
+    const further = photos?.byId.get(id);
+    if (imageName === undefined && url === undefined && further) {
+      const metadata: Record<string, string> = {};
+      for (let c = 0; c < columns.length; c++) metadata[columns[c]] = cells[metaIndexes[c]];
+      items.push({ id, imagePath: further[0].imagePath, metadata, photos: further });
+      continue;
+    }
     if (imageName === undefined && url === undefined) {
       problems.push({
         kind: 'missing-image',
@@ -366,7 +377,7 @@ export async function readStylesCatalog(root: string, csvPath: string, imagesDir
     }
     const metadata: Record<string, string> = {};
     for (let c = 0; c < columns.length; c++) metadata[columns[c]] = cells[metaIndexes[c]];
-    items.push({ id, imagePath: url ?? imagePrefix + imageName, metadata });
+    items.push({ id, imagePath: url ?? imagePrefix + imageName, metadata, ...(further && { photos: further }) });
   }
 
   const brokenLineById = new Map<string, number>();
@@ -376,7 +387,7 @@ export async function readStylesCatalog(root: string, csvPath: string, imagesDir
   // styles.csv is the list of products: an image it does not list is reported, not indexed
   // (so deleting a product's row removes the product, even with its photo left behind). An
   // image whose row is there but unreadable is still the shop's product: kept, without metadata.
-  const unlisted = [...imagesById.keys()].filter((id) => !firstLineById.has(id)).sort(compareIds);
+  const unlisted = [...imagesById.keys()].filter((id) => !firstLineById.has(id) && !photos?.claimed.has(id)).sort(compareIds);
   for (const id of unlisted) {
     const imagePath = imagePrefix + imagesById.get(id)!;
     const brokenLine = brokenLineById.get(id);

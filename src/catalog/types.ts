@@ -5,6 +5,8 @@ export interface CatalogItem {
   /** absolute path, or an http(s) URL (catalogs whose images are not on this disk) */
   imagePath: string;
   metadata: Record<string, string>;
+  /** Further photos of the product (catalog/photos.ts); expanded into rows of their own by readCatalog. */
+  photos?: PhotoSource[];
 }
 
 export type CatalogProblemKind = 'malformed-row' | 'empty-id' | 'duplicate-id' | 'missing-image' | 'unlisted-image' | 'url-with-credentials';
@@ -26,5 +28,25 @@ export interface Catalog {
   columns: string[];
   /** in CSV order, then images whose row is malformed, by id (image-folder: sorted by id) */
   items: CatalogItem[];
+  problems: CatalogProblem[];
+  /** With several photos per product (catalog/photos.ts): `items` are photos; how many products and photos. */
+  products?: number;
+  photos?: number;
+}
+
+/** One further photo of a product, before it becomes a row. */
+export interface PhotoSource {
+  /** Absolute path or http(s) URL. */
+  imagePath: string;
+  /** The file relative to the catalog folder, or the URL: names the photo's row. */
+  key: string;
+  view?: string;
+  /** For `<id>_<n>.jpg`: `<id>_<n>`, which stays a product of its own when styles.csv lists it. */
+  ownId?: string;
+}
+
+/** The photos a catalog lists in images.csv (id -> photos in file order), and what was wrong. */
+export interface PhotoList {
+  byId: Map<string, PhotoSource[]>;
   problems: CatalogProblem[];
 }

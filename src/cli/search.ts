@@ -24,7 +24,7 @@ export const boxText = (r: { x: number; y: number; w: number; h: number }) => [r
 
 export function printResponse(response: SearchResponse, flags: SearchFlags, columns: string[]): void {
   const json = flags.json;
-  const row = (r: SearchHit) => ({ id: r.id, rank: r.rank, score: r.score, ...r.metadata, image: r.image, ...(r.duplicates && { duplicates: r.duplicates }), ...(r.variants && { variants: r.variants }) });
+  const row = (r: SearchHit) => ({ id: r.id, rank: r.rank, score: r.score, ...r.metadata, image: r.image, ...(r.duplicates && { duplicates: r.duplicates }), ...(r.variants && { variants: r.variants }), ...(r.photo && { photo: r.photo }) });
   if (json) {
     printJson({
       query: response.query,
@@ -55,11 +55,13 @@ function printResults(response: SearchResponse, flags: SearchFlags, columns: str
   const cols = shown.length ? shown : columns.slice(0, 3);
   const hidden = response.results.some((r) => r.duplicates);
   const folded = response.results.some((r) => r.variants);
+  const photos = response.results.some((r) => r.photo);
   print(table([
-    ['rank', 'id', 'score', ...cols, ...(hidden ? ['near-duplicates hidden'] : []), ...(folded ? [`same ${response.query.groupedBy}`] : [])],
+    ['rank', 'id', 'score', ...cols, ...(hidden ? ['near-duplicates hidden'] : []), ...(folded ? [`same ${response.query.groupedBy}`] : []), ...(photos ? ['photo matched'] : [])],
     ...response.results.map((r) => [
       String(r.rank), r.id, r.score.toFixed(4), ...cols.map((c) => r.metadata[c] ?? ''),
       ...(hidden ? [(r.duplicates ?? []).join(' ')] : []), ...(folded ? [(r.variants ?? []).map((v) => v.id).join(' ')] : []),
+      ...(photos ? [r.photo ? `${r.photo.index + 1} of ${r.photo.of}${r.photo.view ? ` (${r.photo.view})` : ''}` : ''] : []),
     ]),
   ]));
 }

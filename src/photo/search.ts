@@ -64,8 +64,8 @@ export interface PhotoSearchSteps<Hit extends { id: string; score: number }> {
   look(query: Float32Array, k: number): Promise<Hit[]>;
   /** The `k` nearest as the search asks for them (words included), no threshold. */
   find(query: Float32Array, k: number): Promise<Hit[]>;
-  /** A catalog item's unit vector. */
-  vectorOf(id: string): Promise<Float32Array>;
+  /** The unit vector of a hit (of the photo that matched, for a product with several). */
+  vectorOf(hit: Hit): Promise<Float32Array>;
 }
 
 /**
@@ -85,7 +85,7 @@ export async function searchPhoto<Hit extends { id: string; score: number }>(
   const { k, threshold } = options;
   const first = await steps.look(query, Math.max(k, 2));
   const next = options.expand && first.length >= 2
-    ? expandedQuery(query, first.map((r) => r.score), await steps.vectorOf(first[0].id))
+    ? expandedQuery(query, first.map((r) => r.score), await steps.vectorOf(first[0]))
     : undefined;
   const fetch = async (want: number) => {
     const hits = !next && !options.words && (want <= first.length || first.length < Math.max(k, 2)) ? first : await steps.find(next ?? query, want);

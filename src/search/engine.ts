@@ -15,6 +15,7 @@ import type { AnnIndex, AnnMeta, SyncReport } from './ann.js';
 import { BOOST_CANDIDATES_PER_RESULT, TEXT_BOOST, textHitsOf, Vocabulary, type TextHits, type TextMode } from './text.js';
 import { exampleScores, type RecommendStrategy } from './recommend.js';
 import { ItemTable, type SearchHit } from './items.js';
+import type { ProductPhotos } from './products.js';
 import { SpaceVectors, type SpaceMatrix } from './vectors.js';
 import { methodOf, type SearchMethod, type SearchRequest, type SearchSetting, type Searcher } from './searcher.js';
 import { ExactSearcher } from './exact-searcher.js';
@@ -87,6 +88,11 @@ export class SearchEngine {
     this.vectors = new SpaceVectors(store, this.table.size);
     this.annIndexes = new AnnIndexes(this.table, this.vectors, this.generation, { annDir: annOptions.annDir, persist: annOptions.persist });
     this.defaultMethod = methodOf(annOptions.search ?? 'auto', this.table.size);
+  }
+
+  /** Products and their photos' rows (search/products.ts): a row is a photo, a product may have several. */
+  get photos(): ProductPhotos {
+    return this.table.photos;
   }
 
   /** Embedded items, in matrix row order. */

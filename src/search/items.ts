@@ -6,6 +6,7 @@
 import type { Store, StoredItem } from '../store/types.js';
 import { LookalikeError } from '../errors.js';
 import { filterMask, type Filters } from './filters.js';
+import { ProductPhotos, productMetadata, type MatchedPhoto } from './products.js';
 import type { Hit } from './kernel.js';
 
 export interface SearchHit {
@@ -18,6 +19,8 @@ export interface SearchHit {
   duplicates?: string[];
   /** Grouped by style: the other variants of this product's style, best first. */
   variants?: Array<{ id: string; score: number; metadata: Record<string, string> }>;
+  /** A product with several photos (search/products.ts): the one that matched. */
+  photo?: MatchedPhoto;
 }
 
 /** Filter masks remembered (ItemTable.maskOf). */
@@ -48,6 +51,20 @@ export class ItemTable {
 
   get size(): number {
     return this.items.length;
+  }
+
+  private productPhotos?: ProductPhotos;
+
+  /** Products and their photos' rows (search/products.ts): a row is a photo, a product may have several. */
+  get photos(): ProductPhotos {
+    return (this.productPhotos ??= new ProductPhotos(this.items));
+  }
+
+  /** A filter mask narrowed to one row per product (its first photo), when products have several. */
+  private productMask(mask: Uint8Array | undefined): Uint8Array | undefined {
+    if (!this.photos.multi) return mask;
+    const lead = this.photos.leadRows;
+    return mask ? mask.map((m, r) => m & lead[r]) : lead;
   }
 
   rowOf(id: string): number {
@@ -105,7 +122,7 @@ export class ItemTable {
 
   /** Value counts per column, optionally under filters. */
   facets(fields: string[] = this.columns, filters?: Filters): Record<string, Array<{ value: string; count: number }>> {
-    const mask = filterMask(this.metadata, filters, this.columns);
+    const mask = this.productMask(filterMask(this.metadata, filters, this.columns));
     const out: Record<string, Array<{ value: string; count: number }>> = {};
     for (const field of fields) {
       const counts = new Map<string, number>();
@@ -121,8 +138,9 @@ export class ItemTable {
 
   /** Items passing the filters, paginated, in catalog order. */
   list(filters: Filters | undefined, offset: number, limit: number): { total: number; items: StoredItem[] } {
-    const mask = filterMask(this.metadata, filters, this.columns);
+    const mask = this.productMask(filterMask(this.metadata, filters, this.columns));
     const matching = mask ? this.items.filter((_, r) => mask[r]) : this.items;
-    return { total: matching.length, items: matching.slice(offset, offset + limit) };
+    const page = matching.slice(offset, offset + limit);
+    return { total: matching.length, items: this.photos.multi ? page.map((i) => ({ ...i, metadata: productMetadata(i.metadata) })) : page };
   }
 }

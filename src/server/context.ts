@@ -5,6 +5,7 @@
 import type { Lookalike } from '../lookalike.js';
 import type { StoredItem } from '../store/types.js';
 import type { SearchHit } from '../search/engine.js';
+import { productMetadata, type MatchedPhoto } from '../search/products.js';
 import { parseFilters, type Filters } from '../search/filters.js';
 import type { InferenceQueue } from './queue.js';
 
@@ -51,7 +52,7 @@ export function imageUrl(id: string): string {
 }
 
 export function presentItem(item: StoredItem) {
-  return { id: item.id, metadata: item.metadata, imageUrl: imageUrl(item.id) };
+  return { id: item.id, metadata: productMetadata(item.metadata), imageUrl: imageUrl(item.id) };
 }
 
 export function presentHit(hit: SearchHit) {
@@ -59,7 +60,14 @@ export function presentHit(hit: SearchHit) {
     id: hit.id, rank: hit.rank, score: hit.score, metadata: hit.metadata, imageUrl: imageUrl(hit.id),
     ...(hit.duplicates && { duplicates: hit.duplicates }),
     ...(hit.variants && { variants: hit.variants.map(presentVariant) }),
+    ...(hit.photo && { photo: presentPhoto(hit.id, hit.photo) }),
   };
+}
+
+/** The photo of a product with several that a result matched; `photos` lists all of them to flip through. */
+export function presentPhoto(id: string, photo: MatchedPhoto) {
+  const url = (index: number) => (index === 0 ? imageUrl(id) : `${imageUrl(id)}?photo=${index}`);
+  return { index: photo.index, of: photo.of, ...(photo.view && { view: photo.view }), imageUrl: url(photo.index), photos: Array.from({ length: photo.of }, (_, i) => url(i)) };
 }
 
 export function presentVariant(variant: { id: string; score: number; metadata: Record<string, string> }) {

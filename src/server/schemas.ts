@@ -247,6 +247,20 @@ export function addSharedSchemas(app: FastifyInstance): void {
       imageUrl: { type: 'string' },
       duplicates: { type: 'array', items: { type: 'string' }, description: 'with dedupe: ids of near-duplicates of this product left out of the list' },
       variants: { type: 'array', items: ref('Variant'), description: 'with group: the other products of this product\'s style (or group), best first' },
+      photo: ref('MatchedPhoto'),
+    },
+  });
+  app.addSchema({
+    $id: 'MatchedPhoto',
+    type: 'object',
+    description: 'a product with several photos: the one that matched (its score is the product\'s)',
+    required: ['index', 'of', 'imageUrl', 'photos'],
+    properties: {
+      index: { type: 'integer', description: 'its place among the product\'s photos, 0 being the first' },
+      of: { type: 'integer', description: 'how many photos the product has' },
+      view: { type: 'string', description: 'its view or role, when the catalog names it (images.csv)' },
+      imageUrl: { type: 'string', description: 'GET this for the matched photo' },
+      photos: { type: 'array', items: { type: 'string' }, description: 'every photo of the product, in order (GET each)' },
     },
   });
   app.addSchema({

@@ -9,7 +9,7 @@ function steps(look: Hit[], found: Hit[] = look) {
   const fake: PhotoSearchSteps<Hit> = {
     look: async (query, k) => { calls.push(`look ${k} [${Array.from(query)}]`); return look.slice(0, k); },
     find: async (query, k) => { calls.push(`find ${k} [${Array.from(query).map((v) => v.toFixed(3))}]`); return found.slice(0, k); },
-    vectorOf: async (id) => { calls.push(`vector ${id}`); return new Float32Array([0, 1]); },
+    vectorOf: async (hit) => { calls.push(`vector ${hit.id}`); return new Float32Array([0, 1]); },
   };
   return { fake, calls };
 }

@@ -579,7 +579,10 @@ export interface paths {
         /** The photo of a catalog item */
         get: {
             parameters: {
-                query?: never;
+                query?: {
+                    /** @description a product with several photos: which one (0, the default, is the first) */
+                    photo?: number;
+                };
                 header?: never;
                 path: {
                     /** @description catalog item id, as in the catalog (styles.csv "id" column, or the image-folder path) */
@@ -832,6 +835,20 @@ export interface components {
             duplicates?: string[];
             /** @description with group: the other products of this product's style (or group), best first */
             variants?: components["schemas"]["Variant"][];
+            photo?: components["schemas"]["MatchedPhoto"];
+        };
+        /** @description a product with several photos: the one that matched (its score is the product's) */
+        MatchedPhoto: {
+            /** @description its place among the product's photos, 0 being the first */
+            index: number;
+            /** @description how many photos the product has */
+            of: number;
+            /** @description its view or role, when the catalog names it (images.csv) */
+            view?: string;
+            /** @description GET this for the matched photo */
+            imageUrl: string;
+            /** @description every photo of the product, in order (GET each) */
+            photos: string[];
         };
         Variant: {
             id: string;

@@ -15,6 +15,9 @@ export function card(item: Item | Hit, options: CardOptions): HTMLLIElement {
   const name = m.productDisplayName || m.folder || item.id;
   const details = [m.articleType, m.baseColour].filter(Boolean).join(' · ');
   const score = 'score' in item ? item.score : undefined;
+  // A product with several photos: the one that matched is shown, the others a click away.
+  const photo = 'photo' in item ? item.photo : undefined;
+  const image = h('img', { src: photo?.imageUrl ?? item.imageUrl, alt: '', loading: 'lazy', decoding: 'async', width: 60, height: 80 });
   const link = h('a', {
     class: 'card',
     href: options.href(item.id),
@@ -26,8 +29,7 @@ export function card(item: Item | Hit, options: CardOptions): HTMLLIElement {
       options.onOpen(item.id);
     }) as EventListener,
   },
-  h('span', { class: 'card-image' },
-    h('img', { src: item.imageUrl, alt: '', loading: 'lazy', decoding: 'async', width: 60, height: 80 })),
+  h('span', { class: 'card-image' }, image),
   h('span', { class: 'card-body' },
     h('span', { class: 'visually-hidden' }, 'More like this: '),
     h('span', { class: 'card-name' }, name),
@@ -43,7 +45,25 @@ export function card(item: Item | Hit, options: CardOptions): HTMLLIElement {
       h('button', { type: 'button', class: 'like', 'aria-label': `Like ${name}: more like it`, onclick: () => options.onFeedback!(item.id, true) }, '♥ Like'),
       h('button', { type: 'button', class: 'unlike', 'aria-label': `Not this: fewer like ${name}`, onclick: () => options.onFeedback!(item.id, false) }, '✕ Not this'))
     : null;
-  return h('li', {}, link, actions);
+  return h('li', {}, link, photo ? photoFlipper(photo, image, name) : null, actions);
+}
+
+type MatchedPhoto = NonNullable<Hit['photo']>;
+
+/** "‹ photo 2 of 3 ›" under a card: flips its image through the product's photos. */
+function photoFlipper(photo: MatchedPhoto, image: HTMLImageElement, name: string): HTMLElement {
+  let at = photo.index;
+  const label = h('span', { class: 'photo-label', 'aria-live': 'polite' });
+  const show = (index: number) => {
+    at = (index + photo.of) % photo.of;
+    image.src = photo.photos[at];
+    label.textContent = `photo ${at + 1} of ${photo.of}${at === photo.index ? ` · matched${photo.view ? ` (${photo.view})` : ''}` : ''}`;
+  };
+  show(at);
+  return h('span', { class: 'card-photos' },
+    h('button', { type: 'button', class: 'photo-prev', 'aria-label': `Previous photo of ${name}`, onclick: () => show(at - 1) }, '‹'),
+    label,
+    h('button', { type: 'button', class: 'photo-next', 'aria-label': `Next photo of ${name}`, onclick: () => show(at + 1) }, '›'));
 }
 
 function scoreFill(score: number): HTMLElement {

@@ -21,9 +21,12 @@ export function registerExportCommand(program: Command): void {
       await withIndex(flags.index, async (lookalike) => {
         const { manifest } = lookalike;
         const engine = lookalike.indexView();
+        // Several photos per product: metadata once per product, embeddings once per photo naming its product.
+        const photos = engine.photos.multi ? engine.photos : undefined;
         if (flags.metadata) {
           const columns = manifest.catalog.columns;
-          await writeCsv(flags.metadata, ['id', ...columns, 'image'], engine.items.map((i) => [i.id, ...columns.map((c) => i.metadata[c] ?? ''), i.image]));
+          const products = photos ? engine.items.filter((_, r) => photos.leadRows[r]) : engine.items;
+          await writeCsv(flags.metadata, ['id', ...columns, 'image'], products.map((i) => [photos?.productOfRow(engine.rowOf(i.id)).id ?? i.id, ...columns.map((c) => i.metadata[c] ?? ''), i.image]));
         }
         if (flags.embeddings) {
           let data: Float32Array, dim: number;
@@ -34,15 +37,15 @@ export function registerExportCommand(program: Command): void {
           } else {
             ({ data, dim } = engine.matrix(lookalike.space({ pooling: flags.pooling, mode: flags.mode })));
           }
-          const header = ['id', ...Array.from({ length: dim }, (_, j) => `e${j}`)];
+          const header = ['id', ...(photos ? ['product', 'photo'] : []), ...Array.from({ length: dim }, (_, j) => `e${j}`)];
           await writeCsv(flags.embeddings, header, engine.items.map((item, r) => {
-            const row: string[] = [item.id];
+            const row: string[] = photos ? [item.id, photos.productOfRow(r).id, String(photos.matched(r).index)] : [item.id];
             // Shortest decimal that reads back to the same float32: full precision, no noise.
             for (let j = 0; j < dim; j++) row.push(String(data[r * dim + j]));
             return row;
           }));
         }
-        if (flags.embeddings !== '-' && flags.metadata !== '-') process.stderr.write(`exported ${engine.size} items\n`);
+        if (flags.embeddings !== '-' && flags.metadata !== '-') process.stderr.write(`exported ${photos ? `${photos.products} products, ${engine.size} photos` : `${engine.size} items`}\n`);
       });
     }));
 }

@@ -1,6 +1,7 @@
 /**
  * `lookalike info`: describe an index: catalog, model settings, counts, skipped items.
  */
+import { countProducts } from '../../search/products.js';
 import { LookalikeError } from '../../errors.js';
 import { calibrationId, saturatesWithoutVnni } from '../../model/quantise.js';
 import { indexArithmetic } from '../../model/embedder.js';
@@ -25,7 +26,9 @@ export function registerInfoCommand(program: Command): void {
         // No manifest: no indexing run got as far as writing one, so there is nothing to describe
         // (INDEX_EMPTY would send the user back to this very command).
         if (!manifest) throw new LookalikeError('INDEX_NOT_FOUND', { path: describeLocation(flags.index), args: indexArgs(flags.index) });
-        return { manifest, counts: store.count(), failures: store.failures() };
+        // Several photos per product (search/products.ts): items are photos; products counted apart.
+        const photos = countProducts(store.listItems());
+        return { manifest, counts: { ...store.count(), ...photos }, failures: store.failures() };
       };
       let stored: ReturnType<typeof read>;
       try {
@@ -51,7 +54,8 @@ export function registerInfoCommand(program: Command): void {
         print('          embedded on a CPU without VNNI before v5, those vectors carry int16 saturation. Rebuild it for v5');
         print('          (7-bit weights, the same vectors on every x86-64 CPU): remove the index and run `lookalike index` again.');
       }
-      print(`items:    ${counts.items} (${counts.embedded} embedded, ${counts.failed} unreadable)`);
+      if (counts.products !== undefined) print(`products: ${counts.products}, with ${counts.photos} photos (${counts.embedded} embedded, ${counts.failed} unreadable)`);
+      else print(`items:    ${counts.items} (${counts.embedded} embedded, ${counts.failed} unreadable)`);
       print(`updated:  ${manifest.updatedAt}`);
       if (search) {
         const why = search.setting === 'auto' ? `auto: ${search.method === 'ann' ? 'at least' : 'under'} ${ANN_MIN_ITEMS.toLocaleString('en-US')} items` : 'index setting';

@@ -11,6 +11,7 @@ import { findNeighbours, neighbourScores, summarise, type EvalResult, type Neigh
 import { scoreHistogram, type Histogram } from '../../math/stats.js';
 import { isHeldOut } from '../../catalog/split.js';
 import type { SearchMethod } from '../../search/engine.js';
+import { leadRowsOf } from '../../search/products.js';
 import type { EmbeddingSpace } from '../../search/space.js';
 
 /** The attributes evaluated by default, when the catalog has them. */
@@ -63,11 +64,23 @@ export async function evaluateIndex(lookalike: Lookalike, options: IndexEvalOpti
   const started = performance.now();
   const attributes = resolveAttributes(lookalike.manifest.catalog.columns, options.attributes);
   const space = lookalike.space({ pooling: options.pooling, mode: options.mode });
-  const { data, dim } = lookalike.indexView().matrix(space);
-  const ids = lookalike.indexView().items.map((i) => i.id);
-  const labels = labelsOf(lookalike, attributes);
+  const view = lookalike.indexView();
+  const matrix = view.matrix(space);
+  const dim = matrix.dim;
+  let data = matrix.data;
+  let ids = view.items.map((i) => i.id);
+  let labels = labelsOf(lookalike, attributes);
+  // Several photos per product: each product once, by its first photo, so that its own other
+  // photos are never its neighbours (search/products.ts); answered exactly.
+  const photos = view.photos;
+  const lead = photos.multi ? leadRowsOf(photos, matrix.data, dim) : undefined;
+  if (lead) {
+    data = lead.data;
+    ids = Array.from(lead.rows, (r) => photos.productOfRow(r).id);
+    labels = Object.fromEntries(Object.entries(labels).map(([a, values]) => [a, Array.from(lead.rows, (r) => values[r])]));
+  }
   const k = options.k ?? DEFAULT_K;
-  const neighbours = options.search === 'ann'
+  const neighbours = options.search === 'ann' && !lead
     ? await annNeighbours(lookalike, space, ids, k, options)
     : await findNeighbours(data, dim, ids, k, { queries: options.queries, onProgress: options.onProgress });
   const result = summarise(neighbours, { ids, labels, dim, queries: options.queries, confusionClasses: options.confusionClasses }, k, started);

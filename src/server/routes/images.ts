@@ -16,13 +16,15 @@ export async function imageRoutes(fastify: FastifyInstance, { ctx }: { ctx: Serv
       summary: 'The photo of a catalog item',
       tags: ['catalog'],
       params: idParams,
+      querystring: { type: 'object', additionalProperties: false, properties: { photo: { type: 'integer', minimum: 0, maximum: 10_000, description: 'a product with several photos: which one (0, the default, is the first)' } } },
       response: {
         200: { description: 'the image file as stored in the catalog (JPEG, PNG or WebP)', content: { 'image/*': { schema: { type: 'string', format: 'binary' } } } },
         '4xx': errorResponse,
       },
     },
   }, async (request, reply) => {
-    const { bytes, format } = await ctx.lookalike.catalogPhoto(request.params.id);
+    const photo = (request.query as { photo?: number }).photo;
+    const { bytes, format } = await ctx.lookalike.catalogPhoto(request.params.id, photo);
     // Photos change only when the catalog is re-indexed; an hour of caching is safe.
     return reply.type(`image/${format}`).header('Cache-Control', 'public, max-age=3600').send(bytes);
   });
