@@ -5,7 +5,7 @@
  * Every test uses its own index folder, hence its own queue, obliterated afterwards.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -285,6 +285,35 @@ describe('a new index in the default int8 over the queue', () => {
       expect(Array.from(a.m.data.subarray(ra * a.m.dim, (ra + 1) * a.m.dim))).toEqual(Array.from(b.m.data.subarray(rb * b.m.dim, (rb + 1) * b.m.dim)));
     }
   }, 240_000);
+});
+
+describe('several photos per product over the queue', () => {
+  it('queues each photo as an item of its own, adds and removes photos on a rerun, and stores what indexing in process stores', async () => {
+    const catalog = await makeCatalog(GOOD.slice(0, 3).map(([id, shape, colour]) => ({ id, shape, colour })));
+    const img = (name: string) => path.join(catalog, 'images', name);
+    copyFileSync(img('2.jpg'), img('1_2.jpg'));
+    mkdirSync(img('3'));
+    copyFileSync(img('1.jpg'), img('3/back.jpg'));
+    const location = indexFolder();
+    expect(await enqueueIndex({ catalogDir: catalog, location, queue: REDIS, settings: FP32, batchSize: 2 })).toMatchObject({ queued: 5, removed: 0 });
+    let worker = await startWorker({ location, queue: REDIS, embedder });
+    expect(await untilFinished(location)).toMatchObject({ total: 5, done: 5, failed: 0 });
+    await worker.close();
+    const inProcess = path.join(tempDir(), 'index');
+    await buildIndex({ catalogDir: catalog, indexDir: inProcess, embedder });
+    const ids = (dir: string) => [...SqliteStore.open(dir).embeddedIds()].sort();
+    expect(ids(location)).toEqual(['1', '1#images/1_2.jpg', '2', '3', '3#images/3/back.jpg']);
+    expect(ids(location)).toEqual(ids(inProcess));
+
+    // A photo removed and another added: only the new one is queued, the removed one dropped.
+    rmSync(img('1_2.jpg'));
+    copyFileSync(img('3.jpg'), img('2_2.jpg'));
+    expect(await enqueueIndex({ catalogDir: catalog, location, queue: REDIS, settings: FP32 })).toMatchObject({ queued: 1, removed: 1 });
+    worker = await startWorker({ location, queue: REDIS, embedder });
+    expect(await untilFinished(location)).toMatchObject({ total: 1, done: 1, failed: 0 });
+    await worker.close();
+    expect(ids(location)).toEqual(['1', '2', '2#images/2_2.jpg', '3', '3#images/3/back.jpg']);
+  });
 });
 
 describe('the queue on the command line', () => {
