@@ -91,9 +91,12 @@ export async function countBatch(redis: Redis, queue: string, run: string, jobId
  * batch is left in the queue (a Redis that lost its data must not block the next run).
  */
 export async function runProgress(redis: Redis, queue: Queue, name: string): Promise<RunProgress | undefined> {
+  // The job counts first, then the run's counters: a worker counts a batch before its job
+  // completes, so once the counts show no job left, the counters read after them are final.
+  // (Read the other way round, a batch finishing in between looked like a run finished short.)
+  const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children');
   const run = await readRun(redis, name);
   if (!run) return undefined;
-  const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children');
   const workers = (await queue.getWorkers().catch(() => [])).length;
   const waiting = (counts.waiting ?? 0) + (counts.prioritized ?? 0) + (counts['waiting-children'] ?? 0);
   const active = counts.active ?? 0, delayed = counts.delayed ?? 0;

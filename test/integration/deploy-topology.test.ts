@@ -148,6 +148,19 @@ beforeAll(async () => {
   await makeCatalog(catalogItems(), { dir: otherMount });
 });
 
+/** Batches in progress in this run's queue (BullMQ's active list; the run record names the index). */
+async function activeBatches(): Promise<number> {
+  const redis = new Redis(REDIS);
+  try {
+    for (const key of (await redis.keys('lookalike:index-*')).filter((k) => k.endsWith(':lk:run'))) {
+      if ((await redis.hget(key, 'index'))?.includes(NAME)) return redis.llen(`${key.slice(0, -':lk:run'.length)}:active`);
+    }
+    return 0;
+  } finally {
+    redis.disconnect();
+  }
+}
+
 afterAll(async () => {
   for (const p of procs.values()) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
   await Promise.all([...procs.values()].map((p) => p.exited));
@@ -186,12 +199,15 @@ describe('deploy/compose.yaml as processes', () => {
     // From now on the catalog exists only where the other machines mount it.
     renameSync(indexerMount, `${indexerMount}-unmounted`);
 
-    // --- two workers; the first is killed (-9) as soon as it has written one batch
+    // --- two workers; the first is killed (-9) once it has written one batch, while it holds
+    // another (worker-2 starts after the kill: which batches worker-1 held is then certain, so
+    // the take-over below does not depend on timing).
     const w1 = start('worker-1');
-    const w2 = start('worker-2');
     await until('worker-1 wrote a batch', () => records(w1).some((r) => /^batch .*: \d+ embedded/.test(r.msg)), 120_000, 20);
+    await until('worker-1 holds a batch', async () => (await activeBatches()) > 0, 60_000, 50);
     w1.child.kill('SIGKILL');
-    mark('worker-1 killed after its first batch');
+    mark('worker-1 killed after its first batch, holding another');
+    const w2 = start('worker-2');
     expect(await indexer.exited).toBe(0);
     mark('indexer finished (every batch embedded)');
     expect(indexer.lines.join('\n')).toMatch(/run [\w-]+: 48 embedded, 0 failed of 48/);
