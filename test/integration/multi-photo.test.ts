@@ -122,6 +122,21 @@ describe('indexing and searching photos, results per product', () => {
     expect(info.counts).toMatchObject({ items: 10, embedded: 10, products: 8, photos: 10 });
   });
 
+  it('exports metadata once per product and embeddings once per photo, naming its product and place', async () => {
+    const metadata = path.join(work, 'meta.csv'), embeddings = path.join(work, 'emb.csv');
+    const run = await runCliInProcess(['export', '--index', indexDir, '--metadata', metadata, '--embeddings', embeddings]);
+    expect(run.exit).toBe(0);
+    expect(run.stderr).toMatch(/exported 8 products, 10 photos/);
+    const meta = readFileSync(metadata, 'utf8').trim().split('\n');
+    expect(meta).toHaveLength(1 + 8);
+    expect(meta.slice(1).map((l) => l.split(',')[0]).sort()).toEqual([...ids].sort());
+    const emb = readFileSync(embeddings, 'utf8').trim().split('\n').map((l) => l.split(','));
+    expect(emb[0].slice(0, 4)).toEqual(['id', 'product', 'photo', 'e0']);
+    expect(emb).toHaveLength(1 + 10);
+    expect(emb.find((r) => r[0] === '1000#images/1000_2.jpg')!.slice(1, 3)).toEqual(['1000', '1']);
+    expect(emb.find((r) => r[0] === '1001')!.slice(1, 3)).toEqual(['1001', '0']);
+  });
+
   it('finds a product by any of its photos, once, saying which photo matched', async () => {
     const { results } = await lookalike.searchByImage(bag, { k: 8 });
     expect(results[0]).toMatchObject({ id: '1000', photo: { index: 1, of: 2, image: path.join(dir, 'images', '1000_2.jpg') } });
