@@ -84,6 +84,7 @@ const results = { one: tally(), two: tally() };
 const aggregates: Record<string, { at1: number; at10: number }> = {};
 const matchedSecond = { count: 0 };
 const embedMs: number[] = [];
+const cosines: number[][][] = []; // per query, per product, per photo
 const space = B.photoSpace();
 const { data, dim } = B.indexView().matrix(space);
 const rowsOf = products.map((p) => B.photos.photos(p.id)?.rows ?? []);
@@ -118,7 +119,7 @@ const slotHub = (k: number) => meanHub(rowsOf.filter((rows) => rows.length > k).
 const slotHubs = Array.from({ length: Math.max(...rowsOf.map((rows) => rows.length)) }, (_, k) => slotHub(k));
 console.log(`hub score r (mean cosine to the ${HUB_K} nearest photos of other products): first photos ${meanHub(firstRows).toFixed(3)}, second photos ${meanHub(extraRows).toFixed(3)} on average`);
 
-for (const [i, p] of products.entries()) {
+for (const p of products) {
   const file = path.join(queriesDir, `${p.id}.jpg`);
   const t0 = performance.now();
   const raw = await embed(file);
@@ -134,9 +135,25 @@ for (const [i, p] of products.entries()) {
     if (place >= 0) results[name].at10++;
     if (name === 'two' && place >= 0 && hits[place].photo?.index === 1) matchedSecond.count++;
   }
-  // Other aggregates of a product's photo cosines, exact, without the search's expansion.
+  // Other aggregates of a product's photo cosines, exact, without the search's expansion:
+  // scored after all queries (the query-bank variants need every query's cosines).
   const q = space.embed(raw);
-  const scored = rowsOf.map((rows) => rows.map((r) => dotAt(data, r * dim, q, dim)));
+  cosines.push(rowsOf.map((rows) => rows.map((r) => dotAt(data, r * dim, q, dim))));
+}
+// Kept beside the indexes so that other aggregates can be tried without embedding again.
+writeFileSync(path.join(out, 'cosines.json'), JSON.stringify({ products: products.map((p) => p.id), rows: rowsOf, cosines }));
+
+// Query-bank variants (transductive here: the bank is this run's queries, each photo's
+// statistics taken over the queries of *other* products; a shop would keep past queries).
+const bank = rowsOf.map((rows, j) => rows.map((_, k) => {
+  const xs = cosines.filter((_, i) => i !== j).map((c) => c[j][k]);
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const sd = Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / xs.length) || 1;
+  const top = [...xs].sort((a, b) => b - a).slice(0, HUB_K);
+  return { mean, sd, hub: top.reduce((a, b) => a + b, 0) / top.length };
+}));
+
+for (const [i, scored] of cosines.entries()) {
   // Each way scores product j from its photos' cosines scored[j] (rows rowsOf[j], first photo first).
   const rank = (score: (s: number[], j: number) => number) => {
     const mine = score(scored[i], i);
@@ -148,8 +165,7 @@ for (const [i, p] of products.entries()) {
   const csls = (beta: number) => (s: number[], j: number) => max(s.map((c, k) => c - beta * hubOf(hubAll, rowsOf[j][k])));
   // Per photo slot (first photo, second photo, ...) this query's mean and spread of cosines
   // over the catalog: a query painted like the second photos lifts every second photo alike.
-  const slots = slotHubs.length;
-  const slotStats = Array.from({ length: slots }, (_, k) => {
+  const slotStats = slotHubs.map((_, k) => {
     const xs = scored.filter((s) => s.length > k).map((s) => s[k]);
     const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
     const sd = Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / xs.length) || 1;
@@ -166,6 +182,8 @@ for (const [i, p] of products.entries()) {
     'max, slot-centred': (s) => max(s.map((c, k) => c - slotStats[k].mean + slotStats[0].mean)),
     'max, slot z-scored': (s) => max(s.map((c, k) => (c - slotStats[k].mean) / slotStats[k].sd)),
     'max, CSLS beta 1 then slot-centred': (s, j) => max(s.map((c, k) => c - hubOf(hubAll, rowsOf[j][k]) - (slotStats[k].mean - slotHubs[k]) + (slotStats[0].mean - slotHubs[0]))),
+    'max, query-bank CSLS beta 1 (transductive)': (s, j) => max(s.map((c, k) => c - bank[j][k].hub)),
+    'max, per-photo z over the query bank (transductive)': (s, j) => max(s.map((c, k) => (c - bank[j][k].mean) / bank[j][k].sd)),
   };
   for (const [name, way] of Object.entries(ways)) {
     const r = rank(way);
