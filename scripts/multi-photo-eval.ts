@@ -97,17 +97,19 @@ const embed = A.embedImage.bind(A);
 const HUB_K = 10;
 const productOfRow = new Int32Array(B.indexView().size).fill(-1);
 for (const [j, rows] of rowsOf.entries()) for (const r of rows) productOfRow[r] = j;
-const hubScores = (rows: number[]): Map<number, number> => {
-  const hub = new Map<number, number>();
+// Each photo's K nearest photos of other products (row and cosine), among `rows`.
+const nearestOthers = (rows: number[]): Map<number, { row: number; cos: number }[]> => {
+  const near = new Map<number, { row: number; cos: number }[]>();
   for (const r of rows) {
     const v = data.subarray(r * dim, (r + 1) * dim);
-    const near = rows.filter((o) => productOfRow[o] !== productOfRow[r]).map((o) => dotAt(data, o * dim, v, dim)).sort((a, b) => b - a);
-    const top = near.slice(0, HUB_K);
-    hub.set(r, top.reduce((a, b) => a + b, 0) / Math.max(1, top.length));
+    near.set(r, rows.filter((o) => productOfRow[o] !== productOfRow[r]).map((o) => ({ row: o, cos: dotAt(data, o * dim, v, dim) })).sort((a, b) => b.cos - a.cos).slice(0, HUB_K));
   }
-  return hub;
+  return near;
 };
-const hubAll = hubScores(rowsOf.flat());
+const hubScores = (rows: number[]): Map<number, number> =>
+  new Map([...nearestOthers(rows)].map(([r, near]) => [r, near.reduce((a, o) => a + o.cos, 0) / Math.max(1, near.length)]));
+const neighboursAll = nearestOthers(rowsOf.flat());
+const hubAll = new Map([...neighboursAll].map(([r, near]) => [r, near.reduce((a, o) => a + o.cos, 0) / Math.max(1, near.length)]));
 // For a fair first-photo baseline: the first photos' hub scores among first photos alone.
 const hubFirst = hubScores(rowsOf.map((rows) => rows[0]));
 const hubOf = (hub: Map<number, number>, r: number) => hub.get(r) ?? 0;
@@ -162,6 +164,12 @@ for (const [i, scored] of cosines.entries()) {
     return better;
   };
   const max = (s: number[]) => Math.max(...s);
+  // Local contrast: how much closer the query is to photo p than to p's K nearest photos of
+  // other products (a query painted like p's neighbourhood comes close to all of it alike).
+  const cosOfRow = new Map<number, number>();
+  for (const [j, rows] of rowsOf.entries()) for (const [k, r] of rows.entries()) cosOfRow.set(r, scored[j][k]);
+  const nearMean = (r: number) => { const near = neighboursAll.get(r) ?? []; return near.reduce((a, o) => a + (cosOfRow.get(o.row) ?? 0), 0) / Math.max(1, near.length); };
+  const contrast = (beta: number) => (s: number[], j: number) => max(s.map((c, k) => c - beta * nearMean(rowsOf[j][k])));
   const csls = (beta: number) => (s: number[], j: number) => max(s.map((c, k) => c - beta * hubOf(hubAll, rowsOf[j][k])));
   // Per photo slot (first photo, second photo, ...) this query's mean and spread of cosines
   // over the catalog: a query painted like the second photos lifts every second photo alike.
@@ -182,6 +190,8 @@ for (const [i, scored] of cosines.entries()) {
     'max, slot-centred': (s) => max(s.map((c, k) => c - slotStats[k].mean + slotStats[0].mean)),
     'max, slot z-scored': (s) => max(s.map((c, k) => (c - slotStats[k].mean) / slotStats[k].sd)),
     'max, CSLS beta 1 then slot-centred': (s, j) => max(s.map((c, k) => c - hubOf(hubAll, rowsOf[j][k]) - (slotStats[k].mean - slotHubs[k]) + (slotStats[0].mean - slotHubs[0]))),
+    'max, local contrast beta 0.5': contrast(0.5),
+    'max, local contrast beta 1': contrast(1),
     'max, query-bank CSLS beta 1 (transductive)': (s, j) => max(s.map((c, k) => c - bank[j][k].hub)),
     'max, per-photo z over the query bank (transductive)': (s, j) => max(s.map((c, k) => (c - bank[j][k].mean) / bank[j][k].sd)),
   };
