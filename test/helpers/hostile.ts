@@ -9,6 +9,7 @@ import path from 'node:path';
 import { deflateSync, crc32 } from 'node:zlib';
 import Database from 'better-sqlite3';
 import sharp from 'sharp';
+import { isLookalikeError } from '../../src/errors.js';
 
 function pngChunk(type: string, data: Buffer): Buffer {
   const len = Buffer.alloc(4);
@@ -168,5 +169,16 @@ export function indexSignature(indexDir: string): string {
     return hash.digest('hex');
   } finally {
     db.close();
+  }
+}
+
+/** The error code a call fails with (null when it succeeds); anything but a LookalikeError is rethrown. */
+export async function codeOf(body: () => unknown): Promise<string | null> {
+  try {
+    await body();
+    return null;
+  } catch (err) {
+    if (!isLookalikeError(err)) throw err;
+    return err.code;
   }
 }

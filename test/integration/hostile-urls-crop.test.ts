@@ -28,6 +28,7 @@ import { fetchImage, type Resolver } from '../../src/image/fetch.js';
 import { refusedRange } from '../../src/image/url-policy.js';
 import { drawProduct, makeCatalog, tempDir } from '../helpers/fixtures.js';
 import { raiseFirewall } from '../helpers/firewall.js';
+import { codeOf } from '../helpers/hostile.js';
 import { runCliInProcess } from '../helpers/cli.js';
 
 let catalog: string, indexDir: string;
@@ -93,16 +94,6 @@ function upload(fields: Record<string, string>): Promise<{ status: number; code?
 
 /** The CLI run in this process, as `lookalike ...` (exit code, stdout, stderr). */
 const cli = runCliInProcess;
-
-async function codeOf(body: () => unknown): Promise<string | null> {
-  try {
-    await body();
-    return null;
-  } catch (err) {
-    if (!isLookalikeError(err)) throw err;
-    return err.code;
-  }
-}
 
 // ---------------------------------------------------------------------------------------
 describe('messages and logs of the server (items 9 and 11)', () => {

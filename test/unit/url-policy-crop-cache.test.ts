@@ -22,6 +22,7 @@ import { cacheDir } from '../../src/paths.js';
 import { listCache, pruneCache } from '../../src/model/cache.js';
 import { tempDir } from '../helpers/fixtures.js';
 import { raiseFirewall } from '../helpers/firewall.js';
+import { codeOf } from '../helpers/hostile.js';
 import { runCliInProcess } from '../helpers/cli.js';
 
 /** Every TCP connection this process attempts, as "address:port". */
@@ -43,16 +44,6 @@ afterAll(() => {
 
 /** The CLI run in this process, as `lookalike ...` (exit code, stdout, stderr). */
 const cli = runCliInProcess;
-
-async function codeOf(body: () => unknown): Promise<string | null> {
-  try {
-    await body();
-    return null;
-  } catch (err) {
-    if (!isLookalikeError(err)) throw err;
-    return err.code;
-  }
-}
 
 describe('the model cache: per user, listed and pruned (item 14)', () => {
   function withEnv<T>(env: Record<string, string | undefined>, body: () => T): T {
